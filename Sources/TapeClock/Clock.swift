@@ -1,0 +1,152 @@
+import TapeCore
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
+
+/// Something that wants to be called back at a time. The graph's nodes implement this; the token
+/// says which of the node's timers fired (e.g. which symbol/window).
+public protocol TimerTarget: AnyObject {
+    func onTimer(token: UInt64, now: Nanos)
+}
+
+/// The only source of time for the graph. Two implementations: `SimulatedClock` (replay, tests)
+/// and `LiveClock` (production). Nothing below the clock reads wall time.
+public protocol Clock: AnyObject {
+    /// Current time, ns UTC.
+    var now: Nanos { get }
+    /// Calls `target.onTimer(token:now:)` once the clock reaches `due`. Timers due at the same time
+    /// fire in registration order. A timer scheduled in the past fires at the next advance.
+    func schedule(at due: Nanos, target: TimerTarget, token: UInt64)
+}
+
+/// A min-heap of timers ordered by (due time, registration order): the documented tie-break.
+public struct TimerQueue {
+    @usableFromInline struct Entry {
+        var due: Nanos
+        var seq: UInt64
+        var token: UInt64
+        var target: TimerTarget
+    }
+    @usableFromInline var heap: [Entry] = []
+    @usableFromInline var nextSeq: UInt64 = 0
+
+    public init() { heap.reserveCapacity(256) }
+
+    public var count: Int { heap.count }
+    public var isEmpty: Bool { heap.isEmpty }
+    /// Due time of the earliest timer, if any.
+    public var nextDue: Nanos? { heap.first?.due }
+
+    @inline(__always) @usableFromInline
+    static func less(_ a: Entry, _ b: Entry) -> Bool { a.due < b.due || (a.due == b.due && a.seq < b.seq) }
+
+    public mutating func push(due: Nanos, target: TimerTarget, token: UInt64) {
+        heap.append(Entry(due: due, seq: nextSeq, token: token, target: target))
+        nextSeq &+= 1
+        var i = heap.count - 1
+        while i > 0 {
+            let parent = (i - 1) / 2
+            if !TimerQueue.less(heap[i], heap[parent]) { break }
+            heap.swapAt(i, parent)
+            i = parent
+        }
+    }
+
+    /// Removes and returns the earliest timer if it is due at or before `t`.
+    public mutating func popDue(atOrBefore t: Nanos) -> (due: Nanos, token: UInt64, target: TimerTarget)? {
+        guard let first = heap.first, first.due <= t else { return nil }
+        let last = heap.removeLast()
+        if !heap.isEmpty {
+            heap[0] = last
+            var i = 0
+            let n = heap.count
+            while true {
+                let l = 2 * i + 1, r = l + 1
+                var m = i
+                if l < n && TimerQueue.less(heap[l], heap[m]) { m = l }
+                if r < n && TimerQueue.less(heap[r], heap[m]) { m = r }
+                if m == i { break }
+                heap.swapAt(i, m)
+                i = m
+            }
+        }
+        return (first.due, first.token, first.target)
+    }
+}
+
+/// Deterministic clock for replay and tests. The driver advances it to each event's receive time;
+/// before the event is delivered every timer due at or before that time fires, in (due time,
+/// registration order), with `now` set to the timer's due time while it runs. Time never goes back.
+public final class SimulatedClock: Clock {
+    public private(set) var now: Nanos
+    private var timers = TimerQueue()
+
+    public init(start: Nanos = 0) { now = start }
+
+    public func schedule(at due: Nanos, target: TimerTarget, token: UInt64) {
+        timers.push(due: due, target: target, token: token)
+    }
+
+    public var pendingTimers: Int { timers.count }
+    public var nextDue: Nanos? { timers.nextDue }
+
+    /// Fires every timer due at or before `t`, then sets `now = max(now, t)`.
+    @inline(__always)
+    public func advance(to t: Nanos) {
+        if let d = timers.nextDue, d <= t { fire(upTo: t) }
+        if t > now { now = t }
+    }
+
+    private func fire(upTo t: Nanos) {
+        while let (due, token, target) = timers.popDue(atOrBefore: t) {
+            if due > now { now = due }
+            target.onTimer(token: token, now: now)
+        }
+    }
+
+    /// Fires all remaining timers up to `t` (end of input: lets the last windows close).
+    public func drain(until t: Nanos) { advance(to: t) }
+}
+
+/// Wall-clock time for live mode. Timers fire when `fireDue()` is called by the live driver's loop
+/// (or on `advance(to:)` before an event with that receive time is delivered, exactly as in replay).
+public final class LiveClock: Clock {
+    private var timers = TimerQueue()
+    private var last: Nanos = 0
+
+    public init() {}
+
+    public static func wallNanos() -> Nanos {
+        var ts = timespec()
+        clock_gettime(CLOCK_REALTIME, &ts)
+        return Nanos(ts.tv_sec) * 1_000_000_000 + Nanos(ts.tv_nsec)
+    }
+
+    /// Monotone wall time: never goes back even if the system clock does.
+    public var now: Nanos {
+        let w = LiveClock.wallNanos()
+        return w > last ? w : last
+    }
+
+    public func schedule(at due: Nanos, target: TimerTarget, token: UInt64) {
+        timers.push(due: due, target: target, token: token)
+    }
+
+    /// Fires timers due at or before `t` (the next event's receive time), in (due, registration) order.
+    public func advance(to t: Nanos) {
+        while let (due, token, target) = timers.popDue(atOrBefore: t) {
+            if due > last { last = due }
+            target.onTimer(token: token, now: due)
+        }
+        if t > last { last = t }
+    }
+
+    /// Fires timers that wall time has reached. Returns the next due time, if any, for the caller's sleep.
+    @discardableResult
+    public func fireDue() -> Nanos? {
+        advance(to: LiveClock.wallNanos())
+        return timers.nextDue
+    }
+}

@@ -1,0 +1,151 @@
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
+
+/// Byte-level number parsing and canonical number printing. No Foundation, no allocation.
+public enum Numbers {
+    @usableFromInline static let pow10: [Double] = [
+        1e0, 1e1, 1e2, 1e3, 1e4, 1e5, 1e6, 1e7, 1e8, 1e9, 1e10, 1e11,
+        1e12, 1e13, 1e14, 1e15, 1e16, 1e17, 1e18, 1e19, 1e20, 1e21, 1e22,
+    ]
+
+    /// Parses a decimal number (`-12.5`, `61837.63000000`, `1e-5`, `3.1E+2`) into the nearest Double,
+    /// correctly rounded. Returns nil for anything else (empty, `nan`, `inf`, stray characters).
+    @inlinable
+    public static func parseDouble(_ p: UnsafePointer<UInt8>, _ n: Int) -> Double? {
+        if n <= 0 { return nil }
+        var i = 0
+        var neg = false
+        if p[0] == UInt8(ascii: "-") { neg = true; i = 1 } else if p[0] == UInt8(ascii: "+") { i = 1 }
+        var mant: UInt64 = 0
+        var digits = 0          // significant digits kept in mant
+        var dropped = false     // nonzero digits beyond 19
+        var exp10 = 0
+        var sawDigit = false
+        while i < n {
+            let d = p[i] &- 48
+            if d > 9 { break }
+            sawDigit = true
+            if digits < 19 { if mant != 0 || d != 0 { digits += 1 }; mant = mant &* 10 &+ UInt64(d) }
+            else { exp10 += 1; if d != 0 { dropped = true } }
+            i += 1
+        }
+        if i < n && p[i] == UInt8(ascii: ".") {
+            i += 1
+            while i < n {
+                let d = p[i] &- 48
+                if d > 9 { break }
+                sawDigit = true
+                if digits < 19 { if mant != 0 || d != 0 { digits += 1 }; mant = mant &* 10 &+ UInt64(d); exp10 -= 1 }
+                else if d != 0 { dropped = true }
+                i += 1
+            }
+        }
+        if !sawDigit { return nil }
+        if i < n && (p[i] == UInt8(ascii: "e") || p[i] == UInt8(ascii: "E")) {
+            i += 1
+            var eneg = false
+            if i < n && (p[i] == UInt8(ascii: "-") || p[i] == UInt8(ascii: "+")) { eneg = p[i] == UInt8(ascii: "-"); i += 1 }
+            var e = 0
+            var eDigits = 0
+            while i < n {
+                let d = p[i] &- 48
+                if d > 9 { break }
+                if e < 100_000 { e = e * 10 + Int(d) }
+                eDigits += 1
+                i += 1
+            }
+            if eDigits == 0 { return nil }
+            exp10 += eneg ? -e : e
+        }
+        if i != n { return nil }
+        // Clinger's fast path: exact when the mantissa fits in 53 bits and 10^|e| is exact.
+        if !dropped && mant <= (1 << 53) && exp10 >= -22 && exp10 <= 22 {
+            var v = Double(mant)
+            if exp10 < 0 { v /= pow10[-exp10] } else { v *= pow10[exp10] }
+            return neg ? -v : v
+        }
+        if mant == 0 && !dropped { return neg ? -0.0 : 0.0 }
+        return slowParse(p, n)
+    }
+
+    @usableFromInline
+    static func slowParse(_ p: UnsafePointer<UInt8>, _ n: Int) -> Double? {
+        if n > 350 { return nil }
+        return withUnsafeTemporaryAllocation(of: CChar.self, capacity: n + 1) { buf -> Double? in
+            for k in 0..<n { buf[k] = CChar(bitPattern: p[k]) }
+            buf[n] = 0
+            var end: UnsafeMutablePointer<CChar>? = nil
+            let v = strtod(buf.baseAddress!, &end)
+            if end != buf.baseAddress! + n { return nil }
+            return v
+        }
+    }
+
+    public static func parseDouble(_ s: Substring) -> Double? {
+        var s = s
+        return s.withUTF8 { parseDouble($0.baseAddress!, $0.count) }
+    }
+
+    public static func parseDouble(_ s: String) -> Double? {
+        var s = s
+        return s.withUTF8 { b in b.count == 0 ? nil : parseDouble(b.baseAddress!, b.count) }
+    }
+
+    /// Parses an optionally signed decimal integer; nil on overflow or stray characters.
+    @inlinable
+    public static func parseInt(_ p: UnsafePointer<UInt8>, _ n: Int) -> Int64? {
+        if n <= 0 || n > 20 { return nil }
+        var i = 0
+        var neg = false
+        if p[0] == UInt8(ascii: "-") { neg = true; i = 1; if n == 1 { return nil } }
+        var v: Int64 = 0
+        while i < n {
+            let d = p[i] &- 48
+            if d > 9 { return nil }
+            let (m, o1) = v.multipliedReportingOverflow(by: 10)
+            let (a, o2) = m.addingReportingOverflow(Int64(d))
+            if o1 || o2 { return nil }
+            v = a
+            i += 1
+        }
+        return neg ? -v : v
+    }
+
+    public static func parseInt(_ s: String) -> Int64? {
+        var s = s
+        return s.withUTF8 { b in b.count == 0 ? nil : parseInt(b.baseAddress!, b.count) }
+    }
+
+    /// Canonical text of a number: the shortest decimal that reads back to the same Double
+    /// (Swift's round-trip printing), without a trailing ".0"; NaN prints as the empty string.
+    /// This form is part of the digest contract: do not change it without changing every golden digest.
+    public static func format(_ d: Double) -> String {
+        if d.isNaN { return "" }
+        if d == 0 { return "0" }  // folds -0 into 0
+        var s = d.description
+        if s.hasSuffix(".0") { s.removeLast(2) }
+        return s
+    }
+
+    /// Appends the canonical text of `d` to a byte buffer.
+    public static func append(_ d: Double, to out: inout [UInt8]) {
+        out.append(contentsOf: format(d).utf8)
+    }
+
+    public static func append(_ v: Int64, to out: inout [UInt8]) {
+        if v == 0 { out.append(48); return }
+        var x = v.magnitude
+        if v < 0 { out.append(UInt8(ascii: "-")) }
+        var tmp: (UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8,
+                  UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8) =
+            (0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0)
+        var k = 0
+        withUnsafeMutableBytes(of: &tmp) { t in
+            while x > 0 { t[k] = UInt8(48 + x % 10); x /= 10; k += 1 }
+            while k > 0 { k -= 1; out.append(t[k]) }
+        }
+    }
+}

@@ -1,0 +1,91 @@
+/// Interned id of a symbol (or exchange, or condition string). 0 is reserved for "none".
+public typealias SymbolID = UInt32
+
+/// Interns names to small integer ids. One table per run (no global state); ids are assigned in
+/// first-seen order, which is deterministic because input order is.
+///
+/// `intern(bytes:)` does not allocate when the name was seen before (the common case on the hot path):
+/// it hashes the bytes and compares against stored names.
+public final class SymbolTable: @unchecked Sendable {
+    private var names: [String] = [""]
+    private var utf8Names: [[UInt8]] = [[]]
+    private var index: [String: SymbolID] = ["": 0]
+    // Open-addressing table from byte-hash to id, for allocation-free lookups.
+    private var slots: [UInt32]
+    private var mask: Int
+    private var lastID: SymbolID = 0
+
+    public init() {
+        slots = Array(repeating: UInt32.max, count: 64)
+        mask = 63
+    }
+
+    public var count: Int { names.count }
+
+    public func name(_ id: SymbolID) -> String { names[Int(id)] }
+    public func utf8(_ id: SymbolID) -> [UInt8] { utf8Names[Int(id)] }
+
+    public func lookup(_ name: String) -> SymbolID? { index[name] }
+
+    public func intern(_ name: String) -> SymbolID {
+        if let id = index[name] { return id }
+        return name.utf8.withContiguousStorageIfAvailable { intern(bytes: UnsafeRawBufferPointer($0)) }
+            ?? intern(bytes: Array(name.utf8))
+    }
+
+    public func intern(bytes: [UInt8]) -> SymbolID {
+        bytes.withUnsafeBytes { intern(bytes: $0) }
+    }
+
+    @inline(__always)
+    private static func hash(_ b: UnsafeRawBufferPointer) -> Int {
+        var h: UInt64 = 0xcbf29ce484222325
+        for x in b { h = (h ^ UInt64(x)) &* 0x100000001b3 }
+        return Int(truncatingIfNeeded: h)
+    }
+
+    @inline(__always)
+    private func equal(_ id: SymbolID, _ b: UnsafeRawBufferPointer) -> Bool {
+        let n = utf8Names[Int(id)]
+        if n.count != b.count { return false }
+        return n.withUnsafeBytes { nb in
+            for i in 0..<nb.count where nb[i] != b[i] { return false }
+            return true
+        }
+    }
+
+    /// Interns the name spelled by these bytes (UTF-8). Allocation-free when already known.
+    public func intern(bytes b: UnsafeRawBufferPointer) -> SymbolID {
+        if b.count == 0 { return 0 }
+        if lastID != 0 && equal(lastID, b) { return lastID }
+        var i = SymbolTable.hash(b) & mask
+        while true {
+            let s = slots[i]
+            if s == UInt32.max { break }
+            if equal(s, b) { lastID = s; return s }
+            i = (i + 1) & mask
+        }
+        let name = String(decoding: b, as: UTF8.self)
+        let id = SymbolID(names.count)
+        names.append(name)
+        utf8Names.append(Array(b))
+        index[name] = id
+        slots[i] = id
+        if names.count * 2 > slots.count { rehash() }
+        lastID = id
+        return id
+    }
+
+    private func rehash() {
+        let n = slots.count * 2
+        slots = Array(repeating: UInt32.max, count: n)
+        mask = n - 1
+        for id in 1..<names.count {
+            utf8Names[id].withUnsafeBytes { b in
+                var i = SymbolTable.hash(b) & mask
+                while slots[i] != UInt32.max { i = (i + 1) & mask }
+                slots[i] = UInt32(id)
+            }
+        }
+    }
+}

@@ -1,0 +1,252 @@
+import CZlib
+import TapeCore
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
+
+/// A problem with the gzip container itself (not with a line inside it).
+public struct GzipIssue: Sendable, Equatable {
+    public enum Kind: Sendable, Equatable { case truncated, corrupt }
+    public var kind: Kind
+    /// Offset in the compressed file where it happened.
+    public var compressedOffset: Int64
+    public var detail: String
+}
+
+/// Streams the decompressed bytes of a gzip file (multi-member files accepted; a plain, uncompressed
+/// file is passed through unchanged). Decompression runs on its own thread, one chunk ahead of the
+/// consumer, so parsing overlaps inflating on a multi-core machine; memory is a few fixed buffers.
+///
+/// A damaged deflate block ends the current member: the stream scans forward for the next gzip member
+/// header and resumes there (our recorder writes one member per flush, so little is lost); a file
+/// that ends inside a member is reported as truncated after everything before the cut was delivered.
+public final class GzipStream: @unchecked Sendable {
+    public let path: String
+    public static let chunkSize = 1 << 18
+
+    private let fd: Int32
+    private var z = z_stream()
+    private var inBuf: UnsafeMutablePointer<UInt8>
+    private var inLen = 0          // valid bytes in inBuf
+    private var inPos = 0          // consumed bytes in inBuf
+    private var compressedBase: Int64 = 0  // file offset of inBuf[0]
+    private var eof = false
+    private var plain = false
+    private var memberOpen = false
+    private var finished = false
+    private(set) public var issues: [GzipIssue] = []
+    public private(set) var compressedBytes: Int64 = 0
+
+    // Double buffering between the inflate thread and the consumer.
+    private let slots: [UnsafeMutablePointer<UInt8>]
+    private var slotLen: [Int]
+    private var slotIssues: [[GzipIssue]]
+    private var filled: [Bool]
+    private var done = false
+    private var cond = pthread_cond_t()
+    private var mutex = pthread_mutex_t()
+    private var thread: pthread_t? = nil
+    private var readIndex = 0
+    private var threaded: Bool
+
+    public enum OpenError: Error, CustomStringConvertible {
+        case cannotOpen(String, Int32)
+        public var description: String {
+            switch self { case .cannotOpen(let p, let e): return "\(p): cannot open: \(String(cString: strerror(e)))" }
+        }
+    }
+
+    /// - Parameter threaded: inflate on a background thread (default). Tests may turn it off.
+    public init(path: String, threaded: Bool = true) throws {
+        self.path = path
+        fd = open(path, O_RDONLY)
+        if fd < 0 { throw OpenError.cannotOpen(path, errno) }
+        inBuf = .allocate(capacity: GzipStream.chunkSize)
+        slots = (0..<3).map { _ in UnsafeMutablePointer<UInt8>.allocate(capacity: GzipStream.chunkSize) }
+        slotLen = [0, 0, 0]
+        slotIssues = [[], [], []]
+        filled = [false, false, false]
+        self.threaded = threaded
+        pthread_mutex_init(&mutex, nil)
+        pthread_cond_init(&cond, nil)
+        fillInput()
+        // Plain (not gzip) input is passed through: lets users replay an uncompressed file too.
+        plain = !(inLen >= 2 && inBuf[0] == 0x1f && inBuf[1] == 0x8b)
+        if !plain { startMember() }
+        if threaded { startThread() }
+    }
+
+    deinit {
+        if threaded, let t = thread {
+            pthread_mutex_lock(&mutex); done = true; pthread_cond_broadcast(&cond); pthread_mutex_unlock(&mutex)
+            pthread_join(t, nil)
+        }
+        if memberOpen { inflateEnd(&z) }
+        close(fd)
+        inBuf.deallocate()
+        for s in slots { s.deallocate() }
+        pthread_cond_destroy(&cond); pthread_mutex_destroy(&mutex)
+    }
+
+    private func fillInput() {
+        if inPos < inLen {
+            memmove(inBuf, inBuf + inPos, inLen - inPos)
+            compressedBase += Int64(inPos); inLen -= inPos; inPos = 0
+        } else { compressedBase += Int64(inLen); inLen = 0; inPos = 0 }
+        while inLen < GzipStream.chunkSize && !eof {
+            let r = read(fd, inBuf + inLen, GzipStream.chunkSize - inLen)
+            if r < 0 { if errno == EINTR { continue }; eof = true; break }
+            if r == 0 { eof = true; break }
+            inLen += r
+            compressedBytes += Int64(r)
+        }
+    }
+
+    private func startMember() {
+        z = z_stream()
+        _ = tape_inflateInit2(&z, 15 + 16)
+        memberOpen = true
+    }
+
+    /// Fills `out` with up to `cap` decompressed bytes; returns 0 at the end. Appends container issues.
+    private func produce(_ out: UnsafeMutablePointer<UInt8>, _ cap: Int, _ newIssues: inout [GzipIssue]) -> Int {
+        if finished { return 0 }
+        if plain {
+            if inPos >= inLen { fillInput() }
+            let n = min(cap, inLen - inPos)
+            if n == 0 { finished = true; return 0 }
+            memcpy(out, inBuf + inPos, n); inPos += n
+            return n
+        }
+        var produced = 0
+        while produced < cap {
+            if inPos >= inLen {
+                if eof {
+                    if memberOpen && z.total_in > 0 {
+                        newIssues.append(GzipIssue(kind: .truncated, compressedOffset: compressedBase + Int64(inPos),
+                                                   detail: "file ends inside a gzip member (truncated)"))
+                    }
+                    if memberOpen { inflateEnd(&z); memberOpen = false }
+                    finished = true
+                    return produced
+                }
+                fillInput()
+                continue
+            }
+            if !memberOpen {
+                // Between members: skip zero padding; anything else must be a new member header.
+                while inPos < inLen && inBuf[inPos] == 0 { inPos += 1 }
+                if inPos >= inLen { continue }
+                if inLen - inPos < 2 && !eof { fillInput(); continue }
+                if inBuf[inPos] == 0x1f && inPos + 1 < inLen && inBuf[inPos + 1] == 0x8b { startMember() }
+                else {
+                    newIssues.append(GzipIssue(kind: .corrupt, compressedOffset: compressedBase + Int64(inPos),
+                                               detail: "bytes after the last gzip member are not gzip data"))
+                    if !resync() { finished = true; return produced }
+                    continue
+                }
+            }
+            z.next_in = inBuf + inPos
+            z.avail_in = UInt32(inLen - inPos)
+            z.next_out = out + produced
+            z.avail_out = UInt32(cap - produced)
+            let ret = inflate(&z, Z_NO_FLUSH)
+            let usedIn = (inLen - inPos) - Int(z.avail_in)
+            inPos += usedIn
+            produced = cap - Int(z.avail_out)
+            if ret == Z_STREAM_END {
+                inflateEnd(&z); memberOpen = false
+            } else if ret == Z_OK || ret == Z_BUF_ERROR {
+                if ret == Z_BUF_ERROR && usedIn == 0 && produced < cap { fillInputOrTruncate() }
+            } else {
+                let msg = z.msg.map { String(cString: $0) } ?? "zlib error \(ret)"
+                newIssues.append(GzipIssue(kind: .corrupt, compressedOffset: compressedBase + Int64(inPos),
+                                           detail: "corrupt gzip data (\(msg))"))
+                inflateEnd(&z); memberOpen = false
+                if !resync() { finished = true; return produced }
+                // Resume in the next member: the partial line before the damage is ended by the reader.
+                return produced
+            }
+        }
+        return produced
+    }
+
+    private func fillInputOrTruncate() {
+        if !eof { fillInput() } else { inPos = inLen }
+    }
+
+    /// Scans forward for the next gzip member header (1f 8b 08). Returns false at end of file.
+    private func resync() -> Bool {
+        inPos += 1
+        while true {
+            while inPos + 2 < inLen {
+                if inBuf[inPos] == 0x1f && inBuf[inPos + 1] == 0x8b && inBuf[inPos + 2] == 8 { return true }
+                inPos += 1
+            }
+            if eof { inPos = inLen; return false }
+            fillInput()
+        }
+    }
+
+    private func startThread() {
+        // Unretained: deinit sets `done` and joins the thread before anything is freed.
+        let box = Unmanaged.passUnretained(self)
+        var t = pthread_t()
+        let rc = pthread_create(&t, nil, { arg in
+            Unmanaged<GzipStream>.fromOpaque(arg!)._withUnsafeGuaranteedRef { $0.inflateLoop() }
+            return nil
+        }, box.toOpaque())
+        if rc != 0 { threaded = false; return }
+        thread = t
+    }
+
+    // Producer loop: fills slots in turn until all data was produced or `done` is set (by deinit or
+    // by the consumer reaching the end).
+    private func inflateLoop() {
+        var w = 0
+        while true {
+            pthread_mutex_lock(&mutex)
+            while filled[w] && !done { pthread_cond_wait(&cond, &mutex) }
+            if done { pthread_mutex_unlock(&mutex); return }
+            pthread_mutex_unlock(&mutex)
+            var iss: [GzipIssue] = []
+            let n = produce(slots[w], GzipStream.chunkSize, &iss)
+            pthread_mutex_lock(&mutex)
+            slotLen[w] = n; slotIssues[w] = iss; filled[w] = true
+            pthread_cond_broadcast(&cond)
+            pthread_mutex_unlock(&mutex)
+            if n == 0 && finished { return }
+            w = (w + 1) % slots.count
+        }
+    }
+
+    private var consumerHolds = -1
+
+    /// Returns the next chunk of decompressed bytes (valid until the next call), or nil at the end.
+    /// `issuesOut` receives any container problems found while producing it.
+    public func nextChunk(issues issuesOut: inout [GzipIssue]) -> UnsafeRawBufferPointer? {
+        if !threaded {
+            var iss: [GzipIssue] = []
+            let n = produce(slots[0], GzipStream.chunkSize, &iss)
+            issuesOut.append(contentsOf: iss); issues.append(contentsOf: iss)
+            return n == 0 ? nil : UnsafeRawBufferPointer(start: slots[0], count: n)
+        }
+        pthread_mutex_lock(&mutex)
+        if consumerHolds >= 0 { filled[consumerHolds] = false; consumerHolds = -1; pthread_cond_broadcast(&cond) }
+        while !filled[readIndex] { pthread_cond_wait(&cond, &mutex) }
+        let n = slotLen[readIndex]
+        let iss = slotIssues[readIndex]
+        let idx = readIndex
+        pthread_mutex_unlock(&mutex)
+        if !iss.isEmpty { issuesOut.append(contentsOf: iss); issues.append(contentsOf: iss) }
+        if n == 0 {
+            pthread_mutex_lock(&mutex); filled[idx] = false; done = true; pthread_cond_broadcast(&cond); pthread_mutex_unlock(&mutex)
+            return nil
+        }
+        consumerHolds = idx
+        readIndex = (readIndex + 1) % slots.count
+        return UnsafeRawBufferPointer(start: slots[idx], count: n)
+    }
+}

@@ -1,0 +1,37 @@
+import XCTest
+import TapeCore
+
+final class NumbersTests: XCTestCase {
+    func parse(_ s: String) -> Double? { Numbers.parseDouble(s) }
+
+    func testParsesDecimalsExactlyLikeStrtod() {
+        for s in ["61837.63000000", "0.00000000", "1.54698000", "61800.30", "4", "-12.5", "1e-5", "3.1E+2",
+                  "0.1", "123456789012345678901234567890", "2.2250738585072014e-308", "1.57597", "0.000001"] {
+            XCTAssertEqual(parse(s), Double(s), s)
+        }
+    }
+
+    func testRejectsNonNumbers() {
+        for s in ["", "nan", "NaN", "inf", "1.2.3", "abc", "12a", "-", ".", "1e", " 1"] {
+            XCTAssertNil(parse(s), s)
+        }
+    }
+
+    func testCanonicalFormatIsShortestRoundTrip() {
+        XCTAssertEqual(Numbers.format(61837.63), "61837.63")
+        XCTAssertEqual(Numbers.format(5.0), "5")
+        XCTAssertEqual(Numbers.format(-0.0), "0")
+        XCTAssertEqual(Numbers.format(.nan), "")
+        XCTAssertEqual(Numbers.format(0.1 + 0.2), "0.30000000000000004")
+        XCTAssertEqual(Numbers.format(1e-7), "1e-07")
+    }
+
+    func testDateTimes() {
+        XCTAssertEqual(TimeUtil.parseDateTime("2021-12-31 23:01:00.000000"), 1640991660 * 1_000_000_000)
+        XCTAssertEqual(TimeUtil.parseDateTime("2012-02-01 00:00:00+00:00"), 1328054400 * 1_000_000_000)
+        XCTAssertEqual(TimeUtil.parseDateTime("2012-02-01T01:00:00+01:00"), 1328054400 * 1_000_000_000)
+        XCTAssertEqual(TimeUtil.parseDateTime("2024-08-09T00:00:00.5Z"), 1723161600 * 1_000_000_000 + 500_000_000)
+        XCTAssertNil(TimeUtil.parseDateTime("2024-13-01"))
+        XCTAssertEqual(TimeUtil.iso(1723161600 * 1_000_000_000 + 5), "2024-08-09T00:00:00.000000005Z")
+    }
+}

@@ -1,0 +1,5 @@
+import XCTest
+
+final class TapeModelTestsPlaceholder: XCTestCase {
+    func testPlaceholder() {}
+}

@@ -1,0 +1,5 @@
+import XCTest
+
+final class TapeScenariosTestsPlaceholder: XCTestCase {
+    func testPlaceholder() {}
+}
