@@ -60,6 +60,7 @@ public final class RawCaptureReader<Decoder: WireDecoder>: EventSource {
         return "\"\(s)\""
     }
 
+    @_specialize(where Decoder == BinanceDecoder)
     public func next(_ event: inout MarketEvent) -> Bool {
         while true {
             while pendingPos < pending.count {
