@@ -131,6 +131,13 @@ public struct JSONScanner {
         return false
     }
 
+    /// Consumes `c` (after whitespace) if it is next.
+    public mutating func take(_ c: UInt8) -> Bool {
+        ws()
+        if i < n && p[i] == c { i += 1; return true }
+        return false
+    }
+
     /// True when only whitespace remains.
     public mutating func atEnd() -> Bool { ws(); return i == n }
 
