@@ -143,4 +143,41 @@ final class GzipDamageTests: XCTestCase {
         let r = try FeedsTestSupport.readAll(path)
         XCTAssertEqual(r.trades, 2286); XCTAssertEqual(r.quotes, 19136)
     }
+
+    /// Damage found right at the start of a 256 KiB output chunk (member 1 inflates to exactly one
+    /// chunk, member 2 is broken from its first block): the empty damaged chunk must not end the
+    /// stream; member 3 is read in full.
+    func testDamageAtChunkBoundaryDoesNotEndStream() throws {
+        let dir = try FeedsTestSupport.tempDir()
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let src = try FeedsTestSupport.binance("spot-btcusdt_20240808.gz")
+        let second = try FeedsTestSupport.binance("spot-btcusdt_20240809.gz")
+        let out = dir + "/spot-boundary.gz"
+        let script = dir + "/mk.py"
+        try """
+        import gzip, zlib, sys
+        size = \(GzipStream.chunkSize)
+        lines = []; total = 0
+        for l in gzip.open('\(src)', 'rb'):
+            if total + len(l) > size - 200: break
+            lines.append(l); total += len(l)
+        last = lines[-1].rstrip(b'\\n') + b' ' * (size - total) + b'\\n'
+        lines[-1] = last
+        data = b''.join(lines); assert len(data) == size
+        c = zlib.compressobj(6, zlib.DEFLATED, 31); gz = c.compress(data) + c.flush()
+        broken = bytes([0x1f, 0x8b, 8, 0, 0, 0, 0, 0, 0, 3]) + b'\\xff' * 64   # invalid block type
+        open('\(out)', 'wb').write(gz + broken + open('\(second)', 'rb').read())
+        t = sum(1 for l in lines if b'@trade"' in l); q = sum(1 for l in lines if b'@bookTicker"' in l)
+        print(len(lines), t, q)
+        """.write(toFile: script, atomically: true, encoding: .utf8)
+        let exp = try FeedsTestSupport.sh("python3 '\(script)'").split(separator: " ").map { Int($0)! }
+        XCTAssertEqual(exp.count, 3)
+        for threaded in [true, false] {
+            let r = try FeedsTestSupport.readAll(out, threaded: threaded)
+            XCTAssertEqual(r.trades, exp[1] + 10147)
+            XCTAssertEqual(r.quotes, exp[2] + 45134)
+            XCTAssertEqual(r.collector.rejects.map(\.reason), [.corruptGzip])
+            XCTAssertEqual(r.collector.rejects.first?.line, exp[0] + 1)
+        }
+    }
 }
