@@ -7,8 +7,8 @@ import TapeCore
 ///   price = `p`, size = `q`, side = 2 (sell aggressor) when `m` (buyer is maker) is true, else 1.
 /// - `@bookTicker` → `.quote`: bid/bidSize/ask/askSize = `b`/`B`/`a`/`A`, sequence = `u`;
 ///   eventTime = `T` (futures), else `E`, else (spot: no exchange time) the receive time.
-/// - `@depth…` → skipped `depth` (when `stream` comes first, as Binance sends it, the rest of the
-///   message is not scanned: a skipped message is not validated); a line that is not a stream message (REST snapshot
+/// - `@depth…` → skipped `depth` (the whole message is still scanned: broken JSON is malformed, not
+///   a skip); a line that is not a stream message (REST snapshot
 ///   `{"lastUpdateId":…}`) → skipped `non_stream`; other streams → `unknown_message`; broken JSON or a
 ///   missing/unparsable field → malformed.
 /// Symbol: `data.s` (else the stream name, upper-cased), as `venue:SYMBOL` when a venue is given.
@@ -41,11 +41,7 @@ public struct BinanceDecoder: WireDecoder {
         var dataStart = -1, dataLen = 0
         while let k = sc.nextKey() {
             guard let v = sc.value() else { break }
-            if sc.equals(k.start, k.count, "stream") && v.kind == .string {
-                streamStart = v.start; streamLen = v.count
-                // Fast path: a depth stream is skipped without scanning its (large) data object.
-                if dataStart < 0 && Self.isDepth(p, v.start, v.count) { return .skipped(.depth) }
-            }
+            if sc.equals(k.start, k.count, "stream") && v.kind == .string { streamStart = v.start; streamLen = v.count }
             else if sc.equals(k.start, k.count, "data") && v.kind == .object { dataStart = v.start; dataLen = v.count }
         }
         if sc.failed || !sc.atEnd() { return .malformed(reason: .malformedLine, detail: "bad JSON near byte \(sc.i)") }
@@ -123,16 +119,6 @@ public struct BinanceDecoder: WireDecoder {
                                    kind: .quote, bid: bid, bidSize: bidSize, ask: ask, askSize: askSize))
         }
         return .decoded(count: 1)
-    }
-
-    @inline(__always)
-    private static func isDepth(_ p: UnsafePointer<UInt8>, _ start: Int, _ count: Int) -> Bool {
-        var i = start
-        let end = start + count
-        while i < end && p[i] != UInt8(ascii: "@") { i += 1 }
-        guard end - i > 5 else { return false }
-        return p[i + 1] == UInt8(ascii: "d") && p[i + 2] == UInt8(ascii: "e") && p[i + 3] == UInt8(ascii: "p")
-            && p[i + 4] == UInt8(ascii: "t") && p[i + 5] == UInt8(ascii: "h")
     }
 
     private static func missing(_ f: String, _ v: JSONScanner.Value?, _ d: JSONScanner) -> DecodeOutcome {
