@@ -9,7 +9,7 @@ APT_PACKAGES=(
   libjs-chart.js    # chart library inlined into HTML reports
   chromium          # headless check of the HTML report in tests
   python3 python3-pip
-  time gzip         # /usr/bin/time for peak RSS in `make bench`
+  time gzip bc      # /usr/bin/time (peak RSS) and bc in `make bench`
 )
 PIP_PACKAGES=(numpy TA-Lib xgboost-cpu scipy)
 
