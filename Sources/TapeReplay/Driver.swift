@@ -38,7 +38,7 @@ public func runReplay(_ o: ReplayOptions) throws -> ReplaySummary {
         catch { throw UnusableInput("\(error)") }
         inputSizes.append(FS.fileSize(path) ?? 0)
     }
-    let merged = MergedSource(sources: sources)
+    let merged = MergedSource(sources)
 
     let digest = DigestSink(symbols: symbols)
     let folder = try RunFolderSink(directory: runDir, symbols: symbols, withPredictions: !o.extraNodes.isEmpty)
