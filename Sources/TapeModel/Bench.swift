@@ -62,17 +62,21 @@ public enum ModelBench {
         let t0 = now()
         let b = try ModelTrainer.train(rows: ds.rows, targets: ds.targets, params: p)
         let t1 = now()
-        let node = try InferenceNode(booster: b, meta: ModelMeta(featureNames: FeatureBuilder.featureNames, target: ds.target))
+        let meta = ModelMeta(featureNames: FeatureBuilder.featureNames, target: ds.target)
         let test = syntheticOutputs(bars: bars, seed: 99)
-        var nPred = 0
-        let t2 = now()
-        for o in test { node.process(o) { _ in nPred += 1 } }
-        let t3 = now()
+        var results: [Result] = []
+        for useEnsemble in [true, false] {
+            let node = try InferenceNode(booster: b, meta: meta, useEnsemble: useEnsemble)
+            var nPred = 0
+            let t2 = now()
+            for o in test { node.process(o) { _ in nPred += 1 } }
+            let t3 = now()
+            results.append(Result(name: "model.inference per bar (features + \(useEnsemble ? "Swift tree evaluator" : "XGBoost in-place predict"), \(rounds) trees)",
+                                  count: nPred, seconds: t3 - t2, nsPerUnit: (t3 - t2) * 1e9 / Double(max(nPred, 1))))
+        }
         return [
             Result(name: "model.train (\(ds.labelled.count) rows x \(rounds) rounds, 1 thread)", count: ds.labelled.count,
                    seconds: t1 - t0, nsPerUnit: (t1 - t0) * 1e9 / Double(ds.labelled.count * rounds)),
-            Result(name: "model.inference per bar (features + predict, \(rounds) trees)", count: nPred,
-                   seconds: t3 - t2, nsPerUnit: (t3 - t2) * 1e9 / Double(max(nPred, 1))),
-        ]
+        ] + results
     }
 }

@@ -3,9 +3,12 @@ import TapeGraph
 
 /// Graph node: at each bar close of the model's timeframe (its `.indicators` output), builds the
 /// feature row and emits `.prediction` (forward log return over the model's horizon).
-/// Per bar: no Swift allocation (features go into a fixed buffer; XGBoost in-place prediction).
+/// Per bar: no allocation (features go into a fixed buffer; trees evaluated by `TreeEnsemble`, equal to
+/// XGBoost's prediction bit for bit; XGBoost's in-place prediction is the fallback for other models).
 public final class InferenceNode: DownstreamNode {
     public let booster: Booster
+    /// The Swift evaluator of the same trees (nil if the model is not supported by it).
+    public let ensemble: TreeEnsemble?
     public let meta: ModelMeta
     private let builder: FeatureBuilder
     private let buffer: UnsafeMutableBufferPointer<Double>
@@ -13,9 +16,10 @@ public final class InferenceNode: DownstreamNode {
     public private(set) var errors = 0
 
     /// Refuses a model whose feature list differs from `FeatureBuilder.featureNames`.
-    public init(booster: Booster, meta: ModelMeta) throws {
+    public init(booster: Booster, meta: ModelMeta, useEnsemble: Bool = true) throws {
         try InferenceNode.checkFeatures(meta.featureNames)
         self.booster = booster
+        self.ensemble = useEnsemble ? try? TreeEnsemble(json: booster.saveJSON()) : nil
         self.meta = meta
         self.builder = FeatureBuilder(timeframes: [meta.target.timeframe])
         self.buffer = .allocate(capacity: FeatureBuilder.featureCount)
@@ -23,10 +27,10 @@ public final class InferenceNode: DownstreamNode {
     }
 
     /// Loads `<path>` (XGBoost JSON, base_score fixed if needed) and `<path minus .json>.meta.json`.
-    public convenience init(modelPath: String) throws {
+    public convenience init(modelPath: String, useEnsemble: Bool = true) throws {
         let meta = try ModelMeta.load(path: ModelMeta.metaPath(forModel: modelPath))
         try InferenceNode.checkFeatures(meta.featureNames)
-        try self.init(booster: Booster.load(path: modelPath), meta: meta)
+        try self.init(booster: Booster.load(path: modelPath), meta: meta, useEnsemble: useEnsemble)
     }
 
     deinit { buffer.deallocate() }
@@ -46,6 +50,11 @@ public final class InferenceNode: DownstreamNode {
 
     public func process(_ output: GraphOutput, emit: (GraphOutput) -> Void) {
         guard let bar = builder.consume(output, into: buffer) else { return }
+        if let e = ensemble {
+            let p = e.predict(row: UnsafeBufferPointer(buffer))
+            emit(.prediction(PredictionOutput(symbol: bar.symbol, timeframe: bar.timeframe, end: bar.end, prediction: p)))
+            return
+        }
         do {
             let p = try booster.predict(row: UnsafeBufferPointer(buffer))
             emit(.prediction(PredictionOutput(symbol: bar.symbol, timeframe: bar.timeframe, end: bar.end, prediction: p)))

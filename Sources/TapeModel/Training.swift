@@ -215,9 +215,9 @@ public struct WalkForwardResult: Sendable {
 
 /// Walk-forward evaluation by time. Times are row (bar end) times; windows are half-open [start, end).
 ///
-/// Let T0 = first and T1 = last labelled row time + 1 ns. Test windows are `folds` consecutive windows
-/// of length S ending at T1 (the last absorbs rounding): S = `testSpan`, or (T1 − T0 − trainSpan) / folds
-/// with a rolling `trainSpan`, or (T1 − T0) / (folds + 1) when expanding. Fold k trains on rows in
+/// Let T0 = first and T1 = last labelled row time + one bar. Test windows are `folds` consecutive windows
+/// of length S ending at T1: S = `testSpan`, or (T1 − T0 − trainSpan) / folds with a rolling
+/// `trainSpan`, or (T1 − T0) / (folds + 1) when expanding, the last two rounded down to whole bars. Fold k trains on rows in
 /// [testStart − trainSpan, testStart) (or [T0, testStart) when expanding) whose target is resolved by
 /// testStart (targetEnd ≤ testStart: no label overlaps the test window), then predicts its test rows.
 public enum WalkForward {
@@ -226,11 +226,13 @@ public enum WalkForward {
         let lab = data.labelled
         guard lab.count >= 2, config.folds >= 1 else { throw ModelError("not enough labelled rows (\(lab.count)) for walk-forward") }
         let t0 = lab.map { data.rows[$0].end }.min()!
-        let t1 = lab.map { data.rows[$0].end }.max()! + 1
-        let span: Nanos
+        let bar = data.target.timeframe.nanos
+        let t1 = lab.map { data.rows[$0].end }.max()! + bar
+        var span: Nanos
         if let s = config.testSpan { span = s }
         else if let tr = config.trainSpan { span = (t1 - t0 - tr) / Nanos(config.folds) }
         else { span = (t1 - t0) / Nanos(config.folds + 1) }
+        if config.testSpan == nil && span >= bar { span -= span % bar }  // windows on bar boundaries
         let firstTest = t1 - span * Nanos(config.folds)
         guard span > 0, firstTest > t0 else { throw ModelError("walk-forward windows do not fit the data (span \(span) ns)") }
 
