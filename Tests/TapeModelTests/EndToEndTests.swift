@@ -50,5 +50,12 @@ final class EndToEndTests: XCTestCase {
         XCTAssertEqual(preds.count, ds.count)
         let batch = try ModelTrainer.predict(node.booster, rows: ds.rows)
         XCTAssertEqual(preds, batch)
+        // Steady-state cost of the hot path (second pass, fresh node state, model already loaded).
+        let node2 = try InferenceNode(booster: node.booster, meta: node.meta)
+        var n2 = 0
+        let t2 = Date()
+        for out in ref.outputs { node2.process(out) { _ in n2 += 1 } }
+        let perBar2 = Date().timeIntervalSince(t2) / Double(n2) * 1e9
+        print("E2E inference (2nd pass): \(n2) bars, \(String(format: "%.0f", perBar2)) ns/bar; trees: \(node.ensemble!.numTrees)")
     }
 }
