@@ -40,6 +40,16 @@ final class EndToEndTests: XCTestCase {
         let rms = (testRows.map { ds.targets[$0] * ds.targets[$0] }.reduce(0, +) / Double(testRows.count)).squareRoot()
         XCTAssertEqual(o.rmseBaseline, rms, accuracy: 1e-15)
 
+        // Independent check: xgboost 3.x in Python, same folds/params/purging, on numpy-built features.
+        let py = try JSONSerialization.jsonObject(with: Data(try Support.python("model_walkforward_ref.py",
+                    [ref.csvPath, s.evaluationPath, "\(cfg.walkForward.costPerTrade)"]).utf8)) as! [String: Double]
+        print("E2E python xgboost 3.x walk-forward: \(py)")
+        XCTAssertEqual(Int(py["n"]!), o.n)
+        XCTAssertEqual(py["rmse"]!, o.rmse, accuracy: o.rmse * 1e-4)
+        XCTAssertEqual(py["mae"]!, o.mae, accuracy: o.mae * 1e-4)
+        XCTAssertEqual(py["directional_accuracy"]!, o.directionalAccuracy, accuracy: 2e-3)
+        XCTAssertEqual(py["ic"]!, o.ic, accuracy: 5e-3)
+
         // The saved model in a graph node: one prediction per 1m bar, equal to the batch prediction.
         let node = try InferenceNode(modelPath: s.modelPath)
         var preds: [Double] = []

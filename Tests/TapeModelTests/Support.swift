@@ -56,6 +56,7 @@ enum Support {
         var outputs: [GraphOutput] = []
         var expected: [[Double]] = []
         var ends: [Nanos] = []
+        var csvPath = ""
     }
 
     static func reference(maxRows: Int? = nil) throws -> Reference {
@@ -65,6 +66,7 @@ enum Support {
         _ = try python("model_ref_features.py", [bars.path, csv] + (maxRows.map { [String($0)] } ?? []))
         let text = try String(contentsOfFile: csv, encoding: .utf8)
         var ref = Reference()
+        ref.csvPath = csv
         let tf = Timeframe(seconds: 60)
         for line in text.split(separator: "\n").dropFirst() {
             let c = line.split(separator: ",", omittingEmptySubsequences: false)
