@@ -19,7 +19,10 @@ public final class InferenceNode: DownstreamNode {
     public init(booster: Booster, meta: ModelMeta, useEnsemble: Bool = true) throws {
         try InferenceNode.checkFeatures(meta.featureNames)
         self.booster = booster
-        self.ensemble = useEnsemble ? try? TreeEnsemble(json: booster.saveJSON()) : nil
+        let ens = try? TreeEnsemble(json: booster.saveJSON())
+        // The model's own feature names (if it stores any) must match too.
+        if let names = ens?.featureNames, !names.isEmpty { try InferenceNode.checkFeatures(names) }
+        self.ensemble = useEnsemble ? ens : nil
         self.meta = meta
         self.builder = FeatureBuilder(timeframes: [meta.target.timeframe])
         self.buffer = .allocate(capacity: FeatureBuilder.featureCount)

@@ -11,6 +11,8 @@ public final class TreeEnsemble {
     public let baseScore: Float
     public let numFeatures: Int
     public let numTrees: Int
+    /// Feature names stored in the model JSON (empty if it has none).
+    public let featureNames: [String]
     // Flattened nodes of all trees (child indices are absolute; -1 = leaf).
     private let left: [Int32]
     private let right: [Int32]
@@ -69,6 +71,7 @@ public final class TreeEnsemble {
         }
         left = l; right = r; feature = f; threshold = th; defaultLeft = dl; self.roots = roots
         numTrees = trees.count
+        featureNames = (learner["feature_names"] as? [String]) ?? []
         scratch = .allocate(capacity: max(numFeatures, 1))
     }
 

@@ -15,8 +15,8 @@ final class ModelTests: XCTestCase {
         var p = ModelParams(); p.rounds = rounds; return p
     }
 
-    func writeFeatures(_ rows: [FeatureRow], _ path: String, targets: [Double]? = nil) throws {
-        var s = FeatureBuilder.featureNames.joined(separator: ",") + (targets == nil ? "" : ",target") + "\n"
+    func writeFeatures(_ rows: [FeatureRow], _ path: String, targets: [Double]? = nil, names: [String] = FeatureBuilder.featureNames) throws {
+        var s = names.joined(separator: ",") + (targets == nil ? "" : ",target") + "\n"
         for (i, r) in rows.enumerated() {
             s += r.values.map { $0.isNaN ? "" : "\($0)" }.joined(separator: ",")
             if let t = targets { s += ",\(t[i])" }
@@ -184,6 +184,23 @@ final class ModelTests: XCTestCase {
         XCTAssertThrowsError(try InferenceNode(booster: node.booster,
                                                meta: ModelMeta(featureNames: FeatureBuilder.featureNames.reversed(), target: TargetSpec()))) { e in
             XCTAssertTrue((e as! ModelError).message.contains("different order"))
+        }
+    }
+
+    /// A model whose embedded feature names differ is refused even when its meta claims the right ones.
+    func testInferenceNodeChecksFeatureNamesInsideTheModel() throws {
+        let ds = syntheticDataset(bars: 500)
+        let lab = ds.labelled
+        let dir = Support.tempDir("names")
+        let train = dir.appendingPathComponent("t.csv").path, model = dir.appendingPathComponent("m.json").path
+        var names = FeatureBuilder.featureNames
+        names[3] = "ret_4"
+        try writeFeatures(lab.map { ds.rows[$0] }, train, targets: lab.map { ds.targets[$0] }, names: names)
+        _ = try Support.python("model_py_train.py", [train, model, dir.appendingPathComponent("p.csv").path, "5"])
+        let b = try Booster.load(path: model)
+        XCTAssertThrowsError(try InferenceNode(booster: b, meta: ModelMeta(featureNames: FeatureBuilder.featureNames, target: TargetSpec()))) { e in
+            let m = (e as! ModelError).message
+            XCTAssertTrue(m.contains("missing features") && m.contains("ret_5") && m.contains("extra features") && m.contains("ret_4"), m)
         }
     }
 
