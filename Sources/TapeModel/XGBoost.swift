@@ -181,6 +181,7 @@ public final class Booster {
         try bytes.withUnsafeBytes { p in
             try xgCheck(XGBoosterLoadModelFromBuffer(b.handle, p.baseAddress, bst_ulong(p.count)), "XGBoosterLoadModelFromBuffer")
         }
+        try b.setParam("nthread", "1")  // prediction on one thread, like training
         return b
     }
 
