@@ -15,7 +15,7 @@ struct Tape: ParsableCommand {
             rejects.csv.gz; everything valid was processed); 4 unusable input (missing file, unknown \
             format, bad config); 64 bad command line; 1 internal error.
             """,
-        subcommands: [ReplayCommand.self, RecordCommand.self])
+        subcommands: [ReplayCommand.self, RecordCommand.self, TrainCommand.self])
 }
 
 /// Options shared by every command that replays recordings.
