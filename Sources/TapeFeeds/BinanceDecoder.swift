@@ -38,54 +38,53 @@ public struct BinanceDecoder: WireDecoder {
         var sc = JSONScanner(p, message.count)
         guard sc.beginObject() else { return .malformed(reason: .malformedLine, detail: "not a JSON object") }
         var streamStart = -1, streamLen = 0
-        var dataStart = -1, dataLen = 0
+        var dataStart = -1
+        var kind: Stream? = nil
+        var skip: DecodeOutcome? = nil
+        var f = Fields()
+        var haveFields = false
         while let k = sc.nextKey() {
+            // Binance sends `stream` first: the data object of a trade/bookTicker is then read in
+            // place, in one pass (no skip-then-rescan).
+            if kind != nil && !haveFields && sc.equals(k.start, k.count, "data") && sc.peek() == UInt8(ascii: "{") {
+                var d = JSONScanner(p, message.count, start: sc.i)
+                guard Self.readFields(&d, &f) else {
+                    return .malformed(reason: .malformedLine, detail: "bad JSON in data near byte \(d.i)")
+                }
+                sc.i = d.i
+                haveFields = true
+                continue
+            }
             guard let v = sc.value() else { break }
-            if sc.equals(k.start, k.count, "stream") && v.kind == .string { streamStart = v.start; streamLen = v.count }
-            else if sc.equals(k.start, k.count, "data") && v.kind == .object { dataStart = v.start; dataLen = v.count }
+            if sc.equals(k.start, k.count, "stream") && v.kind == .string {
+                streamStart = v.start; streamLen = v.count
+                switch Self.classify(p, v.start, v.count) {
+                case .some(let c): kind = c; skip = nil
+                case .none:
+                    kind = nil
+                    var at = v.start
+                    while at < v.start + v.count && p[at] != UInt8(ascii: "@") { at += 1 }
+                    let ks = at + 1, kl = v.start + v.count - ks
+                    skip = kl >= 5 && sc.equals(ks, 5, "depth") ? .skipped(.depth)
+                        : .unknown(detail: "stream \(sc.text(v.start, v.count))")
+                }
+            } else if sc.equals(k.start, k.count, "data") && v.kind == .object { dataStart = v.start }
         }
         if sc.failed || !sc.atEnd() { return .malformed(reason: .malformedLine, detail: "bad JSON near byte \(sc.i)") }
         if streamStart < 0 { return .skipped(.nonStream) }
-        // Stream kind: the part after the first '@'.
-        var at = streamStart
-        let streamEnd = streamStart + streamLen
-        while at < streamEnd && p[at] != UInt8(ascii: "@") { at += 1 }
-        let kindStart = at + 1
-        let kindLen = streamEnd - kindStart
-        let kind: Stream
-        if kindLen >= 5 && sc.equals(kindStart, 5, "depth") { return .skipped(.depth) }
-        else if sc.equals(kindStart, kindLen, "trade") { kind = .trade }
-        else if sc.equals(kindStart, kindLen, "bookTicker") { kind = .quote }
-        else { return .unknown(detail: "stream \(sc.text(streamStart, streamLen))") }
-        if dataStart < 0 { return .malformed(reason: .malformedLine, detail: "stream message without a data object") }
-
-        // Fields of `data` (single-letter keys, plus `s`).
-        var E: JSONScanner.Value? = nil, T: JSONScanner.Value? = nil, t: JSONScanner.Value? = nil
-        var pp: JSONScanner.Value? = nil, q: JSONScanner.Value? = nil, m: JSONScanner.Value? = nil
-        var s: JSONScanner.Value? = nil, b: JSONScanner.Value? = nil, B: JSONScanner.Value? = nil
-        var a: JSONScanner.Value? = nil, A: JSONScanner.Value? = nil, u: JSONScanner.Value? = nil
-        var d = JSONScanner(p, dataStart + dataLen, start: dataStart)
-        _ = d.beginObject()
-        while let k = d.nextKey() {
-            guard let v = d.value() else { break }
-            if k.count != 1 { continue }
-            switch p[k.start] {
-            case UInt8(ascii: "E"): E = v
-            case UInt8(ascii: "T"): T = v
-            case UInt8(ascii: "t"): t = v
-            case UInt8(ascii: "p"): pp = v
-            case UInt8(ascii: "q"): q = v
-            case UInt8(ascii: "m"): m = v
-            case UInt8(ascii: "s"): s = v
-            case UInt8(ascii: "b"): b = v
-            case UInt8(ascii: "B"): B = v
-            case UInt8(ascii: "a"): a = v
-            case UInt8(ascii: "A"): A = v
-            case UInt8(ascii: "u"): u = v
-            default: break
+        if let s = skip { return s }
+        guard let kind = kind else { return .unknown(detail: "stream \(sc.text(streamStart, streamLen))") }
+        if !haveFields {
+            if dataStart < 0 { return .malformed(reason: .malformedLine, detail: "stream message without a data object") }
+            var d = JSONScanner(p, message.count, start: dataStart)
+            guard Self.readFields(&d, &f) else {
+                return .malformed(reason: .malformedLine, detail: "bad JSON in data near byte \(d.i)")
             }
         }
-        if d.failed { return .malformed(reason: .malformedLine, detail: "bad JSON in data near byte \(d.i)") }
+        let d = sc
+        let (E, T, t, pp, q, m, s, b, B, a, A, u) = (f.E, f.T, f.t, f.p, f.q, f.m, f.s, f.b, f.B, f.a, f.A, f.u)
+        var at = streamStart
+        while at < streamStart + streamLen && p[at] != UInt8(ascii: "@") { at += 1 }
 
         let symbol: SymbolID
         if let s = s, s.kind == .string, s.count > 0 { symbol = namer.intern(p + s.start, s.count) }
@@ -119,6 +118,58 @@ public struct BinanceDecoder: WireDecoder {
                                    kind: .quote, bid: bid, bidSize: bidSize, ask: ask, askSize: askSize))
         }
         return .decoded(count: 1)
+    }
+
+    /// Fields of `data` Tape reads (single-letter keys).
+    private struct Fields {
+        var E: JSONScanner.Value? = nil, T: JSONScanner.Value? = nil, t: JSONScanner.Value? = nil
+        var p: JSONScanner.Value? = nil, q: JSONScanner.Value? = nil, m: JSONScanner.Value? = nil
+        var s: JSONScanner.Value? = nil, b: JSONScanner.Value? = nil, B: JSONScanner.Value? = nil
+        var a: JSONScanner.Value? = nil, A: JSONScanner.Value? = nil, u: JSONScanner.Value? = nil
+    }
+
+    /// Reads one object (the scanner is at its `{`) into `f`; false on bad JSON.
+    @inline(__always)
+    private static func readFields(_ d: inout JSONScanner, _ f: inout Fields) -> Bool {
+        guard d.beginObject() else { return false }
+        while let k = d.nextKey() {
+            guard let v = d.value() else { return false }
+            if k.count != 1 { continue }
+            switch d.p[k.start] {
+            case UInt8(ascii: "E"): f.E = v
+            case UInt8(ascii: "T"): f.T = v
+            case UInt8(ascii: "t"): f.t = v
+            case UInt8(ascii: "p"): f.p = v
+            case UInt8(ascii: "q"): f.q = v
+            case UInt8(ascii: "m"): f.m = v
+            case UInt8(ascii: "s"): f.s = v
+            case UInt8(ascii: "b"): f.b = v
+            case UInt8(ascii: "B"): f.B = v
+            case UInt8(ascii: "a"): f.a = v
+            case UInt8(ascii: "A"): f.A = v
+            case UInt8(ascii: "u"): f.u = v
+            default: break
+            }
+        }
+        return !d.failed
+    }
+
+    /// trade / bookTicker from the stream name, nil for anything else.
+    @inline(__always)
+    private static func classify(_ p: UnsafePointer<UInt8>, _ start: Int, _ count: Int) -> Stream? {
+        var at = start
+        let end = start + count
+        while at < end && p[at] != UInt8(ascii: "@") { at += 1 }
+        let ks = at + 1, kl = end - ks
+        if kl == 5 && p[ks] == UInt8(ascii: "t") && p[ks + 1] == UInt8(ascii: "r") && p[ks + 2] == UInt8(ascii: "a")
+            && p[ks + 3] == UInt8(ascii: "d") && p[ks + 4] == UInt8(ascii: "e") { return .trade }
+        if kl == 10 && p[ks] == UInt8(ascii: "b") && p[ks + 1] == UInt8(ascii: "o") && p[ks + 4] == UInt8(ascii: "T")
+            && p[ks + 9] == UInt8(ascii: "r") {
+            let w: StaticString = "bookTicker"
+            for j in 0..<10 where p[ks + j] != w.utf8Start[j] { return nil }
+            return .quote
+        }
+        return nil
     }
 
     private static func missing(_ f: String, _ v: JSONScanner.Value?, _ d: JSONScanner) -> DecodeOutcome {

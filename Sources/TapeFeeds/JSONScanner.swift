@@ -115,20 +115,50 @@ public struct JSONScanner {
         return true
     }
 
-    /// Skips a nested object/array (balanced brackets, strings respected).
+    /// Byte classes for `skipNested`: 1 quote, 2 open bracket, 3 close bracket, 0 anything else.
+    nonisolated(unsafe) private static let classes: UnsafePointer<UInt8> = {
+        let t = UnsafeMutablePointer<UInt8>.allocate(capacity: 256)
+        t.initialize(repeating: 0, count: 256)
+        t[Int(UInt8(ascii: "\""))] = 1
+        t[Int(UInt8(ascii: "{"))] = 2; t[Int(UInt8(ascii: "["))] = 2
+        t[Int(UInt8(ascii: "}"))] = 3; t[Int(UInt8(ascii: "]"))] = 3
+        return UnsafePointer(t)
+    }()
+
+    /// Skips a nested object/array (balanced brackets, strings respected). The hot loop of scanning
+    /// (Binance depth messages are mostly nested arrays), hence the class table.
     private mutating func skipNested() -> Bool {
+        let t = Self.classes
         var depth = 0
-        while i < n {
-            let c = p[i]
-            if c == UInt8(ascii: "\"") { if string() == nil { return false }; continue }
-            if c == UInt8(ascii: "{") || c == UInt8(ascii: "[") { depth += 1 }
-            else if c == UInt8(ascii: "}") || c == UInt8(ascii: "]") {
-                depth -= 1
-                if depth == 0 { i += 1; return true }
+        var j = i
+        defer { i = j }
+        while j < n {
+            let c = t[Int(p[j])]
+            if c == 0 { j += 1; continue }
+            if c == 1 {
+                j += 1
+                while j < n {
+                    let d = p[j]
+                    if d == UInt8(ascii: "\"") { break }
+                    j += d == UInt8(ascii: "\\") ? 2 : 1
+                }
+                if j >= n { return false }
+                j += 1
+                continue
             }
-            i += 1
+            if c == 2 { depth += 1 } else {
+                depth -= 1
+                if depth == 0 { j += 1; return true }
+            }
+            j += 1
         }
         return false
+    }
+
+    /// The next non-whitespace byte (not consumed), nil at the end.
+    public mutating func peek() -> UInt8? {
+        ws()
+        return i < n ? p[i] : nil
     }
 
     /// Consumes `c` (after whitespace) if it is next.

@@ -33,6 +33,18 @@ final class FeedsBenchmarkTests: XCTestCase {
             }
         }
         let threaded = try loop(true), single = try loop(false)
+        // Parse cost alone: the same loop over the decompressed file (plain files pass through).
+        let dir = try FeedsTestSupport.tempDir()
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let plain = dir + "/usdm-btcusdt_20240808.txt"
+        try FeedsTestSupport.sh("gzip -dc '\(path)' > '\(plain)'")
+        let parseOnly = try best(3) {
+            let r = try BinanceCaptureReader(path: plain, options: ReaderOptions(symbols: SymbolTable(), rejects: RejectCollector()), threaded: false)
+            var e = MarketEvent(); var n = 0
+            while r.next(&e) { n += 1 }
+            XCTAssertEqual(n, 21313 + 66089)
+        }
+        print(String(format: "feeds-bench parse only (plain file, single thread, lines+decode+validate): %.1f ms", parseOnly * 1e3))
         print(String(format: "feeds-bench usdm-btcusdt_20240808: gzip -dc %.1f ms; inflate only (in-process) %.1f ms; read loop threaded %.1f ms (%.2fx gzip); single-thread %.1f ms (%.2fx gzip; parse+decode+validate ≈ %.1f ms)",
                      gz * 1e3, inflateOnly * 1e3, threaded * 1e3, threaded / gz, single * 1e3, single / gz, (single - inflateOnly) * 1e3))
         XCTAssertLessThan(threaded, gz * 3 + 0.2)
