@@ -98,4 +98,19 @@ final class FeedsDecoderTests: XCTestCase {
         XCTAssertEqual(BinanceDecoder.venue(fromFileName: "/x/cm-btcusd_perp_20240808.gz"), "cm")
         XCTAssertNil(BinanceDecoder.venue(fromFileName: "/spot-x/capture.gz"))
     }
+
+    /// `data` before `stream` (rescan path) decodes the same as Binance's order (in-place path).
+    func testKeyOrderDoesNotMatter() {
+        let reordered = #"{"data":{"e":"trade","E":1723161255343,"s":"BTCUSDT","t":3735683259,"p":"61837.63000000","q":"0.02000000","T":1723161255342,"m":true,"M":true},"stream":"btcusdt@trade"}"#
+        let (r1, a) = decode(spotTrade), (r2, b) = decode(reordered)
+        XCTAssertEqual(r1, .decoded(count: 1)); XCTAssertEqual(r2, .decoded(count: 1))
+        XCTAssertNil(FeedsTestSupport.firstDifference(a, b))  // bit-exact (== is false on the NaN quote fields)
+        XCTAssertEqual(a[0].price, b[0].price); XCTAssertEqual(a[0].sequence, b[0].sequence)
+        for bad in [#"{"stream":"btcusdt@trade","data":{"t":1,"p":"1","q":"1","T":5,}}"#,
+                    #"{"stream":"btcusdt@trade","data":{"t":1 "p":"1"}}"#,
+                    #"{"stream":"btcusdt@depth@100ms","data":{"b":[["1","2"],}}"#,
+                    #"{"stream":"btcusdt@bookTicker","data":{"u":1,"b":"1","B":"1","a":"2","A":"1"}"#] {
+            guard case .malformed(.malformedLine, _) = decode(bad).0 else { return XCTFail(bad) }
+        }
+    }
 }
