@@ -60,8 +60,8 @@ final class DeterminismTests: XCTestCase {
 
     func testSpeed10OnATwoSecondSliceTakesAboutAFifthOfASecond() throws {
         let spot = try Paths.captures().first { $0.hasSuffix("spot-btcusdt_20240808.gz") }!
-        // Event time of the capture starts 2024-08-09T00:00:55Z; take 2 s of event time in the middle.
-        let from = TimeUtil.parseDateTime("2024-08-09T00:02:00Z")!
+        // The capture spans receive time 2024-08-08T23:54:14Z..23:59:59Z; take 2 s of event time in the middle.
+        let from = TimeUtil.parseDateTime("2024-08-08T23:57:00Z")!
         let to = from + 2_000_000_000
         let fast = try replay([spot], from: from, to: to, name: "slice-max")
         let t0 = Date()
@@ -71,7 +71,8 @@ final class DeterminismTests: XCTestCase {
         XCTAssertGreaterThan(paced.ticksIn, 0)
         // The slice's receive-time span decides the paced duration: ~2 s / 10.
         let summary = try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: paced.runDir + "/summary.json"))) as! [String: Any]
-        let span = Double((summary["last_receive_ns"] as! Int) - (summary["first_receive_ns"] as! Int)) / 1e9
+        let lastR = try XCTUnwrap(summary["last_receive_ns"] as? Int), firstR = try XCTUnwrap(summary["first_receive_ns"] as? Int)
+        let span = Double(lastR - firstR) / 1e9
         XCTAssertEqual(span, 2.0, accuracy: 0.1)
         XCTAssertGreaterThan(wall, span / 10 * 0.95, "paced replay finished too early")
         XCTAssertLessThan(wall, span / 10 + 0.25, "paced replay far slower than 10x")
