@@ -69,11 +69,14 @@ final class DeterminismTests: XCTestCase {
         let wall = Date().timeIntervalSince(t0)
         XCTAssertEqual(fast.digest, paced.digest)
         XCTAssertGreaterThan(paced.ticksIn, 0)
-        // The slice's receive-time span decides the paced duration: ~2 s / 10.
+        // Pacing follows receive time. A 2 s event-time slice spans a little more receive time here,
+        // because trade exchange times run ~1.25 s ahead of receive time in these captures while
+        // spot quotes carry their receive time: the paced duration is that span / 10 (~0.2–0.3 s).
         let summary = try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: paced.runDir + "/summary.json"))) as! [String: Any]
         let lastR = try XCTUnwrap(summary["last_receive_ns"] as? Int), firstR = try XCTUnwrap(summary["first_receive_ns"] as? Int)
         let span = Double(lastR - firstR) / 1e9
-        XCTAssertEqual(span, 2.0, accuracy: 0.1)
+        XCTAssertGreaterThanOrEqual(span, 1.9)
+        XCTAssertLessThan(span, 3.5)
         XCTAssertGreaterThan(wall, span / 10 * 0.95, "paced replay finished too early")
         XCTAssertLessThan(wall, span / 10 + 0.25, "paced replay far slower than 10x")
     }
