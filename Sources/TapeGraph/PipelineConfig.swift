@@ -43,7 +43,7 @@ public struct PipelineConfig: Sendable, Equatable {
     }
     public struct StaleFeed: Sendable, Equatable {
         public var enabled = true
-        public var after: Nanos = 30_000_000_000
+        public var after: Nanos = 120_000_000_000
     }
     public var priceSpike = PriceSpike()
     public var volumeSpike = VolumeSpike()
