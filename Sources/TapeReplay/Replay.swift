@@ -48,7 +48,7 @@ public struct ReplayOptions {
     /// Where reject messages are printed (stderr by default).
     public var messagePrinter: (String) -> Void = { fputs($0 + "\n", stderr) }
     /// Opens the writer for `rejects.csv.gz` in the run folder.
-    public var makeRejectsWriter: (String) throws -> LineWriter = { dir in try BufferedFile(path: dir + "/rejects.csv.gz") }
+    public var makeRejectsWriter: (String) throws -> LineWriter = { dir in try GzipLineWriter(path: dir + "/rejects.csv.gz") }
     public init(inputs: [String]) { self.inputs = inputs }
 }
 

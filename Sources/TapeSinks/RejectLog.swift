@@ -1,5 +1,6 @@
 import Foundation
 import TapeCore
+import TapeRecordings
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -58,3 +59,11 @@ public enum CSV {
     }
 }
 
+
+/// `rejects.csv.gz`: the reject log written through the gzip writer.
+public final class GzipLineWriter: LineWriter {
+    private let w: GzipWriter
+    public init(path: String) throws { w = try GzipWriter(path: path) }
+    public func writeLine(_ s: String) { w.writeLine(s) }
+    public func close() { try? w.close() }
+}

@@ -155,6 +155,38 @@ func printSummary(_ s: ReplaySummary) {
 struct RecordCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "record",
-        abstract: "Write Tape tick CSV from recordings (format conversion, slicing by symbol/time), with rotation.")
-    mutating func run() throws { fail("record: not wired yet", code: 1) }
+        abstract: "Write Tape tick CSV from recordings (format conversion, slicing by symbol/time), with rotation.",
+        discussion: """
+            Files are <out>/<prefix>-YYYYMMDD-HH[-N].csv.gz, rotated by UTC hour of receive time and by size. \
+            Every --flush-every events the current gzip member is closed, so a killed recorder loses \
+            at most those events: every earlier row stays readable.
+            """)
+
+    @Flag(name: .customLong("from-replay"), help: "Record from recordings (the inputs), merged in replay order.")
+    var fromReplay = false
+
+    @OptionGroup var input: InputOptions
+
+    @Option(help: "Output folder.") var out: String
+    @Option(help: "File name prefix.") var prefix: String = "tape"
+    @Option(help: "Rotate when a file reaches this many MB (compressed).") var maxMb: Double = 256
+    @Flag(help: "Do not rotate by UTC hour.") var noHourly = false
+    @Option(help: "Close a gzip member every N events.") var flushEvery: Int = 10_000
+    @Flag(help: "No per-reject messages on stderr.") var quiet = false
+
+    mutating func run() throws {
+        guard fromReplay else { throw ValidationError("only --from-replay is available (live recording comes with the live connectors)") }
+        guard !input.inputs.isEmpty else { throw ValidationError("give the recordings to convert") }
+        var o: ReplayOptions
+        do { o = try input.replayOptions() } catch let e as UnusableInput { fail(e.description, code: TapeExit.unusableInput) }
+        o.quiet = quiet
+        let s: RecordSummary
+        do {
+            s = try recordFromReplay(o, directory: out, prefix: prefix, maxBytes: Int64(maxMb * 1_048_576),
+                                     rotateHourly: !noHourly, flushEvery: flushEvery)
+        } catch let e as UnusableInput { fail(e.description, code: TapeExit.unusableInput) }
+        for f in s.files { print(f) }
+        print("events written \(s.eventsWritten), filtered \(s.filtered), rejected \(s.ticksRejected), bars not written \(s.barsRefused)")
+        if s.ticksRejected > 0 { throw ArgumentParser.ExitCode(TapeExit.inputRejected) }
+    }
 }
