@@ -228,7 +228,7 @@ public final class Graph: TimerTarget {
         let start = e.eventTime - TimeUtil.nsPerMinute
         let wm0 = watermark(s)
         closeWindows(s, wm0)
-        if start < wm0 {
+        if e.eventTime <= wm0 {   // its 1m window [end-1m, end) has already closed
             counters.lateTicks += 1
             emit(.lateTick(LateTickOutput(symbol: e.symbol, eventTime: e.eventTime, receiveTime: e.receiveTime,
                                           price: e.price, size: e.size, watermark: wm0)))
@@ -353,14 +353,14 @@ public final class Graph: TimerTarget {
                     if n == p + 1 {
                         st.rsiLoss /= pd; st.rsiGain /= pd
                         let t = st.rsiGain + st.rsiLoss
-                        out.rsi = (t > -1e-8 && t < 1e-8) ? 0 : 100 * (st.rsiGain / t)
+                        out.rsi = (t > -1e-14 && t < 1e-14) ? 0 : 100 * (st.rsiGain / t)
                     }
                 } else {
                     st.rsiLoss *= pd - 1; st.rsiGain *= pd - 1
                     if d < 0 { st.rsiLoss -= d } else { st.rsiGain += d }
                     st.rsiLoss /= pd; st.rsiGain /= pd
                     let t = st.rsiGain + st.rsiLoss
-                    out.rsi = (t > -1e-8 && t < 1e-8) ? 0 : 100 * (st.rsiGain / t)
+                    out.rsi = (t > -1e-14 && t < 1e-14) ? 0 : 100 * (st.rsiGain / t)
                 }
             }
             st.prevClose = x
@@ -408,7 +408,7 @@ public final class Graph: TimerTarget {
                 st.bbSum -= old
                 st.bbSum2 -= old * old
                 v -= mid * mid
-                let sd = v < 1e-8 ? 0.0 : v.squareRoot()
+                let sd = v < 1e-14 ? 0.0 : v.squareRoot()   // TA-Lib TA_IS_ZERO_OR_NEG (0.6: 1e-14)
                 let w = sd * c.bbStddev
                 out.bbMiddle = mid; out.bbUpper = mid + w; out.bbLower = mid - w
             }
