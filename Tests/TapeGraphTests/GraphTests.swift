@@ -203,3 +203,45 @@ final class PipelineConfigTests: XCTestCase {
         XCTAssertNotEqual(m.canonicalText, c.canonicalText)
     }
 }
+
+final class GraphSpikeAndBenchTests: XCTestCase {
+    private func realTrades() throws -> (SymbolTable, [MarketEvent]) {
+        let dir = try dataDir().appendingPathComponent("binance-feed")
+        let ref = try runReference(dir.appendingPathComponent("usdm-btcusdt_20240808.gz"), timeframes: "5s")
+        defer { try? FileManager.default.removeItem(at: ref) }
+        let syms = SymbolTable(); let s = syms.intern("X")
+        return (syms, try loadTrades(ref.appendingPathComponent("trades.csv"), s))
+    }
+    private func anomalies(_ o: [GraphOutput], _ rule: String) -> [AnomalyOutput] {
+        o.compactMap { if case .anomaly(let a) = $0, a.rule == rule { return a } else { return nil } }
+    }
+
+    func testPriceAndVolumeSpikes() throws {
+        let (syms, trades) = try realTrades()
+        var cfg = PipelineConfig(); cfg.timeframes = [Timeframe("5s")!]; cfg.allowedLateness = 120 * TimeUtil.nsPerSecond
+        cfg.priceSpikeTimeframe = Timeframe("5s")!; cfg.volumeSpikeTimeframe = Timeframe("5s")!
+        cfg.priceSpikeZ = 50; cfg.volumeSpikeK = 1000   // real stretch, thresholds no real bar reaches
+        XCTAssertTrue(anomalies(runGraph(trades, cfg, syms).0.outputs, "price_spike").isEmpty)
+        XCTAssertTrue(anomalies(runGraph(trades, cfg, syms).0.outputs, "volume_spike").isEmpty)
+        // Inject a +3% trade and a 10000-lot trade in one late 5s window (both then stay in the bars).
+        var t = trades; cfg.badTickEnabled = false
+        var i = t.count * 3 / 4   // the last trade of a 5s window, so the spike is the bar's close
+        while t[i].eventTime / 5_000_000_000 == t[i + 1].eventTime / 5_000_000_000 { i += 1 }
+        var spike = t[i]; spike.price *= 1.03; spike.size = 1_000_000
+        t.insert(spike, at: i + 1)
+        let out = runGraph(t, cfg, syms).0.outputs
+        let ps = anomalies(out, "price_spike"), vs = anomalies(out, "volume_spike")
+        XCTAssertEqual(ps.count, 1); XCTAssertGreaterThan(ps.first?.value ?? 0, 50)
+        XCTAssertEqual(vs.count, 1); XCTAssertGreaterThan(vs.first?.value ?? 0, 1_000_000)
+    }
+
+    func testBenchThroughput() throws {
+        let (syms, trades) = try realTrades()
+        var evs: [MarketEvent] = []; evs.reserveCapacity(trades.count * 50)
+        let span = trades.last!.receiveTime - trades.first!.receiveTime + TimeUtil.nsPerMinute
+        for r in 0..<50 { for var e in trades { e.eventTime += Int64(r) * span; e.receiveTime += Int64(r) * span; evs.append(e) } }
+        let eps = GraphBench.eventsPerSecond(events: evs, config: PipelineConfig(), symbols: syms)
+        print("GraphBench: \(evs.count) events, \(Int(eps)) events/s")
+        XCTAssertGreaterThan(eps, 1_000_000)
+    }
+}
