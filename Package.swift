@@ -54,5 +54,8 @@ let package = Package(
         .testTarget(name: "TapeReportsTests", dependencies: ["TapeCore", "TapeReports", "TapeReplay", "TapeSinks"]),
         .testTarget(name: "TapeScenariosTests", dependencies: ["TapeCore", "TapeScenarios", "TapeReplay"]),
         .testTarget(name: "TapeReplayTests", dependencies: ["TapeCore", "TapeClock", "TapeRecordings", "TapeGraph", "TapeSinks", "TapeReplay"]),
-    ]
+    ],
+    // Swift 5 language mode: the graph is single-threaded by design and C interop (stderr, zlib
+    // streams) is simpler without strict-concurrency annotations everywhere.
+    swiftLanguageModes: [.v5]
 )

@@ -2,8 +2,6 @@ import TapeCore
 import TapeClock
 #if canImport(Glibc)
 import Glibc
-#elseif canImport(Darwin)
-import Darwin
 #endif
 
 /// A node downstream of the built-in ones (e.g. the model's inference node). It sees every output the
@@ -17,67 +15,74 @@ public protocol DownstreamNode: AnyObject {
 public struct GraphCounters: Sendable, Equatable {
     public var trades = 0
     public var quotes = 0
-    public var barEvents = 0
+    public var bars = 0
     public var lateTicks = 0
     public var badTicks = 0
-    public var barsEmitted = 0
-    public var anomalies = 0
-    public init() {}
 }
 
-/// TA-Lib-compatible O(1) indicator state on one close series.
-@usableFromInline
-struct IndicatorState {
-    var ring: [Double]
-    var n = 0                   // closes seen
-    // SMA (TA-Lib running sum: add new, output, subtract trailing)
-    var smaSum = 0.0
-    // EMA
-    var ema = Double.nan
-    // RSI
-    var prevClose = Double.nan
-    var rsiGain = 0.0, rsiLoss = 0.0
-    // MACD
-    var fast = Double.nan, slow = Double.nan, macdSum = 0.0, signal = Double.nan, macdCount = 0
-    // Bollinger
-    var bbSum = 0.0, bbSum2 = 0.0
-    // session VWAP
-    var sessDay: Int64 = .min, sessPQ = 0.0, sessQ = 0.0
-    init(cap: Int) { ring = Array(repeating: .nan, count: cap) }
-    @inline(__always) func back(_ k: Int) -> Double { ring[(n - 1 - k) % ring.count] } // k=0: latest
-}
-
-@usableFromInline
+/// One open window of one (symbol, timeframe).
 struct Window {
-    var open = 0.0, high = 0.0, low = 0.0, close = 0.0, vol = 0.0, pq = 0.0, count = 0
+    var start: Nanos
+    var end: Nanos
+    var open = 0.0, high = -Double.infinity, low = Double.infinity, close = 0.0
+    var volume = 0.0
+    var pv = 0.0          // Σ price·size (ticks) or Σ typical·volume (bars)
+    var count = 0
+    var volumeKnown = true
 }
 
-@usableFromInline
-struct SlotState {
-    var lo: Int64 = 1, hi: Int64 = 0   // open window indices [lo, hi]; empty when lo > hi
-    var windows: [Window]
-    var ind: IndicatorState
-    // price spike
+/// State of one (symbol, timeframe) series.
+final class Series {
+    let tf: Timeframe
+    let tfIndex: Int
+    var windows: [Window] = []           // open windows, by start
+    var closedUpTo: Nanos = .min          // end of the last closed window
+    var ind: IndicatorSet
+    // session VWAP over closed windows of the current UTC day
+    var sessionDay: Int64 = .min
+    var sessionPV = 0.0, sessionV = 0.0
+    // anomaly state
     var lastClose = Double.nan
-    var rets: [Double], retN = 0, retSum = 0.0, retSum2 = 0.0
-    // volume spike
-    var vols: [Double], volN = 0
+    var returns: Ring
+    var volumes: Ring
+    init(tf: Timeframe, index: Int, config: PipelineConfig) {
+        self.tf = tf; tfIndex = index
+        ind = IndicatorSet(config)
+        returns = Ring(max(config.priceSpike.window, 1))
+        volumes = Ring(max(config.volumeSpike.window, 1))
+        windows.reserveCapacity(4)
+    }
 }
 
-@usableFromInline
-struct SymState {
+/// State of one symbol.
+final class SymbolState {
+    let id: SymbolID
+    var series: [Series]
     var maxEventTime: Nanos = .min
+    // bad tick
+    var lastPrice = Double.nan
+    var lastPriceTime: Nanos = .min
+    // quotes
+    var mid = Double.nan
+    var spread = Double.nan
+    // stale feed
     var lastEventClock: Nanos = .min
-    var staleScheduled = false
-    var staleFired = false
-    var lastTradePrice = Double.nan
-    var lastTradeTime: Nanos = .min
-    var mid = Double.nan, spread = Double.nan
+    var staleTimerDue: Nanos = .min      // .min = no timer pending
+    var staleReported = false
+    init(id: SymbolID, config: PipelineConfig) {
+        self.id = id
+        series = config.timeframes.enumerated().map { Series(tf: $0.element, index: $0.offset, config: config) }
+    }
 }
 
 /// The processing graph: per-symbol state machines for bars, indicators and anomaly rules.
 /// Plain state, no I/O, no wall clock: time comes from `clock`, order from the caller.
 /// The same object runs under `SimulatedClock` (replay) and `LiveClock` (live).
+///
+/// Semantics (docs/graph.md): windows are UTC-aligned by event time; the watermark of a symbol is
+/// max(largest event time seen, clock) − allowed lateness; a window closes when the watermark reaches
+/// its end, checked on each event of the symbol and by a clock timer at `end + lateness`; a trade
+/// below the watermark is late (side output `late_ticks`, never in a bar).
 public final class Graph: TimerTarget {
     public let config: PipelineConfig
     public let clock: Clock
@@ -85,34 +90,21 @@ public final class Graph: TimerTarget {
     public let sink: GraphSink
     public private(set) var counters = GraphCounters()
 
+    private var states: [SymbolState?] = []
     private var nodes: [DownstreamNode] = []
-    private let tfs: [Timeframe]
-    private let tfNanos: [Nanos]
-    private let nTF: Int
-    private let ringSizes: [Int]
     private let lateness: Nanos
-    private var syms: [SymState] = []
-    private var slots: [SlotState] = []
-    private let indCap: Int
-    private var finished = false
-    private var scratch: [Double]
-    private let psTF: Int   // index of price-spike timeframe or -1
-    private let vsTF: Int
+    private let priceSpikeIndex: Int?
+    private let volumeSpikeIndex: Int?
+    private var finishing = false
 
-    private static let kindWindow: UInt64 = 1 << 62
-    private static let kindStale: UInt64 = 2 << 62
+    private static let kindWindow: UInt64 = 1 << 60
+    private static let kindStale: UInt64 = 2 << 60
 
     public init(config: PipelineConfig, clock: Clock, symbols: SymbolTable, sink: GraphSink) {
         self.config = config; self.clock = clock; self.symbols = symbols; self.sink = sink
-        tfs = config.timeframes.sorted()
-        tfNanos = tfs.map { $0.nanos }
-        nTF = tfs.count
-        lateness = max(0, config.allowedLateness)
-        ringSizes = tfNanos.map { Int(max(0, config.allowedLateness) / $0) + 3 }
-        indCap = max(config.smaPeriod, config.emaPeriod, config.rsiPeriod + 1, config.macdSlow, config.macdFast, config.bbPeriod) + 1
-        scratch = Array(repeating: 0, count: config.volumeSpikeWindow)
-        psTF = config.priceSpikeEnabled ? (tfs.firstIndex(of: config.priceSpikeTimeframe) ?? -1) : -1
-        vsTF = config.volumeSpikeEnabled ? (tfs.firstIndex(of: config.volumeSpikeTimeframe) ?? -1) : -1
+        lateness = config.allowedLateness
+        priceSpikeIndex = config.priceSpike.enabled ? config.timeframes.firstIndex(of: config.priceSpike.timeframe) : nil
+        volumeSpikeIndex = config.volumeSpike.enabled ? config.timeframes.firstIndex(of: config.volumeSpike.timeframe) : nil
     }
 
     /// Adds a downstream node (before the first event). Nodes run in the order added.
@@ -120,405 +112,282 @@ public final class Graph: TimerTarget {
 
     // MARK: emission
 
-    @inline(__always) private func emit(_ o: GraphOutput) {
-        sink.emit(o)
-        if !nodes.isEmpty { runNodes(o, from: 0) }
+    @inline(__always)
+    private func emit(_ o: GraphOutput) {
+        if nodes.isEmpty { sink.emit(o) } else { emit(o, from: 0) }
     }
 
-    private func runNodes(_ o: GraphOutput, from: Int) {
+    private func emit(_ o: GraphOutput, from: Int) {
+        sink.emit(o)
         var i = from
         while i < nodes.count {
             let next = i + 1
-            nodes[i].process(o) { out in
-                self.sink.emit(out)
-                self.runNodes(out, from: next)
-            }
-            i += 1
+            nodes[i].process(o) { child in self.emit(child, from: next) }
+            i = next
         }
     }
 
-    // MARK: state
-
-    @inline(__always) private func ensure(_ s: SymbolID) {
-        let i = Int(s)
-        if i < syms.count { return }
-        grow(i)
-    }
-
-    private func grow(_ i: Int) {
-        while syms.count <= i {
-            syms.append(SymState())
-            for k in 0..<nTF {
-                slots.append(SlotState(windows: Array(repeating: Window(), count: ringSizes[k]),
-                                       ind: IndicatorState(cap: indCap),
-                                       rets: Array(repeating: 0, count: config.priceSpikeWindow),
-                                       vols: Array(repeating: 0, count: config.volumeSpikeWindow)))
-            }
-        }
-    }
-
-    @inline(__always) private func watermark(_ s: Int) -> Nanos {
-        let m = syms[s].maxEventTime
-        let t = m > clock.now ? m : clock.now
-        return t == .min ? .min : t - lateness
+    @inline(__always)
+    private func state(_ id: SymbolID) -> SymbolState {
+        let i = Int(id)
+        if i < states.count, let s = states[i] { return s }
+        if i >= states.count { states.append(contentsOf: repeatElement(nil, count: i + 1 - states.count)) }
+        let s = SymbolState(id: id, config: config)
+        states[i] = s
+        return s
     }
 
     // MARK: events
 
     /// Delivers one event. The driver has already advanced the clock to `event.receiveTime`.
     public func onEvent(_ e: MarketEvent) {
-        let s = Int(e.symbol)
-        ensure(e.symbol)
+        let s = state(e.symbol)
         let now = clock.now
-        syms[s].lastEventClock = now
-        syms[s].staleFired = false
-        if config.staleFeedEnabled && !syms[s].staleScheduled && !finished {
-            syms[s].staleScheduled = true
-            clock.schedule(at: now + config.staleFeedAfter, target: self, token: Graph.kindStale | UInt64(s))
-        }
+        if config.staleFeed.enabled { touchStale(s, now: now) }
         switch e.kind {
-        case .trade: onTrade(e, s)
+        case .trade: onTrade(e, s, now: now)
         case .quote:
             counters.quotes += 1
-            syms[s].mid = (e.bid + e.ask) * 0.5
-            syms[s].spread = e.ask - e.bid
-        case .bar: onBar(e, s)
+            s.mid = (e.bid + e.ask) * 0.5
+            s.spread = e.ask - e.bid
+        case .bar: onBar(e, s, now: now)
         }
     }
 
-    private func onTrade(_ e: MarketEvent, _ s: Int) {
+    @inline(__always)
+    private func watermark(_ s: SymbolState, _ now: Nanos) -> Nanos {
+        let m = s.maxEventTime > now ? s.maxEventTime : now
+        return m == .min ? .min : m - lateness
+    }
+
+    private func onTrade(_ e: MarketEvent, _ s: SymbolState, now: Nanos) {
         counters.trades += 1
-        let wm0 = watermark(s)
-        closeWindows(s, wm0)
-        if e.eventTime < wm0 {
+        var wm = watermark(s, now)
+        closeDue(s, wm)
+        if e.eventTime < wm {
             counters.lateTicks += 1
             emit(.lateTick(LateTickOutput(symbol: e.symbol, eventTime: e.eventTime, receiveTime: e.receiveTime,
-                                          price: e.price, size: e.size, watermark: wm0)))
+                                          price: e.price, size: e.size, watermark: wm)))
             return
         }
-        if config.badTickEnabled {
-            let ref = syms[s].lastTradePrice
-            if ref.isFinite && e.eventTime - syms[s].lastTradeTime <= config.badTickInterval {
-                let dev = abs(e.price / ref - 1) * 100
-                if dev > config.badTickMaxDeviationPct {
-                    counters.badTicks += 1
-                    counters.anomalies += 1
-                    emit(.anomaly(AnomalyOutput(symbol: e.symbol, time: e.eventTime, rule: "bad_tick", value: dev,
-                                                threshold: config.badTickMaxDeviationPct,
-                                                severity: dev > 2 * config.badTickMaxDeviationPct ? .critical : .warning)))
-                    return
-                }
+        if config.badTick.enabled && !s.lastPrice.isNaN && e.eventTime - s.lastPriceTime <= config.badTick.interval {
+            let dev = abs(e.price / s.lastPrice - 1) * 100
+            if dev > config.badTick.maxDeviationPct {
+                counters.badTicks += 1
+                let thr = config.badTick.maxDeviationPct
+                emit(.anomaly(AnomalyOutput(symbol: e.symbol, time: e.eventTime, rule: "bad_tick", value: dev,
+                                            threshold: thr, severity: dev > 2 * thr ? .critical : .warning)))
+                return
             }
-            syms[s].lastTradePrice = e.price
-            syms[s].lastTradeTime = e.eventTime
         }
-        if e.eventTime > syms[s].maxEventTime { syms[s].maxEventTime = e.eventTime }
-        let wm1 = watermark(s)
-        if wm1 != wm0 { closeWindows(s, wm1) }
-        for k in 0..<nTF {
-            add(slot: s * nTF + k, tf: k, sym: s, t: e.eventTime, o: e.price, h: e.price, l: e.price, c: e.price,
-                v: e.size, pq: e.price * e.size, n: 1)
+        s.lastPrice = e.price
+        s.lastPriceTime = e.eventTime
+        if e.eventTime > s.maxEventTime {
+            s.maxEventTime = e.eventTime
+            wm = watermark(s, now)
+            closeDue(s, wm)
+        }
+        for ser in s.series {
+            add(ser, s, start: floorTo(e.eventTime, ser.tf.nanos), price: e.price, high: e.price, low: e.price,
+                volume: e.size, pv: e.price * e.size, n: 1, volumeKnown: true, completeAt: nil)
         }
     }
 
-    /// A finished 1-minute bar: eventTime = bar end. Its window key is its start (end - 1m); it is complete,
-    /// so it advances the watermark to its end + lateness (the 1m window closes at once).
-    private func onBar(_ e: MarketEvent, _ s: Int) {
-        counters.barEvents += 1
-        let start = e.eventTime - TimeUtil.nsPerMinute
-        let wm0 = watermark(s)
-        closeWindows(s, wm0)
-        if e.eventTime <= wm0 {   // its 1m window [end-1m, end) has already closed
+    /// A 1-minute bar (eventTime = bar end). It passes through as the 1m bar and builds larger ones;
+    /// timeframes below one minute cannot be built from it and are skipped.
+    private func onBar(_ e: MarketEvent, _ s: SymbolState, now: Nanos) {
+        counters.bars += 1
+        let barStart = e.eventTime - TimeUtil.nsPerMinute
+        var wm = watermark(s, now)
+        closeDue(s, wm)
+        if barStart < wm && e.eventTime <= wm {
             counters.lateTicks += 1
             emit(.lateTick(LateTickOutput(symbol: e.symbol, eventTime: e.eventTime, receiveTime: e.receiveTime,
-                                          price: e.price, size: e.size, watermark: wm0)))
+                                          price: e.price, size: e.size, watermark: wm)))
             return
         }
-        let tp = (e.high + e.low + e.price) / 3
-        for k in 0..<nTF {
-            add(slot: s * nTF + k, tf: k, sym: s, t: start, o: e.open, h: e.high, l: e.low, c: e.price,
-                v: e.size, pq: tp * e.size, n: 1)
+        if e.eventTime > s.maxEventTime {
+            s.maxEventTime = e.eventTime
+            wm = watermark(s, now)
         }
-        let m = e.eventTime + lateness
-        if m > syms[s].maxEventTime { syms[s].maxEventTime = m }
-        closeWindows(s, watermark(s))
+        let volKnown = !e.size.isNaN
+        let typical = (e.high + e.low + e.price) / 3
+        for ser in s.series where ser.tf.nanos >= TimeUtil.nsPerMinute && ser.tf.nanos % TimeUtil.nsPerMinute == 0 {
+            add(ser, s, start: floorTo(barStart, ser.tf.nanos), price: e.open, high: e.high, low: e.low, close: e.price,
+                volume: volKnown ? e.size : 0, pv: volKnown ? typical * e.size : 0, n: 1, volumeKnown: volKnown,
+                completeAt: e.eventTime)
+        }
+        closeDue(s, wm)
     }
 
     @inline(__always)
-    private func add(slot: Int, tf: Int, sym: Int, t: Nanos, o: Double, h: Double, l: Double, c: Double,
-                     v: Double, pq: Double, n: Int) {
-        let tfn = tfNanos[tf]
-        let idx = t >= 0 ? t / tfn : (t - tfn + 1) / tfn
-        let R = Int64(ringSizes[tf])
-        slots.withUnsafeMutableBufferPointer { sp in
-            if sp[slot].lo > sp[slot].hi {
-                sp[slot].lo = idx; sp[slot].hi = idx
-                sp[slot].windows[Int(idx % R)] = Window()
-                clock.schedule(at: (idx + 1) * tfn + lateness, target: self, token: Graph.kindWindow | UInt64(sym))
-            } else if idx > sp[slot].hi {
-                var j = sp[slot].hi + 1
-                if idx - j >= R { j = idx - R + 1 }
-                while j <= idx { sp[slot].windows[Int(j % R)] = Window(); j += 1 }
-                sp[slot].hi = idx
-                clock.schedule(at: (idx + 1) * tfn + lateness, target: self, token: Graph.kindWindow | UInt64(sym))
-            }
-            if idx < sp[slot].lo { return } // cannot happen: such a trade is late
-            sp[slot].windows.withUnsafeMutableBufferPointer { wp in
-                let w = Int(idx % R)
-                if wp[w].count == 0 {
-                    wp[w].open = o; wp[w].high = h; wp[w].low = l; wp[w].close = c
-                    wp[w].vol = v; wp[w].pq = pq; wp[w].count = n
-                } else {
-                    if h > wp[w].high { wp[w].high = h }
-                    if l < wp[w].low { wp[w].low = l }
-                    wp[w].close = c; wp[w].vol += v; wp[w].pq += pq; wp[w].count += n
-                }
-            }
-        }
+    private func floorTo(_ t: Nanos, _ step: Nanos) -> Nanos {
+        let r = t % step
+        return r < 0 ? t - r - step : t - r
     }
 
-    /// Closes every open window of symbol `s` whose end is at or before `wm`, in timeframe order.
-    private func closeWindows(_ s: Int, _ wm: Nanos) {
-        for k in 0..<nTF {
-            let slot = s * nTF + k
-            let tfn = tfNanos[k]
-            while slots[slot].lo <= slots[slot].hi && (slots[slot].lo + 1) * tfn <= wm {
-                let idx = slots[slot].lo
-                slots[slot].lo += 1
-                let w = slots[slot].windows[Int(idx % Int64(ringSizes[k]))]
-                if w.count > 0 { closeBar(slot: slot, tf: k, sym: s, start: idx * tfn, w: w) }
-            }
-        }
-    }
-
-    private func closeBar(slot: Int, tf: Int, sym: Int, start: Nanos, w: Window) {
-        let tfv = tfs[tf]
-        let end = start + tfNanos[tf]
-        let id = SymbolID(sym)
-        let vwap = (w.vol.isNaN || w.vol == 0) ? Double.nan : w.pq / w.vol
-        let bar = BarOutput(symbol: id, timeframe: tfv, start: start, end: end, open: w.open, high: w.high,
-                            low: w.low, close: w.close, volume: w.vol, vwap: vwap, trades: w.count)
-        counters.barsEmitted += 1
-        emit(.bar(bar))
-        var out = IndicatorOutput(symbol: id, timeframe: tfv, end: end)
-        // session VWAP (UTC day of the bar start)
-        let day = start >= 0 ? start / 86_400_000_000_000 : (start - 86_399_999_999_999) / 86_400_000_000_000
-        slots.withUnsafeMutableBufferPointer { sp in
-            if sp[slot].ind.sessDay != day { sp[slot].ind.sessDay = day; sp[slot].ind.sessPQ = 0; sp[slot].ind.sessQ = 0 }
-            if !w.vol.isNaN { sp[slot].ind.sessPQ += w.pq; sp[slot].ind.sessQ += w.vol }
-            out.sessionVwap = sp[slot].ind.sessQ > 0 ? sp[slot].ind.sessPQ / sp[slot].ind.sessQ : .nan
-            Graph.updateIndicators(&sp[slot].ind, w.close, config, &out)
-        }
-        emit(.indicators(out))
-        if tf == psTF { priceSpike(slot: slot, sym: id, end: end, close: w.close) }
-        if tf == vsTF { volumeSpike(slot: slot, sym: id, end: end, vol: w.vol) }
-    }
-
+    /// Adds a trade (or a 1-minute bar) to the series' window starting at `start`, opening it if
+    /// needed. `completeAt`: for bar input, the input bar's end; a window whose end it reaches is
+    /// complete and closes at once.
     @inline(__always)
-    static func updateIndicators(_ st: inout IndicatorState, _ x: Double, _ c: PipelineConfig, _ out: inout IndicatorOutput) {
-        let cap = st.ring.count
-        st.ring[st.n % cap] = x
-        st.n += 1
-        let n = st.n
-        // SMA
-        do {
-            let p = c.smaPeriod
-            st.smaSum += x
-            if n >= p {
-                out.sma = st.smaSum / Double(p)
-                st.smaSum -= st.back(p - 1)
-            }
+    private func add(_ ser: Series, _ s: SymbolState, start: Nanos, price: Double, high: Double, low: Double,
+                     close: Double? = nil, volume: Double, pv: Double, n: Int, volumeKnown: Bool, completeAt: Nanos?) {
+        var idx = ser.windows.count - 1
+        while idx >= 0 && ser.windows[idx].start > start { idx -= 1 }
+        if idx < 0 || ser.windows[idx].start != start {
+            if start < ser.closedUpTo { return }  // cannot happen: late events are filtered by the watermark
+            let end = start + ser.tf.nanos
+            ser.windows.insert(Window(start: start, end: end, open: price), at: idx + 1)
+            idx += 1
+            clock.schedule(at: end &+ lateness, target: self,
+                           token: Graph.kindWindow | (UInt64(s.id) << 16) | UInt64(ser.tfIndex))
         }
-        // EMA (seed = SMA of first p)
-        do {
-            let p = c.emaPeriod
-            if n == p {
-                var s = 0.0
-                for k in stride(from: p - 1, through: 0, by: -1) { s += st.back(k) }
-                st.ema = s / Double(p)
-                out.ema = st.ema
-            } else if n > p {
-                st.ema = (x - st.ema) * (2.0 / Double(p + 1)) + st.ema
-                out.ema = st.ema
-            }
+        ser.windows[idx].update(high: high, low: low, close: close ?? price, volume: volume, pv: pv, n: n, volumeKnown: volumeKnown)
+        if let c = completeAt, c >= ser.windows[idx].end, idx == 0 {
+            closeWindows(ser, s, upTo: ser.windows[idx].end)
         }
-        // RSI (TA-Lib Wilder)
-        do {
-            let p = c.rsiPeriod
-            let pd = Double(p)
-            if n >= 2 {
-                let d = x - st.prevClose
-                if n <= p + 1 {
-                    if d < 0 { st.rsiLoss -= d } else { st.rsiGain += d }
-                    if n == p + 1 {
-                        st.rsiLoss /= pd; st.rsiGain /= pd
-                        let t = st.rsiGain + st.rsiLoss
-                        out.rsi = (t > -1e-14 && t < 1e-14) ? 0 : 100 * (st.rsiGain / t)
+    }
+
+    /// Closes every window of the symbol whose end is at or before `wm`, per timeframe in order.
+    @inline(__always)
+    private func closeDue(_ s: SymbolState, _ wm: Nanos) {
+        for ser in s.series where !ser.windows.isEmpty && ser.windows[0].end <= wm {
+            closeWindows(ser, s, upTo: wm)
+        }
+    }
+
+    private func closeWindows(_ ser: Series, _ s: SymbolState, upTo wm: Nanos) {
+        while let w = ser.windows.first, w.end <= wm {
+            ser.windows.removeFirst()
+            closeWindow(w, ser, s)
+        }
+    }
+
+    private func closeWindow(_ w: Window, _ ser: Series, _ s: SymbolState) {
+        ser.closedUpTo = w.end
+        let vol = w.volumeKnown ? w.volume : .nan
+        let vwap = (w.volumeKnown && w.volume > 0) ? w.pv / w.volume : .nan
+        emit(.bar(BarOutput(symbol: s.id, timeframe: ser.tf, start: w.start, end: w.end, open: w.open, high: w.high,
+                            low: w.low, close: w.close, volume: vol, vwap: vwap, trades: w.count)))
+        var io = IndicatorOutput(symbol: s.id, timeframe: ser.tf, end: w.end)
+        ser.ind.update(w.close, into: &io)
+        let day = w.start / 86_400_000_000_000
+        if day != ser.sessionDay { ser.sessionDay = day; ser.sessionPV = 0; ser.sessionV = 0 }
+        if w.volumeKnown { ser.sessionPV += w.pv; ser.sessionV += w.volume }
+        io.sessionVwap = ser.sessionV > 0 ? ser.sessionPV / ser.sessionV : .nan
+        emit(.indicators(io))
+        // Anomaly rules on bar closes.
+        if ser.tfIndex == priceSpikeIndex {
+            if !ser.lastClose.isNaN && ser.lastClose > 0 && w.close > 0 {
+                let r = log(w.close / ser.lastClose)
+                if ser.returns.isFull {
+                    var mean = 0.0
+                    for i in 0..<ser.returns.count { mean += ser.returns.back(i) }
+                    mean /= Double(ser.returns.count)
+                    var v = 0.0
+                    for i in 0..<ser.returns.count { let d = ser.returns.back(i) - mean; v += d * d }
+                    let sd = (v / Double(ser.returns.count - 1)).squareRoot()
+                    if sd > 0 {
+                        let z = (r - mean) / sd
+                        let thr = config.priceSpike.z
+                        if abs(z) > thr {
+                            emit(.anomaly(AnomalyOutput(symbol: s.id, time: w.end, rule: "price_spike", value: z,
+                                                        threshold: thr, severity: abs(z) > 2 * thr ? .critical : .warning)))
+                        }
                     }
-                } else {
-                    st.rsiLoss *= pd - 1; st.rsiGain *= pd - 1
-                    if d < 0 { st.rsiLoss -= d } else { st.rsiGain += d }
-                    st.rsiLoss /= pd; st.rsiGain /= pd
-                    let t = st.rsiGain + st.rsiLoss
-                    out.rsi = (t > -1e-14 && t < 1e-14) ? 0 : 100 * (st.rsiGain / t)
                 }
-            }
-            st.prevClose = x
-        }
-        // MACD (TA-Lib alignment: both EMAs start at index slow-1, each seeded by the SMA of its last p closes)
-        do {
-            var fp = c.macdFast, sp = c.macdSlow
-            if sp < fp { swap(&fp, &sp) }
-            if n == sp {
-                var s = 0.0
-                for k in stride(from: sp - 1, through: 0, by: -1) { s += st.back(k) }
-                st.slow = s / Double(sp)
-                var f = 0.0
-                for k in stride(from: fp - 1, through: 0, by: -1) { f += st.back(k) }
-                st.fast = f / Double(fp)
-            } else if n > sp {
-                st.fast = (x - st.fast) * (2.0 / Double(fp + 1)) + st.fast
-                st.slow = (x - st.slow) * (2.0 / Double(sp + 1)) + st.slow
-            }
-            if n >= sp {
-                let m = st.fast - st.slow
-                st.macdCount += 1
-                let sg = c.macdSignal
-                if st.macdCount < sg { st.macdSum += m }
-                else if st.macdCount == sg {
-                    st.macdSum += m
-                    st.signal = st.macdSum / Double(sg)
-                } else {
-                    st.signal = (m - st.signal) * (2.0 / Double(sg + 1)) + st.signal
-                }
-                if st.macdCount >= sg {
-                    out.macd = m; out.macdSignal = st.signal; out.macdHist = m - st.signal
-                }
+                _ = ser.returns.push(r)
             }
         }
-        // Bollinger (TA-Lib BBANDS, SMA middle, population stddev from running sums)
-        do {
-            let p = c.bbPeriod
-            st.bbSum += x
-            st.bbSum2 += x * x
-            if n >= p {
-                let mid = st.bbSum / Double(p)
-                var v = st.bbSum2 / Double(p)
-                let old = st.back(p - 1)
-                st.bbSum -= old
-                st.bbSum2 -= old * old
-                v -= mid * mid
-                let sd = v < 1e-14 ? 0.0 : v.squareRoot()   // TA-Lib TA_IS_ZERO_OR_NEG (0.6: 1e-14)
-                let w = sd * c.bbStddev
-                out.bbMiddle = mid; out.bbUpper = mid + w; out.bbLower = mid - w
+        if ser.tfIndex == volumeSpikeIndex && w.volumeKnown {
+            if ser.volumes.isFull {
+                var vals = ser.volumes.values
+                vals.sort()
+                let n = vals.count
+                let median = n % 2 == 1 ? vals[n / 2] : (vals[n / 2 - 1] + vals[n / 2]) / 2
+                let thr = config.volumeSpike.k * median
+                if median > 0 && w.volume > thr {
+                    emit(.anomaly(AnomalyOutput(symbol: s.id, time: w.end, rule: "volume_spike", value: w.volume,
+                                                threshold: thr, severity: w.volume > 2 * thr ? .critical : .warning)))
+                }
             }
+            _ = ser.volumes.push(w.volume)
+        }
+        ser.lastClose = w.close
+    }
+
+    // MARK: stale feed
+
+    @inline(__always)
+    private func touchStale(_ s: SymbolState, now: Nanos) {
+        s.lastEventClock = now
+        s.staleReported = false
+        if s.staleTimerDue == .min {
+            s.staleTimerDue = now + config.staleFeed.after
+            clock.schedule(at: s.staleTimerDue, target: self, token: Graph.kindStale | (UInt64(s.id) << 16))
         }
     }
 
-    private func priceSpike(slot: Int, sym: SymbolID, end: Nanos, close: Double) {
-        let prev = slots[slot].lastClose
-        slots[slot].lastClose = close
-        guard prev.isFinite, prev > 0, close > 0 else { return }
-        let r: Double = log(close / prev)
-        let W = config.priceSpikeWindow
-        if slots[slot].retN >= W && W >= 2 {
-            let mean = slots[slot].retSum / Double(W)
-            var varr = (slots[slot].retSum2 - Double(W) * mean * mean) / Double(W - 1)
-            if varr < 0 { varr = 0 }
-            let sd = varr.squareRoot()
-            if sd > 0 {
-                let z = (r - mean) / sd
-                let zt = config.priceSpikeZ
-                if abs(z) > zt {
-                    counters.anomalies += 1
-                    emit(.anomaly(AnomalyOutput(symbol: sym, time: end, rule: "price_spike", value: z, threshold: zt,
-                                                severity: abs(z) > 2 * zt ? .critical : .warning)))
-                }
-            }
-        }
-        let pos = slots[slot].retN % W
-        if slots[slot].retN >= W {
-            let o = slots[slot].rets[pos]
-            slots[slot].retSum -= o; slots[slot].retSum2 -= o * o
-        }
-        slots[slot].rets[pos] = r
-        slots[slot].retSum += r; slots[slot].retSum2 += r * r
-        slots[slot].retN += 1
-    }
-
-    private func volumeSpike(slot: Int, sym: SymbolID, end: Nanos, vol: Double) {
-        guard vol.isFinite else { return }
-        let W = config.volumeSpikeWindow
-        if slots[slot].volN >= W {
-            for i in 0..<W { scratch[i] = slots[slot].vols[i] }
-            // insertion sort (W is small; runs once per bar close)
-            for i in 1..<max(W, 1) {
-                let v = scratch[i]; var j = i - 1
-                while j >= 0 && scratch[j] > v { scratch[j + 1] = scratch[j]; j -= 1 }
-                scratch[j + 1] = v
-            }
-            let med = W % 2 == 1 ? scratch[W / 2] : (scratch[W / 2 - 1] + scratch[W / 2]) / 2
-            let thr = config.volumeSpikeK * med
-            if med > 0 && vol > thr {
-                counters.anomalies += 1
-                emit(.anomaly(AnomalyOutput(symbol: sym, time: end, rule: "volume_spike", value: vol, threshold: thr,
-                                            severity: vol > 2 * thr ? .critical : .warning)))
-            }
-        }
-        slots[slot].vols[slots[slot].volN % W] = vol
-        slots[slot].volN += 1
-    }
-
-    /// End of input: closes every open window (as if the watermark went to +infinity). Stale-feed timers
-    /// do not fire afterwards.
-    public func finish() {
-        finished = true
-        for s in 0..<syms.count { closeWindows(s, .max) }
-    }
+    // MARK: timers
 
     public func onTimer(token: UInt64, now: Nanos) {
-        if finished { return }
-        let s = Int(token & 0xFFFF_FFFF)
-        if token & (3 << 62) == Graph.kindWindow {
-            closeWindows(s, watermark(s))
-        } else if token & (3 << 62) == Graph.kindStale {
-            let due = syms[s].lastEventClock + config.staleFeedAfter
-            if now >= due {
-                if !syms[s].staleFired {
-                    syms[s].staleFired = true
-                    let gap = Double(now - syms[s].lastEventClock) / 1e9
-                    let thr = Double(config.staleFeedAfter) / 1e9
-                    counters.anomalies += 1
-                    emit(.anomaly(AnomalyOutput(symbol: SymbolID(s), time: now, rule: "stale_feed", value: gap,
-                                                threshold: thr, severity: .warning)))
-                }
-                syms[s].staleScheduled = false   // next event re-arms
-            } else {
-                clock.schedule(at: due, target: self, token: token)
+        let id = SymbolID((token >> 16) & 0xFFFF_FFFF)
+        guard Int(id) < states.count, let s = states[Int(id)] else { return }
+        if token & (3 << 60) == Graph.kindWindow {
+            closeDue(s, watermark(s, now))
+        } else {
+            // Lazy rescheduling: one pending timer per symbol, moved forward when events came meanwhile.
+            s.staleTimerDue = .min
+            let due = s.lastEventClock + config.staleFeed.after
+            if due > now {
+                s.staleTimerDue = due
+                clock.schedule(at: due, target: self, token: Graph.kindStale | (UInt64(s.id) << 16))
+            } else if !s.staleReported {
+                s.staleReported = true
+                let gap = Double(now - s.lastEventClock) / 1e9
+                emit(.anomaly(AnomalyOutput(symbol: s.id, time: now, rule: "stale_feed", value: gap,
+                                            threshold: Double(config.staleFeed.after) / 1e9, severity: .warning)))
             }
+        }
+    }
+
+    /// End of input: every open window closes (as if the watermark went to +infinity), in symbol id
+    /// then timeframe order. Stale-feed timers do not fire for it.
+    public func finish() {
+        finishing = true
+        for case let s? in states {
+            for ser in s.series { closeWindows(ser, s, upTo: .max) }
         }
     }
 }
 
-/// Null sink for benchmarks.
-public final class CountingSink: GraphSink {
-    public private(set) var count = 0
-    public init() {}
-    public func emit(_ output: GraphOutput) { count += 1 }
+extension Window {
+    @inline(__always)
+    mutating func update(high h: Double, low l: Double, close c: Double, volume v: Double, pv p: Double, n: Int, volumeKnown: Bool) {
+        if h > high { high = h }
+        if l < low { low = l }
+        close = c
+        volume += v
+        pv += p
+        count += n
+        if !volumeKnown { self.volumeKnown = false }
+    }
 }
 
-/// Throughput benchmark entry point (`make bench`).
+/// Graph throughput on events already decoded in memory (for `make bench`).
 public enum GraphBench {
-    /// Runs `events` (receive-time ordered) through a full graph under a SimulatedClock; returns events/s.
     public static func eventsPerSecond(events: [MarketEvent], config: PipelineConfig, symbols: SymbolTable) -> Double {
-        guard let first = events.first else { return 0 }
-        let clock = SimulatedClock(start: first.receiveTime)
-        let sink = CountingSink()
+        final class Count: GraphSink { var n = 0; func emit(_ o: GraphOutput) { n += 1 } }
+        let clock = SimulatedClock()
+        let sink = Count()
         let g = Graph(config: config, clock: clock, symbols: symbols, sink: sink)
         let t0 = LiveClock.wallNanos()
-        for e in events { clock.advance(to: e.receiveTime); g.onEvent(e) }
+        for e in events {
+            clock.advance(to: e.receiveTime)
+            g.onEvent(e)
+        }
         g.finish()
-        let t1 = LiveClock.wallNanos()
-        return Double(events.count) / (Double(t1 - t0) / 1e9)
+        let dt = Double(LiveClock.wallNanos() - t0) / 1e9
+        return Double(events.count) / max(dt, 1e-9)
     }
 }

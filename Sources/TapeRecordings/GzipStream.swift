@@ -217,7 +217,7 @@ public final class GzipStream: @unchecked Sendable {
             slotLen[w] = n; slotIssues[w] = iss; filled[w] = true
             pthread_cond_broadcast(&cond)
             pthread_mutex_unlock(&mutex)
-            if n == 0 && finished { return }
+            if n == 0 && iss.isEmpty { return }  // end of data (the consumer sees n == 0 without issues)
             w = (w + 1) % slots.count
         }
     }
@@ -231,7 +231,7 @@ public final class GzipStream: @unchecked Sendable {
             var iss: [GzipIssue] = []
             let n = produce(slots[0], GzipStream.chunkSize, &iss)
             issuesOut.append(contentsOf: iss); issues.append(contentsOf: iss)
-            return n == 0 ? nil : UnsafeRawBufferPointer(start: slots[0], count: n)
+            return n == 0 && iss.isEmpty ? nil : UnsafeRawBufferPointer(start: slots[0], count: n)
         }
         pthread_mutex_lock(&mutex)
         if consumerHolds >= 0 { filled[consumerHolds] = false; consumerHolds = -1; pthread_cond_broadcast(&cond) }
@@ -241,7 +241,8 @@ public final class GzipStream: @unchecked Sendable {
         let idx = readIndex
         pthread_mutex_unlock(&mutex)
         if !iss.isEmpty { issuesOut.append(contentsOf: iss); issues.append(contentsOf: iss) }
-        if n == 0 {
+        // An empty chunk that carries issues (damage right at a chunk start) is not the end.
+        if n == 0 && iss.isEmpty {
             pthread_mutex_lock(&mutex); filled[idx] = false; done = true; pthread_cond_broadcast(&cond); pthread_mutex_unlock(&mutex)
             return nil
         }

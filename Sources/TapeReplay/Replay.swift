@@ -3,6 +3,9 @@ import TapeClock
 import TapeRecordings
 import TapeGraph
 import TapeSinks
+#if canImport(Glibc)
+import Glibc
+#endif
 
 /// Replay pacing.
 public enum ReplaySpeed: Sendable, Equatable {
@@ -27,14 +30,25 @@ public struct ReplayOptions {
     /// Run folder; nil = `reports/<run-id>/`.
     public var outDir: String? = nil
     public var config: PipelineConfig = PipelineConfig()
-    /// Text of the config as loaded (hashed into `config_hash`); empty = defaults.
-    public var configText: String = ""
     public var backwardsTolerance: Nanos = 1_000_000_000
     public var quiet: Bool = true
     /// Extra graph nodes (e.g. the model's inference node), added in order.
     public var extraNodes: [DownstreamNode] = []
     /// Extra sinks that see every output (e.g. training collectors).
     public var extraSinks: [GraphSink] = []
+    /// Extra top-level entries for summary.json (e.g. model metrics).
+    public var extraSummary: [(String, JSONValue)] = []
+    /// Canonical config text hashed into `config_hash`.
+    public var configCanonicalText: String = ""
+    /// Hash each input file into summary.json (`inputs[].sha256`).
+    public var hashInputs: Bool = true
+    /// CLI use: listen for SIGUSR1 / keys to pause and resume.
+    public var interactive: Bool = false
+    public var pause = PauseControl()
+    /// Where reject messages are printed (stderr by default).
+    public var messagePrinter: (String) -> Void = { fputs($0 + "\n", stderr) }
+    /// Opens the writer for `rejects.csv.gz` in the run folder.
+    public var makeRejectsWriter: (String) throws -> LineWriter = { dir in try GzipLineWriter(path: dir + "/rejects.csv.gz") }
     public init(inputs: [String]) { self.inputs = inputs }
 }
 
@@ -52,4 +66,21 @@ public struct ReplaySummary: Sendable {
     public var ticksPerSecond: Double
     /// 0 clean, 3 some input rejected (see README: exit codes).
     public var exitCode: Int32
+}
+
+/// Input that cannot be used at all (missing file, undetectable format): exit code 4.
+public struct UnusableInput: Error, CustomStringConvertible {
+    public var description: String
+    public init(_ d: String) { description = d }
+}
+
+/// Documented exit codes of `tape replay` (and of the commands built on it).
+public enum TapeExit {
+    public static let clean: Int32 = 0
+    /// Internal error (a bug): please report.
+    public static let internalError: Int32 = 1
+    /// Some input records were rejected (counted in summary.json, kept in rejects.csv.gz); the rest was processed.
+    public static let inputRejected: Int32 = 3
+    /// Input unusable: a file missing or unreadable, its format not detected, a bad config.
+    public static let unusableInput: Int32 = 4
 }

@@ -1,0 +1,173 @@
+import TapeCore
+import TapeGraph
+import Foundation
+
+/// Minimal ordered JSON writer (deterministic text; numbers via `Numbers.format`, non-finite → null).
+public indirect enum MetaJSON {
+    case string(String), int(Int), number(Double), array([MetaJSON]), object([(String, MetaJSON)])
+
+    public func render(_ indent: Int = 0) -> String {
+        let pad = String(repeating: "  ", count: indent + 1), close = String(repeating: "  ", count: indent)
+        switch self {
+        case .string(let s): return MetaJSON.quote(s)
+        case .int(let i): return String(i)
+        case .number(let d): return d.isFinite ? Numbers.format(d) : "null"
+        case .array(let a):
+            return a.isEmpty ? "[]" : "[\n" + a.map { pad + $0.render(indent + 1) }.joined(separator: ",\n") + "\n" + close + "]"
+        case .object(let o):
+            return o.isEmpty ? "{}" : "{\n" + o.map { pad + MetaJSON.quote($0.0) + ": " + $0.1.render(indent + 1) }.joined(separator: ",\n") + "\n" + close + "}"
+        }
+    }
+
+    static func quote(_ s: String) -> String {
+        var out = "\""
+        for u in s.unicodeScalars {
+            switch u {
+            case "\"": out += "\\\""
+            case "\\": out += "\\\\"
+            case "\n": out += "\\n"
+            default:
+                if u.value < 0x20 { out += "\\u" + String(repeating: "0", count: 4 - String(u.value, radix: 16).count) + String(u.value, radix: 16) }
+                else { out.unicodeScalars.append(u) }
+            }
+        }
+        return out + "\""
+    }
+}
+
+/// `<model>.meta.json`: what the model expects and how it was made. Meta path for `x/model.json` is
+/// `x/model.meta.json`.
+public struct ModelMeta: Sendable, Equatable {
+    public var featureNames: [String]
+    public var target: TargetSpec
+    public init(featureNames: [String], target: TargetSpec) { self.featureNames = featureNames; self.target = target }
+
+    public static func metaPath(forModel path: String) -> String {
+        (path.hasSuffix(".json") ? String(path.dropLast(5)) : path) + ".meta.json"
+    }
+
+    public static func load(path: String) throws -> ModelMeta {
+        guard let d = FileManager.default.contents(atPath: path),
+              let o = try? JSONSerialization.jsonObject(with: d) as? [String: Any] else {
+            throw ModelError("cannot read model meta \(path)")
+        }
+        guard let names = o["feature_names"] as? [String], let t = o["target"] as? [String: Any],
+              let tfs = t["timeframe"] as? String, let tf = Timeframe(tfs), let h = t["horizon_bars"] as? Int, h >= 1 else {
+            throw ModelError("model meta \(path): missing feature_names or target {timeframe, horizon_bars}")
+        }
+        return ModelMeta(featureNames: names, target: TargetSpec(timeframe: tf, horizon: h))
+    }
+}
+
+/// Everything `tape train` configures.
+public struct TrainingConfig: Sendable {
+    public var params = ModelParams()
+    public var walkForward = WalkForwardConfig()
+    /// Digests of the inputs (e.g. recording file → sha256), copied into the meta file.
+    public var inputDigests: [String: String] = [:]
+    /// Model file name inside the output folder.
+    public var modelFileName = "model.json"
+    public init() {}
+
+    /// FNV-1a 64 of the canonical text of params, walk-forward settings, target and feature names.
+    public func configHash(target: TargetSpec) -> String {
+        var h = FNV64()
+        for (k, v) in params.xgboostParams { h.add("\(k)=\(v)\n") }
+        h.add("rounds=\(params.rounds)\nbase_score=\(params.baseScore.map(Numbers.format) ?? "mean")\n")
+        h.add("folds=\(walkForward.folds)\ntrain_span=\(walkForward.trainSpan.map { String($0) } ?? "expanding")\n")
+        h.add("test_span=\(walkForward.testSpan.map { String($0) } ?? "auto")\ncost=\(Numbers.format(walkForward.costPerTrade))\n")
+        h.add("target=\(target.timeframe):\(target.horizon)\nfeatures=\(FeatureBuilder.featureNames.joined(separator: ","))\n")
+        return h.hex
+    }
+}
+
+/// What `TrainingRun.run` produced (the lead copies it into `summary.json`).
+public struct TrainingSummary: Sendable {
+    public var modelPath: String
+    public var metaPath: String
+    public var evaluationPath: String
+    public var rows: Int
+    public var labelledRows: Int
+    public var configHash: String
+    public var datasetDigest: String
+    public var evaluation: WalkForwardResult
+    /// In-sample metrics of the final model (trained on all labelled rows).
+    public var inSample: EvalMetrics
+
+    public var json: MetaJSON {
+        .object([
+            ("model", .string(modelPath)), ("rows", .int(rows)), ("labelled_rows", .int(labelledRows)),
+            ("config_hash", .string(configHash)), ("dataset_digest", .string(datasetDigest)),
+            ("walk_forward_overall", TrainingRun.metricsJSON(evaluation.overall.metrics)),
+            ("folds", .int(evaluation.folds.count)),
+        ])
+    }
+}
+
+public enum TrainingRun {
+    static func metricsJSON(_ m: EvalMetrics) -> MetaJSON {
+        .object([("n", .int(m.n)), ("rmse", .number(m.rmse)), ("rmse_baseline", .number(m.rmseBaseline)),
+                 ("mae", .number(m.mae)), ("mae_baseline", .number(m.maeBaseline)),
+                 ("directional_accuracy", .number(m.directionalAccuracy)), ("ic", .number(m.ic)),
+                 ("cum_return", .number(m.cumReturn)), ("cum_return_after_cost", .number(m.cumReturnAfterCost))])
+    }
+
+    /// Evaluates walk-forward, trains the final model on every labelled row, and writes
+    /// `<outDir>/model.json`, `<outDir>/model.meta.json` and `<outDir>/evaluation.csv`.
+    /// Deterministic: the same dataset and config give byte-identical files.
+    public static func run(dataset: Dataset, config: TrainingConfig = TrainingConfig(), outDir: String) throws -> TrainingSummary {
+        try FileManager.default.createDirectory(atPath: outDir, withIntermediateDirectories: true)
+        let eval = try WalkForward.evaluate(dataset, params: config.params, config: config.walkForward)
+        let lab = dataset.labelled
+        let booster = try ModelTrainer.train(rows: dataset.rows, targets: dataset.targets, params: config.params)
+        let pIn = try ModelTrainer.predict(booster, rows: dataset.rows, lab)
+        let inSample = EvalMetrics(predictions: pIn, targets: lab.map { dataset.targets[$0] },
+                                   costPerTrade: config.walkForward.costPerTrade, horizon: dataset.target.horizon)
+        let modelPath = (outDir as NSString).appendingPathComponent(config.modelFileName)
+        let metaPath = ModelMeta.metaPath(forModel: modelPath)
+        let evalPath = (outDir as NSString).appendingPathComponent("evaluation.csv")
+        try booster.save(to: modelPath)
+        try Data(eval.csv.utf8).write(to: URL(fileURLWithPath: evalPath))
+
+        let hash = config.configHash(target: dataset.target)
+        let digest = dataset.digest
+        var digests: [(String, MetaJSON)] = [("dataset", .string(digest))]
+        for k in config.inputDigests.keys.sorted() { digests.append((k, .string(config.inputDigests[k]!))) }
+        var params: [(String, MetaJSON)] = config.params.xgboostParams.map { ($0.0, .string($0.1)) }
+        params.append(("base_score", .string(Numbers.format(ModelTrainer.resolvedBaseScore(config.params, lab.map { dataset.targets[$0] })))))
+        params.append(("rounds", .int(config.params.rounds)))
+        let wf = config.walkForward
+        let meta: MetaJSON = .object([
+            ("format", .string("tape-model-meta/1")),
+            ("model_file", .string(config.modelFileName)),
+            ("xgboost_version", .string(xgboostVersion())),
+            ("feature_names", .array(FeatureBuilder.featureNames.map { .string($0) })),
+            ("target", .object([("kind", .string("forward_log_return")), ("timeframe", .string(dataset.target.timeframe.description)),
+                                ("horizon_bars", .int(dataset.target.horizon))])),
+            ("timeframe", .string(dataset.target.timeframe.description)),
+            ("config_hash", .string(hash)),
+            ("input_digests", .object(digests)),
+            ("training_params", .object(params)),
+            ("walk_forward", .object([("folds", .int(wf.folds)),
+                                      ("train_span_ns", wf.trainSpan.map { .int(Int($0)) } ?? .string("expanding")),
+                                      ("test_span_ns", wf.testSpan.map { .int(Int($0)) } ?? .string("auto")),
+                                      ("cost_per_trade", .number(wf.costPerTrade))])),
+            ("rows", .int(dataset.count)), ("labelled_rows", .int(lab.count)),
+            ("metrics", .object([("walk_forward_overall", metricsJSON(eval.overall.metrics)),
+                                 ("in_sample", metricsJSON(inSample))])),
+        ])
+        try Data((meta.render() + "\n").utf8).write(to: URL(fileURLWithPath: metaPath))
+        return TrainingSummary(modelPath: modelPath, metaPath: metaPath, evaluationPath: evalPath, rows: dataset.count,
+                               labelledRows: lab.count, configHash: hash, datasetDigest: digest,
+                               evaluation: eval, inSample: inSample)
+    }
+
+    /// Trains from the graph outputs of a replay (e.g. a `CollectingSink`'s), for callers that do not
+    /// use `TrainingCollector` directly.
+    public static func run(outputs: [GraphOutput], target: TargetSpec = TargetSpec(), config: TrainingConfig = TrainingConfig(),
+                           outDir: String) throws -> TrainingSummary {
+        let c = TrainingCollector(target: target)
+        for o in outputs { c.emit(o) }
+        return try run(dataset: c.dataset(), config: config, outDir: outDir)
+    }
+}

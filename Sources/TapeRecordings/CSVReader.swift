@@ -1,0 +1,139 @@
+import TapeCore
+
+/// What a row decoder made of one CSV row.
+public enum RowResult {
+    case event
+    case reject(RejectReason, String)
+}
+
+/// A header that does not fit the format.
+public struct HeaderMismatch: Error { public let detail: String; public init(_ d: String) { detail = d } }
+
+/// Turns rows of one CSV format into `MarketEvent`s. Columns are found by name in the header, so
+/// their order may vary.
+public protocol CSVRowDecoder {
+    static var format: RecordingFormat { get }
+    /// Whether `sequence` is a real id (duplicate check) or just the line number.
+    static var checkDuplicates: Bool { get }
+    init(header: [String], options: ReaderOptions, path: String) throws
+    mutating func decode(_ row: CSVRow, line: Int, into e: inout MarketEvent) -> RowResult
+}
+
+extension CSVRowDecoder {
+    /// Index of a required column.
+    static func column(_ header: [String], _ name: String) throws -> Int {
+        guard let i = header.firstIndex(of: name) else {
+            throw HeaderMismatch("missing column '\(name)' (header: \(header.joined(separator: ",")))")
+        }
+        return i
+    }
+}
+
+/// A streaming reader for any CSV format (gzip or plain): header by name, one reject per bad row
+/// naming file and line, every event through `EventValidator`. A header that does not fit gives one
+/// `unknown_header` reject and no events.
+public final class CSVEventReader<D: CSVRowDecoder>: EventSource {
+    public let name: String
+    public var format: RecordingFormat { D.format }
+    public private(set) var stats = SourceStats()
+    private let lines: LineReader
+    private var decoder: D?
+    private var row = CSVRow()
+    private let validator: EventValidator
+    private let rejects: RejectHandler
+    private let sourceIndex: UInt32
+    private var minFields = 0
+
+    public init(path: String, options: ReaderOptions, threaded: Bool = true) throws {
+        name = path
+        rejects = options.rejects
+        sourceIndex = options.sourceIndex
+        lines = try LineReader(path: path, rejects: options.rejects, threaded: threaded)
+        validator = EventValidator(file: path, options: options, checkDuplicates: D.checkDuplicates)
+        // Header: the first non-empty line.
+        while let l = lines.next() {
+            stats.lines += 1
+            if l.count == 0 { continue }
+            var r = CSVRow()
+            guard r.split(l) else { break }
+            let header = (0..<r.count).map { r.string($0).trimmingCharacters(in: " \u{FEFF}") }
+            do { decoder = try D(header: header, options: options, path: path); minFields = header.count }
+            catch let m as HeaderMismatch {
+                options.rejects.reject(Reject(file: path, line: lines.lineNumber, reason: .unknownHeader,
+                                              detail: "not a \(D.format.rawValue) header: \(m.detail)"))
+                stats.rejected += 1
+            }
+            break
+        }
+    }
+
+    public func next(_ e: inout MarketEvent) -> Bool {
+        guard decoder != nil else { return false }
+        while let l = lines.next() {
+            stats.lines += 1
+            if l.count == 0 { continue }
+            let ln = lines.lineNumber
+            if !row.split(l) { reject(ln, .malformedLine, "unterminated quote: \(snippet(l))"); continue }
+            if row.count != minFields {
+                reject(ln, .malformedLine, "expected \(minFields) fields, got \(row.count): \(snippet(l))"); continue
+            }
+            e = MarketEvent()
+            switch decoder!.decode(row, line: ln, into: &e) {
+            case .reject(let reason, let detail): reject(ln, reason, detail); continue
+            case .event:
+                e.source = sourceIndex
+                if validator.check(&e, line: ln) { stats.events += 1; return true }
+                stats.rejected += 1
+            }
+        }
+        stats.compressedBytes = lines.stream.compressedBytes
+        stats.decompressedBytes = lines.bytesRead
+        return false
+    }
+
+    private func reject(_ line: Int, _ reason: RejectReason, _ detail: String) {
+        stats.rejected += 1
+        rejects.reject(Reject(file: name, line: line, reason: reason, detail: detail))
+    }
+
+    private func snippet(_ l: UnsafeRawBufferPointer) -> String {
+        let s = String(decoding: UnsafeRawBufferPointer(rebasing: l[0..<min(l.count, 80)]), as: UTF8.self)
+        return l.count > 80 ? s + "…" : s
+    }
+}
+
+extension String {
+    func trimmingCharacters(in set: String) -> String {
+        let chars = Set(set)
+        var s = Substring(self)
+        while let f = s.first, chars.contains(f) { s = s.dropFirst() }
+        while let l = s.last, chars.contains(l) { s = s.dropLast() }
+        return String(s)
+    }
+}
+
+/// Builds `venue:SYMBOL` names from row bytes without allocating when seen before.
+struct SymbolInterner {
+    let table: SymbolTable
+    let prefix: [UInt8]
+    var scratch: [UInt8] = []
+    init(table: SymbolTable, venue: String?) {
+        self.table = table
+        prefix = venue.map { Array($0.utf8) + [UInt8(ascii: ":")] } ?? []
+        scratch.reserveCapacity(64)
+    }
+    mutating func intern(_ b: UnsafeRawBufferPointer, venue: UnsafeRawBufferPointer? = nil) -> SymbolID {
+        if prefix.isEmpty && venue == nil { return table.intern(bytes: b) }
+        scratch.removeAll(keepingCapacity: true)
+        if let v = venue { scratch.append(contentsOf: v); scratch.append(UInt8(ascii: ":")) } else { scratch.append(contentsOf: prefix) }
+        scratch.append(contentsOf: b)
+        return scratch.withUnsafeBytes { table.intern(bytes: $0) }
+    }
+}
+
+@inline(__always) func badNumber(_ row: CSVRow, _ i: Int, _ name: String) -> RowResult {
+    .reject(.badNumber, "\(name) '\(row.string(i))' is not a number")
+}
+@inline(__always) func badTime(_ row: CSVRow, _ i: Int, _ name: String) -> RowResult {
+    .reject(.badTimestamp, "\(name) '\(row.string(i))' is not a timestamp")
+}

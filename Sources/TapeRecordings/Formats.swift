@@ -1,0 +1,227 @@
+import TapeCore
+
+// Row decoders of the CSV formats. Columns are looked up by name; see docs/formats.md.
+
+/// 1-minute OHLC(V) bars: `timestamp,open,high,low,close[,volume]`; the timestamp is the bar's OPEN
+/// time (`2021-12-31 23:01:00.000000`, `2012-02-01 00:00:00+00:00`, ISO-8601, or integer s/ms/ns).
+/// Event time = receive time = open + 1 minute (the bar is known at its end).
+public struct BarRowDecoder: CSVRowDecoder {
+    public static let format = RecordingFormat.bars
+    public static let checkDuplicates = false
+    let ts, o, h, l, c: Int
+    let v: Int?
+    let symbol: SymbolID
+
+    public init(header: [String], options: ReaderOptions, path: String) throws {
+        ts = try Self.column(header, "timestamp"); o = try Self.column(header, "open")
+        h = try Self.column(header, "high"); l = try Self.column(header, "low"); c = try Self.column(header, "close")
+        v = header.firstIndex(of: "volume")
+        var name = options.symbol ?? BarRowDecoder.symbol(fromFileName: path)
+        if let venue = options.venue { name = venue + ":" + name }
+        symbol = options.symbols.intern(name)
+    }
+
+    /// The instrument named by a bar file: the part of the file name before the first `.` and `_`,
+    /// split on `-`, without tokens that are numbers (dates), timeframes (`1m`, `m1`) or `bid`/`ask`,
+    /// upper-cased: `btc-perp-20211231-20220201_1m.csv.gz` → `BTC-PERP`,
+    /// `fxcm-gbpusd-m1-bid-2012.csv.gz` → `FXCM-GBPUSD`.
+    public static func symbol(fromFileName path: String) -> String {
+        let base = path.split(separator: "/").last.map(String.init) ?? path
+        let stem = base.split(separator: ".").first.map(String.init) ?? base
+        let first = stem.split(separator: "_").first.map(String.init) ?? stem
+        let tokens = first.split(separator: "-").map { String($0) }.filter { t in
+            let lower = t.lowercased()
+            if t.allSatisfy({ $0.isNumber }) { return false }
+            if ["bid", "ask", "mid", "bars", "bar", "ohlc", "ohlcv"].contains(lower) { return false }
+            // timeframes: 1m, 15m, 1h, m1, h1, 30s
+            if lower.count <= 4, let u = lower.last, "smhd".contains(u), Int(lower.dropLast()) != nil { return false }
+            if lower.count <= 4, let u = lower.first, "smhd".contains(u), Int(lower.dropFirst()) != nil { return false }
+            return true
+        }
+        let name = tokens.joined(separator: "-").uppercased()
+        return name.isEmpty ? "BARS" : name
+    }
+
+    public mutating func decode(_ row: CSVRow, line: Int, into e: inout MarketEvent) -> RowResult {
+        let tb = row.bytes(ts)
+        guard tb.count > 0 else { return badTime(row, ts, "timestamp") }
+        var open: Nanos
+        if let iv = row.int(ts) {
+            open = iv > 100_000_000_000_000_000 ? iv : iv > 100_000_000_000 ? iv * 1_000_000 : iv * 1_000_000_000
+        } else if let t = TimeUtil.parseDateTime(tb.baseAddress!.assumingMemoryBound(to: UInt8.self), tb.count) {
+            open = t
+        } else { return badTime(row, ts, "timestamp") }
+        guard let op = row.double(o) else { return badNumber(row, o, "open") }
+        guard let hi = row.double(h) else { return badNumber(row, h, "high") }
+        guard let lo = row.double(l) else { return badNumber(row, l, "low") }
+        guard let cl = row.double(c) else { return badNumber(row, c, "close") }
+        var vol = Double.nan
+        if let v {
+            if row.isEmpty(v) { vol = .nan } else if let x = row.double(v) { vol = x } else { return badNumber(row, v, "volume") }
+        }
+        open += TimeUtil.nsPerMinute
+        e = .bar(endTime: open, receiveTime: open, symbol: symbol, open: op, high: hi, low: lo, close: cl, volume: vol,
+                 sequence: Int64(line))
+        return .event
+    }
+}
+
+/// Tape tick CSV: `event_time_ns,receive_time_ns,symbol,kind,price,size,bid,bid_size,ask,ask_size,exchange,conditions,sequence`.
+public struct TickRowDecoder: CSVRowDecoder {
+    public static let format = RecordingFormat.tickCSV
+    public static let checkDuplicates = true
+    public static let header = "event_time_ns,receive_time_ns,symbol,kind,price,size,bid,bid_size,ask,ask_size,exchange,conditions,sequence"
+    let et, rt, sym, kind, price, size, bid, bidSize, ask, askSize, exch, cond, seq: Int
+    var names: SymbolInterner
+    let table: SymbolTable
+
+    public init(header: [String], options: ReaderOptions, path: String) throws {
+        et = try Self.column(header, "event_time_ns"); rt = try Self.column(header, "receive_time_ns")
+        sym = try Self.column(header, "symbol"); kind = try Self.column(header, "kind")
+        price = try Self.column(header, "price"); size = try Self.column(header, "size")
+        bid = try Self.column(header, "bid"); bidSize = try Self.column(header, "bid_size")
+        ask = try Self.column(header, "ask"); askSize = try Self.column(header, "ask_size")
+        exch = try Self.column(header, "exchange"); cond = try Self.column(header, "conditions")
+        seq = try Self.column(header, "sequence")
+        names = SymbolInterner(table: options.symbols, venue: options.venue)
+        table = options.symbols
+    }
+
+    public mutating func decode(_ row: CSVRow, line: Int, into e: inout MarketEvent) -> RowResult {
+        guard let ev = row.int(et) else { return badTime(row, et, "event_time_ns") }
+        guard let rv = row.int(rt) else { return badTime(row, rt, "receive_time_ns") }
+        guard !row.isEmpty(sym) else { return .reject(.malformedLine, "empty symbol") }
+        let k = row.bytes(kind)
+        let isTrade = k.count == 5 && k[0] == UInt8(ascii: "t")
+        let isQuote = k.count == 5 && k[0] == UInt8(ascii: "q")
+        guard isTrade || isQuote else { return .reject(.malformedLine, "kind '\(row.string(kind))' is not trade or quote") }
+        e.eventTime = ev; e.receiveTime = rv
+        e.symbol = names.intern(row.bytes(sym))
+        e.sequence = row.isEmpty(seq) ? Int64(line) : (row.int(seq) ?? Int64(line))
+        if !row.isEmpty(exch) { e.exchange = table.intern(bytes: row.bytes(exch)) }
+        if !row.isEmpty(cond) { e.conditions = table.intern(bytes: row.bytes(cond)) }
+        if isTrade {
+            e.kind = .trade
+            guard let p = row.double(price) else { return badNumber(row, price, "price") }
+            guard let s = row.double(size) else { return badNumber(row, size, "size") }
+            e.price = p; e.size = s
+        } else {
+            e.kind = .quote
+            guard let b = row.double(bid) else { return badNumber(row, bid, "bid") }
+            guard let a = row.double(ask) else { return badNumber(row, ask, "ask") }
+            e.bid = b; e.ask = a
+            e.bidSize = row.double(bidSize) ?? .nan; e.askSize = row.double(askSize) ?? .nan
+        }
+        return .event
+    }
+}
+
+/// Polygon/Massive stocks trades flat file (ns timestamps). Event time = participant_timestamp
+/// (sip_timestamp when empty), receive time = sip_timestamp; sequence = sequence_number.
+public struct PolygonTradeRowDecoder: CSVRowDecoder {
+    public static let format = RecordingFormat.polygonTrades
+    public static let checkDuplicates = true
+    let ticker, price, size, sip, part, exch, cond, seq: Int
+    var names: SymbolInterner
+    let table: SymbolTable
+    public init(header: [String], options: ReaderOptions, path: String) throws {
+        ticker = try Self.column(header, "ticker"); price = try Self.column(header, "price")
+        size = try Self.column(header, "size"); sip = try Self.column(header, "sip_timestamp")
+        part = try Self.column(header, "participant_timestamp"); exch = try Self.column(header, "exchange")
+        cond = try Self.column(header, "conditions"); seq = try Self.column(header, "sequence_number")
+        names = SymbolInterner(table: options.symbols, venue: options.venue); table = options.symbols
+    }
+    public mutating func decode(_ row: CSVRow, line: Int, into e: inout MarketEvent) -> RowResult {
+        guard let s = row.int(sip) else { return badTime(row, sip, "sip_timestamp") }
+        let p = row.isEmpty(part) ? s : (row.int(part) ?? s)
+        guard let px = row.double(price) else { return badNumber(row, price, "price") }
+        guard let sz = row.double(size) else { return badNumber(row, size, "size") }
+        e = .trade(eventTime: p, receiveTime: s, symbol: names.intern(row.bytes(ticker)), price: px, size: sz,
+                   sequence: row.int(seq) ?? Int64(line))
+        if !row.isEmpty(exch) { e.exchange = table.intern(bytes: row.bytes(exch)) }
+        if !row.isEmpty(cond) { e.conditions = table.intern(bytes: row.bytes(cond)) }
+        return .event
+    }
+}
+
+/// Polygon/Massive stocks quotes flat file.
+public struct PolygonQuoteRowDecoder: CSVRowDecoder {
+    public static let format = RecordingFormat.polygonQuotes
+    public static let checkDuplicates = true
+    let ticker, bp, bs, ap, asz, sip, part, exch, cond, seq: Int
+    var names: SymbolInterner
+    let table: SymbolTable
+    public init(header: [String], options: ReaderOptions, path: String) throws {
+        ticker = try Self.column(header, "ticker"); bp = try Self.column(header, "bid_price")
+        bs = try Self.column(header, "bid_size"); ap = try Self.column(header, "ask_price")
+        asz = try Self.column(header, "ask_size"); sip = try Self.column(header, "sip_timestamp")
+        part = try Self.column(header, "participant_timestamp"); exch = try Self.column(header, "bid_exchange")
+        cond = try Self.column(header, "conditions"); seq = try Self.column(header, "sequence_number")
+        names = SymbolInterner(table: options.symbols, venue: options.venue); table = options.symbols
+    }
+    public mutating func decode(_ row: CSVRow, line: Int, into e: inout MarketEvent) -> RowResult {
+        guard let s = row.int(sip) else { return badTime(row, sip, "sip_timestamp") }
+        let p = row.isEmpty(part) ? s : (row.int(part) ?? s)
+        guard let b = row.double(bp) else { return badNumber(row, bp, "bid_price") }
+        guard let a = row.double(ap) else { return badNumber(row, ap, "ask_price") }
+        e = .quote(eventTime: p, receiveTime: s, symbol: names.intern(row.bytes(ticker)), bid: b,
+                   bidSize: row.double(bs) ?? .nan, ask: a, askSize: row.double(asz) ?? .nan, sequence: row.int(seq) ?? Int64(line))
+        if !row.isEmpty(exch) { e.exchange = table.intern(bytes: row.bytes(exch)) }
+        if !row.isEmpty(cond) { e.conditions = table.intern(bytes: row.bytes(cond)) }
+        return .event
+    }
+}
+
+/// Polygon/Massive minute aggregates flat file: one `.bar` per row, event = receive = window_start + 1 min.
+public struct PolygonMinuteAggRowDecoder: CSVRowDecoder {
+    public static let format = RecordingFormat.polygonMinuteAggs
+    public static let checkDuplicates = false
+    let ticker, vol, o, c, h, l, ws: Int
+    var names: SymbolInterner
+    public init(header: [String], options: ReaderOptions, path: String) throws {
+        ticker = try Self.column(header, "ticker"); vol = try Self.column(header, "volume")
+        o = try Self.column(header, "open"); c = try Self.column(header, "close"); h = try Self.column(header, "high")
+        l = try Self.column(header, "low"); ws = try Self.column(header, "window_start")
+        names = SymbolInterner(table: options.symbols, venue: options.venue)
+    }
+    public mutating func decode(_ row: CSVRow, line: Int, into e: inout MarketEvent) -> RowResult {
+        guard let start = row.int(ws) else { return badTime(row, ws, "window_start") }
+        guard let op = row.double(o) else { return badNumber(row, o, "open") }
+        guard let hi = row.double(h) else { return badNumber(row, h, "high") }
+        guard let lo = row.double(l) else { return badNumber(row, l, "low") }
+        guard let cl = row.double(c) else { return badNumber(row, c, "close") }
+        guard let v = row.double(vol) else { return badNumber(row, vol, "volume") }
+        let end = start + TimeUtil.nsPerMinute
+        e = .bar(endTime: end, receiveTime: end, symbol: names.intern(row.bytes(ticker)), open: op, high: hi, low: lo,
+                 close: cl, volume: v, sequence: Int64(line))
+        return .event
+    }
+}
+
+/// tardis.dev `trades` CSV (µs): event = timestamp, receive = local_timestamp, symbol
+/// `<exchange>:<symbol>`, side buy → 1, sell → 2. `id` is a string at some exchanges: it is the
+/// sequence when numeric, else the line number (and no duplicate check applies to it).
+public struct TardisTradeRowDecoder: CSVRowDecoder {
+    public static let format = RecordingFormat.tardisTrades
+    public static let checkDuplicates = false
+    let exch, sym, ts, lts, id, side, price, amount: Int
+    var names: SymbolInterner
+    public init(header: [String], options: ReaderOptions, path: String) throws {
+        exch = try Self.column(header, "exchange"); sym = try Self.column(header, "symbol")
+        ts = try Self.column(header, "timestamp"); lts = try Self.column(header, "local_timestamp")
+        id = try Self.column(header, "id"); side = try Self.column(header, "side")
+        price = try Self.column(header, "price"); amount = try Self.column(header, "amount")
+        names = SymbolInterner(table: options.symbols, venue: options.venue)
+    }
+    public mutating func decode(_ row: CSVRow, line: Int, into e: inout MarketEvent) -> RowResult {
+        guard let t = row.int(ts) else { return badTime(row, ts, "timestamp") }
+        guard let lt = row.int(lts) else { return badTime(row, lts, "local_timestamp") }
+        guard let p = row.double(price) else { return badNumber(row, price, "price") }
+        guard let q = row.double(amount) else { return badNumber(row, amount, "amount") }
+        let sd = row.bytes(side)
+        let s: UInt8 = sd.count > 0 && sd[0] == UInt8(ascii: "b") ? 1 : sd.count > 0 && sd[0] == UInt8(ascii: "s") ? 2 : 0
+        e = .trade(eventTime: t * 1000, receiveTime: lt * 1000, symbol: names.intern(row.bytes(sym), venue: row.bytes(exch)),
+                   price: p, size: q, sequence: row.int(id) ?? Int64(line), side: s)
+        return .event
+    }
+}

@@ -1,0 +1,47 @@
+import TapeCore
+import TapeClock
+import TapeRecordings
+import TapeSinks
+
+/// What `tape record --from-replay` did.
+public struct RecordSummary {
+    public var files: [String]
+    public var eventsWritten: Int
+    public var ticksRejected: Int
+    public var rejectsByReason: [String: Int]
+    public var filtered: Int
+    public var barsRefused: Int
+}
+
+/// Converts recordings into Tape tick CSV (format conversion, slicing by symbol and event time),
+/// merged in replay order, through the same `RecordingWriter` live recording uses. Rejects are
+/// reported as in a replay (messages, `rejects.csv.gz` in `directory`).
+public func recordFromReplay(_ o: ReplayOptions, directory: String, prefix: String, maxBytes: Int64,
+                             rotateHourly: Bool, flushEvery: Int) throws -> RecordSummary {
+    do { try FS.makeDirectories(directory) } catch { throw UnusableInput("\(directory): cannot create: \(error)") }
+    let symbols = SymbolTable()
+    let rejects = RejectLog(writer: try o.makeRejectsWriter(directory), printLimit: o.quiet ? 0 : 5, printer: o.messagePrinter)
+    var sources: [EventSource] = []
+    for (i, path) in o.inputs.enumerated() {
+        guard FS.exists(path) else { throw UnusableInput("\(path): no such file") }
+        let ro = ReaderOptions(symbols: symbols, rejects: rejects, sourceIndex: UInt32(i), symbol: o.symbol,
+                               venue: o.venue, backwardsTolerance: o.backwardsTolerance)
+        do { sources.append(try openSource(path: path, format: o.format, options: ro)) }
+        catch { throw UnusableInput("\(error)") }
+    }
+    let merged = MergedSource(sources)
+    let writer = RecordingWriter(directory: directory, prefix: prefix, symbols: symbols, maxBytes: maxBytes,
+                                 rotateHourly: rotateHourly, flushEvery: flushEvery)
+    let filter = SymbolFilter(o.symbols)
+    let from = o.from ?? .min, to = o.to ?? .max
+    var e = MarketEvent()
+    var filtered = 0
+    while merged.next(&e) {
+        if e.eventTime < from || e.eventTime >= to || !filter.accepts(e.symbol, symbols) { filtered += 1; continue }
+        do { try writer.write(e) } catch { throw UnusableInput("\(error)") }
+    }
+    try? writer.close()
+    rejects.close()
+    return RecordSummary(files: writer.files, eventsWritten: writer.eventsWritten, ticksRejected: rejects.total,
+                         rejectsByReason: rejects.byReason, filtered: filtered, barsRefused: writer.barsRefused)
+}

@@ -1,0 +1,69 @@
+import Foundation
+import TapeCore
+import TapeRecordings
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// A line-oriented output (plain file, gzip file).
+public protocol LineWriter: AnyObject {
+    func writeLine(_ s: String)
+    func close()
+}
+
+extension BufferedFile: LineWriter {}
+
+/// The run's reject handler: counts rejects per reason and skips per kind, keeps every reject in
+/// `rejects.csv.gz` (`file,line,reason,detail`), and prints one clear message per reject to stderr —
+/// the first `printLimit` per (file, reason), then one line saying how many more went to the file.
+public final class RejectLog: RejectHandler {
+    public private(set) var byReason: [String: Int] = [:]
+    public private(set) var skips: [String: Int] = [:]
+    public private(set) var total = 0
+    private var printed: [String: Int] = [:]
+    private let writer: LineWriter?
+    private let printLimit: Int
+    private let printer: (String) -> Void
+    private let rejectsFileName: String
+
+    public init(writer: LineWriter?, printLimit: Int = 5, rejectsFileName: String = "rejects.csv.gz",
+                printer: @escaping (String) -> Void = { msg in fputs(msg + "\n", stderr) }) {
+        self.writer = writer
+        self.printLimit = printLimit
+        self.printer = printer
+        self.rejectsFileName = rejectsFileName
+        writer?.writeLine("file,line,reason,detail")
+    }
+
+    public func reject(_ r: Reject) {
+        total += 1
+        byReason[r.reason.rawValue, default: 0] += 1
+        writer?.writeLine("\(CSV.field(r.file)),\(r.line),\(r.reason.rawValue),\(CSV.field(r.detail))")
+        let key = r.file + "\u{0}" + r.reason.rawValue
+        let n = printed[key, default: 0]
+        if n < printLimit { printer("tape: \(r.message)") }
+        else if n == printLimit { printer("tape: \(r.file): further \(r.reason.rawValue) rejects are not printed; see \(rejectsFileName)") }
+        printed[key] = n + 1
+    }
+
+    public func skipped(_ what: String, count: Int) { skips[what, default: 0] += count }
+
+    public func close() { writer?.close() }
+}
+
+public enum CSV {
+    /// Quotes a CSV field when it holds a comma, quote or newline.
+    public static func field(_ s: String) -> String {
+        if !s.contains(where: { $0 == "," || $0 == "\"" || $0 == "\n" || $0 == "\r" }) { return s }
+        return "\"" + s.replacingOccurrences(of: "\"", with: "\"\"") + "\""
+    }
+}
+
+
+/// `rejects.csv.gz`: the reject log written through the gzip writer.
+public final class GzipLineWriter: LineWriter {
+    private let w: GzipWriter
+    public init(path: String) throws { w = try GzipWriter(path: path) }
+    public func writeLine(_ s: String) { w.writeLine(s) }
+    public func close() { try? w.close() }
+}

@@ -1,0 +1,192 @@
+import ArgumentParser
+import Foundation
+import TapeCore
+import TapeGraph
+import TapeRecordings
+import TapeReplay
+
+@main
+struct Tape: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "tape",
+        abstract: "Deterministic market-data replay and live pipeline.",
+        discussion: """
+            Exit codes: 0 clean; 3 some input records were rejected (see the run's summary.json and \
+            rejects.csv.gz; everything valid was processed); 4 unusable input (missing file, unknown \
+            format, bad config); 64 bad command line; 1 internal error.
+            """,
+        subcommands: [ReplayCommand.self, RecordCommand.self, TrainCommand.self])
+}
+
+/// Options shared by every command that replays recordings.
+struct InputOptions: ParsableArguments {
+    @Argument(help: "Recordings (gzip; several are merged by receive time, then file order, then line order).")
+    var inputs: [String] = []
+
+    @Option(help: "Input format (default: detected from content): \(RecordingFormat.allCases.map(\.rawValue).joined(separator: ", ")).")
+    var format: String?
+
+    @Option(help: "Instrument name for files that do not carry one (bar files).")
+    var symbol: String?
+
+    @Option(help: "Venue prefix for symbols (default: from the file name where it tells, e.g. spot-/usdm-/cm- Binance captures).")
+    var venue: String?
+
+    @Option(help: "Only these symbols (comma-separated; `spot:BTCUSDT` or bare `BTCUSDT`).")
+    var symbols: String?
+
+    @Option(help: "Event-time start (inclusive): ISO-8601 UTC (2024-08-09T00:01:00Z) or integer ns.")
+    var from: String?
+
+    @Option(help: "Event-time end (exclusive): ISO-8601 UTC or integer ns.")
+    var to: String?
+
+    @Option(help: "Pipeline config (YAML). Default: config/pipeline.yaml if present, else built-in defaults.")
+    var config: String?
+
+    @Option(help: "How far receive time may go back inside one file before a record is rejected, in ms.")
+    var backwardsToleranceMs: Int64 = 1000
+
+    func replayOptions() throws -> ReplayOptions {
+        var o = ReplayOptions(inputs: inputs)
+        if let f = format {
+            guard let fmt = RecordingFormat(rawValue: f) else {
+                throw ValidationError("unknown --format '\(f)'; one of: \(RecordingFormat.allCases.map(\.rawValue).joined(separator: ", "))")
+            }
+            o.format = fmt
+        }
+        o.symbol = symbol
+        o.venue = venue
+        o.symbols = symbols.map { $0.split(separator: ",").map { String($0).trimmingCharacters(in: .whitespaces) } }
+        if let f = from {
+            guard let t = TimeUtil.parseUserTime(f) else { throw ValidationError("--from '\(f)': expected ISO-8601 UTC or integer ns") }
+            o.from = t
+        }
+        if let t0 = to {
+            guard let t = TimeUtil.parseUserTime(t0) else { throw ValidationError("--to '\(t0)': expected ISO-8601 UTC or integer ns") }
+            o.to = t
+        }
+        o.backwardsTolerance = backwardsToleranceMs * 1_000_000
+        try loadConfig(into: &o, path: config)
+        return o
+    }
+}
+
+func loadConfig(into o: inout ReplayOptions, path: String?) throws {
+    let p = path ?? (FileManager.default.fileExists(atPath: "config/pipeline.yaml") ? "config/pipeline.yaml" : nil)
+    guard let p else { return }
+    guard let text = try? String(contentsOfFile: p, encoding: .utf8) else {
+        throw UnusableInput("\(p): cannot read config")
+    }
+    o.configCanonicalText = text
+    _ = text
+}
+
+func fail(_ message: String, code: Int32) -> Never {
+    FileHandle.standardError.write(("tape: " + message + "\n").data(using: .utf8)!)
+    Foundation.exit(code)
+}
+
+struct ReplayCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "replay",
+        abstract: "Replay recordings through the graph under the simulated clock and write a run folder.")
+
+    @OptionGroup var input: InputOptions
+
+    @Option(help: "Replay speed: `max` (as fast as possible) or N (N x real time, e.g. 1, 10, 0.5).")
+    var speed: String = "max"
+
+    @Option(help: "Run folder (default reports/<run-id>/).")
+    var out: String?
+
+    @Flag(help: "No progress line and no per-reject messages on stderr.")
+    var quiet = false
+
+    @Flag(help: "Do not write the HTML report.")
+    var noReport = false
+
+    mutating func run() throws {
+        var inputs = input.inputs
+        if inputs.isEmpty {
+            let dir = "recordings/sample"
+            let files = ((try? FileManager.default.contentsOfDirectory(atPath: dir)) ?? []).filter { $0.hasSuffix(".gz") }.sorted()
+            if files.isEmpty {
+                fail("""
+                    no recordings given and \(dir)/ is empty.
+                    Replay your own captures: tape replay path/to/capture.gz [more.gz ...]
+                    or fill \(dir)/ from the shared data set: make sample (copies ../shared/data, or SHARED=/path/to/shared)
+                    """, code: TapeExit.unusableInput)
+            }
+            inputs = files.map { "\(dir)/\($0)" }
+        }
+        var o: ReplayOptions
+        do { o = try input.replayOptions() } catch let e as UnusableInput { fail(e.description, code: TapeExit.unusableInput) }
+        o.inputs = inputs
+        if speed == "max" { o.speed = .max }
+        else if let f = Double(speed), f > 0, f.isFinite { o.speed = .factor(f) }
+        else { throw ValidationError("--speed '\(speed)': expected `max` or a positive number") }
+        o.outDir = out
+        o.quiet = quiet
+        o.interactive = true
+        let s: ReplaySummary
+        do { s = try runReplay(o) }
+        catch let e as UnusableInput { fail(e.description, code: TapeExit.unusableInput) }
+        printSummary(s)
+        if s.exitCode != 0 { throw ArgumentParser.ExitCode(s.exitCode) }
+    }
+}
+
+func printSummary(_ s: ReplaySummary) {
+    print("run folder      \(s.runDir)")
+    print("digest          \(s.digest)")
+    print("ticks in        \(s.ticksIn)")
+    let reasons = s.rejectsByReason.keys.sorted().map { "\($0)=\(s.rejectsByReason[$0]!)" }.joined(separator: " ")
+    print("ticks rejected  \(s.ticksRejected)\(reasons.isEmpty ? "" : "  (\(reasons))")")
+    if !s.skipped.isEmpty {
+        print("skipped         " + s.skipped.keys.sorted().map { "\($0)=\(s.skipped[$0]!)" }.joined(separator: " "))
+    }
+    let kinds = s.eventsOutByKind.keys.sorted().map { "\($0)=\(s.eventsOutByKind[$0]!)" }.joined(separator: " ")
+    print("events out      \(s.eventsOut)\(kinds.isEmpty ? "" : "  (\(kinds))")")
+    print(String(format: "wall            %.3f s  (%.0f ticks/s)", s.wallSeconds, s.ticksPerSecond))
+}
+
+
+struct RecordCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "record",
+        abstract: "Write Tape tick CSV from recordings (format conversion, slicing by symbol/time), with rotation.",
+        discussion: """
+            Files are <out>/<prefix>-YYYYMMDD-HH[-N].csv.gz, rotated by UTC hour of receive time and by size. \
+            Every --flush-every events the current gzip member is closed, so a killed recorder loses \
+            at most those events: every earlier row stays readable.
+            """)
+
+    @Flag(name: .customLong("from-replay"), help: "Record from recordings (the inputs), merged in replay order.")
+    var fromReplay = false
+
+    @OptionGroup var input: InputOptions
+
+    @Option(help: "Output folder.") var out: String
+    @Option(help: "File name prefix.") var prefix: String = "tape"
+    @Option(help: "Rotate when a file reaches this many MB (compressed).") var maxMb: Double = 256
+    @Flag(help: "Do not rotate by UTC hour.") var noHourly = false
+    @Option(help: "Close a gzip member every N events.") var flushEvery: Int = 10_000
+    @Flag(help: "No per-reject messages on stderr.") var quiet = false
+
+    mutating func run() throws {
+        guard fromReplay else { throw ValidationError("only --from-replay is available (live recording comes with the live connectors)") }
+        guard !input.inputs.isEmpty else { throw ValidationError("give the recordings to convert") }
+        var o: ReplayOptions
+        do { o = try input.replayOptions() } catch let e as UnusableInput { fail(e.description, code: TapeExit.unusableInput) }
+        o.quiet = quiet
+        let s: RecordSummary
+        do {
+            s = try recordFromReplay(o, directory: out, prefix: prefix, maxBytes: Int64(maxMb * 1_048_576),
+                                     rotateHourly: !noHourly, flushEvery: flushEvery)
+        } catch let e as UnusableInput { fail(e.description, code: TapeExit.unusableInput) }
+        for f in s.files { print(f) }
+        print("events written \(s.eventsWritten), filtered \(s.filtered), rejected \(s.ticksRejected), bars not written \(s.barsRefused)")
+        if s.ticksRejected > 0 { throw ArgumentParser.ExitCode(TapeExit.inputRejected) }
+    }
+}

@@ -1,5 +1,0 @@
-import XCTest
-
-final class TapeModelTestsPlaceholder: XCTestCase {
-    func testPlaceholder() {}
-}

@@ -1,5 +1,0 @@
-import XCTest
-
-final class TapeReplayTestsPlaceholder: XCTestCase {
-    func testPlaceholder() {}
-}

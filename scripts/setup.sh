@@ -1,0 +1,32 @@
+#!/usr/bin/env bash
+# Installs everything Tape needs on a fresh Debian machine (idempotent; fast when already done).
+# Called by `make setup` (and so by `make run` and `make test`). Nothing is assumed installed by hand.
+set -euo pipefail
+
+APT_PACKAGES=(
+  zlib1g-dev        # gzip streams (CZlib)
+  libxgboost-dev    # XGBoost C API (CXGBoost)
+  libjs-chart.js    # chart library inlined into HTML reports
+  chromium          # headless check of the HTML report in tests
+  python3 python3-pip
+  time gzip bc      # /usr/bin/time (peak RSS) and bc in `make bench`
+)
+PIP_PACKAGES=(numpy TA-Lib xgboost-cpu scipy)
+
+missing=()
+for p in "${APT_PACKAGES[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if [ ${#missing[@]} -gt 0 ]; then
+  echo "setup: apt-get install ${missing[*]}"
+  SUDO=""; [ "$(id -u)" -ne 0 ] && SUDO="sudo"
+  $SUDO apt-get update -q
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -q --no-install-recommends "${missing[@]}"
+fi
+
+PY=${PYTHON:-python3}
+if ! "$PY" -c 'import numpy, talib, xgboost, scipy' 2>/dev/null; then
+  echo "setup: pip install ${PIP_PACKAGES[*]}"
+  "$PY" -m pip install -q "${PIP_PACKAGES[@]}" 2>&1 | grep -v "Running pip as the 'root' user" || true
+  "$PY" -c 'import numpy, talib, xgboost, scipy'
+fi
