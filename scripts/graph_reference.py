@@ -1,11 +1,11 @@
 #!/usr/bin/env python3
 """Independent reference for Tape's graph tests.
 
-usage: talib_reference.py INPUT OUTDIR --timeframes 5s,15s [--sma 20 --ema 20 --rsi 14 --macd 12,26,9 --bb 20,2]
+usage: graph_reference.py INPUT OUTDIR --timeframes 5s,15s [--sma 20 --ema 20 --rsi 14 --macd 12,26,9 --bb 20,2]
 
-INPUT is a bar file (timestamp,open,high,low,close[,volume]; timestamp = bar END, UTC) or a raw Binance
+INPUT is a bar file (timestamp,open,high,low,close[,volume]; timestamp = bar OPEN, UTC, as TapeRecordings reads it) or a raw Binance
 capture (`<recv ns> <json>` lines; `@trade` messages decoded here with json). Bars are aggregated in
-UTC-aligned windows (trades by trade time T ms; 1-minute bars by their start = end - 1m); every trade is
+UTC-aligned windows (trades by trade time T ms; 1-minute bars by their open time); every trade is
 used (no late rule: the Swift test uses a lateness that makes no trade late). Writes OUTDIR/bars.csv,
 OUTDIR/indicators.csv and, for captures, OUTDIR/trades.csv (event_ns,receive_ns,price,size).
 """
@@ -39,10 +39,10 @@ def main():
                 p = line.strip().split(",")
                 if len(p) < 5: continue
                 d = datetime.datetime.fromisoformat(p[0]).replace(tzinfo=datetime.timezone.utc)
-                end = (int(d.timestamp()) // 60 * 60) * 10**9
+                start = (int(d.timestamp()) // 60 * 60) * 10**9   # timestamp = bar OPEN (docs/formats.md)
                 o, h, l, c = map(float, p[1:5])
                 v = float(p[5]) if hasv else float("nan")
-                items.append((end - 60 * 10**9, o, h, l, c, v, (h + l + c) / 3 * v, 1))
+                items.append((start, o, h, l, c, v, (h + l + c) / 3 * v, 1))
         else:
             tr = open(os.path.join(a.outdir, "trades.csv"), "w")
             tr.write("event_ns,receive_ns,price,size\n")

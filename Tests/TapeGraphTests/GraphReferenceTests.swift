@@ -24,7 +24,10 @@ private func runReference(_ input: URL, timeframes: String) throws -> URL {
     p.arguments = ["python3", packageRoot().appendingPathComponent("scripts/graph_reference.py").path,
                    input.path, out.path, "--timeframes", timeframes]
     try p.run(); p.waitUntilExit()
-    guard p.terminationStatus == 0 else { throw XCTSkip("talib_reference.py failed (python3/talib missing?)") }
+    guard p.terminationStatus == 0 else {
+        throw NSError(domain: "graph_reference.py", code: Int(p.terminationStatus),
+                      userInfo: [NSLocalizedDescriptionKey: "scripts/graph_reference.py failed on \(input.lastPathComponent)"])
+    }
     return out
 }
 private func csv(_ u: URL) throws -> [[String]] {
