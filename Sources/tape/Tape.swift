@@ -15,7 +15,7 @@ struct Tape: ParsableCommand {
             rejects.csv.gz; everything valid was processed); 4 unusable input (missing file, unknown \
             format, bad config); 64 bad command line; 1 internal error.
             """,
-        subcommands: [ReplayCommand.self, RecordCommand.self, TrainCommand.self])
+        subcommands: [ReplayCommand.self, RecordCommand.self, TrainCommand.self, BenchCommand.self])
 }
 
 /// Options shared by every command that replays recordings.
@@ -74,12 +74,13 @@ struct InputOptions: ParsableArguments {
 
 func loadConfig(into o: inout ReplayOptions, path: String?) throws {
     let p = path ?? (FileManager.default.fileExists(atPath: "config/pipeline.yaml") ? "config/pipeline.yaml" : nil)
-    guard let p else { return }
+    guard let p else { o.configCanonicalText = o.config.canonicalText; return }
     guard let text = try? String(contentsOfFile: p, encoding: .utf8) else {
         throw UnusableInput("\(p): cannot read config")
     }
-    o.configCanonicalText = text
-    _ = text
+    do { o.config = try PipelineConfig.load(yaml: text, source: p) }
+    catch { throw UnusableInput("\(error)") }
+    o.configCanonicalText = o.config.canonicalText
 }
 
 func fail(_ message: String, code: Int32) -> Never {

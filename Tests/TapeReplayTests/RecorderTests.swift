@@ -36,14 +36,14 @@ final class RecorderTests: XCTestCase {
         let w = RecordingWriter(directory: dir, prefix: "x", symbols: symbols, rotateHourly: true, flushEvery: 2)
         let s = symbols.intern("A")
         let h0 = TimeUtil.parseDateTime("2024-08-08T23:59:59Z")!
-        for (i, t) in [h0, h0 + 500_000_000, h0 + 2_000_000_000, h0 + 3_600_000_000_000].enumerated() {
+        for (i, t) in [h0, h0 + 500_000_000, h0 + 2_000_000_000, h0 + 3_602_000_000_000].enumerated() {
             try w.write(.trade(eventTime: t, receiveTime: t, symbol: s, price: 100 + Double(i), size: 1, sequence: Int64(i + 1)))
         }
         try w.close()
         XCTAssertEqual(w.files.map { ($0 as NSString).lastPathComponent },
                        ["x-20240808-23.csv.gz", "x-20240809-00.csv.gz", "x-20240809-01.csv.gz"])
         let (_, out, _) = try sh("gzip -dc '\(w.files[1])'")
-        XCTAssertEqual(out, TickRowDecoder.header + "\n1723161600000000000,1723161600000000000,A,trade,102,1,,,,,,,3\n")
+        XCTAssertEqual(out, TickRowDecoder.header + "\n1723161601000000000,1723161601000000000,A,trade,102,1,,,,,,,3\n")
     }
 
     /// A recorder killed with SIGKILL mid-run: every completed gzip member reads back; at most the

@@ -1,0 +1,60 @@
+import ArgumentParser
+import Foundation
+import TapeCore
+import TapeGraph
+import TapeModel
+import TapeRecordings
+import TapeReplay
+
+/// `tape bench`: in-process figures for `make bench` (the replay-vs-gzip ratio is measured by
+/// scripts/bench.sh around whole processes): the graph alone on decoded events in memory, and the
+/// model's training time and inference cost per bar.
+struct BenchCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "bench", abstract: "Print measured figures: graph events/s in memory, model training and inference cost.")
+
+    @Option(help: "Folder holding data/binance-feed (the real captures).")
+    var shared: String = "../shared"
+
+    @Option(help: "Events for the graph-alone figure (the real trades and quotes, repeated with shifted times).")
+    var graphEvents: Int = 5_000_000
+
+    mutating func run() throws {
+        try graphBench()
+        for r in try ModelBench.run() { print(r.line) }
+    }
+
+    func graphBench() throws {
+        let dir = shared + "/data/binance-feed"
+        let files = ((try? FileManager.default.contentsOfDirectory(atPath: dir)) ?? []).filter { $0.hasSuffix(".gz") }.sorted()
+        guard !files.isEmpty else { print("graph: no captures in \(dir)"); return }
+        let symbols = SymbolTable()
+        let rejects = RejectCollector()
+        let sources = try files.enumerated().map { (i, f) in
+            try openSource(path: dir + "/" + f, format: nil,
+                           options: ReaderOptions(symbols: symbols, rejects: rejects, sourceIndex: UInt32(i)))
+        }
+        let merged = MergedSource(sources)
+        var base: [MarketEvent] = []
+        var e = MarketEvent()
+        while merged.next(&e) { base.append(e) }
+        guard let first = base.first, let last = base.last else { return }
+        // Repeat the session, shifted in time, to the requested size (a one-minute gap between passes).
+        let span = (last.receiveTime - first.receiveTime) + 60_000_000_000
+        var events: [MarketEvent] = []
+        events.reserveCapacity(graphEvents)
+        var pass: Int64 = 0
+        while events.count < graphEvents {
+            for var x in base {
+                if events.count >= graphEvents { break }
+                x.receiveTime += pass * span; x.eventTime += pass * span
+                x.sequence += pass * 100_000_000_000
+                events.append(x)
+            }
+            pass += 1
+        }
+        let rate = GraphBench.eventsPerSecond(events: events, config: PipelineConfig(), symbols: symbols)
+        print(String(format: "graph alone: %d events (real trades+quotes, %d symbols) through the full graph in memory: %.2f M events/s",
+                     events.count, symbols.count - 1, rate / 1e6))
+    }
+}

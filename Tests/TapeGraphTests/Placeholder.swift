@@ -1,5 +1,0 @@
-import XCTest
-
-final class TapeGraphTestsPlaceholder: XCTestCase {
-    func testPlaceholder() {}
-}
