@@ -84,7 +84,7 @@ public enum ReportWriter {
         let ind = CSVTable.load(runDir + "/indicators.csv") ?? CSVTable(text: "")
         let anoms = CSVTable.load(runDir + "/anomalies.csv") ?? CSVTable(text: "")
         let preds = CSVTable.load(runDir + "/predictions.csv")
-        let evalT = CSVTable.load(runDir + "/evaluation.csv")
+        let evalT = CSVTable.load(runDir + "/model/evaluation.csv") ?? CSVTable.load(runDir + "/evaluation.csv")
         var indByKey: [String: [String: [String]]] = [:]
         for r in ind.rows where r.count >= 13 { indByKey[r[0] + "|" + r[1], default: [:]][r[2]] = r }
         var grouped: [String: [[String]]] = [:]
