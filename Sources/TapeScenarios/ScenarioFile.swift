@@ -142,6 +142,8 @@ public struct ModelSpec: Sendable, Equatable {
     public var maxDepth = 3
     public var folds = 3
     public var cost = 0.0005
+    /// After training, replay again with the trained model (`InferenceNode`) to write `predictions.csv`.
+    public var predict = true
     public init() {}
     static func parse(_ n: Node, file: String) throws -> ModelSpec {
         guard let m = n.mapping else { throw ScenarioError(file: file, key: "model", message: "must be a mapping (path: or train:)") }
@@ -164,8 +166,9 @@ public struct ModelSpec: Sendable, Equatable {
                     case "rounds": s.rounds = try int()
                     case "max_depth": s.maxDepth = try int()
                     case "folds": s.folds = try int()
+                    case "predict": guard let b = v2.bool else { throw ScenarioError(file: file, key: kk, message: "must be true or false") }; s.predict = b
                     case "cost": guard let d = v2.float, d >= 0 else { throw ScenarioError(file: file, key: kk, message: "must be a number >= 0") }; s.cost = d
-                    default: throw ScenarioError(file: file, key: kk, message: "unknown key (timeframe, horizon, rounds, max_depth, folds, cost)")
+                    default: throw ScenarioError(file: file, key: kk, message: "unknown key (timeframe, horizon, rounds, max_depth, folds, cost, predict)")
                     }
                 }
             default: throw ScenarioError(file: file, key: "model.\(k.string ?? "?")", message: "unknown key (path, train)")

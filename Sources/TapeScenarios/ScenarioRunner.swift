@@ -19,6 +19,11 @@ public struct ScenarioResult: Sendable {
     public var runDir: String
     /// Readable failure lines (assertions, first differing CSV rows).
     public var failures: [String]
+    public init(name: String, file: String, status: Status, seconds: Double, digestMatch: Bool?, digest: String,
+                runDir: String, failures: [String]) {
+        self.name = name; self.file = file; self.status = status; self.seconds = seconds
+        self.digestMatch = digestMatch; self.digest = digest; self.runDir = runDir; self.failures = failures
+    }
 }
 
 /// Runs scenario files through `runReplay`, compares with goldens in `<dir>/<name>/expected/`,
@@ -101,15 +106,24 @@ public struct ScenarioRunner {
                 collector = c
             }
         }
-        let summary = try runReplay(o)
+        var summary = try runReplay(o)
         if let c = collector, let m = s.model {
             var cfg = TrainingConfig()
             cfg.params.rounds = m.rounds
             cfg.params.maxDepth = m.maxDepth
             cfg.walkForward = WalkForwardConfig(folds: m.folds, costPerTrade: m.cost)
             let dir = (runDir as NSString).appendingPathComponent("model")
-            do { _ = try TrainingRun.run(dataset: c.dataset(), config: cfg, outDir: dir) }
+            let t: TrainingSummary
+            do { t = try TrainingRun.run(dataset: c.dataset(), config: cfg, outDir: dir) }
             catch { throw ScenarioError(file: s.path, key: "model.train", message: "training failed: \(error)") }
+            if m.predict {
+                // Second pass: the same replay with the trained model in the graph (predictions.csv; the
+                // run folder's CSVs and digest are those of this pass).
+                o.extraSinks = []
+                do { o.extraNodes = [try InferenceNode(modelPath: t.modelPath)] }
+                catch { throw ScenarioError(file: s.path, key: "model.train", message: "trained model does not load: \(error)") }
+                summary = try runReplay(o)
+            }
         }
         return summary
     }
