@@ -241,7 +241,14 @@ public struct ScenarioRunner {
             let e = i < expected.count ? expected[i] : "<missing>"
             let a = i < actual.count ? actual[i] : "<missing>"
             if e != a {
-                let label = i == 0 ? "header" : "row \(i)"
+                var label = i == 0 ? "header" : "row \(i)"
+                if i > 0, i < expected.count, i < actual.count {
+                    let h = expected[0].split(separator: ",", omittingEmptySubsequences: false).map(String.init)
+                    let ec = e.split(separator: ",", omittingEmptySubsequences: false), ac = a.split(separator: ",", omittingEmptySubsequences: false)
+                    let cols = (0..<max(ec.count, ac.count)).filter { j in (j < ec.count ? ec[j] : "") != (j < ac.count ? ac[j] : "") }
+                        .map { $0 < h.count ? h[$0] : "#\($0)" }
+                    label += " (\(cols.joined(separator: ", ")))"
+                }
                 out.append("  \(label):\n    expected: \(e)\n    actual:   \(a)")
                 shown += 1
             }

@@ -22,7 +22,7 @@ final class ScenarioRunnerTests: XCTestCase {
         let d = ScenarioRunner.diff(name: "bars.csv", expected: ["h", "a,1", "b,2", "c,3"], actual: ["h", "a,1", "b,9"])
         let t = d.joined(separator: "\n")
         XCTAssertTrue(t.contains("bars.csv: differs (expected 3 rows, got 2)"), t)
-        XCTAssertTrue(t.contains("row 2:\n    expected: b,2\n    actual:   b,9"), t)
+        XCTAssertTrue(t.contains("row 2 (#1):\n    expected: b,2\n    actual:   b,9"), t)
         XCTAssertTrue(t.contains("row 3:\n    expected: c,3\n    actual:   <missing>"), t)
         XCTAssertEqual(ScenarioRunner.diff(name: "x", expected: ["h"], actual: ["h"]), [])
     }
@@ -112,7 +112,8 @@ final class ScenarioRunnerTests: XCTestCase {
         XCTAssertEqual(changed.digestMatch, false)
         XCTAssertTrue(text.contains("indicators.csv: differs"), text)
         XCTAssertTrue(text.contains("expected: ") && text.contains("actual:   "), text)
-        XCTAssertTrue(text.range(of: #"row \d+:"#, options: .regularExpression) != nil, text)
+        XCTAssertTrue(text.contains("(sma)"), text)
+        XCTAssertTrue(text.range(of: #"row \d+ \(sma\):"#, options: .regularExpression) != nil, text)
         XCTAssertFalse(text.contains("bars.csv: differs"), text)
     }
 }
