@@ -85,6 +85,14 @@ public enum ReportWriter {
         let anoms = CSVTable.load(runDir + "/anomalies.csv") ?? CSVTable(text: "")
         let preds = CSVTable.load(runDir + "/predictions.csv")
         let evalT = CSVTable.load(runDir + "/model/evaluation.csv") ?? CSVTable.load(runDir + "/evaluation.csv")
+        var predByKey: [String: [String: String]] = [:]
+        for r in preds?.rows ?? [] where r.count >= 4 { predByKey[r[0] + "|" + r[1], default: [:]][r[2]] = r[3] }
+        var horizon = 1
+        if let d = fm.contents(atPath: runDir + "/model/model.meta.json"),
+           let j = try? JSONSerialization.jsonObject(with: d) as? [String: Any] {
+            if let h = j["horizon"] as? Int { horizon = h }
+            else if let t = j["target"] as? [String: Any], let h = t["horizon"] as? Int { horizon = h }
+        }
         var indByKey: [String: [String: [String]]] = [:]
         for r in ind.rows where r.count >= 13 { indByKey[r[0] + "|" + r[1], default: [:]][r[2]] = r }
         var grouped: [String: [[String]]] = [:]
@@ -114,6 +122,20 @@ public enum ReportWriter {
                 let i = ik[r[3]]
                 for (j, nm) in names.enumerated() { cols[nm, default: []].append(i.map { num($0[3 + j]) } ?? "null") }
             }
+            if let pk = predByKey[k] {
+                // Prediction at bar t vs realised log(close[t+h] / close[t]) (h = model horizon), on all bars, then downsampled.
+                var pc: [String] = [], rc: [String] = [], pt: [String] = []
+                for (n, r) in rs.enumerated() {
+                    guard let p = pk[r[3]] else { continue }
+                    let c0 = Double(r[7]) ?? .nan
+                    let c1 = n + horizon < rs.count ? (Double(rs[n + horizon][7]) ?? .nan) : .nan
+                    let real = log(c1 / c0)
+                    pt.append(r[3]); pc.append(num(p)); rc.append(real.isFinite ? Numbers.format(real) : "null")
+                }
+                let pstep = max(1, (pt.count + maxPoints - 1) / maxPoints)
+                let keep = pt.indices.filter { $0 % pstep == 0 || $0 == pt.count - 1 }
+                cols["pt"] = keep.map { pt[$0] }; cols["pred"] = keep.map { pc[$0] }; cols["real"] = keep.map { rc[$0] }
+            }
             parts.append("\"\(k)\":{" + cols.keys.sorted().map { "\"\($0)\":[\(cols[$0]!.joined(separator: ","))]" }.joined(separator: ",") + "}")
         }
         js += parts.joined(separator: ",\n") + "};\nconst ANOMS=["
@@ -124,8 +146,15 @@ public enum ReportWriter {
         h += "<style>body{font-family:sans-serif;margin:1em}table{border-collapse:collapse;font-size:12px}td,th{border:1px solid #ccc;padding:2px 6px}.c{position:relative;height:320px;width:1100px}.s{position:relative;height:160px;width:1100px}</style>\n"
         h += "<script>window.__errors=[];window.onerror=function(m){window.__errors.push(String(m));document.documentElement.setAttribute('data-errors',window.__errors.join(' | '));};</script>\n"
         h += "<script>\n\(chartJS)\n</script>\n</head><body>\n<h1>Tape run report</h1>\n"
-        h += "<div class=\"c\"><canvas id=\"price\"></canvas></div><div class=\"s\"><canvas id=\"rsi\"></canvas></div><div class=\"s\"><canvas id=\"macd\"></canvas></div>\n"
-        h += "<label>Series: <select id=\"sel\">" + order.map { "<option value=\"\(esc($0))\">\(esc($0.replacingOccurrences(of: "|", with: " ")))</option>" }.joined() + "</select></label>\n"
+        var symOrder: [String] = []
+        for k in order { let sy = String(k.split(separator: "|")[0]); if symOrder.last != sy { symOrder.append(sy) } }
+        for (si, sy) in symOrder.enumerated() {
+            let tfs = order.filter { $0.hasPrefix(sy + "|") }
+            h += "<section class=\"sym\" data-sym=\"\(esc(sy))\"><h2>\(esc(sy))</h2>\n"
+            h += "<label>Timeframe: <select id=\"sel\(si)\" data-idx=\"\(si)\">" + tfs.map { "<option value=\"\(esc($0))\">\(esc(String($0.split(separator: "|")[1])))</option>" }.joined() + "</select></label>\n"
+            h += "<div class=\"c\"><canvas id=\"price\(si)\"></canvas></div><div class=\"s\"><canvas id=\"rsi\(si)\"></canvas></div><div class=\"s\"><canvas id=\"macd\(si)\"></canvas></div>"
+            h += "<div class=\"s\"><canvas id=\"pred\(si)\"></canvas></div>\n</section>\n"
+        }
         h += "<h2>Summary</h2>\n<table>\n"
         for key in ["digest", "ticks_in", "ticks_rejected", "events_out", "speed", "wall_seconds", "ticks_per_second", "from_ns", "to_ns", "config_hash", "exit_code"] {
             if let v = summary[key] { h += "<tr><th>\(key)</th><td>\(esc(jsonText(v)))</td></tr>\n" }
@@ -147,7 +176,7 @@ public enum ReportWriter {
         h += "<h2>Anomalies (\(anoms.rows.count))</h2><table><tr>" + anoms.header.map { "<th>\(esc($0))</th>" }.joined() + "</tr>\n"
         for r in anoms.rows.prefix(500) { h += "<tr>" + r.map { "<td>\(esc($0))</td>" }.joined() + "</tr>\n" }
         h += "</table>\n"
-        if let p = preds { h += "<h2>Predictions</h2><p>\(p.rows.count) predictions (predictions.csv).</p>\n" }
+        if let p = preds { h += "<h2>Predictions</h2><p>\(p.rows.count) predictions (predictions.csv); charted per symbol against the realised log return over \(horizon) bar(s).</p>\n" }
         if let e = evalT {
             h += "<h2>Evaluation</h2><table><tr>" + e.header.map { "<th>\(esc($0))</th>" }.joined() + "</tr>\n"
             for r in e.rows { h += "<tr>" + r.map { "<td>\(esc($0))</td>" }.joined() + "</tr>\n" }
@@ -171,34 +200,46 @@ public enum ReportWriter {
     }
 
     static let chartCode = #"""
-let charts=[];
+const charts={};
+let created=0;
 function fmt(ns){return new Date(Number(ns)/1e6).toISOString().slice(0,16).replace('T',' ');}
-function draw(key){
-  charts.forEach(c=>c.destroy()); charts=[];
+function draw(idx,key){
+  (charts[idx]||[]).forEach(c=>c.destroy()); charts[idx]=[];
   const s=SERIES[key]; if(!s) return;
   const sym=key.split('|')[0];
   const labels=s.t.map(fmt);
   const an=s.close.map(()=>null);
   ANOMS.filter(a=>a[0]===sym).forEach(a=>{let best=s.t.length-1;for(let i=0;i<s.t.length;i++){if(Number(s.t[i])>=a[1]){best=i;break;}} if(best>=0) an[best]=s.close[best];});
   const common={animation:false,responsive:true,maintainAspectRatio:false,plugins:{legend:{display:true}}};
-  charts.push(new Chart(document.getElementById('price'),{data:{labels,datasets:[
+  const add=(id,cfg)=>{charts[idx].push(new Chart(document.getElementById(id+idx),cfg)); created++;};
+  add('price',{data:{labels,datasets:[
     {type:'bar',label:'low-high',data:s.hl,backgroundColor:'rgba(100,100,200,0.6)'},
     {type:'line',label:'close',data:s.close,borderColor:'#000',pointRadius:0,borderWidth:1},
     {type:'line',label:'SMA',data:s.sma,borderColor:'#e67e22',pointRadius:0,borderWidth:1},
     {type:'line',label:'EMA',data:s.ema,borderColor:'#27ae60',pointRadius:0,borderWidth:1},
     {type:'line',label:'BB upper',data:s.bb_upper,borderColor:'#95a5a6',pointRadius:0,borderWidth:1},
+    {type:'line',label:'BB middle',data:s.bb_middle,borderColor:'#bdc3c7',pointRadius:0,borderWidth:1,borderDash:[4,4]},
     {type:'line',label:'BB lower',data:s.bb_lower,borderColor:'#95a5a6',pointRadius:0,borderWidth:1},
-    {type:'line',label:'anomaly',data:an,showLine:false,pointRadius:5,pointBackgroundColor:'red',borderColor:'red'}]},options:common}));
-  charts.push(new Chart(document.getElementById('rsi'),{type:'line',data:{labels,datasets:[{label:'RSI',data:s.rsi,borderColor:'#8e44ad',pointRadius:0,borderWidth:1}]},options:common}));
-  charts.push(new Chart(document.getElementById('macd'),{data:{labels,datasets:[
+    {type:'line',label:'anomaly',data:an,showLine:false,pointRadius:5,pointBackgroundColor:'red',borderColor:'red'}]},options:common});
+  add('rsi',{type:'line',data:{labels,datasets:[{label:'RSI',data:s.rsi,borderColor:'#8e44ad',pointRadius:0,borderWidth:1}]},options:Object.assign({},common,{scales:{y:{min:0,max:100}}})});
+  add('macd',{data:{labels,datasets:[
     {type:'bar',label:'hist',data:s.macd_hist,backgroundColor:'#bbb'},
     {type:'line',label:'MACD',data:s.macd,borderColor:'#2980b9',pointRadius:0,borderWidth:1},
-    {type:'line',label:'signal',data:s.macd_signal,borderColor:'#c0392b',pointRadius:0,borderWidth:1}]},options:common}));
+    {type:'line',label:'signal',data:s.macd_signal,borderColor:'#c0392b',pointRadius:0,borderWidth:1}]},options:common});
+  const pc=document.getElementById('pred'+idx).parentNode;
+  if(s.pt){
+    pc.style.display='';
+    add('pred',{type:'line',data:{labels:s.pt.map(fmt),datasets:[
+      {label:'realised log return',data:s.real,borderColor:'#7f8c8d',pointRadius:0,borderWidth:1},
+      {label:'prediction',data:s.pred,borderColor:'#d35400',pointRadius:0,borderWidth:1}]},options:common});
+  } else { pc.style.display='none'; }
 }
-const sel=document.getElementById('sel');
-if(sel.value) draw(sel.value);
-sel.addEventListener('change',()=>draw(sel.value));
-document.documentElement.setAttribute('data-charts',String(charts.length));
+document.querySelectorAll('select[data-idx]').forEach(sel=>{
+  const idx=sel.getAttribute('data-idx');
+  if(sel.value) draw(idx,sel.value);
+  sel.addEventListener('change',()=>draw(idx,sel.value));
+});
+document.documentElement.setAttribute('data-charts',String(created));
 document.documentElement.setAttribute('data-ok','1');
 """#
 }

@@ -17,6 +17,16 @@ final class ReportWriterTests: XCTestCase {
         }
         bars += "BTCUSDT,5m,0,300000000000,100,160,99,150,5,110,7\n"
         try bars.write(toFile: dir + "/bars.csv", atomically: true, encoding: .utf8)
+        var preds = "symbol,timeframe,end_ns,prediction\n"
+        for i in 0..<60 { preds += "ETHUSDT,1m,\((i + 1) * 60_000_000_000),\(Double(i % 9 - 4) * 0.001)\n" }
+        try preds.write(toFile: dir + "/predictions.csv", atomically: true, encoding: .utf8)
+        try FileManager.default.createDirectory(atPath: dir + "/model", withIntermediateDirectories: true)
+        try """
+        fold,train_start_ns,train_end_ns,test_start_ns,test_end_ns,n_train,n_test,rmse,rmse_baseline,mae,mae_baseline,directional_accuracy,ic,cum_return,cum_return_after_cost
+        0,0,1800000000000,1800000000000,3600000000000,30,30,0.0014,0.0013,0.0011,0.0010,0.48,-0.005,-0.012,-0.07
+        overall,0,1800000000000,1800000000000,3600000000000,30,30,0.0014,0.0013,0.0011,0.0010,0.48,-0.005,-0.012,-0.07
+
+        """.write(toFile: dir + "/model/evaluation.csv", atomically: true, encoding: .utf8)
         try ind.write(toFile: dir + "/indicators.csv", atomically: true, encoding: .utf8)
         try "symbol,time_ns,rule,value,threshold,severity\nBTCUSDT,90000000000,price_spike,0.4,0.05,warning\n"
             .write(toFile: dir + "/anomalies.csv", atomically: true, encoding: .utf8)
@@ -38,6 +48,8 @@ final class ReportWriterTests: XCTestCase {
         XCTAssertTrue(html.contains("abc123"))
         XCTAssertTrue(html.contains("bad_price: 1"))
         XCTAssertFalse(html.contains("<script src"))
+        XCTAssertTrue(html.contains("<h2>Evaluation</h2>") && html.contains("overall"))
+        XCTAssertTrue(html.contains("\"pred\":[") && html.contains("\"real\":["))
         // Deterministic: a second render is byte-identical.
         try ReportWriter.write(runDir: dir)
         XCTAssertEqual(html, try String(contentsOfFile: dir + "/index.html", encoding: .utf8))
@@ -57,13 +69,14 @@ final class ReportWriterTests: XCTestCase {
             p.waitUntilExit()
             return String(decoding: d, as: UTF8.self)
         }
-        let base = ["/usr/bin/chromium", "--headless", "--no-sandbox", "--disable-gpu", "--virtual-time-budget=3000"]
+        let base = ["/usr/bin/chromium", "--headless", "--no-sandbox", "--disable-gpu", "--virtual-time-budget=5000"]
         let dom = try run(base + ["--dump-dom", "file://" + html])
         XCTAssertTrue(dom.contains("data-ok=\"1\""), "page did not finish: \(dom.prefix(300))")
-        XCTAssertTrue(dom.contains("data-charts=\"3\""))
+        // BTCUSDT: price, RSI, MACD; ETHUSDT: the same + predictions vs realised.
+        XCTAssertTrue(dom.contains("data-charts=\"7\""), "charts: \(dom.prefix(300))")
         XCTAssertFalse(dom.contains("data-errors=\""), "JS errors in page")
         let png = dir + "/shot.png"
-        _ = try run(base + ["--screenshot=" + png, "--window-size=1200,800", "file://" + html])
+        _ = try run(base + ["--screenshot=" + png, "--window-size=1200,2000", "file://" + html])
         let script = """
         import zlib,struct,sys
         d=open(sys.argv[1],'rb').read(); i=8; w=h=0; idat=b''
