@@ -210,7 +210,7 @@ function draw(idx,key){
   const labels=s.t.map(fmt);
   const an=s.close.map(()=>null);
   ANOMS.filter(a=>a[0]===sym).forEach(a=>{let best=s.t.length-1;for(let i=0;i<s.t.length;i++){if(Number(s.t[i])>=a[1]){best=i;break;}} if(best>=0) an[best]=s.close[best];});
-  const common={animation:false,responsive:true,maintainAspectRatio:false,plugins:{legend:{display:true}}};
+  const common={animation:false,responsive:true,maintainAspectRatio:false,plugins:{legend:{display:true}},scales:{x:{ticks:{maxRotation:0,autoSkip:true,maxTicksLimit:12}},y:{beginAtZero:false}}};
   const add=(id,cfg)=>{charts[idx].push(new Chart(document.getElementById(id+idx),cfg)); created++;};
   add('price',{data:{labels,datasets:[
     {type:'bar',label:'low-high',data:s.hl,backgroundColor:'rgba(100,100,200,0.6)'},
@@ -220,8 +220,8 @@ function draw(idx,key){
     {type:'line',label:'BB upper',data:s.bb_upper,borderColor:'#95a5a6',pointRadius:0,borderWidth:1},
     {type:'line',label:'BB middle',data:s.bb_middle,borderColor:'#bdc3c7',pointRadius:0,borderWidth:1,borderDash:[4,4]},
     {type:'line',label:'BB lower',data:s.bb_lower,borderColor:'#95a5a6',pointRadius:0,borderWidth:1},
-    {type:'line',label:'anomaly',data:an,showLine:false,pointRadius:5,pointBackgroundColor:'red',borderColor:'red'}]},options:common});
-  add('rsi',{type:'line',data:{labels,datasets:[{label:'RSI',data:s.rsi,borderColor:'#8e44ad',pointRadius:0,borderWidth:1}]},options:Object.assign({},common,{scales:{y:{min:0,max:100}}})});
+    {type:'line',label:'anomaly',data:an,showLine:false,pointRadius:3,pointBackgroundColor:'red',borderColor:'red'}]},options:common});
+  add('rsi',{type:'line',data:{labels,datasets:[{label:'RSI',data:s.rsi,borderColor:'#8e44ad',pointRadius:0,borderWidth:1}]},options:Object.assign({},common,{scales:{x:common.scales.x,y:{min:0,max:100}}})});
   add('macd',{data:{labels,datasets:[
     {type:'bar',label:'hist',data:s.macd_hist,backgroundColor:'#bbb'},
     {type:'line',label:'MACD',data:s.macd,borderColor:'#2980b9',pointRadius:0,borderWidth:1},
