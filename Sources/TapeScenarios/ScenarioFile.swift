@@ -1,5 +1,7 @@
 import Foundation
 import Yams
+import TapeCore
+import TapeGraph
 
 public struct ScenarioError: Error, CustomStringConvertible {
     public var file: String
@@ -236,6 +238,11 @@ public struct ScenarioFile: Sendable {
         s.format = dict["format"]?.string
         s.from = dict["from"]?.string
         s.to = dict["to"]?.string
+        for (k, v) in [("from", s.from), ("to", s.to)] {
+            if let v, TimeUtil.parseUserTime(v) == nil {
+                throw ScenarioError(file: path, key: k, message: "'\(v)': expected ISO-8601 UTC (2024-08-08T23:55:00Z) or integer ns")
+            }
+        }
         if let sy = dict["symbols"] {
             guard let seq = sy.sequence else { throw ScenarioError(file: path, key: "symbols", message: "must be a list") }
             s.symbols = try seq.enumerated().map { i, n in
@@ -246,6 +253,8 @@ public struct ScenarioFile: Sendable {
         if let c = dict["config"] {
             guard c.mapping != nil else { throw ScenarioError(file: path, key: "config", message: "must be a mapping (partial pipeline config)") }
             s.configOverrides = try Yams.serialize(node: c)
+            do { _ = try PipelineConfig().merged(overrides: s.configOverrides, source: path) }
+            catch let e as ConfigError { throw ScenarioError(file: path, key: e.key.isEmpty ? "config" : "config." + e.key, message: e.message) }
         }
         if let d = dict["damage"] {
             guard let m = d.mapping else { throw ScenarioError(file: path, key: "damage", message: "must be a mapping") }

@@ -9,8 +9,9 @@ final class ScenarioFileTests: XCTestCase {
           - ../shared/data/b.gz
         symbols: [BTCUSDT]
         config:
-          stale_feed:
-            threshold: 5s
+          anomalies:
+            stale_feed:
+              after: 5s
         damage:
           truncate_at_fraction: 0.6
         """, path: "scenarios/merge.yaml")
@@ -18,7 +19,7 @@ final class ScenarioFileTests: XCTestCase {
         XCTAssertEqual(s.recordings, ["../shared/data/a.gz", "../shared/data/b.gz"])
         XCTAssertEqual(s.symbols, ["BTCUSDT"])
         XCTAssertEqual(s.damage?.truncateAtFraction, 0.6)
-        XCTAssertTrue(s.configOverrides.contains("threshold: 5s"))
+        XCTAssertTrue(s.configOverrides.contains("after: 5s"))
     }
 
     func testBadKeyNamesFileAndKey() {

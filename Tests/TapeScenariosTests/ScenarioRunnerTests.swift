@@ -49,6 +49,12 @@ final class ScenarioRunnerTests: XCTestCase {
         XCTAssertThrowsError(try ScenarioFile.parse(yaml: "recordings: a.gz\nexpect:\n  anomalys: {}\n", path: "s.yaml")) { e in
             XCTAssertTrue("\(e)".contains("s.yaml") && "\(e)".contains("expect.anomalys"), "\(e)")
         }
+        XCTAssertThrowsError(try ScenarioFile.parse(yaml: "recordings: a.gz\nconfig:\n  indicators: {smaa: 3}\n", path: "s.yaml")) { e in
+            XCTAssertTrue("\(e)".contains("s.yaml") && "\(e)".contains("config.indicators.smaa"), "\(e)")
+        }
+        XCTAssertThrowsError(try ScenarioFile.parse(yaml: "recordings: a.gz\nfrom: yesterday\n", path: "s.yaml")) { e in
+            XCTAssertTrue("\(e)".contains("key 'from'"), "\(e)")
+        }
         XCTAssertThrowsError(try ScenarioFile.parse(yaml: "recordings: a.gz\nmodel:\n  train: {rounds: -1}\n", path: "s.yaml")) { e in
             XCTAssertTrue("\(e)".contains("model.train.rounds"), "\(e)")
         }
@@ -115,6 +121,21 @@ final class ScenarioRunnerTests: XCTestCase {
         XCTAssertTrue(text.contains("(sma)"), text)
         XCTAssertTrue(text.range(of: #"row \d+ \(sma\):"#, options: .regularExpression) != nil, text)
         XCTAssertFalse(text.contains("bars.csv: differs"), text)
+
+        // Assertions: a wrong value and an impossible anomaly count are reported by name.
+        try (base + """
+        expect:
+          anomalies: {stale_feed: {min: 1000}}
+          values:
+            - {file: bars.csv, where: {timeframe: 1m, end_ns: "1723161360000000000"}, column: close, value: 1, tolerance: 0.5}
+
+        """).write(toFile: yaml, atomically: true, encoding: .utf8)
+        let asserted = runner.run(file: yaml)
+        let at = asserted.failures.joined(separator: "\n")
+        XCTAssertEqual(asserted.status, .failed)
+        XCTAssertEqual(asserted.digestMatch, true)
+        XCTAssertTrue(at.contains("anomalies.stale_feed: expected >= 1000, got 0"), at)
+        XCTAssertTrue(at.contains("values: bars.csv[timeframe=1m,end_ns=1723161360000000000].close: expected 1.0 ± 0.5, got 61782.25"), at)
     }
 }
 
