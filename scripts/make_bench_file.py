@@ -9,9 +9,13 @@ data, passes = sys.argv[1], int(sys.argv[2])
 files = sorted(os.path.join(data, 'binance-feed', f) for f in os.listdir(os.path.join(data, 'binance-feed')) if f.endswith('.gz'))
 lines = []
 for i, f in enumerate(files):
+    # One merged file has no per-file venue: keep markets apart by prefixing the symbol with the
+    # market of the file name (spot-/usdm-/cm-), e.g. "s":"SPOT_BTCUSDT".
+    market = os.path.basename(f).split('-')[0].upper().encode()
     with gzip.open(f, 'rb') as fh:
         for n, line in enumerate(fh):
             sp = line.index(b' ')
+            line = line.replace(b'"s":"', b'"s":"' + market + b'_')
             lines.append((int(line[:sp]), i, n, line))
 lines.sort(key=lambda x: (x[0], x[1], x[2]))
 t0, t1 = lines[0][0], lines[-1][0]

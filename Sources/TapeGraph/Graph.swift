@@ -331,6 +331,7 @@ public final class Graph: TimerTarget {
     // MARK: timers
 
     public func onTimer(token: UInt64, now: Nanos) {
+        if finishing { return }   // after end of input no timer (stale feed, window) fires
         let id = SymbolID((token >> 16) & 0xFFFF_FFFF)
         guard Int(id) < states.count, let s = states[Int(id)] else { return }
         if token & (3 << 60) == Graph.kindWindow {

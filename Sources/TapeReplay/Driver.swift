@@ -28,16 +28,8 @@ public func runReplay(_ o: ReplayOptions) throws -> ReplaySummary {
     let rejects = RejectLog(writer: rejectWriter, printLimit: o.quiet ? 0 : 5, printer: o.messagePrinter)
 
     // Open every input first: an unusable one stops the run before anything is written but the folder.
-    var sources: [EventSource] = []
-    var inputSizes: [Int64] = []
-    for (i, path) in o.inputs.enumerated() {
-        guard FS.exists(path) else { throw UnusableInput("\(path): no such file") }
-        let ro = ReaderOptions(symbols: symbols, rejects: rejects, sourceIndex: UInt32(i), symbol: o.symbol,
-                               venue: o.venue, backwardsTolerance: o.backwardsTolerance)
-        do { sources.append(try openSource(path: path, format: o.format, options: ro)) }
-        catch { throw UnusableInput("\(error)") }
-        inputSizes.append(FS.fileSize(path) ?? 0)
-    }
+    let sources = try openInputs(o, symbols: symbols, rejects: rejects)
+    let inputSizes = o.inputs.map { FS.fileSize($0) ?? 0 }
     let merged = MergedSource(sources)
 
     let digest = DigestSink(symbols: symbols)
@@ -153,6 +145,18 @@ public func runReplay(_ o: ReplayOptions) throws -> ReplaySummary {
 }
 
 let tapeVersion = "0.1.0"
+
+/// Opens every input of a run (in command-line order: the merge tie-break after receive time).
+/// A missing file or an undetectable format is `UnusableInput`.
+func openInputs(_ o: ReplayOptions, symbols: SymbolTable, rejects: RejectHandler) throws -> [EventSource] {
+    try o.inputs.enumerated().map { (i, path) in
+        guard FS.exists(path) else { throw UnusableInput("\(path): no such file") }
+        let ro = ReaderOptions(symbols: symbols, rejects: rejects, sourceIndex: UInt32(i), symbol: o.symbol,
+                               venue: o.venue, backwardsTolerance: o.backwardsTolerance)
+        do { return try openSource(path: path, format: o.format, options: ro) }
+        catch { throw UnusableInput("\(error)") }
+    }
+}
 
 func defaultRunID(_ wall: Int64) -> String {
     let iso = TimeUtil.iso(wall) // 2024-08-09T00:00:54.123456789Z

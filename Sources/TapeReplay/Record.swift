@@ -21,14 +21,7 @@ public func recordFromReplay(_ o: ReplayOptions, directory: String, prefix: Stri
     do { try FS.makeDirectories(directory) } catch { throw UnusableInput("\(directory): cannot create: \(error)") }
     let symbols = SymbolTable()
     let rejects = RejectLog(writer: try o.makeRejectsWriter(directory), printLimit: o.quiet ? 0 : 5, printer: o.messagePrinter)
-    var sources: [EventSource] = []
-    for (i, path) in o.inputs.enumerated() {
-        guard FS.exists(path) else { throw UnusableInput("\(path): no such file") }
-        let ro = ReaderOptions(symbols: symbols, rejects: rejects, sourceIndex: UInt32(i), symbol: o.symbol,
-                               venue: o.venue, backwardsTolerance: o.backwardsTolerance)
-        do { sources.append(try openSource(path: path, format: o.format, options: ro)) }
-        catch { throw UnusableInput("\(error)") }
-    }
+    let sources = try openInputs(o, symbols: symbols, rejects: rejects)
     let merged = MergedSource(sources)
     let writer = RecordingWriter(directory: directory, prefix: prefix, symbols: symbols, maxBytes: maxBytes,
                                  rotateHourly: rotateHourly, flushEvery: flushEvery)

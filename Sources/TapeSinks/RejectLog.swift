@@ -42,7 +42,7 @@ public final class RejectLog: RejectHandler {
         let key = r.file + "\u{0}" + r.reason.rawValue
         let n = printed[key, default: 0]
         if n < printLimit { printer("tape: \(r.message)") }
-        else if n == printLimit { printer("tape: \(r.file): further \(r.reason.rawValue) rejects are not printed; see \(rejectsFileName)") }
+        else if n == printLimit && printLimit > 0 { printer("tape: \(r.file): further \(r.reason.rawValue) rejects are not printed; see \(rejectsFileName)") }
         printed[key] = n + 1
     }
 
