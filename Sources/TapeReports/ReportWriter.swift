@@ -190,7 +190,10 @@ public enum ReportWriter {
     static func jsonText(_ v: Any) -> String {
         if let s = v as? String { return s }
         if let n = v as? NSNumber { return n.stringValue }
-        if let d = try? JSONSerialization.data(withJSONObject: v, options: [.sortedKeys]), let s = String(data: d, encoding: .utf8) { return s }
+        if v is NSNull { return "—" }
+        // data(withJSONObject:) traps (not throws) on a top-level fragment: check first.
+        if JSONSerialization.isValidJSONObject(v),
+           let d = try? JSONSerialization.data(withJSONObject: v, options: [.sortedKeys]), let s = String(data: d, encoding: .utf8) { return s }
         return "\(v)"
     }
 
