@@ -1,4 +1,5 @@
 import XCTest
+import TapeReplay
 import Foundation
 import TapeReports
 
@@ -105,5 +106,33 @@ final class ReportWriterTests: XCTestCase {
         try script.write(toFile: dir + "/px.py", atomically: true, encoding: .utf8)
         let n = Int(try run(["/usr/bin/python3", dir + "/px.py", png]).trimmingCharacters(in: .whitespacesAndNewlines)) ?? 0
         XCTAssertGreaterThan(n, 20, "screenshot looks blank (\(n) colours)")
+    }
+
+    /// A report of a real replay (a month of real 1-minute bars: 1m/5m/15m, anomalies) renders in
+    /// Chromium without errors and draws its three charts for the one symbol.
+    func testRealRunReportRendersInChromium() throws {
+        guard FileManager.default.fileExists(atPath: "/usr/bin/chromium") else { throw XCTSkip("no chromium") }
+        var root = URL(fileURLWithPath: #filePath).deletingLastPathComponent()
+        while !FileManager.default.fileExists(atPath: root.appendingPathComponent("Package.swift").path) { root = root.deletingLastPathComponent() }
+        let bars = root.deletingLastPathComponent().appendingPathComponent("shared/data/bars/btc-perp-20211231-20220201_1m.csv.gz").path
+        guard FileManager.default.fileExists(atPath: bars) else { throw XCTSkip("no shared data") }
+        var o = ReplayOptions(inputs: [bars])
+        o.outDir = NSTemporaryDirectory() + "tape-real-report-\(getpid())"
+        o.messagePrinter = { _ in }
+        let s = try runReplay(o)
+        let html = try ReportWriter.write(runDir: s.runDir)
+        let size = (try FileManager.default.attributesOfItem(atPath: html)[.size] as? Int) ?? 0
+        XCTAssertLessThan(size, 3_000_000, "downsampling keeps the page small")
+        let p = Process()
+        p.executableURL = URL(fileURLWithPath: "/usr/bin/chromium")
+        p.arguments = ["--headless", "--no-sandbox", "--disable-gpu", "--virtual-time-budget=8000", "--dump-dom", "file://" + html]
+        let out = Pipe(); p.standardOutput = out; p.standardError = FileHandle.nullDevice
+        try p.run()
+        let dom = String(decoding: out.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+        p.waitUntilExit()
+        XCTAssertTrue(dom.contains("data-ok=\"1\""), "page did not finish")
+        XCTAssertTrue(dom.contains("data-charts=\"3\""), "price, RSI and MACD charts")
+        XCTAssertFalse(dom.contains("data-errors=\""), "JS errors in page")
+        XCTAssertTrue(dom.contains(s.digest))
     }
 }
