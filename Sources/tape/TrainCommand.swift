@@ -76,6 +76,13 @@ struct TrainCommand: ParsableCommand {
         do { t = try TrainingRun.run(dataset: ds, config: cfg, outDir: dir) }
         catch let e as ModelError { fail("train: \(e.message)", code: TapeExit.unusableInput) }
         try Data((t.json.render() + "\n").utf8).write(to: URL(fileURLWithPath: (dir as NSString).appendingPathComponent("training.json")))
+        // The run's summary.json gets a `model` entry: the training summary with the walk-forward metrics.
+        let summaryPath = (s.runDir as NSString).appendingPathComponent("summary.json")
+        if var text = try? String(contentsOfFile: summaryPath, encoding: .utf8),
+           let close = text.range(of: "}", options: .backwards) {
+            text.replaceSubrange(close.lowerBound..<text.endIndex, with: ",\n  \"model\": " + t.json.render() + "\n}\n")
+            try Data(text.utf8).write(to: URL(fileURLWithPath: summaryPath))
+        }
         let m = t.evaluation.overall.metrics
         let f = { (x: Double) in String(format: "%.6g", x) }
         print("run folder      \(s.runDir)")

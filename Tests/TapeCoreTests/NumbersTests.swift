@@ -35,3 +35,47 @@ final class NumbersTests: XCTestCase {
         XCTAssertEqual(TimeUtil.iso(1723161600 * 1_000_000_000 + 5), "2024-08-09T00:00:00.000000005Z")
     }
 }
+
+import TapeClock
+
+final class ClockTests: XCTestCase {
+    final class Recorder: TimerTarget {
+        var fired: [(UInt64, Int64)] = []
+        func onTimer(token: UInt64, now: Int64) { fired.append((token, now)) }
+    }
+
+    func testSimulatedClockFiresDueTimersInDueThenRegistrationOrder() {
+        let c = SimulatedClock(start: 0)
+        let r = Recorder()
+        c.schedule(at: 30, target: r, token: 1)
+        c.schedule(at: 10, target: r, token: 2)
+        c.schedule(at: 30, target: r, token: 3)
+        c.schedule(at: 20, target: r, token: 4)
+        c.advance(to: 20)                       // at or before 20
+        XCTAssertEqual(r.fired.map(\.0), [2, 4])
+        XCTAssertEqual(r.fired.map(\.1), [10, 20], "now is the timer's due time while it runs")
+        c.advance(to: 15)                       // time never goes back
+        XCTAssertEqual(c.now, 20)
+        c.advance(to: 100)
+        XCTAssertEqual(r.fired.map(\.0), [2, 4, 1, 3])
+        XCTAssertEqual(c.now, 100)
+        c.schedule(at: 50, target: r, token: 5)  // in the past: fires at the next advance
+        c.advance(to: 100)
+        XCTAssertEqual(r.fired.last?.0, 5)
+    }
+
+    func testLiveClockFiresFromWallTime() {
+        let c = LiveClock()
+        let r = Recorder()
+        let now = LiveClock.wallNanos()
+        XCTAssertLessThanOrEqual(abs(c.now - now), 1_000_000_000)
+        c.schedule(at: now + 50_000_000, target: r, token: 7)
+        c.schedule(at: now + 3_600_000_000_000, target: r, token: 8)
+        XCTAssertEqual(c.fireDue(), now + 50_000_000)
+        XCTAssertTrue(r.fired.isEmpty)
+        usleep(80_000)
+        c.fireDue()
+        XCTAssertEqual(r.fired.map(\.0), [7])
+        XCTAssertEqual(r.fired[0].1, now + 50_000_000)
+    }
+}
