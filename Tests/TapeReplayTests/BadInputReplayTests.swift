@@ -10,6 +10,7 @@ final class BadInputReplayTests: XCTestCase {
         var o = ReplayOptions(inputs: inputs)
         o.outDir = Paths.tempDir(name)
         var messages: [String] = []
+        o.quiet = false      // per-reject messages on (the CLI's default)
         o.messagePrinter = { messages.append($0) }
         let s = try runReplay(o)
         let json = try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: s.runDir + "/summary.json"))) as! [String: Any]
