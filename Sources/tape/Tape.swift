@@ -4,6 +4,7 @@ import TapeCore
 import TapeGraph
 import TapeRecordings
 import TapeReplay
+import TapeReports
 
 @main
 struct Tape: ParsableCommand {
@@ -15,7 +16,8 @@ struct Tape: ParsableCommand {
             rejects.csv.gz; everything valid was processed); 4 unusable input (missing file, unknown \
             format, bad config); 64 bad command line; 1 internal error.
             """,
-        subcommands: [ReplayCommand.self, RecordCommand.self, TrainCommand.self, BenchCommand.self])
+        subcommands: [ReplayCommand.self, RecordCommand.self, TrainCommand.self, ReportCommand.self,
+                      ScenarioCommand.self, BenchCommand.self])
 }
 
 /// Options shared by every command that replays recordings.
@@ -134,8 +136,15 @@ struct ReplayCommand: ParsableCommand {
         do { s = try runReplay(o) }
         catch let e as UnusableInput { fail(e.description, code: TapeExit.unusableInput) }
         printSummary(s)
+        if !noReport { writeReport(s.runDir) }
         if s.exitCode != 0 { throw ArgumentParser.ExitCode(s.exitCode) }
     }
+}
+
+/// Writes the run's HTML report; a failure to write it is reported but does not fail the run.
+func writeReport(_ runDir: String) {
+    do { print("report          \(try ReportWriter.write(runDir: runDir))") }
+    catch { FileHandle.standardError.write(("tape: report not written: \(error)\n").data(using: .utf8)!) }
 }
 
 func printSummary(_ s: ReplaySummary) {

@@ -17,6 +17,9 @@ struct TrainCommand: ParsableCommand {
 
     @OptionGroup var input: InputOptions
 
+    @Flag(help: "Do not write the HTML report.")
+    var noReport = false
+
     @Option(help: "Run folder (default reports/<run-id>/); the model goes to <run>/model/.")
     var out: String?
     @Option(help: "Bar timeframe of features and target (30s, 1m, 5m, ...).")
@@ -84,6 +87,7 @@ struct TrainCommand: ParsableCommand {
         print("direction       \(f(m.directionalAccuracy))   ic \(f(m.ic))")
         print("cum log return  \(f(m.cumReturn))  after cost \(f(m.cumReturnAfterCost))")
         print("evaluation      \(t.evaluationPath)")
+        if !noReport { writeReport(s.runDir) }
         if s.exitCode != 0 { throw ArgumentParser.ExitCode(s.exitCode) }
     }
 }

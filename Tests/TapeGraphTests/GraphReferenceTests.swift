@@ -159,6 +159,23 @@ final class GraphBehaviourTests: XCTestCase {
         XCTAssertEqual(st.count, 1); XCTAssertEqual(st.first?.time, 15 * sec)
     }
 
+    func testFinishClosesOpenWindowsAndSilencesTimers() {
+        let syms = SymbolTable(); let s = syms.intern("A")
+        var cfg = PipelineConfig(); cfg.timeframes = [Timeframe("5s")!, Timeframe("1m")!]; cfg.staleFeed.after = 10 * sec
+        let clock = SimulatedClock(start: 0); let sink = CollectingSink()
+        let g = Graph(config: cfg, clock: clock, symbols: syms, sink: sink)
+        clock.advance(to: sec); g.onEvent(.trade(eventTime: sec, receiveTime: sec, symbol: s, price: 10, size: 2))
+        clock.advance(to: 2 * sec); g.onEvent(.trade(eventTime: 2 * sec, receiveTime: 2 * sec, symbol: s, price: 10.3, size: 1))
+        XCTAssertTrue(sink.outputs.isEmpty, "\(sink.outputs)")
+        g.finish()
+        let bars = sink.outputs.compactMap { o -> BarOutput? in if case .bar(let b) = o { return b } else { return nil } }
+        XCTAssertEqual(bars.map { $0.timeframe }, [Timeframe("5s")!, Timeframe("1m")!])
+        XCTAssertEqual(bars.first?.vwap ?? 0, 30.3 / 3, accuracy: 1e-12)
+        let n = sink.outputs.count
+        clock.advance(to: 1000 * sec)   // stale-feed timer would be due: must not fire after end of input
+        XCTAssertEqual(sink.outputs.count, n)
+    }
+
     func testBadTickInjectedIntoRealTrades() throws {
         let dir = try dataDir().appendingPathComponent("binance-feed")
         let ref = try runReference(dir.appendingPathComponent("spot-btcusdt_20240808.gz"), timeframes: "5s")

@@ -1,5 +1,0 @@
-import XCTest
-
-final class TapeReportsTestsPlaceholder: XCTestCase {
-    func testPlaceholder() {}
-}

@@ -1,5 +1,0 @@
-import XCTest
-
-final class TapeScenariosTestsPlaceholder: XCTestCase {
-    func testPlaceholder() {}
-}

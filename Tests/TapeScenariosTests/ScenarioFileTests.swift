@@ -1,0 +1,37 @@
+import XCTest
+import TapeScenarios
+
+final class ScenarioFileTests: XCTestCase {
+    func testParsesKeys() throws {
+        let s = try ScenarioFile.parse(yaml: """
+        recordings:
+          - ../shared/data/a.gz
+          - ../shared/data/b.gz
+        symbols: [BTCUSDT]
+        config:
+          anomalies:
+            stale_feed:
+              after: 5s
+        damage:
+          truncate_at_fraction: 0.6
+        """, path: "scenarios/merge.yaml")
+        XCTAssertEqual(s.name, "merge")
+        XCTAssertEqual(s.recordings, ["../shared/data/a.gz", "../shared/data/b.gz"])
+        XCTAssertEqual(s.symbols, ["BTCUSDT"])
+        XCTAssertEqual(s.damage?.truncateAtFraction, 0.6)
+        XCTAssertTrue(s.configOverrides.contains("after: 5s"))
+    }
+
+    func testBadKeyNamesFileAndKey() {
+        XCTAssertThrowsError(try ScenarioFile.parse(yaml: "recordings: a.gz\nrecordngs: b\n", path: "scenarios/x.yaml")) { e in
+            XCTAssertTrue("\(e)".contains("scenarios/x.yaml"))
+            XCTAssertTrue("\(e)".contains("recordngs"))
+        }
+        XCTAssertThrowsError(try ScenarioFile.parse(yaml: "recordings: a.gz\ndamage:\n  truncate_at_fraction: 2\n", path: "y.yaml")) { e in
+            XCTAssertTrue("\(e)".contains("damage.truncate_at_fraction"))
+        }
+        XCTAssertThrowsError(try ScenarioFile.parse(yaml: "format: x\n", path: "z.yaml")) { e in
+            XCTAssertTrue("\(e)".contains("recordings"))
+        }
+    }
+}
