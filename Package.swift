@@ -4,6 +4,9 @@
 // -> sinks (TapeSinks). TapeReplay drives a replay; `tape` is the CLI that wires it all.
 import PackageDescription
 
+/// Modules written since the engine split use Swift 6 language mode (strict concurrency checking).
+let swift6: [SwiftSetting] = [.swiftLanguageMode(.v6)]
+
 let package = Package(
     name: "Tape",
     platforms: [.macOS(.v13)],
@@ -20,42 +23,60 @@ let package = Package(
         .systemLibrary(name: "CZlib", path: "Sources/CZlib", pkgConfig: "zlib", providers: [.apt(["zlib1g-dev"])]),
         .systemLibrary(name: "CXGBoost", path: "Sources/CXGBoost", providers: [.apt(["libxgboost-dev"])]),
 
-        // Core: events, symbols, time, numbers. No I/O.
+        // Core: events, symbols and symbol naming, time, numbers, rejects. No I/O.
         .target(name: "TapeCore"),
-        // Clock: the only source of time.
+        // Clock: the graph's only source of time (advanced by the stream), and receive-time stamping.
         .target(name: "TapeClock", dependencies: ["TapeCore"]),
-        // Sources: wire decoders (shared by live connectors and raw-capture replay) ...
+        // I/O: gzip streams (the only code touching zlib), buffered files, line readers and writers.
+        .target(name: "TapeIO", dependencies: ["TapeCore", "CZlib"], swiftSettings: swift6),
+        // Sources: the EventSource protocol (event / idle / end), the merge, the validator. No I/O.
+        .target(name: "TapeSources", dependencies: ["TapeCore"], swiftSettings: swift6),
+        // Wire decoders, shared by live connectors and raw-capture replay. No zlib.
         .target(name: "TapeFeeds", dependencies: ["TapeCore"]),
-        // ... and recordings: gzip streams, formats, merge, rejects, recorder. Only code touching zlib.
-        .target(name: "TapeRecordings", dependencies: ["TapeCore", "TapeFeeds", "CZlib"]),
+        // Recordings: format detection, file readers, the recorder.
+        .target(name: "TapeRecordings", dependencies: ["TapeCore", "TapeSources", "TapeIO", "TapeFeeds"]),
         // Graph: bars, indicators, anomaly rules. No I/O, no wall clock.
         .target(name: "TapeGraph", dependencies: ["TapeCore", "TapeClock", "Yams"]),
-        // Sinks: run folder CSVs, digest, summary.
-        .target(name: "TapeSinks", dependencies: ["TapeCore", "TapeGraph", "TapeRecordings",
+        // Sinks: run folder CSVs, digests, reject log.
+        .target(name: "TapeSinks", dependencies: ["TapeCore", "TapeGraph", "TapeIO",
                                                   .product(name: "Crypto", package: "swift-crypto")]),
+        // The engine: source -> clock -> graph -> sinks, counters and summary. Shared by replay, live, workers.
+        .target(name: "TapeEngine", dependencies: ["TapeCore", "TapeClock", "TapeSources", "TapeGraph", "TapeSinks"],
+                swiftSettings: swift6),
         // Gradient-boosted price model: features, training/evaluation, inference node. Only code touching XGBoost.
         .target(name: "TapeModel", dependencies: ["TapeCore", "TapeClock", "TapeGraph", "CXGBoost"]),
-        // Replay driver: merge -> simulated clock -> graph -> sinks, pacing at N x.
-        .target(name: "TapeReplay", dependencies: ["TapeCore", "TapeClock", "TapeRecordings", "TapeGraph", "TapeSinks"]),
+        // Replay driver: opens recordings, paces at N x, pause and progress; the engine does the rest.
+        .target(name: "TapeReplay", dependencies: ["TapeCore", "TapeClock", "TapeIO", "TapeSources", "TapeRecordings",
+                                                   "TapeGraph", "TapeSinks", "TapeEngine"]),
         // Reports (HTML/CSV) and scenario regression tests.
         .target(name: "TapeReports", dependencies: ["TapeCore"]),
-        .target(name: "TapeScenarios", dependencies: ["TapeCore", "TapeGraph", "TapeReplay", "TapeSinks", "TapeModel", "Yams"]),
+        .target(name: "TapeScenarios", dependencies: ["TapeCore", "TapeIO", "TapeSources", "TapeGraph", "TapeReplay",
+                                                      "TapeSinks", "TapeEngine", "TapeModel", "Yams"]),
         // The one executable.
         .executableTarget(name: "tape", dependencies: [
-            "TapeCore", "TapeClock", "TapeRecordings", "TapeGraph", "TapeSinks", "TapeReplay",
-            "TapeModel", "TapeReports", "TapeScenarios",
+            "TapeCore", "TapeClock", "TapeIO", "TapeSources", "TapeRecordings", "TapeGraph", "TapeSinks", "TapeEngine",
+            "TapeReplay", "TapeModel", "TapeReports", "TapeScenarios",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ]),
 
         .testTarget(name: "TapeCoreTests", dependencies: ["TapeCore", "TapeClock"]),
-        .testTarget(name: "TapeRecordingsTests", dependencies: ["TapeCore", "TapeFeeds", "TapeRecordings"]),
+        .testTarget(name: "TapeRecordingsTests", dependencies: ["TapeCore", "TapeIO", "TapeSources", "TapeFeeds",
+                                                                "TapeRecordings"]),
         .testTarget(name: "TapeGraphTests", dependencies: ["TapeCore", "TapeClock", "TapeGraph"]),
-        .testTarget(name: "TapeModelTests", dependencies: ["TapeCore", "TapeClock", "TapeGraph", "TapeModel", "TapeReplay", "TapeSinks"]),
-        .testTarget(name: "TapeReportsTests", dependencies: ["TapeCore", "TapeReports", "TapeReplay", "TapeSinks"]),
-        .testTarget(name: "TapeScenariosTests", dependencies: ["TapeCore", "TapeScenarios", "TapeReplay"]),
-        .testTarget(name: "TapeReplayTests", dependencies: ["TapeCore", "TapeClock", "TapeRecordings", "TapeGraph", "TapeSinks", "TapeReplay"]),
+        .testTarget(name: "TapeModelTests", dependencies: ["TapeCore", "TapeClock", "TapeIO", "TapeSources", "TapeGraph",
+                                                           "TapeModel", "TapeReplay", "TapeSinks", "TapeEngine"]),
+        .testTarget(name: "TapeReportsTests", dependencies: ["TapeCore", "TapeIO", "TapeSources", "TapeReports",
+                                                             "TapeReplay", "TapeSinks", "TapeEngine"]),
+        .testTarget(name: "TapeScenariosTests", dependencies: ["TapeCore", "TapeIO", "TapeSources", "TapeScenarios",
+                                                               "TapeReplay", "TapeEngine"]),
+        .testTarget(name: "TapeReplayTests", dependencies: ["TapeCore", "TapeClock", "TapeIO", "TapeSources",
+                                                            "TapeRecordings", "TapeGraph", "TapeSinks", "TapeReplay",
+                                                            "TapeEngine"]),
+        .testTarget(name: "TapeEngineTests", dependencies: ["TapeCore", "TapeClock", "TapeSources", "TapeGraph",
+                                                            "TapeSinks", "TapeEngine"],
+                    swiftSettings: swift6),
     ],
-    // Swift 5 language mode: the graph is single-threaded by design and C interop (stderr, zlib
-    // streams) is simpler without strict-concurrency annotations everywhere.
+    // Swift 5 language mode for the modules that predate the engine split (the graph is single-threaded
+    // by design); every new module opts into Swift 6 above.
     swiftLanguageModes: [.v5]
 )

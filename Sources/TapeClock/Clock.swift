@@ -11,8 +11,14 @@ public protocol TimerTarget: AnyObject {
     func onTimer(token: UInt64, now: Nanos)
 }
 
-/// The only source of time for the graph. Two implementations: `SimulatedClock` (replay, tests)
-/// and `LiveClock` (production). Nothing below the clock reads wall time.
+/// The only source of time for the graph.
+///
+/// **Time model.** Receive time is stamped once, when a message enters Tape (`ReceiveStamper`, live) or
+/// as recorded (replay). The graph's clock (`SimulatedClock`, in replay *and* live) advances only from
+/// the stream: to each event's receive time before the event is delivered, and to each clock tick's
+/// time (`EventKind.clockTick`, stamped by the live driver and recorded with the data). It never reads
+/// wall time, so a consumer that lags behind wall time computes exactly what a prompt one would, and
+/// the replay of a recording (ticks included) fires every timer at the same stream position as live.
 public protocol Clock: AnyObject {
     /// Current time, ns UTC.
     var now: Nanos { get }
@@ -76,7 +82,8 @@ public struct TimerQueue {
     }
 }
 
-/// Deterministic clock for replay and tests. The driver advances it to each event's receive time;
+/// The graph's clock, in replay and live alike: deterministic, driven by the stream. The engine
+/// advances it to each event's (and clock tick's) receive time;
 /// before the event is delivered every timer due at or before that time fires, in (due time,
 /// registration order), with `now` set to the timer's due time while it runs. Time never goes back.
 public final class SimulatedClock: Clock {
@@ -110,43 +117,42 @@ public final class SimulatedClock: Clock {
     public func drain(until t: Nanos) { advance(to: t) }
 }
 
-/// Wall-clock time for live mode. Timers fire when `fireDue()` is called by the live driver's loop
-/// (or on `advance(to:)` before an event with that receive time is delivered, exactly as in replay).
-public final class LiveClock: Clock {
-    private var timers = TimerQueue()
-    private var last: Nanos = 0
+/// Wall time, for drivers only: pacing at N×, progress, wall-time figures, and stamping receive
+/// times at the entry of live input (`ReceiveStamper`). Never read by the graph or the engine.
+public enum WallClock {
+    /// CLOCK_REALTIME, ns since the Unix epoch.
+    @inline(__always)
+    public static func nanos() -> Nanos {
+        var spec = timespec()
+        clock_gettime(CLOCK_REALTIME, &spec)
+        return Nanos(spec.tv_sec) * 1_000_000_000 + Nanos(spec.tv_nsec)
+    }
+}
 
-    public init() {}
+/// Stamps receive times where a message enters Tape (a live connector's read loop, the live driver's
+/// clock ticks). The only place where wall time becomes stream time: after the stamp, every component
+/// reads time from the stream. Stamps are strictly increasing across all threads that share one
+/// stamper (one lock), even if the system clock steps back, so the stamped stream has a total order.
+public final class ReceiveStamper: @unchecked Sendable {
+    private var lock = pthread_mutex_t()
+    private var last: Nanos = .min
+    private let wallTime: @Sendable () -> Nanos
 
-    public static func wallNanos() -> Nanos {
-        var ts = timespec()
-        clock_gettime(CLOCK_REALTIME, &ts)
-        return Nanos(ts.tv_sec) * 1_000_000_000 + Nanos(ts.tv_nsec)
+    /// `wallTime` is the wall clock (tests may pass a scripted one).
+    public init(wallTime: @escaping @Sendable () -> Nanos = { WallClock.nanos() }) {
+        self.wallTime = wallTime
+        pthread_mutex_init(&lock, nil)
     }
 
-    /// Monotone wall time: never goes back even if the system clock does.
-    public var now: Nanos {
-        let w = LiveClock.wallNanos()
-        return w > last ? w : last
-    }
+    deinit { pthread_mutex_destroy(&lock) }
 
-    public func schedule(at due: Nanos, target: TimerTarget, token: UInt64) {
-        timers.push(due: due, target: target, token: token)
-    }
-
-    /// Fires timers due at or before `t` (the next event's receive time), in (due, registration) order.
-    public func advance(to t: Nanos) {
-        while let (due, token, target) = timers.popDue(atOrBefore: t) {
-            if due > last { last = due }
-            target.onTimer(token: token, now: due)
-        }
-        if t > last { last = t }
-    }
-
-    /// Fires timers that wall time has reached. Returns the next due time, if any, for the caller's sleep.
-    @discardableResult
-    public func fireDue() -> Nanos? {
-        advance(to: LiveClock.wallNanos())
-        return timers.nextDue
+    /// The next receive time: wall time, or one ns after the previous stamp if wall time has not moved on.
+    public func stamp() -> Nanos {
+        let wall = wallTime()
+        pthread_mutex_lock(&lock)
+        defer { pthread_mutex_unlock(&lock) }
+        let stamped = wall > last ? wall : last &+ 1
+        last = stamped
+        return stamped
     }
 }

@@ -8,6 +8,11 @@ public enum EventKind: UInt8, Sendable {
     case quote = 1
     /// A finished bar from a bar file: `open`, `high`, `low`, `price` (close), `size` (volume, NaN if absent).
     case bar = 2
+    /// A clock tick: not market data. `receiveTime` (= `eventTime`) is a stamped instant of the stream's
+    /// time; it advances the graph's clock and fires due timers, and is never delivered to the graph.
+    /// Live sources emit them every `live.tick_ms` so that timers fire on quiet symbols, and recordings
+    /// keep them, so a replay fires every timer at the same stream position as live did.
+    case clockTick = 3
 }
 
 /// One market event, as every source produces it and as the graph consumes it.
@@ -67,6 +72,11 @@ public struct MarketEvent: Sendable, Equatable {
                              ask: Double, askSize: Double, sequence: Int64 = 0, source: UInt32 = 0) -> MarketEvent {
         MarketEvent(eventTime: eventTime, receiveTime: receiveTime, sequence: sequence, symbol: symbol,
                     source: source, kind: .quote, bid: bid, bidSize: bidSize, ask: ask, askSize: askSize)
+    }
+
+    /// A clock tick at `time` (stream time: a stamped receive time).
+    public static func clockTick(at time: Nanos, sequence: Int64 = 0, source: UInt32 = 0) -> MarketEvent {
+        MarketEvent(eventTime: time, receiveTime: time, sequence: sequence, source: source, kind: .clockTick)
     }
 
     public static func bar(endTime: Nanos, receiveTime: Nanos, symbol: SymbolID, open: Double, high: Double,

@@ -89,3 +89,51 @@ public final class SymbolTable: @unchecked Sendable {
         }
     }
 }
+
+/// Builds `venue:SYMBOL` names in a reused buffer and interns them without allocating (after first sight).
+public struct SymbolNamer {
+    public let symbols: SymbolTable
+    public let venue: String?
+    private var scratch: [UInt8]
+    private var rowScratch: [UInt8] = []
+    private let prefixLength: Int
+
+    public init(symbols: SymbolTable, venue: String?) {
+        self.symbols = symbols
+        self.venue = venue
+        var s: [UInt8] = []
+        s.reserveCapacity(128)
+        if let v = venue, !v.isEmpty { s.append(contentsOf: v.utf8); s.append(UInt8(ascii: ":")) }
+        prefixLength = s.count
+        scratch = s
+    }
+
+    /// Interns `venue:` + the bytes (upper-cased when `upper`).
+    @inline(__always)
+    public mutating func intern(_ p: UnsafePointer<UInt8>, _ n: Int, upper: Bool = false) -> SymbolID {
+        scratch.removeSubrange(prefixLength...)
+        for k in 0..<n {
+            var c = p[k]
+            if upper && c >= 97 && c <= 122 { c -= 32 }
+            scratch.append(c)
+        }
+        return scratch.withUnsafeBytes { symbols.intern(bytes: $0) }
+    }
+
+    /// Interns `venue:` + the bytes, where `rowVenue` (a row's own venue column) replaces this namer's venue.
+    @inline(__always)
+    public mutating func intern(_ bytes: UnsafeRawBufferPointer,
+                                venue rowVenue: UnsafeRawBufferPointer? = nil) -> SymbolID {
+        if rowVenue == nil && prefixLength == 0 { return symbols.intern(bytes: bytes) }
+        if let rowVenue {
+            rowScratch.removeAll(keepingCapacity: true)
+            rowScratch.append(contentsOf: rowVenue)
+            rowScratch.append(UInt8(ascii: ":"))
+            rowScratch.append(contentsOf: bytes)
+            return rowScratch.withUnsafeBytes { symbols.intern(bytes: $0) }
+        }
+        scratch.removeSubrange(prefixLength...)
+        scratch.append(contentsOf: bytes)
+        return scratch.withUnsafeBytes { symbols.intern(bytes: $0) }
+    }
+}

@@ -59,32 +59,3 @@ extension WireDecoder {
     }
 }
 
-/// Builds `venue:SYMBOL` names in a reused buffer and interns them without allocating (after first sight).
-public struct SymbolNamer {
-    public let symbols: SymbolTable
-    public let venue: String?
-    private var scratch: [UInt8]
-    private let prefixLength: Int
-
-    public init(symbols: SymbolTable, venue: String?) {
-        self.symbols = symbols
-        self.venue = venue
-        var s: [UInt8] = []
-        s.reserveCapacity(128)
-        if let v = venue, !v.isEmpty { s.append(contentsOf: v.utf8); s.append(UInt8(ascii: ":")) }
-        prefixLength = s.count
-        scratch = s
-    }
-
-    /// Interns `venue:` + the bytes (upper-cased when `upper`).
-    @inline(__always)
-    public mutating func intern(_ p: UnsafePointer<UInt8>, _ n: Int, upper: Bool = false) -> SymbolID {
-        scratch.removeSubrange(prefixLength...)
-        for k in 0..<n {
-            var c = p[k]
-            if upper && c >= 97 && c <= 122 { c -= 32 }
-            scratch.append(c)
-        }
-        return scratch.withUnsafeBytes { symbols.intern(bytes: $0) }
-    }
-}

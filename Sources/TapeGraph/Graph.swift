@@ -77,7 +77,7 @@ final class SymbolState {
 
 /// The processing graph: per-symbol state machines for bars, indicators and anomaly rules.
 /// Plain state, no I/O, no wall clock: time comes from `clock`, order from the caller.
-/// The same object runs under `SimulatedClock` (replay) and `LiveClock` (live).
+/// The same object runs under `SimulatedClock` in replay and live: time comes from the stream.
 ///
 /// Semantics (docs/graph.md): windows are UTC-aligned by event time; the watermark of a symbol is
 /// max(largest event time seen, clock) − allowed lateness; a window closes when the watermark reaches
@@ -151,6 +151,7 @@ public final class Graph: TimerTarget {
             s.mid = (e.bid + e.ask) * 0.5
             s.spread = e.ask - e.bid
         case .bar: onBar(e, s, now: now)
+        case .clockTick: preconditionFailure("clock ticks advance the clock; the engine never delivers them")
         }
     }
 
@@ -382,13 +383,13 @@ public enum GraphBench {
         let clock = SimulatedClock()
         let sink = Count()
         let g = Graph(config: config, clock: clock, symbols: symbols, sink: sink)
-        let t0 = LiveClock.wallNanos()
+        let t0 = WallClock.nanos()
         for e in events {
             clock.advance(to: e.receiveTime)
             g.onEvent(e)
         }
         g.finish()
-        let dt = Double(LiveClock.wallNanos() - t0) / 1e9
+        let dt = Double(WallClock.nanos() - t0) / 1e9
         return Double(events.count) / max(dt, 1e-9)
     }
 }

@@ -163,6 +163,17 @@ extension GraphOutput {
         }
     }
 
+    /// The symbol this output belongs to (outputs are partitioned and compared per symbol).
+    public var symbol: SymbolID {
+        switch self {
+        case .bar(let bar): return bar.symbol
+        case .indicators(let indicators): return indicators.symbol
+        case .anomaly(let anomaly): return anomaly.symbol
+        case .lateTick(let late): return late.symbol
+        case .prediction(let prediction): return prediction.symbol
+        }
+    }
+
     /// Short name of the output kind; also the CSV file stem.
     public var kindName: String {
         switch self {

@@ -1,4 +1,6 @@
 import TapeCore
+import TapeIO
+import TapeSources
 
 /// The fields of one CSV line, found without allocating: offsets into the line's bytes. Quoted fields
 /// (`"12,37"`, with `""` for a quote) are supported; the quotes are not part of the field.

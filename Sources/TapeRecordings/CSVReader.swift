@@ -1,4 +1,6 @@
 import TapeCore
+import TapeIO
+import TapeSources
 
 /// What a row decoder made of one CSV row.
 public enum RowResult {
@@ -35,6 +37,7 @@ extension CSVRowDecoder {
 public final class CSVEventReader<D: CSVRowDecoder>: EventSource {
     public let name: String
     public var format: RecordingFormat { D.format }
+    public var formatName: String { D.format.rawValue }
     public private(set) var stats = SourceStats()
     private let lines: LineReader
     private var decoder: D?
@@ -67,8 +70,8 @@ public final class CSVEventReader<D: CSVRowDecoder>: EventSource {
         }
     }
 
-    public func next(_ e: inout MarketEvent) -> Bool {
-        guard decoder != nil else { return false }
+    public func next(_ e: inout MarketEvent) -> SourceStep {
+        guard decoder != nil else { return .end }
         while let l = lines.next() {
             stats.lines += 1
             if l.count == 0 { continue }
@@ -82,13 +85,13 @@ public final class CSVEventReader<D: CSVRowDecoder>: EventSource {
             case .reject(let reason, let detail): reject(ln, reason, detail); continue
             case .event:
                 e.source = sourceIndex
-                if validator.check(&e, line: ln) { stats.events += 1; return true }
+                if validator.check(&e, line: ln) { stats.events += 1; return .event }
                 stats.rejected += 1
             }
         }
         stats.compressedBytes = lines.stream.compressedBytes
         stats.decompressedBytes = lines.bytesRead
-        return false
+        return .end
     }
 
     private func reject(_ line: Int, _ reason: RejectReason, _ detail: String) {
@@ -109,25 +112,6 @@ extension String {
         while let f = s.first, chars.contains(f) { s = s.dropFirst() }
         while let l = s.last, chars.contains(l) { s = s.dropLast() }
         return String(s)
-    }
-}
-
-/// Builds `venue:SYMBOL` names from row bytes without allocating when seen before.
-struct SymbolInterner {
-    let table: SymbolTable
-    let prefix: [UInt8]
-    var scratch: [UInt8] = []
-    init(table: SymbolTable, venue: String?) {
-        self.table = table
-        prefix = venue.map { Array($0.utf8) + [UInt8(ascii: ":")] } ?? []
-        scratch.reserveCapacity(64)
-    }
-    mutating func intern(_ b: UnsafeRawBufferPointer, venue: UnsafeRawBufferPointer? = nil) -> SymbolID {
-        if prefix.isEmpty && venue == nil { return table.intern(bytes: b) }
-        scratch.removeAll(keepingCapacity: true)
-        if let v = venue { scratch.append(contentsOf: v); scratch.append(UInt8(ascii: ":")) } else { scratch.append(contentsOf: prefix) }
-        scratch.append(contentsOf: b)
-        return scratch.withUnsafeBytes { table.intern(bytes: $0) }
     }
 }
 

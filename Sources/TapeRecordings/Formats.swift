@@ -1,4 +1,6 @@
 import TapeCore
+import TapeIO
+import TapeSources
 
 // Row decoders of the CSV formats. Columns are looked up by name; see docs/formats.md.
 
@@ -72,7 +74,7 @@ public struct TickRowDecoder: CSVRowDecoder {
     public static let checkDuplicates = true
     public static let header = "event_time_ns,receive_time_ns,symbol,kind,price,size,bid,bid_size,ask,ask_size,exchange,conditions,sequence"
     let et, rt, sym, kind, price, size, bid, bidSize, ask, askSize, exch, cond, seq: Int
-    var names: SymbolInterner
+    var names: SymbolNamer
     let table: SymbolTable
 
     public init(header: [String], options: ReaderOptions, path: String) throws {
@@ -83,18 +85,25 @@ public struct TickRowDecoder: CSVRowDecoder {
         ask = try Self.column(header, "ask"); askSize = try Self.column(header, "ask_size")
         exch = try Self.column(header, "exchange"); cond = try Self.column(header, "conditions")
         seq = try Self.column(header, "sequence")
-        names = SymbolInterner(table: options.symbols, venue: options.venue)
+        names = SymbolNamer(symbols: options.symbols, venue: options.venue)
         table = options.symbols
     }
 
     public mutating func decode(_ row: CSVRow, line: Int, into e: inout MarketEvent) -> RowResult {
         guard let ev = row.int(et) else { return badTime(row, et, "event_time_ns") }
         guard let rv = row.int(rt) else { return badTime(row, rt, "receive_time_ns") }
-        guard !row.isEmpty(sym) else { return .reject(.malformedLine, "empty symbol") }
         let k = row.bytes(kind)
+        if k.elementsEqual("tick".utf8) {
+            guard ev == rv else { return .reject(.malformedLine, "clock tick with event time \(ev) != receive time \(rv)") }
+            e = .clockTick(at: rv, sequence: row.isEmpty(seq) ? Int64(line) : (row.int(seq) ?? Int64(line)))
+            return .event
+        }
+        guard !row.isEmpty(sym) else { return .reject(.malformedLine, "empty symbol") }
         let isTrade = k.count == 5 && k[0] == UInt8(ascii: "t")
         let isQuote = k.count == 5 && k[0] == UInt8(ascii: "q")
-        guard isTrade || isQuote else { return .reject(.malformedLine, "kind '\(row.string(kind))' is not trade or quote") }
+        guard isTrade || isQuote else {
+            return .reject(.malformedLine, "kind '\(row.string(kind))' is not trade, quote or tick")
+        }
         e.eventTime = ev; e.receiveTime = rv
         e.symbol = names.intern(row.bytes(sym))
         e.sequence = row.isEmpty(seq) ? Int64(line) : (row.int(seq) ?? Int64(line))
@@ -122,14 +131,14 @@ public struct PolygonTradeRowDecoder: CSVRowDecoder {
     public static let format = RecordingFormat.polygonTrades
     public static let checkDuplicates = true
     let ticker, price, size, sip, part, exch, cond, seq: Int
-    var names: SymbolInterner
+    var names: SymbolNamer
     let table: SymbolTable
     public init(header: [String], options: ReaderOptions, path: String) throws {
         ticker = try Self.column(header, "ticker"); price = try Self.column(header, "price")
         size = try Self.column(header, "size"); sip = try Self.column(header, "sip_timestamp")
         part = try Self.column(header, "participant_timestamp"); exch = try Self.column(header, "exchange")
         cond = try Self.column(header, "conditions"); seq = try Self.column(header, "sequence_number")
-        names = SymbolInterner(table: options.symbols, venue: options.venue); table = options.symbols
+        names = SymbolNamer(symbols: options.symbols, venue: options.venue); table = options.symbols
     }
     public mutating func decode(_ row: CSVRow, line: Int, into e: inout MarketEvent) -> RowResult {
         guard let s = row.int(sip) else { return badTime(row, sip, "sip_timestamp") }
@@ -149,7 +158,7 @@ public struct PolygonQuoteRowDecoder: CSVRowDecoder {
     public static let format = RecordingFormat.polygonQuotes
     public static let checkDuplicates = true
     let ticker, bp, bs, ap, asz, sip, part, exch, cond, seq: Int
-    var names: SymbolInterner
+    var names: SymbolNamer
     let table: SymbolTable
     public init(header: [String], options: ReaderOptions, path: String) throws {
         ticker = try Self.column(header, "ticker"); bp = try Self.column(header, "bid_price")
@@ -157,7 +166,7 @@ public struct PolygonQuoteRowDecoder: CSVRowDecoder {
         asz = try Self.column(header, "ask_size"); sip = try Self.column(header, "sip_timestamp")
         part = try Self.column(header, "participant_timestamp"); exch = try Self.column(header, "bid_exchange")
         cond = try Self.column(header, "conditions"); seq = try Self.column(header, "sequence_number")
-        names = SymbolInterner(table: options.symbols, venue: options.venue); table = options.symbols
+        names = SymbolNamer(symbols: options.symbols, venue: options.venue); table = options.symbols
     }
     public mutating func decode(_ row: CSVRow, line: Int, into e: inout MarketEvent) -> RowResult {
         guard let s = row.int(sip) else { return badTime(row, sip, "sip_timestamp") }
@@ -177,12 +186,12 @@ public struct PolygonMinuteAggRowDecoder: CSVRowDecoder {
     public static let format = RecordingFormat.polygonMinuteAggs
     public static let checkDuplicates = false
     let ticker, vol, o, c, h, l, ws: Int
-    var names: SymbolInterner
+    var names: SymbolNamer
     public init(header: [String], options: ReaderOptions, path: String) throws {
         ticker = try Self.column(header, "ticker"); vol = try Self.column(header, "volume")
         o = try Self.column(header, "open"); c = try Self.column(header, "close"); h = try Self.column(header, "high")
         l = try Self.column(header, "low"); ws = try Self.column(header, "window_start")
-        names = SymbolInterner(table: options.symbols, venue: options.venue)
+        names = SymbolNamer(symbols: options.symbols, venue: options.venue)
     }
     public mutating func decode(_ row: CSVRow, line: Int, into e: inout MarketEvent) -> RowResult {
         guard let start = row.int(ws) else { return badTime(row, ws, "window_start") }
@@ -205,13 +214,13 @@ public struct TardisTradeRowDecoder: CSVRowDecoder {
     public static let format = RecordingFormat.tardisTrades
     public static let checkDuplicates = false
     let exch, sym, ts, lts, id, side, price, amount: Int
-    var names: SymbolInterner
+    var names: SymbolNamer
     public init(header: [String], options: ReaderOptions, path: String) throws {
         exch = try Self.column(header, "exchange"); sym = try Self.column(header, "symbol")
         ts = try Self.column(header, "timestamp"); lts = try Self.column(header, "local_timestamp")
         id = try Self.column(header, "id"); side = try Self.column(header, "side")
         price = try Self.column(header, "price"); amount = try Self.column(header, "amount")
-        names = SymbolInterner(table: options.symbols, venue: options.venue)
+        names = SymbolNamer(symbols: options.symbols, venue: options.venue)
     }
     public mutating func decode(_ row: CSVRow, line: Int, into e: inout MarketEvent) -> RowResult {
         guard let t = row.int(ts) else { return badTime(row, ts, "timestamp") }

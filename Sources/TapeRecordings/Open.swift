@@ -1,4 +1,6 @@
 import TapeCore
+import TapeIO
+import TapeSources
 import TapeFeeds
 
 /// An input that cannot be used at all (cannot be opened, format not recognised).

@@ -1,4 +1,6 @@
 import TapeCore
+import TapeIO
+import TapeSources
 import TapeFeeds
 
 /// Reads a raw live-feed capture (`.rawCapture`): one line per wire message,
@@ -13,6 +15,7 @@ import TapeFeeds
 public final class RawCaptureReader<Decoder: WireDecoder>: EventSource {
     public let name: String
     public var format: RecordingFormat { .rawCapture }
+    public var formatName: String { RecordingFormat.rawCapture.rawValue }
     public private(set) var stats = SourceStats()
     public let validator: EventValidator
 
@@ -61,7 +64,7 @@ public final class RawCaptureReader<Decoder: WireDecoder>: EventSource {
     }
 
     @_specialize(where Decoder == BinanceDecoder)
-    public func next(_ event: inout MarketEvent) -> Bool {
+    public func next(_ event: inout MarketEvent) -> SourceStep {
         while true {
             while pendingPos < pending.count {
                 var e = pending[pendingPos]
@@ -69,11 +72,11 @@ public final class RawCaptureReader<Decoder: WireDecoder>: EventSource {
                 if validator.check(&e, line: pendingLine) {
                     stats.events += 1
                     event = e
-                    return true
+                    return .event
                 }
             }
-            if finished { return false }
-            guard let line = lines.next() else { finish(); return false }
+            if finished { return .end }
+            guard let line = lines.next() else { finish(); return .end }
             stats.lines += 1
             let ln = lines.lineNumber
             let n = line.count
@@ -93,6 +96,10 @@ public final class RawCaptureReader<Decoder: WireDecoder>: EventSource {
             pendingPos = 0
             pendingLine = ln
             let msg = UnsafeRawBufferPointer(start: base + ms, count: n - ms)
+            if msg.elementsEqual(RawCapture.clockTickMessage.utf8) {
+                pending.append(.clockTick(at: ts, sequence: Int64(ln), source: sourceIndex))
+                continue
+            }
             switch decoder.decode(msg, receiveTime: ts, into: &pending) {
             case .decoded:
                 for k in pending.indices { pending[k].source = sourceIndex }
@@ -127,6 +134,13 @@ extension RawCaptureReader where Decoder == BinanceDecoder {
         try self.init(path: path, options: options,
                       decoder: BinanceDecoder(symbols: options.symbols, venue: venue), threaded: threaded)
     }
+}
+
+/// The raw-capture line layout shared by the reader and (later) the live recorder.
+public enum RawCapture {
+    /// The message of a recorded clock tick: `<receive ns> #tick`. Not a wire message (no decoder sees
+    /// it): the stamped instant at which the live driver ticked, so a replay fires timers where live did.
+    public static let clockTickMessage = "#tick"
 }
 
 /// A Binance raw capture reader (the common case).

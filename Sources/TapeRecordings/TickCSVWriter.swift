@@ -1,4 +1,6 @@
 import TapeCore
+import TapeIO
+import TapeSources
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -16,6 +18,8 @@ public enum TickCSV {
             return "\(e.eventTime),\(e.receiveTime),\(csvField(symbols.name(e.symbol))),trade,\(f(e.price)),\(f(e.size)),,,,,\(exch),\(cond),\(e.sequence)"
         case .quote:
             return "\(e.eventTime),\(e.receiveTime),\(csvField(symbols.name(e.symbol))),quote,,,\(f(e.bid)),\(f(e.bidSize)),\(f(e.ask)),\(f(e.askSize)),\(exch),\(cond),\(e.sequence)"
+        case .clockTick:
+            return "\(e.eventTime),\(e.receiveTime),,tick,,,,,,,,,\(e.sequence)"
         case .bar: return nil
         }
     }

@@ -37,9 +37,9 @@ public final class PauseControl: @unchecked Sendable {
         pthread_mutex_lock(&mutex)
         defer { pthread_mutex_unlock(&mutex) }
         if !paused { return 0 }
-        let start = LiveClock.wallNanos()
+        let start = WallClock.nanos()
         while paused { pthread_cond_wait(&cond, &mutex) }
-        return LiveClock.wallNanos() - start
+        return WallClock.nanos() - start
     }
 
     /// Starts listening for SIGUSR1 (and keys, if stdin is a terminal). Call before other threads start
@@ -96,11 +96,11 @@ public final class PauseControl: @unchecked Sendable {
 /// Sleeps until a wall time (ns). Returns immediately if it has passed.
 @inline(__always)
 func sleepUntil(_ wall: Int64) {
-    var now = LiveClock.wallNanos()
+    var now = WallClock.nanos()
     while wall - now > 20_000 {
         let d = wall - now
         var ts = timespec(tv_sec: Int(d / 1_000_000_000), tv_nsec: Int(d % 1_000_000_000))
         nanosleep(&ts, nil)
-        now = LiveClock.wallNanos()
+        now = WallClock.nanos()
     }
 }

@@ -1,159 +1,87 @@
 import Foundation
 import TapeCore
 import TapeClock
+import TapeIO
+import TapeSources
 import TapeRecordings
 import TapeGraph
 import TapeSinks
+import TapeEngine
 
-/// Counters the driver keeps while it runs (read by the progress line).
-final class RunCounters {
-    var delivered = 0
-    var filtered = 0
-}
+/// Runs one replay. What is replay's own lives here: opening the recordings, the run folder and the
+/// reject log, pacing at N×, pause and the progress line. The rest — merge order aside — is the
+/// engine's: inputs → merge (receive time, input order, line order) → `Engine` (filters, clock advanced
+/// to each receive time, graph, digests, sinks). Pacing never reaches the graph: the outputs (and so
+/// the digests) cannot depend on the speed.
+public func runReplay(_ options: ReplayOptions) throws -> ReplaySummary {
+    let wallStart = WallClock.nanos()
+    if options.interactive { options.pause.install(keys: !options.quiet) }
+    defer { options.pause.restoreTerminal() }
 
-/// Runs one replay: inputs → merge (receive time, input order, line order) → filters →
-/// `SimulatedClock` (advanced to each event's receive time; due timers fire first) → `Graph` →
-/// sinks (digest, run-folder CSVs, extra sinks). Pacing at N× lives here, never in the graph: the
-/// outputs (and so the digest) cannot depend on the speed.
-public func runReplay(_ o: ReplayOptions) throws -> ReplaySummary {
-    let wallStart = LiveClock.wallNanos()
-    if o.interactive { o.pause.install(keys: !o.quiet) }
-    defer { o.pause.restoreTerminal() }
-
-    let runDir = o.outDir ?? "reports/\(defaultRunID(wallStart))"
-    do { try FS.makeDirectories(runDir) } catch { throw UnusableInput("\(runDir): cannot create run folder: \(error)") }
+    let runDir = options.outDir ?? "reports/\(defaultRunID(wallStart))"
+    do { try FS.makeDirectories(runDir) } catch {
+        throw UnusableInput("\(runDir): cannot create run folder: \(error)")
+    }
 
     let symbols = SymbolTable()
-    let rejectWriter: LineWriter = try o.makeRejectsWriter(runDir)
-    let rejects = RejectLog(writer: rejectWriter, printLimit: o.quiet ? 0 : 5, printer: o.messagePrinter)
+    let rejectWriter: LineWriter = try options.makeRejectsWriter(runDir)
+    let rejects = RejectLog(writer: rejectWriter, printLimit: options.quiet ? 0 : 5, printer: options.messagePrinter)
 
     // Open every input first: an unusable one stops the run before anything is written but the folder.
-    let sources = try openInputs(o, symbols: symbols, rejects: rejects)
-    let inputSizes = o.inputs.map { FS.fileSize($0) ?? 0 }
+    let sources = try openInputs(options, symbols: symbols, rejects: rejects)
+    let inputSizes = options.inputs.map { FS.fileSize($0) ?? 0 }
     let merged = MergedSource(sources)
 
-    let digest = DigestSink(symbols: symbols)
-    let folder = try RunFolderSink(directory: runDir, symbols: symbols, withPredictions: !o.extraNodes.isEmpty)
-    let fanout = SinkFanout([digest, folder] + o.extraSinks)
-    let clock = SimulatedClock(start: 0)
-    let graph = Graph(config: o.config, clock: clock, symbols: symbols, sink: fanout)
-    for n in o.extraNodes { graph.addNode(n) }
-
-    let filter = SymbolFilter(o.symbols)
-    let from = o.from ?? Int64.min
-    let to = o.to ?? Int64.max
-    var e = MarketEvent()
-    var delivered = 0, filtered = 0
-    var firstReceive: Nanos? = nil, lastReceive: Nanos = 0
-    var firstEvent: Nanos = .max, lastEvent: Nanos = .min
-    let progress = Progress(enabled: !o.quiet && isatty(2) == 1, totalBytes: inputSizes.reduce(0, +), from: o.from, to: o.to)
-    var paceOrigin = LiveClock.wallNanos()
-    let factor: Double
-    switch o.speed { case .max: factor = 0; case .factor(let f): factor = f }
-    var sinceCheck = 0
-
-    while merged.next(&e) {
-        if e.eventTime < from || e.eventTime >= to || !filter.accepts(e.symbol, symbols) { filtered += 1; continue }
-        if firstReceive == nil { firstReceive = e.receiveTime }
-        if factor > 0 {
-            let target = paceOrigin + Int64(Double(e.receiveTime - firstReceive!) / factor)
-            if target - LiveClock.wallNanos() > 20_000 {
-                if o.pause.maybePaused { paceOrigin += o.pause.waitIfPaused() }
-                sleepUntil(paceOrigin + Int64(Double(e.receiveTime - firstReceive!) / factor))
-            }
-        }
-        sinceCheck += 1
-        if sinceCheck >= 4096 {
-            sinceCheck = 0
-            if o.pause.maybePaused { paceOrigin += o.pause.waitIfPaused() }
-            if progress.enabled { progress.maybePrint(delivered: delivered, simTime: e.receiveTime, sources: sources) }
-        }
-        clock.advance(to: e.receiveTime)
-        graph.onEvent(e)
-        delivered += 1
-        lastReceive = e.receiveTime
-        if e.eventTime < firstEvent { firstEvent = e.eventTime }
-        if e.eventTime > lastEvent { lastEvent = e.eventTime }
-    }
-    graph.finish()
-    progress.finish()
+    let folder = try RunFolderSink(directory: runDir, symbols: symbols,
+                                   withPredictions: !options.engine.extraNodes.isEmpty)
+    let engine = Engine(settings: options.engine, symbols: symbols, sinks: [folder] + options.extraSinks)
+    let pacer = ReplayPacer(speed: options.speed, pause: options.pause,
+                            progress: Progress(enabled: !options.quiet && isatty(2) == 1,
+                                               totalBytes: inputSizes.reduce(0, +),
+                                               sources: sources))
+    let stop = engine.run(merged, driver: pacer)
+    if stop == .endOfStream { engine.finish() }
+    pacer.progress.finish()
+    let sinkFailures = engine.close()
     folder.close()
     rejects.close()
 
-    let wall = Double(LiveClock.wallNanos() - wallStart) / 1e9
-    var ticksIn = 0, lines = 0
-    for s in sources { ticksIn += s.stats.events; lines += s.stats.lines }
-    let rejected = rejects.total
-    let exit: Int32 = rejected > 0 ? TapeExit.inputRejected : TapeExit.clean
-    let summary = ReplaySummary(runDir: runDir, digest: digest.hexDigest, ticksIn: ticksIn, ticksRejected: rejected,
-                                rejectsByReason: rejects.byReason, skipped: rejects.skips, eventsOut: digest.count,
-                                eventsOutByKind: digest.countByKind, wallSeconds: wall,
-                                ticksPerSecond: wall > 0 ? Double(ticksIn) / wall : 0, exitCode: exit)
-
-    // summary.json
-    let speedText: String
-    switch o.speed { case .max: speedText = "max"; case .factor(let f): speedText = Numbers.format(f) }
-    var inputs: [JSONValue] = []
-    for (i, s) in sources.enumerated() {
-        inputs.append(.object([
-            ("path", .string(o.inputs[i])),
-            ("sha256", o.hashInputs ? .string(FileHash.sha256(path: o.inputs[i]) ?? "") : .null),
-            ("format", .string(s.format.rawValue)),
-            ("lines", .int(Int64(s.stats.lines))),
-            ("events", .int(Int64(s.stats.events))),
-            ("rejected", .int(Int64(s.stats.rejected))),
-            ("skipped", .int(Int64(s.stats.skipped))),
-            ("bytes", .int(inputSizes[i])),
-        ]))
+    var summary = engine.summary(stop: stop, configHash: FileHash.sha256(text: options.engine.config.canonicalText))
+    let wall = Double(WallClock.nanos() - wallStart) / 1e9
+    var ticksIn = 0
+    for source in sources { ticksIn += source.stats.events }
+    summary.ticksIn = ticksIn - engine.counters.clockTicks
+    summary.ticksRejected = rejects.total
+    summary.ticksRejectedByReason = rejects.byReason
+    summary.skipped = rejects.skips
+    summary.wallSeconds = wall
+    summary.ticksPerSecond = wall > 0 ? (Double(summary.ticksIn) / wall).rounded() : 0
+    summary.inputs = sources.enumerated().map { index, source in
+        let stats = source.stats
+        return InputSummary(path: options.inputs[index],
+                            sha256: options.hashInputs ? FileHash.sha256(path: options.inputs[index]) ?? "" : nil,
+                            format: source.formatName, lines: stats.lines, events: stats.events,
+                            rejected: stats.rejected, skipped: stats.skipped, bytes: inputSizes[index])
     }
-    var obj: [(String, JSONValue)] = [
-        ("tape_version", .string(tapeVersion)),
-        ("digest", .string(summary.digest)),
-        ("ticks_in", .int(Int64(ticksIn))),
-        ("ticks_rejected", .int(Int64(rejected))),
-        ("ticks_rejected_by_reason", JSONValue.sortedObject(rejects.byReason)),
-        ("skipped", JSONValue.sortedObject(rejects.skips)),
-        ("ticks_filtered", .int(Int64(filtered))),
-        ("ticks_delivered", .int(Int64(delivered))),
-        ("events_out", .int(Int64(digest.count))),
-        ("events_out_by_kind", JSONValue.sortedObject(digest.countByKind)),
-        ("wall_seconds", .number(wall)),
-        ("ticks_per_second", .number(summary.ticksPerSecond.rounded())),
-        ("inputs", .array(inputs)),
-        ("config_hash", .string(FileHash.sha256(text: o.configCanonicalText.isEmpty ? o.config.canonicalText : o.configCanonicalText))),
-        ("graph", .object([
-            ("trades", .int(Int64(graph.counters.trades))),
-            ("quotes", .int(Int64(graph.counters.quotes))),
-            ("bars_in", .int(Int64(graph.counters.bars))),
-            ("late_ticks", .int(Int64(graph.counters.lateTicks))),
-            ("bad_ticks", .int(Int64(graph.counters.badTicks))),
-            ("timeframes", .array(o.config.timeframes.map { .string($0.description) })),
-        ])),
-        ("speed", .string(speedText)),
-        ("from_ns", o.from.map { .int($0) } ?? .null),
-        ("to_ns", o.to.map { .int($0) } ?? .null),
-        ("symbols", o.symbols.map { .array($0.map { .string($0) }) } ?? .null),
-        ("first_event_ns", firstEvent == .max ? .null : .int(firstEvent)),
-        ("last_event_ns", lastEvent == .min ? .null : .int(lastEvent)),
-        ("first_receive_ns", firstReceive.map { .int($0) } ?? .null),
-        ("last_receive_ns", firstReceive == nil ? .null : .int(lastReceive)),
-        ("exit_code", .int(Int64(exit))),
-    ]
-    obj.append(contentsOf: o.extraSummary)
-    try FS.writeText("\(runDir)/summary.json", JSONValue.object(obj).render() + "\n")
-    return summary
+    switch options.speed {
+    case .max: summary.speed = "max"
+    case .factor(let factor): summary.speed = Numbers.format(factor)
+    }
+    summary.exitCode = !sinkFailures.isEmpty ? TapeExit.outputFailed
+        : rejects.total > 0 ? TapeExit.inputRejected : TapeExit.clean
+    try summary.write(to: "\(runDir)/summary.json")
+    return ReplaySummary(runDir: runDir, summary: summary)
 }
-
-let tapeVersion = "0.1.0"
 
 /// Opens every input of a run (in command-line order: the merge tie-break after receive time).
 /// A missing file or an undetectable format is `UnusableInput`.
-func openInputs(_ o: ReplayOptions, symbols: SymbolTable, rejects: RejectHandler) throws -> [EventSource] {
-    try o.inputs.enumerated().map { (i, path) in
+func openInputs(_ options: ReplayOptions, symbols: SymbolTable, rejects: RejectHandler) throws -> [EventSource] {
+    try options.inputs.enumerated().map { (index, path) in
         guard FS.exists(path) else { throw UnusableInput("\(path): no such file") }
-        let ro = ReaderOptions(symbols: symbols, rejects: rejects, sourceIndex: UInt32(i), symbol: o.symbol,
-                               venue: o.venue, backwardsTolerance: o.backwardsTolerance)
-        do { return try openSource(path: path, format: o.format, options: ro) }
+        let readerOptions = ReaderOptions(symbols: symbols, rejects: rejects, sourceIndex: UInt32(index),
+                                          symbol: options.symbol, venue: options.venue,
+                                          backwardsTolerance: options.backwardsTolerance)
+        do { return try openSource(path: path, format: options.format, options: readerOptions) }
         catch { throw UnusableInput("\(error)") }
     }
 }
@@ -164,49 +92,80 @@ func defaultRunID(_ wall: Int64) -> String {
     return "replay-" + compact.replacingOccurrences(of: "T", with: "-")
 }
 
-/// `--symbols` filter: full `venue:SYMBOL` or bare `SYMBOL`, case-insensitive. Decided once per symbol id.
-final class SymbolFilter {
-    private let wanted: Set<String>?
-    private var decided: [UInt8] = []   // 0 unknown, 1 yes, 2 no
-    init(_ list: [String]?) { wanted = list.map { Set($0.map { $0.uppercased() }) } }
+/// Replay's half of the run loop: pacing at N× (sleep until `origin + (t - t0) / N` in wall time),
+/// pause/resume, and the progress line. Reads wall time; the engine never does.
+final class ReplayPacer: EngineDriver {
+    let factor: Double
+    let pause: PauseControl
+    let progress: Progress
+    private var firstReceive: Nanos? = nil
+    private var paceOrigin = WallClock.nanos()
+    /// Below this lead (ns) a paced replay does not sleep.
+    private static let sleepThresholdNs: Int64 = 20_000
 
-    @inline(__always)
-    func accepts(_ id: SymbolID, _ table: SymbolTable) -> Bool {
-        guard let wanted else { return true }
-        let i = Int(id)
-        if i < decided.count, decided[i] != 0 { return decided[i] == 1 }
-        if i >= decided.count { decided.append(contentsOf: repeatElement(0, count: i + 1 - decided.count)) }
-        let name = table.name(id).uppercased()
-        let bare = name.split(separator: ":").last.map(String.init) ?? name
-        let ok = wanted.contains(name) || wanted.contains(bare)
-        decided[i] = ok ? 1 : 2
-        return ok
+    init(speed: ReplaySpeed, pause: PauseControl, progress: Progress) {
+        switch speed {
+        case .max: factor = 0
+        case .factor(let value): factor = value
+        }
+        self.pause = pause
+        self.progress = progress
     }
+
+    var paces: Bool { factor > 0 }
+
+    func willDeliver(receiveTime: Nanos) {
+        guard let first = firstReceive else { firstReceive = receiveTime; paceOrigin = WallClock.nanos(); return }
+        let target = paceOrigin + Int64(Double(receiveTime - first) / factor)
+        if target - WallClock.nanos() > ReplayPacer.sleepThresholdNs {
+            if pause.maybePaused { paceOrigin += pause.waitIfPaused() }
+            sleepUntil(paceOrigin + Int64(Double(receiveTime - first) / factor))
+        }
+    }
+
+    func checkpoint(delivered: Int, streamTime: Nanos) -> Bool {
+        if pause.maybePaused { paceOrigin += pause.waitIfPaused() }
+        if progress.enabled { progress.maybePrint(delivered: delivered, streamTime: streamTime) }
+        return true
+    }
+
+    /// File sources are never idle; a merge of them neither.
+    func idle() -> Bool { preconditionFailure("a replay source reported idle") }
 }
 
-/// The progress line on stderr: events/s, simulated time, percent, ETA. Quiet unless stderr is a terminal.
+/// The progress line on stderr: events/s, stream time, percent of compressed input read, ETA.
+/// Quiet unless stderr is a terminal.
 final class Progress {
     let enabled: Bool
     private let totalBytes: Int64
-    private let start = LiveClock.wallNanos()
+    private let sources: [EventSource]
+    private let start = WallClock.nanos()
     private var lastPrint: Int64 = 0
     private var printedAny = false
-    private let from: Nanos?, to: Nanos?
-    init(enabled: Bool, totalBytes: Int64, from: Nanos?, to: Nanos?) {
-        self.enabled = enabled; self.totalBytes = totalBytes; self.from = from; self.to = to
+    /// At most one line per this many ns.
+    private static let intervalNs: Int64 = 250_000_000
+
+    init(enabled: Bool, totalBytes: Int64, sources: [EventSource]) {
+        self.enabled = enabled; self.totalBytes = totalBytes; self.sources = sources
     }
 
-    func maybePrint(delivered: Int, simTime: Nanos, sources: [EventSource]) {
-        let now = LiveClock.wallNanos()
-        if now - lastPrint < 250_000_000 { return }
-        lastPrint = now
+    /// Fraction of the compressed input consumed so far (0...1).
+    var fractionRead: Double {
         var read: Int64 = 0
-        for s in sources { read += s.stats.compressedBytes }
-        let frac = totalBytes > 0 ? min(1, Double(read) / Double(totalBytes)) : 0
+        for source in sources { read += source.stats.compressedBytes }
+        return totalBytes > 0 ? min(1, Double(read) / Double(totalBytes)) : 0
+    }
+
+    func maybePrint(delivered: Int, streamTime: Nanos) {
+        let now = WallClock.nanos()
+        if now - lastPrint < Progress.intervalNs { return }
+        lastPrint = now
+        let fraction = fractionRead
         let elapsed = Double(now - start) / 1e9
         let rate = elapsed > 0 ? Double(delivered) / elapsed : 0
-        let eta = frac > 0.001 ? elapsed * (1 - frac) / frac : 0
-        let line = String(format: "\r%@  %.0f ev/s  %5.1f%%  ETA %.0fs  ", TimeUtil.iso(simTime), rate, frac * 100, eta)
+        let eta = fraction > 0.001 ? elapsed * (1 - fraction) / fraction : 0
+        let line = String(format: "\r%@  %.0f ev/s  %5.1f%%  ETA %.0fs  ", TimeUtil.iso(streamTime), rate,
+                          fraction * 100, eta)
         fputs(line, stderr)
         printedAny = true
     }

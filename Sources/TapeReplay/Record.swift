@@ -2,6 +2,9 @@ import TapeCore
 import TapeClock
 import TapeRecordings
 import TapeSinks
+import TapeIO
+import TapeSources
+import TapeEngine
 
 /// What `tape record --from-replay` did.
 public struct RecordSummary {
@@ -25,12 +28,16 @@ public func recordFromReplay(_ o: ReplayOptions, directory: String, prefix: Stri
     let merged = MergedSource(sources)
     let writer = RecordingWriter(directory: directory, prefix: prefix, symbols: symbols, maxBytes: maxBytes,
                                  rotateHourly: rotateHourly, flushEvery: flushEvery)
-    let filter = SymbolFilter(o.symbols)
-    let from = o.from ?? .min, to = o.to ?? .max
+    let filter = SymbolFilter(o.engine.symbols)
+    let from = o.engine.from ?? .min, to = o.engine.to ?? .max
     var e = MarketEvent()
     var filtered = 0
-    while merged.next(&e) {
-        if e.eventTime < from || e.eventTime >= to || !filter.accepts(e.symbol, symbols) { filtered += 1; continue }
+    while merged.next(&e) == .event {
+        let isTick = e.kind == .clockTick
+        if e.eventTime < from || e.eventTime >= to || (!isTick && !filter.accepts(e.symbol, symbols)) {
+            filtered += 1
+            continue
+        }
         do { try writer.write(e) } catch { throw UnusableInput("\(error)") }
     }
     try? writer.close()

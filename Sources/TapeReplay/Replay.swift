@@ -3,6 +3,9 @@ import TapeClock
 import TapeRecordings
 import TapeGraph
 import TapeSinks
+import TapeEngine
+import TapeIO
+import TapeSources
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -15,31 +18,21 @@ public enum ReplaySpeed: Sendable, Equatable {
     case factor(Double)
 }
 
-/// Everything a replay needs. The CLI, the scenario runner and `tape train` fill this in.
+/// What a replay needs: the replay's own settings (files, pacing, run folder, messages) and the
+/// engine's (`engine`: config, filters, extra nodes), which a live driver or a Kafka worker fills in too.
+/// The CLI, the scenario runner and `tape train` fill this in.
 public struct ReplayOptions {
     public var inputs: [String]
     public var format: RecordingFormat? = nil
     public var symbol: String? = nil
     public var venue: String? = nil
-    /// Only these symbols (full `venue:SYMBOL` or bare `SYMBOL`); nil = all.
-    public var symbols: [String]? = nil
-    /// Event-time filter, [from, to).
-    public var from: Nanos? = nil
-    public var to: Nanos? = nil
+    public var backwardsTolerance: Nanos = 1_000_000_000
     public var speed: ReplaySpeed = .max
     /// Run folder; nil = `reports/<run-id>/`.
     public var outDir: String? = nil
-    public var config: PipelineConfig = PipelineConfig()
-    public var backwardsTolerance: Nanos = 1_000_000_000
     public var quiet: Bool = true
-    /// Extra graph nodes (e.g. the model's inference node), added in order.
-    public var extraNodes: [DownstreamNode] = []
-    /// Extra sinks that see every output (e.g. training collectors).
+    /// Extra sinks that see every output (e.g. training collectors), after the digest and the run folder.
     public var extraSinks: [GraphSink] = []
-    /// Extra top-level entries for summary.json (e.g. model metrics).
-    public var extraSummary: [(String, JSONValue)] = []
-    /// Canonical config text hashed into `config_hash`.
-    public var configCanonicalText: String = ""
     /// Hash each input file into summary.json (`inputs[].sha256`).
     public var hashInputs: Bool = true
     /// CLI use: listen for SIGUSR1 / keys to pause and resume.
@@ -48,24 +41,34 @@ public struct ReplayOptions {
     /// Where reject messages are printed (stderr by default).
     public var messagePrinter: (String) -> Void = { fputs($0 + "\n", stderr) }
     /// Opens the writer for `rejects.csv.gz` in the run folder.
-    public var makeRejectsWriter: (String) throws -> LineWriter = { dir in try GzipLineWriter(path: dir + "/rejects.csv.gz") }
+    public var makeRejectsWriter: (String) throws -> LineWriter = { dir in
+        try GzipLineWriter(path: dir + "/rejects.csv.gz")
+    }
+    /// Continue from this snapshot (graph state + input position) instead of from the start.
+    public var snapshotIn: String? = nil
+    /// End in a snapshot written here (open windows stay open in it) instead of closing every window.
+    public var snapshotOut: String? = nil
+    /// The engine's settings: config, symbol and time filters, extra graph nodes.
+    public var engine = EngineSettings()
     public init(inputs: [String]) { self.inputs = inputs }
 }
 
-/// What a replay produced (also written as `summary.json` in the run folder).
+/// What a replay produced; `summary` is what `summary.json` holds.
 public struct ReplaySummary: Sendable {
     public var runDir: String
-    public var digest: String
-    public var ticksIn: Int
-    public var ticksRejected: Int
-    public var rejectsByReason: [String: Int]
-    public var skipped: [String: Int]
-    public var eventsOut: Int
-    public var eventsOutByKind: [String: Int]
-    public var wallSeconds: Double
-    public var ticksPerSecond: Double
-    /// 0 clean, 3 some input rejected (see README: exit codes).
-    public var exitCode: Int32
+    public var summary: RunSummary
+    public var digest: String { summary.digest }
+    public var digestsBySymbol: [String: String] { summary.digestsBySymbol }
+    public var ticksIn: Int { summary.ticksIn }
+    public var ticksRejected: Int { summary.ticksRejected }
+    public var rejectsByReason: [String: Int] { summary.ticksRejectedByReason }
+    public var skipped: [String: Int] { summary.skipped }
+    public var eventsOut: Int { summary.eventsOut }
+    public var eventsOutByKind: [String: Int] { summary.eventsOutByKind }
+    public var wallSeconds: Double { summary.wallSeconds }
+    public var ticksPerSecond: Double { summary.ticksPerSecond }
+    /// 0 clean, 3 some input rejected, 5 an output failed (see README: exit codes).
+    public var exitCode: Int32 { summary.exitCode }
 }
 
 /// Input that cannot be used at all (missing file, undetectable format): exit code 4.
@@ -74,13 +77,3 @@ public struct UnusableInput: Error, CustomStringConvertible {
     public init(_ d: String) { description = d }
 }
 
-/// Documented exit codes of `tape replay` (and of the commands built on it).
-public enum TapeExit {
-    public static let clean: Int32 = 0
-    /// Internal error (a bug): please report.
-    public static let internalError: Int32 = 1
-    /// Some input records were rejected (counted in summary.json, kept in rejects.csv.gz); the rest was processed.
-    public static let inputRejected: Int32 = 3
-    /// Input unusable: a file missing or unreadable, its format not detected, a bad config.
-    public static let unusableInput: Int32 = 4
-}

@@ -2,9 +2,12 @@ import Foundation
 import TapeCore
 import TapeGraph
 import TapeReplay
+import TapeEngine
 import TapeSinks
 import TapeModel
 import TapeRecordings
+import TapeIO
+import TapeSources
 
 /// Result of one scenario.
 public struct ScenarioResult: Sendable {
@@ -81,26 +84,25 @@ public struct ScenarioRunner {
         }
         if let f = s.from {
             guard let t = TimeUtil.parseUserTime(f) else { throw ScenarioError(file: s.path, key: "from", message: "expected ISO-8601 UTC or integer ns") }
-            o.from = t
+            o.engine.from = t
         }
         if let t = s.to {
             guard let v = TimeUtil.parseUserTime(t) else { throw ScenarioError(file: s.path, key: "to", message: "expected ISO-8601 UTC or integer ns") }
-            o.to = v
+            o.engine.to = v
         }
-        o.symbols = s.symbols
+        o.engine.symbols = s.symbols
         if !s.configOverrides.isEmpty {
-            do { o.config = try PipelineConfig().merged(overrides: s.configOverrides, source: s.path + " (config)") }
+            do { o.engine.config = try PipelineConfig().merged(overrides: s.configOverrides, source: s.path + " (config)") }
             catch { throw ScenarioError(file: s.path, key: "config", message: "\(error)") }
         }
-        o.configCanonicalText = o.config.canonicalText
         var collector: TrainingCollector? = nil
         if let m = s.model {
             if let p = m.path {
-                do { o.extraNodes.append(try InferenceNode(modelPath: abs(p))) }
+                do { o.engine.extraNodes.append(try InferenceNode(modelPath: abs(p))) }
                 catch { throw ScenarioError(file: s.path, key: "model.path", message: "\(error)") }
             } else {
                 guard let tf = Timeframe(m.timeframe) else { throw ScenarioError(file: s.path, key: "model.train.timeframe", message: "bad timeframe") }
-                if !o.config.timeframes.contains(tf) { o.config.timeframes.append(tf); o.config.timeframes.sort() }
+                if !o.engine.config.timeframes.contains(tf) { o.engine.config.timeframes.append(tf); o.engine.config.timeframes.sort() }
                 let c = TrainingCollector(target: TargetSpec(timeframe: tf, horizon: m.horizon))
                 o.extraSinks.append(c)
                 collector = c
@@ -120,7 +122,7 @@ public struct ScenarioRunner {
                 // Second pass: the same replay with the trained model in the graph (predictions.csv; the
                 // run folder's CSVs and digest are those of this pass).
                 o.extraSinks = []
-                do { o.extraNodes = [try InferenceNode(modelPath: t.modelPath)] }
+                do { o.engine.extraNodes = [try InferenceNode(modelPath: t.modelPath)] }
                 catch { throw ScenarioError(file: s.path, key: "model.train", message: "trained model does not load: \(error)") }
                 summary = try runReplay(o)
             }

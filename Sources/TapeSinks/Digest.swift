@@ -8,6 +8,9 @@ import TapeGraph
 public final class DigestSink: GraphSink {
     private var hasher = SHA256()
     private let symbols: SymbolTable
+    /// One hasher per symbol id (nil until the symbol emits): the same lines, filtered by symbol.
+    private var symbolHashers: [SHA256?] = []
+    private var symbolCounts: [Int] = []
     public private(set) var count = 0
     public private(set) var countByKind: [String: Int] = [:]
 
@@ -16,13 +19,40 @@ public final class DigestSink: GraphSink {
     public func emit(_ output: GraphOutput) {
         var line = output.canonicalLine(symbols: symbols)
         line.append("\n")
-        line.withUTF8 { hasher.update(bufferPointer: UnsafeRawBufferPointer($0)) }
+        let symbol = Int(output.symbol)
+        if symbol >= symbolHashers.count {
+            symbolHashers.append(contentsOf: repeatElement(nil, count: symbol + 1 - symbolHashers.count))
+            symbolCounts.append(contentsOf: repeatElement(0, count: symbol + 1 - symbolCounts.count))
+        }
+        if symbolHashers[symbol] == nil { symbolHashers[symbol] = SHA256() }
+        line.withUTF8 { bytes in
+            hasher.update(bufferPointer: UnsafeRawBufferPointer(bytes))
+            symbolHashers[symbol]!.update(bufferPointer: UnsafeRawBufferPointer(bytes))
+        }
+        symbolCounts[symbol] += 1
         count += 1
         countByKind[output.kindName, default: 0] += 1
     }
 
     /// Hex digest of everything emitted so far (the hasher itself is not consumed).
     public var hexDigest: String { Hex.encode(Array(hasher.finalize())) }
+
+    /// Per-symbol digests (symbol name → hex SHA-256 over that symbol's lines, in emission order). Once
+    /// work is partitioned by symbol the global interleaving may change; these may not.
+    public var digestsBySymbol: [String: String] {
+        var out: [String: String] = [:]
+        for (id, symbolHasher) in symbolHashers.enumerated() {
+            if let symbolHasher { out[symbols.name(SymbolID(id))] = Hex.encode(Array(symbolHasher.finalize())) }
+        }
+        return out
+    }
+
+    /// Outputs per symbol name.
+    public var countBySymbol: [String: Int] {
+        var out: [String: Int] = [:]
+        for (id, count) in symbolCounts.enumerated() where count > 0 { out[symbols.name(SymbolID(id))] = count }
+        return out
+    }
 }
 
 public enum Hex {

@@ -52,3 +52,59 @@ public indirect enum JSONValue {
         .object(d.keys.sorted().map { ($0, .int(Int64(d[$0]!))) })
     }
 }
+
+extension JSONValue: Codable, @unchecked Sendable {
+    private struct Key: CodingKey {
+        var stringValue: String
+        var intValue: Int? { nil }
+        init(stringValue: String) { self.stringValue = stringValue }
+        init?(intValue: Int) { return nil }
+    }
+
+    /// Objects keep their key order (an encoder that sorts keys sorts them); non-finite numbers are null.
+    public func encode(to encoder: any Encoder) throws {
+        switch self {
+        case .object(let pairs):
+            var container = encoder.container(keyedBy: Key.self)
+            for (key, value) in pairs { try container.encode(value, forKey: Key(stringValue: key)) }
+        case .array(let values):
+            var container = encoder.unkeyedContainer()
+            for value in values { try container.encode(value) }
+        case .string(let text):
+            var container = encoder.singleValueContainer(); try container.encode(text)
+        case .int(let integer):
+            var container = encoder.singleValueContainer(); try container.encode(integer)
+        case .number(let number):
+            var container = encoder.singleValueContainer()
+            if number.isFinite { try container.encode(number) } else { try container.encodeNil() }
+        case .bool(let flag):
+            var container = encoder.singleValueContainer(); try container.encode(flag)
+        case .null:
+            var container = encoder.singleValueContainer(); try container.encodeNil()
+        }
+    }
+
+    /// Objects come back with their keys sorted (JSON objects are unordered).
+    public init(from decoder: any Decoder) throws {
+        if let container = try? decoder.container(keyedBy: Key.self) {
+            var pairs: [(String, JSONValue)] = []
+            for key in container.allKeys.sorted(by: { $0.stringValue < $1.stringValue }) {
+                pairs.append((key.stringValue, try container.decode(JSONValue.self, forKey: key)))
+            }
+            self = .object(pairs)
+            return
+        }
+        if var container = try? decoder.unkeyedContainer() {
+            var values: [JSONValue] = []
+            while !container.isAtEnd { values.append(try container.decode(JSONValue.self)) }
+            self = .array(values)
+            return
+        }
+        let container = try decoder.singleValueContainer()
+        if container.decodeNil() { self = .null }
+        else if let flag = try? container.decode(Bool.self) { self = .bool(flag) }
+        else if let integer = try? container.decode(Int64.self) { self = .int(integer) }
+        else if let number = try? container.decode(Double.self) { self = .number(number) }
+        else { self = .string(try container.decode(String.self)) }
+    }
+}

@@ -1,6 +1,7 @@
 import Foundation
 import TapeCore
-import TapeRecordings
+
+import TapeIO
 #if canImport(Glibc)
 import Glibc
 #endif

@@ -1,5 +1,6 @@
 import TapeCore
 import TapeGraph
+import TapeIO
 
 /// Writes the graph's outputs into the run folder: `bars.csv`, `indicators.csv`, `anomalies.csv`,
 /// `late_ticks.csv` (always, with headers) and `predictions.csv` (when a model ran), one row per

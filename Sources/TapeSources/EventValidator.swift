@@ -32,11 +32,6 @@ public final class EventValidator {
         lastSeq.reserveCapacity(64)
     }
 
-    public convenience init(file: String, options: ReaderOptions, checkDuplicates: Bool = true) {
-        self.init(file: file, rejects: options.rejects, backwardsTolerance: options.backwardsTolerance,
-                  checkDuplicates: checkDuplicates)
-    }
-
     /// True if `e` may be delivered; otherwise the reject was reported (naming `file` and `line`).
     @inline(__always)
     public func check(_ e: inout MarketEvent, line: Int) -> Bool {
@@ -64,6 +59,14 @@ public final class EventValidator {
             if e.high < max(e.open, e.price) || e.low > min(e.open, e.price) || e.high < e.low {
                 return fail(.outOfRange, line, "open \(Numbers.format(e.open)) high \(Numbers.format(e.high)) low \(Numbers.format(e.low)) close \(Numbers.format(e.price))")
             }
+        case .clockTick:
+            // No values to check; time may not go back beyond the tolerance; never a duplicate.
+            if e.receiveTime < maxReceiveTime &- backwardsTolerance && maxReceiveTime != .min {
+                return fail(.timeBackwards, line,
+                            "clock tick \(e.receiveTime) is \(maxReceiveTime - e.receiveTime) ns before \(maxReceiveTime)")
+            }
+            if e.receiveTime > maxReceiveTime { maxReceiveTime = e.receiveTime }
+            return true
         }
         if e.receiveTime < maxReceiveTime &- backwardsTolerance && maxReceiveTime != .min {
             return fail(.timeBackwards, line,

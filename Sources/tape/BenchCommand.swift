@@ -5,6 +5,9 @@ import TapeGraph
 import TapeModel
 import TapeRecordings
 import TapeReplay
+import TapeEngine
+import TapeIO
+import TapeSources
 
 /// `tape bench`: in-process figures for `make bench` (the replay-vs-gzip ratio is measured by
 /// scripts/bench.sh around whole processes): the graph alone on decoded events in memory, and the
@@ -37,7 +40,7 @@ struct BenchCommand: ParsableCommand {
         let merged = MergedSource(sources)
         var base: [MarketEvent] = []
         var e = MarketEvent()
-        while merged.next(&e) { base.append(e) }
+        while merged.next(&e) == .event { base.append(e) }
         guard let first = base.first, let last = base.last else { return }
         // Repeat the session, shifted in time, to the requested size (a one-minute gap between passes).
         let span = (last.receiveTime - first.receiveTime) + 60_000_000_000

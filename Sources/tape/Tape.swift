@@ -4,6 +4,9 @@ import TapeCore
 import TapeGraph
 import TapeRecordings
 import TapeReplay
+import TapeEngine
+import TapeIO
+import TapeSources
 import TapeReports
 
 @main
@@ -59,14 +62,14 @@ struct InputOptions: ParsableArguments {
         }
         o.symbol = symbol
         o.venue = venue
-        o.symbols = symbols.map { $0.split(separator: ",").map { String($0).trimmingCharacters(in: .whitespaces) } }
+        o.engine.symbols = symbols.map { $0.split(separator: ",").map { String($0).trimmingCharacters(in: .whitespaces) } }
         if let f = from {
             guard let t = TimeUtil.parseUserTime(f) else { throw ValidationError("--from '\(f)': expected ISO-8601 UTC or integer ns") }
-            o.from = t
+            o.engine.from = t
         }
         if let t0 = to {
             guard let t = TimeUtil.parseUserTime(t0) else { throw ValidationError("--to '\(t0)': expected ISO-8601 UTC or integer ns") }
-            o.to = t
+            o.engine.to = t
         }
         o.backwardsTolerance = backwardsToleranceMs * 1_000_000
         try loadConfig(into: &o, path: config)
@@ -76,13 +79,12 @@ struct InputOptions: ParsableArguments {
 
 func loadConfig(into o: inout ReplayOptions, path: String?) throws {
     let p = path ?? (FileManager.default.fileExists(atPath: "config/pipeline.yaml") ? "config/pipeline.yaml" : nil)
-    guard let p else { o.configCanonicalText = o.config.canonicalText; return }
+    guard let p else { return }
     guard let text = try? String(contentsOfFile: p, encoding: .utf8) else {
         throw UnusableInput("\(p): cannot read config")
     }
-    do { o.config = try PipelineConfig.load(yaml: text, source: p) }
+    do { o.engine.config = try PipelineConfig.load(yaml: text, source: p) }
     catch { throw UnusableInput("\(error)") }
-    o.configCanonicalText = o.config.canonicalText
 }
 
 func fail(_ message: String, code: Int32) -> Never {

@@ -3,7 +3,10 @@ import Foundation
 import TapeCore
 import TapeGraph
 import TapeReplay
+import TapeEngine
 import TapeSinks
+import TapeIO
+import TapeSources
 import TapeModel
 
 /// `tape train`: replay recordings through the graph (bars + indicators), collect one feature row per
@@ -54,7 +57,7 @@ struct TrainCommand: ParsableCommand {
         guard horizon >= 1 else { throw ValidationError("--horizon must be >= 1") }
         var o: ReplayOptions
         do { o = try input.replayOptions() } catch let e as UnusableInput { fail(e.description, code: TapeExit.unusableInput) }
-        if !o.config.timeframes.contains(tf) { o.config.timeframes.append(tf) }
+        if !o.engine.config.timeframes.contains(tf) { o.engine.config.timeframes.append(tf) }
         o.outDir = out
         o.quiet = quiet
         let target = TargetSpec(timeframe: tf, horizon: horizon)
@@ -77,12 +80,9 @@ struct TrainCommand: ParsableCommand {
         catch let e as ModelError { fail("train: \(e.message)", code: TapeExit.unusableInput) }
         try Data((t.json.render() + "\n").utf8).write(to: URL(fileURLWithPath: (dir as NSString).appendingPathComponent("training.json")))
         // The run's summary.json gets a `model` entry: the training summary with the walk-forward metrics.
-        let summaryPath = (s.runDir as NSString).appendingPathComponent("summary.json")
-        if var text = try? String(contentsOfFile: summaryPath, encoding: .utf8),
-           let close = text.range(of: "}", options: .backwards) {
-            text.replaceSubrange(close.lowerBound..<text.endIndex, with: ",\n  \"model\": " + t.json.render() + "\n}\n")
-            try Data(text.utf8).write(to: URL(fileURLWithPath: summaryPath))
-        }
+        var summary = s.summary
+        summary.model = jsonValue(t.json)
+        try summary.write(to: (s.runDir as NSString).appendingPathComponent("summary.json"))
         let m = t.evaluation.overall.metrics
         let f = { (x: Double) in String(format: "%.6g", x) }
         print("run folder      \(s.runDir)")
@@ -96,5 +96,16 @@ struct TrainCommand: ParsableCommand {
         print("evaluation      \(t.evaluationPath)")
         if !noReport { writeReport(s.runDir) }
         if s.exitCode != 0 { throw ArgumentParser.ExitCode(s.exitCode) }
+    }
+}
+
+/// The training summary as the summary's JSON value.
+func jsonValue(_ meta: MetaJSON) -> JSONValue {
+    switch meta {
+    case .string(let text): return .string(text)
+    case .int(let integer): return .int(Int64(integer))
+    case .number(let number): return .number(number)
+    case .array(let values): return .array(values.map(jsonValue))
+    case .object(let pairs): return .object(pairs.map { ($0.0, jsonValue($0.1)) })
     }
 }

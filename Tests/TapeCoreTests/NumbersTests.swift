@@ -1,3 +1,4 @@
+import Foundation
 import XCTest
 import TapeCore
 
@@ -64,18 +65,25 @@ final class ClockTests: XCTestCase {
         XCTAssertEqual(r.fired.last?.0, 5)
     }
 
-    func testLiveClockFiresFromWallTime() {
-        let c = LiveClock()
-        let r = Recorder()
-        let now = LiveClock.wallNanos()
-        XCTAssertLessThanOrEqual(abs(c.now - now), 1_000_000_000)
-        c.schedule(at: now + 50_000_000, target: r, token: 7)
-        c.schedule(at: now + 3_600_000_000_000, target: r, token: 8)
-        XCTAssertEqual(c.fireDue(), now + 50_000_000)
-        XCTAssertTrue(r.fired.isEmpty)
-        usleep(80_000)
-        c.fireDue()
-        XCTAssertEqual(r.fired.map(\.0), [7])
-        XCTAssertEqual(r.fired[0].1, now + 50_000_000)
+    func testReceiveStamperIsStrictlyIncreasingEvenWhenWallTimeStepsBack() {
+        // A scripted wall clock that stalls and steps back, as NTP can make CLOCK_REALTIME do.
+        final class Script: @unchecked Sendable { var values: [Int64] = [100, 100, 90, 200, 150, 150]; var i = 0 }
+        let script = Script()
+        let stamper = ReceiveStamper(wallTime: { defer { script.i += 1 }; return script.values[script.i] })
+        let stamps = (0..<6).map { _ in stamper.stamp() }
+        XCTAssertEqual(stamps, [100, 101, 102, 200, 201, 202])
+    }
+
+    func testReceiveStamperAcrossThreadsGivesDistinctStamps() {
+        let stamper = ReceiveStamper()
+        let lock = NSLock()
+        var all: [Int64] = []
+        DispatchQueue.concurrentPerform(iterations: 4) { _ in
+            var mine: [Int64] = []
+            for _ in 0..<10_000 { mine.append(stamper.stamp()) }
+            XCTAssertEqual(mine, mine.sorted(), "each thread sees increasing stamps")
+            lock.lock(); all.append(contentsOf: mine); lock.unlock()
+        }
+        XCTAssertEqual(Set(all).count, 40_000, "no two stamps are equal")
     }
 }

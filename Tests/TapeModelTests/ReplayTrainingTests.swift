@@ -3,6 +3,9 @@ import Foundation
 import TapeCore
 import TapeGraph
 import TapeReplay
+import TapeEngine
+import TapeIO
+import TapeSources
 import TapeModel
 
 /// The same pipeline through the real replay driver and Graph (bars + indicators from the graph itself).
@@ -34,7 +37,7 @@ final class ReplayTrainingTests: XCTestCase {
         o2.symbol = "BTC-PERP"
         o2.outDir = Support.tempDir("replay-infer").path
         o2.hashInputs = false
-        o2.extraNodes = [try InferenceNode(modelPath: s.modelPath)]
+        o2.engine.extraNodes = [try InferenceNode(modelPath: s.modelPath)]
         o2.extraSinks = [collect]
         _ = try runReplay(o2)
         let preds: [PredictionOutput] = collect.outputs.compactMap { if case .prediction(let p) = $0 { return p }; return nil }

@@ -3,6 +3,8 @@ import XCTest
 import TapeCore
 import TapeFeeds
 import TapeRecordings
+import TapeIO
+import TapeSources
 
 /// Speed of the hot path (gzip → lines → decode → validate) vs `gzip -dc file > /dev/null`.
 /// Prints the figures; asserts only a loose bound (shared 2-core machine).
@@ -28,7 +30,7 @@ final class FeedsBenchmarkTests: XCTestCase {
                 let c = RejectCollector()
                 let r = try BinanceCaptureReader(path: path, options: ReaderOptions(symbols: SymbolTable(), rejects: c), threaded: threaded)
                 var e = MarketEvent(); var n = 0
-                while r.next(&e) { n += 1 }
+                while r.next(&e) == .event { n += 1 }
                 XCTAssertEqual(n, 21313 + 66089)
             }
         }
@@ -41,7 +43,7 @@ final class FeedsBenchmarkTests: XCTestCase {
         let parseOnly = try best(3) {
             let r = try BinanceCaptureReader(path: plain, options: ReaderOptions(symbols: SymbolTable(), rejects: RejectCollector()), threaded: false)
             var e = MarketEvent(); var n = 0
-            while r.next(&e) { n += 1 }
+            while r.next(&e) == .event { n += 1 }
             XCTAssertEqual(n, 21313 + 66089)
         }
         print(String(format: "feeds-bench parse only (plain file, single thread, lines+decode+validate): %.1f ms", parseOnly * 1e3))

@@ -2,6 +2,8 @@ import XCTest
 import TapeCore
 import TapeFeeds
 import TapeRecordings
+import TapeIO
+import TapeSources
 
 /// BinanceDecoder on messages copied from the real captures' format (values checked by hand).
 final class FeedsDecoderTests: XCTestCase {

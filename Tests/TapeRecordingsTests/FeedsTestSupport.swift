@@ -3,6 +3,8 @@ import XCTest
 import TapeCore
 import TapeFeeds
 import TapeRecordings
+import TapeIO
+import TapeSources
 
 /// Shared helpers of the feeds tests (data location, shell, temp dirs, reading everything).
 enum FeedsTestSupport {
@@ -70,7 +72,7 @@ enum FeedsTestSupport {
         let opts = ReaderOptions(symbols: symbols, rejects: r.collector, sourceIndex: sourceIndex, venue: venue)
         let reader = try BinanceCaptureReader(path: path, options: opts, threaded: threaded)
         var e = MarketEvent()
-        while reader.next(&e) { r.events.append(e) }
+        while reader.next(&e) == .event { r.events.append(e) }
         r.stats = reader.stats
         return r
     }

@@ -2,6 +2,8 @@ import Foundation
 import XCTest
 import TapeCore
 import TapeRecordings
+import TapeIO
+import TapeSources
 
 /// CSV formats: real bar files, and small Polygon / tardis / tick CSV files written by the test in
 /// the documented layouts; bad rows rejected with file and line; detection from content.
@@ -28,7 +30,7 @@ final class FormatsTests: XCTestCase {
         let src = try openSource(path: path, format: format, options: ReaderOptions(symbols: symbols, rejects: rejects, symbol: symbol))
         var out: [MarketEvent] = []
         var e = MarketEvent()
-        while src.next(&e) { out.append(e) }
+        while src.next(&e) == .event { out.append(e) }
         return (out, rejects, symbols)
     }
 

@@ -3,6 +3,8 @@ import XCTest
 import TapeCore
 import TapeFeeds
 import TapeRecordings
+import TapeIO
+import TapeSources
 
 /// Real captures damaged at run time (truncated, corrupt block, multi-member with damage). The
 /// expectation comes from Python's zlib: the decompressible prefix of the damaged member, fed byte by

@@ -3,6 +3,8 @@ import XCTest
 import TapeCore
 import TapeFeeds
 import TapeRecordings
+import TapeIO
+import TapeSources
 
 final class MergeTests: XCTestCase {
     func open(_ f: String, _ idx: UInt32, _ syms: SymbolTable, _ c: RejectCollector) throws -> any EventSource {
@@ -31,7 +33,7 @@ final class MergeTests: XCTestCase {
         let m = MergedSource([try open("spot-btcusdt_20240808.gz", 0, syms2, c), try open("usdm-btcusdt_20240808.gz", 1, syms2, c)])
         var got: [MarketEvent] = []
         var e = MarketEvent()
-        while m.next(&e) { got.append(e) }
+        while m.next(&e) == .event { got.append(e) }
         XCTAssertEqual(got.count, 9757 + 28040 + 21313 + 66089)
         XCTAssertNil(FeedsTestSupport.firstDifference(got, expected))
         XCTAssertEqual(m.stats.events, got.count)
@@ -53,7 +55,7 @@ final class MergeTests: XCTestCase {
         func src(_ n: String, _ i: UInt32) throws -> any EventSource {
             try BinanceCaptureReader(path: dir + "/" + n, options: ReaderOptions(symbols: syms, rejects: c, sourceIndex: i, venue: n))
         }
-        func run(_ m: MergedSource) -> [Int64] { var e = MarketEvent(); var r: [Int64] = []; while m.next(&e) { r.append(e.sequence) }; return r }
+        func run(_ m: MergedSource) -> [Int64] { var e = MarketEvent(); var r: [Int64] = []; while m.next(&e) == .event { r.append(e.sequence) }; return r }
         XCTAssertEqual(run(MergedSource([try src("spot-a.gz", 0), try src("spot-empty.gz", 1), try src("spot-b.gz", 2)])),
                        [11, 1, 2, 12, 13, 3, 14])
         XCTAssertEqual(run(MergedSource([try src("spot-b.gz", 0), try src("spot-a.gz", 1)])), [11, 12, 13, 1, 2, 3, 14])

@@ -3,6 +3,8 @@ import XCTest
 import TapeCore
 import TapeFeeds
 import TapeRecordings
+import TapeIO
+import TapeSources
 
 /// Bad records injected into a real capture (decompressed, edited, recompressed at run time): each
 /// gives exactly the expected reject at the right line, and every valid event still arrives.

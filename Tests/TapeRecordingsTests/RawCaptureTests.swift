@@ -3,6 +3,8 @@ import XCTest
 import TapeCore
 import TapeFeeds
 import TapeRecordings
+import TapeIO
+import TapeSources
 
 /// Every real Binance capture: trades and quotes delivered, depth skipped, counts equal to an
 /// independent count (zcat | grep) and, for the files it lists, to the data README.

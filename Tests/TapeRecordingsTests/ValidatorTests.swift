@@ -1,6 +1,8 @@
 import XCTest
 import TapeCore
 import TapeRecordings
+import TapeIO
+import TapeSources
 
 /// EventValidator rules on hand-made events (expected reasons and lines written out by hand).
 final class ValidatorTests: XCTestCase {

@@ -2,6 +2,8 @@ import Foundation
 import XCTest
 import TapeCore
 import TapeRecordings
+import TapeIO
+import TapeSources
 
 /// RecordingWriter size rotation on its own: files named by receive hour with -N suffixes, every
 /// rotated file reached maxBytes, and the files together read back every event once, in order.
@@ -35,7 +37,7 @@ final class WriterRotationTests: XCTestCase {
         for f in w.files {
             let src = try openSource(path: f, format: nil, options: ReaderOptions(symbols: SymbolTable(), rejects: rejects))
             var e = MarketEvent()
-            while src.next(&e) { seqs.append(e.sequence) }
+            while src.next(&e) == .event { seqs.append(e.sequence) }
         }
         XCTAssertEqual(rejects.rejects.count, 0)
         XCTAssertEqual(seqs, (1...Int64(n)).map { $0 })

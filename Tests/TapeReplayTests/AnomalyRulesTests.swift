@@ -3,13 +3,16 @@ import XCTest
 import TapeCore
 import TapeGraph
 import TapeReplay
+import TapeEngine
+import TapeIO
+import TapeSources
 
 /// The four anomaly rules on real data: where they fire and where they must not, checked against an
 /// independent recomputation from the bars the run wrote (or from the known damage).
 final class AnomalyRulesTests: XCTestCase {
     func run(_ inputs: [String], _ edit: (inout PipelineConfig) -> Void = { _ in }) throws -> (ReplaySummary, [[String]], [[String]]) {
         var o = ReplayOptions(inputs: inputs)
-        edit(&o.config)
+        edit(&o.engine.config)
         o.outDir = Paths.tempDir("anom")
         o.messagePrinter = { _ in }
         let s = try runReplay(o)

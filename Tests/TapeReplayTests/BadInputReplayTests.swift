@@ -2,6 +2,9 @@ import Foundation
 import XCTest
 import TapeCore
 import TapeReplay
+import TapeEngine
+import TapeIO
+import TapeSources
 
 /// Bad input end to end: the run goes on, rejects are counted per reason in summary.json and kept in
 /// rejects.csv.gz with file and line, and the exit code says so.

@@ -3,7 +3,10 @@ import XCTest
 import TapeCore
 import TapeGraph
 import TapeReplay
+import TapeEngine
 import TapeSinks
+import TapeIO
+import TapeSources
 
 /// The promise: same input ⇒ same output, bit for bit, on every run and at every speed.
 final class DeterminismTests: XCTestCase {
@@ -11,9 +14,9 @@ final class DeterminismTests: XCTestCase {
                 config: PipelineConfig = PipelineConfig(), name: String = "run") throws -> ReplaySummary {
         var o = ReplayOptions(inputs: inputs)
         o.speed = speed
-        o.from = from
-        o.to = to
-        o.config = config
+        o.engine.from = from
+        o.engine.to = to
+        o.engine.config = config
         o.outDir = Paths.tempDir(name)
         o.messagePrinter = { _ in }
         return try runReplay(o)

@@ -3,6 +3,9 @@ import XCTest
 import TapeCore
 import TapeRecordings
 import TapeReplay
+import TapeEngine
+import TapeIO
+import TapeSources
 
 final class RecorderTests: XCTestCase {
     var tape: String { Paths.packageRoot.appendingPathComponent(".build/release/tape").path }
@@ -15,7 +18,7 @@ final class RecorderTests: XCTestCase {
         let spot = caps.first { $0.hasSuffix("spot-btcusdt_20240808.gz") }!
         let dir = Paths.tempDir("rec")
         var o = ReplayOptions(inputs: [spot, usdm])
-        o.symbols = ["usdm:BTCUSDT"]
+        o.engine.symbols = ["usdm:BTCUSDT"]
         o.messagePrinter = { _ in }
         let r = try recordFromReplay(o, directory: dir, prefix: "t", maxBytes: 400_000, rotateHourly: true, flushEvery: 1000)
         XCTAssertEqual(r.eventsWritten, 21313 + 66089)

@@ -3,6 +3,9 @@ import XCTest
 import TapeCore
 import TapeGraph
 import TapeReplay
+import TapeEngine
+import TapeIO
+import TapeSources
 
 /// Bars and indicators from real recordings, through the real readers and graph, against an
 /// independent reference: bars aggregated in plain Python and indicators computed by TA-Lib
@@ -35,7 +38,7 @@ final class ReferenceTests: XCTestCase {
         let (rc, _, err) = try sh("python3 scripts/talib_reference.py '\(file)' '\(ref)' --timeframes \(timeframes)")
         XCTAssertEqual(rc, 0, err)
         var o = ReplayOptions(inputs: [file])
-        o.config = config
+        o.engine.config = config
         o.outDir = dir + "/run"
         o.messagePrinter = { _ in }
         let s = try runReplay(o)

@@ -1,5 +1,8 @@
 import XCTest
 import TapeReplay
+import TapeEngine
+import TapeIO
+import TapeSources
 import Foundation
 import TapeReports
 

@@ -1,0 +1,48 @@
+import TapeCore
+import TapeIO
+import TapeSources
+
+/// The formats Tape reads. Detected from content (`FormatDetector`); `--format` overrides.
+public enum RecordingFormat: String, Sendable, CaseIterable {
+    /// `<receive ns> <raw wire message>` per line, as a live collector writes it (Binance today).
+    case rawCapture = "raw"
+    /// Tape's own tick CSV (see README).
+    case tickCSV = "tick-csv"
+    /// Polygon/Massive flat files: stocks trades, stocks quotes, minute aggregates.
+    case polygonTrades = "polygon-trades"
+    case polygonQuotes = "polygon-quotes"
+    case polygonMinuteAggs = "polygon-minute-aggs"
+    /// tardis.dev `trades` CSV (µs timestamps).
+    case tardisTrades = "tardis-trades"
+    /// 1-minute OHLC(V) bars: `timestamp,open,high,low,close[,volume]`.
+    case bars = "bars"
+}
+
+/// What a reader needs besides the file.
+public struct ReaderOptions {
+    /// Interning table for symbols, exchanges and conditions (one per run).
+    public var symbols: SymbolTable
+    /// Where rejects and skips go.
+    public var rejects: RejectHandler
+    /// Index of this input in command-line order: the merge tie-break after receive time.
+    public var sourceIndex: UInt32
+    /// Instrument name for files that do not carry one (bar files, Polygon minute aggs of one ticker...).
+    public var symbol: String?
+    /// Venue prefix for symbols (`spot:BTCUSDT`). nil: inferred where the file name tells (Binance
+    /// captures `spot-…`, `usdm-…`, `cm-…`), otherwise none.
+    public var venue: String?
+    /// How far receive time may go back within one file before a record is rejected (`time_backwards`).
+    public var backwardsTolerance: Nanos
+    public init(symbols: SymbolTable, rejects: RejectHandler, sourceIndex: UInt32 = 0, symbol: String? = nil,
+                venue: String? = nil, backwardsTolerance: Nanos = 1_000_000_000) {
+        self.symbols = symbols; self.rejects = rejects; self.sourceIndex = sourceIndex
+        self.symbol = symbol; self.venue = venue; self.backwardsTolerance = backwardsTolerance
+    }
+}
+
+extension EventValidator {
+    public convenience init(file: String, options: ReaderOptions, checkDuplicates: Bool = true) {
+        self.init(file: file, rejects: options.rejects, backwardsTolerance: options.backwardsTolerance,
+                  checkDuplicates: checkDuplicates)
+    }
+}
