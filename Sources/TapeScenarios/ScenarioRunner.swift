@@ -183,6 +183,8 @@ public struct ScenarioRunner {
             try? fm.removeItem(atPath: exp)
             try fm.createDirectory(atPath: exp, withIntermediateDirectories: true)
             try (summary.digest + "\n").write(toFile: exp + "/digest", atomically: true, encoding: .utf8)
+            try ScenarioRunner.symbolDigestsText(summary.digestsBySymbol)
+                .write(toFile: exp + "/" + ScenarioRunner.symbolDigestsFile, atomically: true, encoding: .utf8)
             for g in ScenarioRunner.goldenFiles {
                 let src = summary.runDir + "/" + g
                 guard fm.fileExists(atPath: src) else { continue }
@@ -213,6 +215,10 @@ public struct ScenarioRunner {
         } else {
             f.append("no golden digest (run `tape scenario bless \(s.name)`)")
         }
+        if let text = try? String(contentsOfFile: exp + "/" + ScenarioRunner.symbolDigestsFile, encoding: .utf8) {
+            f += ScenarioRunner.compareSymbolDigests(expected: ScenarioRunner.parseSymbolDigests(text),
+                                                     actual: summary.digestsBySymbol)
+        }
         for g in ScenarioRunner.goldenFiles {
             let e = exp + "/" + g.replacingOccurrences(of: "/", with: "_")
             let a = summary.runDir + "/" + g
@@ -225,6 +231,38 @@ public struct ScenarioRunner {
         }
         f += assertions(s, runDir: summary.runDir, summary: summary)
         return f
+    }
+
+    /// Golden per-symbol digests: one `<symbol> <sha256>` line per symbol, sorted by symbol.
+    static let symbolDigestsFile = "digests_by_symbol"
+
+    static func symbolDigestsText(_ digests: [String: String]) -> String {
+        digests.keys.sorted().map { "\($0) \(digests[$0]!)\n" }.joined()
+    }
+
+    static func parseSymbolDigests(_ text: String) -> [String: String] {
+        var out: [String: String] = [:]
+        for line in text.split(separator: "\n") {
+            let parts = line.split(separator: " ")
+            if parts.count == 2 { out[String(parts[0])] = String(parts[1]) }
+        }
+        return out
+    }
+
+    /// Per-symbol comparison: names each symbol whose outputs changed, appeared or disappeared. A global
+    /// digest can change with the interleaving of symbols (partitioned runs); these may not.
+    public static func compareSymbolDigests(expected: [String: String], actual: [String: String]) -> [String] {
+        var failures: [String] = []
+        for symbol in Set(expected.keys).union(actual.keys).sorted() {
+            switch (expected[symbol], actual[symbol]) {
+            case let (wanted?, got?) where wanted != got:
+                failures.append("digest of \(symbol): expected \(wanted), got \(got)")
+            case (_?, nil): failures.append("digest of \(symbol): expected outputs, got none")
+            case (nil, _?): failures.append("digest of \(symbol): outputs, but none expected")
+            default: break
+            }
+        }
+        return failures
     }
 
     static func lines(_ p: String) -> [String] {

@@ -152,4 +152,17 @@ final class ShippedScenariosTests: XCTestCase {
             XCTAssertEqual(r.status, .passed, "\(r.name): " + r.failures.joined(separator: "\n"))
         }
     }
+
+    /// Per-symbol goldens name the symbol that changed, appeared or vanished; unchanged ones are silent.
+    func testSymbolDigestComparisonNamesTheSymbol() {
+        let expected = ["spot:BTCUSDT": "aa", "usdm:BTCUSDT": "bb", "cm:ETHUSD_PERP": "cc"]
+        let actual = ["spot:BTCUSDT": "aa", "usdm:BTCUSDT": "b2", "spot:ETHUSDT": "dd"]
+        XCTAssertEqual(ScenarioRunner.compareSymbolDigests(expected: expected, actual: actual), [
+            "digest of cm:ETHUSD_PERP: expected outputs, got none",
+            "digest of spot:ETHUSDT: outputs, but none expected",
+            "digest of usdm:BTCUSDT: expected bb, got b2",
+        ])
+        XCTAssertEqual(ScenarioRunner.compareSymbolDigests(expected: expected, actual: expected), [])
+    }
+
 }
