@@ -174,6 +174,24 @@ final class FormatsTests: XCTestCase {
         XCTAssertEqual(rc, 0); XCTAssertEqual(out.trimmingCharacters(in: .whitespacesAndNewlines), "3")
     }
 
+    /// Clock ticks in tick CSV: kind `tick`, no symbol, event time = receive time; written by the tick
+    /// writer and read back as `clockTick` items in file order; a tick whose times differ is rejected.
+    func testTickCSVClockTicks() throws {
+        let header = TickRowDecoder.header
+        let text = header + "\n"
+            + "1000,1000,,tick,,,,,,,,,1\n"
+            + "1500,1600,BTC,trade,10,2,,,,,,,7\n"
+            + "2000,2000,,tick,,,,,,,,,2\n"
+            + "2500,2600,,tick,,,,,,,,,3\n"
+        let path = try write("ticks.csv.gz", text)
+        let (events, rejects, _) = try readAll(path)
+        XCTAssertEqual(events.map(\.kind), [.clockTick, .trade, .clockTick])
+        XCTAssertEqual(events.map(\.receiveTime), [1000, 1600, 2000])
+        XCTAssertEqual(rejects.rejects.map(\.line), [5])
+        let symbols = SymbolTable()
+        XCTAssertEqual(TickCSV.row(.clockTick(at: 42, sequence: 3), symbols: symbols), "42,42,,tick,,,,,,,,,3")
+    }
+
     func testTruncatedLastMemberKeepsEveryCompletedMember() throws {
         let symbols = SymbolTable()
         let a = symbols.intern("A")
