@@ -120,7 +120,7 @@ public func runReplay(_ o: ReplayOptions) throws -> ReplaySummary {
         ("wall_seconds", .number(wall)),
         ("ticks_per_second", .number(summary.ticksPerSecond.rounded())),
         ("inputs", .array(inputs)),
-        ("config_hash", .string(FileHash.sha256(text: o.configCanonicalText.isEmpty ? o.config.canonicalText : o.configCanonicalText))),
+        ("config_hash", .string(FileHash.sha256(text: o.config.canonicalText))),
         ("graph", .object([
             ("trades", .int(Int64(graph.counters.trades))),
             ("quotes", .int(Int64(graph.counters.quotes))),

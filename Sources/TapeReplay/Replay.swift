@@ -38,8 +38,6 @@ public struct ReplayOptions {
     public var extraSinks: [GraphSink] = []
     /// Extra top-level entries for summary.json (e.g. model metrics).
     public var extraSummary: [(String, JSONValue)] = []
-    /// Canonical config text hashed into `config_hash`.
-    public var configCanonicalText: String = ""
     /// Hash each input file into summary.json (`inputs[].sha256`).
     public var hashInputs: Bool = true
     /// CLI use: listen for SIGUSR1 / keys to pause and resume.

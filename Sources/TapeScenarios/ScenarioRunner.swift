@@ -92,7 +92,6 @@ public struct ScenarioRunner {
             do { o.config = try PipelineConfig().merged(overrides: s.configOverrides, source: s.path + " (config)") }
             catch { throw ScenarioError(file: s.path, key: "config", message: "\(error)") }
         }
-        o.configCanonicalText = o.config.canonicalText
         var collector: TrainingCollector? = nil
         if let m = s.model {
             if let p = m.path {
@@ -100,7 +99,7 @@ public struct ScenarioRunner {
                 catch { throw ScenarioError(file: s.path, key: "model.path", message: "\(error)") }
             } else {
                 guard let tf = Timeframe(m.timeframe) else { throw ScenarioError(file: s.path, key: "model.train.timeframe", message: "bad timeframe") }
-                if !o.config.timeframes.contains(tf) { o.config.timeframes.append(tf); o.config.timeframes.sort() }
+                o.config.addTimeframe(tf)
                 let c = TrainingCollector(target: TargetSpec(timeframe: tf, horizon: m.horizon))
                 o.extraSinks.append(c)
                 collector = c

@@ -76,13 +76,12 @@ struct InputOptions: ParsableArguments {
 
 func loadConfig(into o: inout ReplayOptions, path: String?) throws {
     let p = path ?? (FileManager.default.fileExists(atPath: "config/pipeline.yaml") ? "config/pipeline.yaml" : nil)
-    guard let p else { o.configCanonicalText = o.config.canonicalText; return }
+    guard let p else { return }
     guard let text = try? String(contentsOfFile: p, encoding: .utf8) else {
         throw UnusableInput("\(p): cannot read config")
     }
     do { o.config = try PipelineConfig.load(yaml: text, source: p) }
     catch { throw UnusableInput("\(error)") }
-    o.configCanonicalText = o.config.canonicalText
 }
 
 func fail(_ message: String, code: Int32) -> Never {

@@ -54,7 +54,7 @@ struct TrainCommand: ParsableCommand {
         guard horizon >= 1 else { throw ValidationError("--horizon must be >= 1") }
         var o: ReplayOptions
         do { o = try input.replayOptions() } catch let e as UnusableInput { fail(e.description, code: TapeExit.unusableInput) }
-        if !o.config.timeframes.contains(tf) { o.config.timeframes.append(tf) }
+        o.config.addTimeframe(tf)
         o.outDir = out
         o.quiet = quiet
         let target = TargetSpec(timeframe: tf, horizon: horizon)
