@@ -87,11 +87,12 @@ public enum ReportWriter {
         let evalT = CSVTable.load(runDir + "/model/evaluation.csv") ?? CSVTable.load(runDir + "/evaluation.csv")
         var predByKey: [String: [String: String]] = [:]
         for r in preds?.rows ?? [] where r.count >= 4 { predByKey[r[0] + "|" + r[1], default: [:]][r[2]] = r[3] }
+        // The model's horizon, as training writes it in the meta (docs/model.md): `target.horizon_bars`.
         var horizon = 1
         if let d = fm.contents(atPath: runDir + "/model/model.meta.json"),
-           let j = try? JSONSerialization.jsonObject(with: d) as? [String: Any] {
-            if let h = j["horizon"] as? Int { horizon = h }
-            else if let t = j["target"] as? [String: Any], let h = t["horizon"] as? Int { horizon = h }
+           let j = try? JSONSerialization.jsonObject(with: d) as? [String: Any],
+           let target = j["target"] as? [String: Any], let h = target["horizon_bars"] as? Int, h >= 1 {
+            horizon = h
         }
         var indByKey: [String: [String: [String]]] = [:]
         for r in ind.rows where r.count >= 13 { indByKey[r[0] + "|" + r[1], default: [:]][r[2]] = r }
