@@ -14,7 +14,7 @@ private func packageRoot() -> URL {
 }
 private func dataDir() throws -> URL {
     let d = packageRoot().appendingPathComponent("../shared/data").standardizedFileURL
-    guard FileManager.default.fileExists(atPath: d.path) else { throw XCTSkip("no ../shared/data") }
+    try requireOrSkip(FileManager.default.fileExists(atPath: d.path), "real data at \(d.path)")
     return d
 }
 private func runReference(_ input: URL, timeframes: String) throws -> URL {

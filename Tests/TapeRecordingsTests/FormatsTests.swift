@@ -35,7 +35,7 @@ final class FormatsTests: XCTestCase {
     func testRealBarFiles() throws {
         let btc = bars + "/btc-perp-20211231-20220201_1m.csv.gz"
         let fx = bars + "/fxcm-gbpusd-m1-bid-2012.csv.gz"
-        guard FileManager.default.fileExists(atPath: btc) else { throw XCTSkip("no shared data") }
+        try requireOrSkip(FileManager.default.fileExists(atPath: btc), "real data at \(btc)")
         XCTAssertEqual(try FormatDetector.detect(path: btc), .bars)
         let (a, ra, sa) = try readAll(btc)
         XCTAssertEqual(a.count, 45_031)

@@ -50,7 +50,7 @@ final class RecorderTests: XCTestCase {
     /// rows after the last flush are lost, reported as one truncated_gzip reject.
     func testRecorderKilledWithSigkillLeavesReadableFiles() throws {
         let caps = try Paths.captures()
-        guard FileManager.default.isExecutableFile(atPath: tape) else { throw XCTSkip("tape not built at \(tape)") }
+        try requireOrSkip(FileManager.default.isExecutableFile(atPath: tape), "the built binary \(tape)")
         let dir = Paths.tempDir("kill")
         let p = Process()
         p.executableURL = URL(fileURLWithPath: tape)

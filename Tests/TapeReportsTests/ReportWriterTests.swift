@@ -57,7 +57,7 @@ final class ReportWriterTests: XCTestCase {
     }
 
     func testRendersInChromium() throws {
-        guard FileManager.default.fileExists(atPath: "/usr/bin/chromium") else { throw XCTSkip("no chromium") }
+        try requireOrSkip(FileManager.default.fileExists(atPath: "/usr/bin/chromium"), "chromium at /usr/bin/chromium")
         let dir = try makeRun()
         let html = try ReportWriter.write(runDir: dir)
         func run(_ args: [String]) throws -> String {
@@ -111,11 +111,11 @@ final class ReportWriterTests: XCTestCase {
     /// A report of a real replay (a month of real 1-minute bars: 1m/5m/15m, anomalies) renders in
     /// Chromium without errors and draws its three charts for the one symbol.
     func testRealRunReportRendersInChromium() throws {
-        guard FileManager.default.fileExists(atPath: "/usr/bin/chromium") else { throw XCTSkip("no chromium") }
+        try requireOrSkip(FileManager.default.fileExists(atPath: "/usr/bin/chromium"), "chromium at /usr/bin/chromium")
         var root = URL(fileURLWithPath: #filePath).deletingLastPathComponent()
         while !FileManager.default.fileExists(atPath: root.appendingPathComponent("Package.swift").path) { root = root.deletingLastPathComponent() }
         let bars = root.deletingLastPathComponent().appendingPathComponent("shared/data/bars/btc-perp-20211231-20220201_1m.csv.gz").path
-        guard FileManager.default.fileExists(atPath: bars) else { throw XCTSkip("no shared data") }
+        try requireOrSkip(FileManager.default.fileExists(atPath: bars), "real data at \(bars)")
         var o = ReplayOptions(inputs: [bars])
         o.outDir = NSTemporaryDirectory() + "tape-real-report-\(getpid())"
         o.messagePrinter = { _ in }

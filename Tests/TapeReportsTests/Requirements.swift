@@ -17,6 +17,11 @@ var runningUnderCI: Bool {
 /// that a CI run never passes by skipping what it was meant to check.
 func requireOrSkip(_ available: Bool, _ missing: @autoclosure () -> String) throws {
     if available { return }
-    if runningUnderCI { throw MissingRequirement(description: "required under CI=true: \(missing())") }
-    throw XCTSkip(missing())
+    try skipOrFail(missing: missing())
+}
+
+/// Skips the test locally, fails it under CI: `what` is missing.
+func skipOrFail(missing what: String) throws -> Never {
+    if runningUnderCI { throw MissingRequirement(description: "required under CI=true: \(what)") }
+    throw XCTSkip(what)
 }
