@@ -199,7 +199,9 @@ final class FormatsTests: XCTestCase {
     func testDetectionFromContentNotName() throws {
         XCTAssertEqual(FormatDetector.detect(firstLine: "1723161253937085768 {\"stream\":\"x\"}"), .rawCapture)
         XCTAssertEqual(FormatDetector.detect(firstLine: "timestamp,open,high,low,close"), .bars)
-        XCTAssertEqual(FormatDetector.detect(firstLine: TickRowDecoder.header), .tickCSV)
+        let tickHeader = "event_time_ns,receive_time_ns,symbol,kind,price,size,bid,bid_size,ask,ask_size,exchange,"
+            + "conditions,sequence"
+        XCTAssertEqual(FormatDetector.detect(firstLine: tickHeader), .tickCSV)
         XCTAssertNil(FormatDetector.detect(firstLine: "hello world"))
         let p = try write("looks-like.csv", "1723161253937085768 {\"stream\":\"btcusdt@trade\",\"data\":{}}\n", gzip: false)
         XCTAssertEqual(try FormatDetector.detect(path: p), .rawCapture)
