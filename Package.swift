@@ -38,7 +38,7 @@ let package = Package(
         // Replay driver: merge -> simulated clock -> graph -> sinks, pacing at N x.
         .target(name: "TapeReplay", dependencies: ["TapeCore", "TapeClock", "TapeRecordings", "TapeGraph", "TapeSinks"]),
         // Reports (HTML/CSV) and scenario regression tests.
-        .target(name: "TapeReports", dependencies: ["TapeCore"]),
+        .target(name: "TapeReports", dependencies: ["TapeCore", "TapeGraph", "TapeRecordings"]),
         .target(name: "TapeScenarios", dependencies: ["TapeCore", "TapeGraph", "TapeReplay", "TapeSinks", "TapeModel", "Yams"]),
         // The one executable.
         .executableTarget(name: "tape", dependencies: [
