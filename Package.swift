@@ -49,7 +49,7 @@ let package = Package(
         .target(name: "TapeReplay", dependencies: ["TapeCore", "TapeClock", "TapeIO", "TapeSources", "TapeRecordings",
                                                    "TapeGraph", "TapeSinks", "TapeEngine"]),
         // Reports (HTML/CSV) and scenario regression tests.
-        .target(name: "TapeReports", dependencies: ["TapeCore"]),
+        .target(name: "TapeReports", dependencies: ["TapeCore", "TapeIO", "TapeGraph", "TapeRecordings"]),
         .target(name: "TapeScenarios", dependencies: ["TapeCore", "TapeIO", "TapeSources", "TapeGraph", "TapeReplay",
                                                       "TapeSinks", "TapeEngine", "TapeModel", "Yams"]),
         // The one executable.
@@ -66,7 +66,7 @@ let package = Package(
         .testTarget(name: "TapeModelTests", dependencies: ["TapeCore", "TapeClock", "TapeIO", "TapeSources", "TapeGraph",
                                                            "TapeModel", "TapeReplay", "TapeSinks", "TapeEngine"]),
         .testTarget(name: "TapeReportsTests", dependencies: ["TapeCore", "TapeIO", "TapeSources", "TapeReports",
-                                                             "TapeReplay", "TapeSinks", "TapeEngine"]),
+                                                             "TapeReplay", "TapeSinks", "TapeEngine", "TapeScenarios"]),
         .testTarget(name: "TapeScenariosTests", dependencies: ["TapeCore", "TapeIO", "TapeSources", "TapeScenarios",
                                                                "TapeReplay", "TapeEngine"]),
         .testTarget(name: "TapeReplayTests", dependencies: ["TapeCore", "TapeClock", "TapeIO", "TapeSources",

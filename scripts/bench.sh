@@ -4,7 +4,8 @@
 #     (best of RUNS each), plus peak RSS of the replay — on a benchmark file built once from the real
 #     captures (scripts/make_bench_file.py; PASSES=48 gives ~20M lines).
 #  2. graph alone: events/s through the full graph with events already decoded in memory.
-#  3. model: inference cost per bar, training time.
+#  3. read loop alone (gzip -> lines -> decode -> validate) on one real capture vs gzip -dc.
+#  4. model: inference cost per bar, training time.
 set -euo pipefail
 SHARED=${SHARED:-../shared}
 PASSES=${PASSES:-48}

@@ -257,3 +257,13 @@ private struct Parser {
 private extension Node {
     var isMapping: Bool { if case .mapping = self { return true }; return false }
 }
+
+extension PipelineConfig {
+    /// Adds `timeframe` (a model's timeframe, say) unless it is there: timeframes stay sorted and
+    /// distinct, as the YAML loader leaves them. `tape train` and scenarios both add theirs this way,
+    /// so one config gives one emission order and one `canonicalText` (hence one `config_hash`).
+    public mutating func addTimeframe(_ timeframe: Timeframe) {
+        timeframes = Array(Set(timeframes + [timeframe])).sorted()
+        assert(timeframes.contains(timeframe) && zip(timeframes, timeframes.dropFirst()).allSatisfy { $0 < $1 })
+    }
+}

@@ -37,12 +37,17 @@ public final class GzipStream: @unchecked Sendable {
     private var memberOpen = false
     private var finished = false
     private(set) public var issues: [GzipIssue] = []
+    /// Bytes read from the file so far (the inflate thread reads ahead of the consumer).
     public private(set) var compressedBytes: Int64 = 0
+    /// Compressed bytes behind the chunks handed out by `nextChunk` so far: the consumer's position
+    /// in the file (progress and ETA), updated once per chunk; the file's size after the last chunk.
+    public private(set) var consumedCompressedBytes: Int64 = 0
 
     // Double buffering between the inflate thread and the consumer.
     private let slots: [UnsafeMutablePointer<UInt8>]
     private var slotLen: [Int]
     private var slotIssues: [[GzipIssue]]
+    private var slotCompressedEnd: [Int64]   // file offset reached when the slot was filled
     private var filled: [Bool]
     private var done = false
     private var cond = pthread_cond_t()
@@ -67,6 +72,7 @@ public final class GzipStream: @unchecked Sendable {
         slots = (0..<3).map { _ in UnsafeMutablePointer<UInt8>.allocate(capacity: GzipStream.chunkSize) }
         slotLen = [0, 0, 0]
         slotIssues = [[], [], []]
+        slotCompressedEnd = [0, 0, 0]
         filled = [false, false, false]
         self.threaded = threaded
         pthread_mutex_init(&mutex, nil)
@@ -213,8 +219,9 @@ public final class GzipStream: @unchecked Sendable {
             pthread_mutex_unlock(&mutex)
             var iss: [GzipIssue] = []
             let n = produce(slots[w], GzipStream.chunkSize, &iss)
+            let compressedEnd = compressedBase + Int64(inPos)
             pthread_mutex_lock(&mutex)
-            slotLen[w] = n; slotIssues[w] = iss; filled[w] = true
+            slotLen[w] = n; slotIssues[w] = iss; slotCompressedEnd[w] = compressedEnd; filled[w] = true
             pthread_cond_broadcast(&cond)
             pthread_mutex_unlock(&mutex)
             if n == 0 && iss.isEmpty { return }  // end of data (the consumer sees n == 0 without issues)
@@ -230,6 +237,7 @@ public final class GzipStream: @unchecked Sendable {
         if !threaded {
             var iss: [GzipIssue] = []
             let n = produce(slots[0], GzipStream.chunkSize, &iss)
+            advanceConsumed(to: compressedBase + Int64(inPos))
             issuesOut.append(contentsOf: iss); issues.append(contentsOf: iss)
             return n == 0 && iss.isEmpty ? nil : UnsafeRawBufferPointer(start: slots[0], count: n)
         }
@@ -238,8 +246,10 @@ public final class GzipStream: @unchecked Sendable {
         while !filled[readIndex] { pthread_cond_wait(&cond, &mutex) }
         let n = slotLen[readIndex]
         let iss = slotIssues[readIndex]
+        let compressedEnd = slotCompressedEnd[readIndex]
         let idx = readIndex
         pthread_mutex_unlock(&mutex)
+        advanceConsumed(to: compressedEnd)
         if !iss.isEmpty { issuesOut.append(contentsOf: iss); issues.append(contentsOf: iss) }
         // An empty chunk that carries issues (damage right at a chunk start) is not the end.
         if n == 0 && iss.isEmpty {
@@ -249,5 +259,10 @@ public final class GzipStream: @unchecked Sendable {
         consumerHolds = idx
         readIndex = (readIndex + 1) % slots.count
         return UnsafeRawBufferPointer(start: slots[idx], count: n)
+    }
+
+    private func advanceConsumed(to offset: Int64) {
+        precondition(offset >= consumedCompressedBytes, "the compressed position never goes back")
+        consumedCompressedBytes = offset
     }
 }

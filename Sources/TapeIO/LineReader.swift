@@ -14,6 +14,8 @@ public final class LineReader {
     public let fileName: String
     public private(set) var lineNumber = 0
     public private(set) var bytesRead: Int64 = 0
+    /// Compressed bytes behind the lines handed out so far (per chunk: progress, not an exact offset).
+    public private(set) var compressedBytesRead: Int64 = 0
     private let rejects: RejectHandler?
 
     private var chunk = UnsafeRawBufferPointer(start: nil, count: 0)
@@ -82,6 +84,7 @@ public final class LineReader {
             issues.removeAll(keepingCapacity: true)
             guard let c = stream.nextChunk(issues: &issues) else {
                 atEnd = true
+                compressedBytesRead = stream.consumedCompressedBytes
                 let partial = carryActive && !carry.isEmpty
                 if !issues.isEmpty {
                     for iss in issues { report(iss, partialLine: partial) }
@@ -97,6 +100,7 @@ public final class LineReader {
                 return nil
             }
             bytesRead += Int64(c.count)
+            compressedBytesRead = stream.consumedCompressedBytes
             chunk = c
             pos = 0
             if !issues.isEmpty { chunkEndsDamaged = true }

@@ -2,39 +2,6 @@ import TapeCore
 import TapeGraph
 import Foundation
 
-/// Minimal ordered JSON writer (deterministic text; numbers via `Numbers.format`, non-finite → null).
-public indirect enum MetaJSON {
-    case string(String), int(Int), number(Double), array([MetaJSON]), object([(String, MetaJSON)])
-
-    public func render(_ indent: Int = 0) -> String {
-        let pad = String(repeating: "  ", count: indent + 1), close = String(repeating: "  ", count: indent)
-        switch self {
-        case .string(let s): return MetaJSON.quote(s)
-        case .int(let i): return String(i)
-        case .number(let d): return d.isFinite ? Numbers.format(d) : "null"
-        case .array(let a):
-            return a.isEmpty ? "[]" : "[\n" + a.map { pad + $0.render(indent + 1) }.joined(separator: ",\n") + "\n" + close + "]"
-        case .object(let o):
-            return o.isEmpty ? "{}" : "{\n" + o.map { pad + MetaJSON.quote($0.0) + ": " + $0.1.render(indent + 1) }.joined(separator: ",\n") + "\n" + close + "}"
-        }
-    }
-
-    static func quote(_ s: String) -> String {
-        var out = "\""
-        for u in s.unicodeScalars {
-            switch u {
-            case "\"": out += "\\\""
-            case "\\": out += "\\\\"
-            case "\n": out += "\\n"
-            default:
-                if u.value < 0x20 { out += "\\u" + String(repeating: "0", count: 4 - String(u.value, radix: 16).count) + String(u.value, radix: 16) }
-                else { out.unicodeScalars.append(u) }
-            }
-        }
-        return out + "\""
-    }
-}
-
 /// `<model>.meta.json`: what the model expects and how it was made. Meta path for `x/model.json` is
 /// `x/model.meta.json`.
 public struct ModelMeta: Sendable, Equatable {
@@ -94,19 +61,19 @@ public struct TrainingSummary: Sendable {
     /// In-sample metrics of the final model (trained on all labelled rows).
     public var inSample: EvalMetrics
 
-    public var json: MetaJSON {
+    public var json: JSONValue {
         .object([
-            ("model", .string(modelPath)), ("rows", .int(rows)), ("labelled_rows", .int(labelledRows)),
+            ("model", .string(modelPath)), ("rows", .int(Int64(rows))), ("labelled_rows", .int(Int64(labelledRows))),
             ("config_hash", .string(configHash)), ("dataset_digest", .string(datasetDigest)),
             ("walk_forward_overall", TrainingRun.metricsJSON(evaluation.overall.metrics)),
-            ("folds", .int(evaluation.folds.count)),
+            ("folds", .int(Int64(evaluation.folds.count))),
         ])
     }
 }
 
 public enum TrainingRun {
-    static func metricsJSON(_ m: EvalMetrics) -> MetaJSON {
-        .object([("n", .int(m.n)), ("rmse", .number(m.rmse)), ("rmse_baseline", .number(m.rmseBaseline)),
+    static func metricsJSON(_ m: EvalMetrics) -> JSONValue {
+        .object([("n", .int(Int64(m.n))), ("rmse", .number(m.rmse)), ("rmse_baseline", .number(m.rmseBaseline)),
                  ("mae", .number(m.mae)), ("mae_baseline", .number(m.maeBaseline)),
                  ("directional_accuracy", .number(m.directionalAccuracy)), ("ic", .number(m.ic)),
                  ("cum_return", .number(m.cumReturn)), ("cum_return_after_cost", .number(m.cumReturnAfterCost))])
@@ -131,28 +98,28 @@ public enum TrainingRun {
 
         let hash = config.configHash(target: dataset.target)
         let digest = dataset.digest
-        var digests: [(String, MetaJSON)] = [("dataset", .string(digest))]
+        var digests: [(String, JSONValue)] = [("dataset", .string(digest))]
         for k in config.inputDigests.keys.sorted() { digests.append((k, .string(config.inputDigests[k]!))) }
-        var params: [(String, MetaJSON)] = config.params.xgboostParams.map { ($0.0, .string($0.1)) }
+        var params: [(String, JSONValue)] = config.params.xgboostParams.map { ($0.0, .string($0.1)) }
         params.append(("base_score", .string(Numbers.format(ModelTrainer.resolvedBaseScore(config.params, lab.map { dataset.targets[$0] })))))
-        params.append(("rounds", .int(config.params.rounds)))
+        params.append(("rounds", .int(Int64(config.params.rounds))))
         let wf = config.walkForward
-        let meta: MetaJSON = .object([
+        let meta: JSONValue = .object([
             ("format", .string("tape-model-meta/1")),
             ("model_file", .string(config.modelFileName)),
             ("xgboost_version", .string(xgboostVersion())),
             ("feature_names", .array(FeatureBuilder.featureNames.map { .string($0) })),
             ("target", .object([("kind", .string("forward_log_return")), ("timeframe", .string(dataset.target.timeframe.description)),
-                                ("horizon_bars", .int(dataset.target.horizon))])),
+                                ("horizon_bars", .int(Int64(dataset.target.horizon)))])),
             ("timeframe", .string(dataset.target.timeframe.description)),
             ("config_hash", .string(hash)),
             ("input_digests", .object(digests)),
             ("training_params", .object(params)),
-            ("walk_forward", .object([("folds", .int(wf.folds)),
-                                      ("train_span_ns", wf.trainSpan.map { .int(Int($0)) } ?? .string("expanding")),
-                                      ("test_span_ns", wf.testSpan.map { .int(Int($0)) } ?? .string("auto")),
+            ("walk_forward", .object([("folds", .int(Int64(wf.folds))),
+                                      ("train_span_ns", wf.trainSpan.map { .int($0) } ?? .string("expanding")),
+                                      ("test_span_ns", wf.testSpan.map { .int($0) } ?? .string("auto")),
                                       ("cost_per_trade", .number(wf.costPerTrade))])),
-            ("rows", .int(dataset.count)), ("labelled_rows", .int(lab.count)),
+            ("rows", .int(Int64(dataset.count))), ("labelled_rows", .int(Int64(lab.count))),
             ("metrics", .object([("walk_forward_overall", metricsJSON(eval.overall.metrics)),
                                  ("in_sample", metricsJSON(inSample))])),
         ])

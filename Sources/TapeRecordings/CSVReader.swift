@@ -38,7 +38,14 @@ public final class CSVEventReader<D: CSVRowDecoder>: EventSource {
     public let name: String
     public var format: RecordingFormat { D.format }
     public var formatName: String { D.format.rawValue }
-    public private(set) var stats = SourceStats()
+    /// Counters so far; the byte counts come from the line reader as it goes (progress while reading).
+    public var stats: SourceStats {
+        var current = counters
+        current.compressedBytes = lines.compressedBytesRead
+        current.decompressedBytes = lines.bytesRead
+        return current
+    }
+    private var counters = SourceStats()
     private let lines: LineReader
     private var decoder: D?
     private var row = CSVRow()
@@ -55,7 +62,7 @@ public final class CSVEventReader<D: CSVRowDecoder>: EventSource {
         validator = EventValidator(file: path, options: options, checkDuplicates: D.checkDuplicates)
         // Header: the first non-empty line.
         while let l = lines.next() {
-            stats.lines += 1
+            counters.lines += 1
             if l.count == 0 { continue }
             var r = CSVRow()
             guard r.split(l) else { break }
@@ -64,7 +71,7 @@ public final class CSVEventReader<D: CSVRowDecoder>: EventSource {
             catch let m as HeaderMismatch {
                 options.rejects.reject(Reject(file: path, line: lines.lineNumber, reason: .unknownHeader,
                                               detail: "not a \(D.format.rawValue) header: \(m.detail)"))
-                stats.rejected += 1
+                counters.rejected += 1
             }
             break
         }
@@ -73,7 +80,7 @@ public final class CSVEventReader<D: CSVRowDecoder>: EventSource {
     public func next(_ e: inout MarketEvent) -> SourceStep {
         guard decoder != nil else { return .end }
         while let l = lines.next() {
-            stats.lines += 1
+            counters.lines += 1
             if l.count == 0 { continue }
             let ln = lines.lineNumber
             if !row.split(l) { reject(ln, .malformedLine, "unterminated quote: \(snippet(l))"); continue }
@@ -85,17 +92,15 @@ public final class CSVEventReader<D: CSVRowDecoder>: EventSource {
             case .reject(let reason, let detail): reject(ln, reason, detail); continue
             case .event:
                 e.source = sourceIndex
-                if validator.check(&e, line: ln) { stats.events += 1; return .event }
-                stats.rejected += 1
+                if validator.check(&e, line: ln) { counters.events += 1; return .event }
+                counters.rejected += 1
             }
         }
-        stats.compressedBytes = lines.stream.compressedBytes
-        stats.decompressedBytes = lines.bytesRead
         return .end
     }
 
     private func reject(_ line: Int, _ reason: RejectReason, _ detail: String) {
-        stats.rejected += 1
+        counters.rejected += 1
         rejects.reject(Reject(file: name, line: line, reason: reason, detail: detail))
     }
 

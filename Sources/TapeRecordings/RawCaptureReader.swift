@@ -16,7 +16,14 @@ public final class RawCaptureReader<Decoder: WireDecoder>: EventSource {
     public let name: String
     public var format: RecordingFormat { .rawCapture }
     public var formatName: String { RecordingFormat.rawCapture.rawValue }
-    public private(set) var stats = SourceStats()
+    /// Counters so far; the byte counts come from the line reader as it goes (progress while reading).
+    public var stats: SourceStats {
+        var current = counters
+        current.compressedBytes = lines.compressedBytesRead
+        current.decompressedBytes = lines.bytesRead
+        return current
+    }
+    private var counters = SourceStats()
     public let validator: EventValidator
 
     private let lines: LineReader
@@ -70,14 +77,14 @@ public final class RawCaptureReader<Decoder: WireDecoder>: EventSource {
                 var e = pending[pendingPos]
                 pendingPos += 1
                 if validator.check(&e, line: pendingLine) {
-                    stats.events += 1
+                    counters.events += 1
                     event = e
                     return .event
                 }
             }
             if finished { return .end }
             guard let line = lines.next() else { finish(); return .end }
-            stats.lines += 1
+            counters.lines += 1
             let ln = lines.lineNumber
             let n = line.count
             guard n > 0, let base = line.baseAddress?.assumingMemoryBound(to: UInt8.self) else {
@@ -105,7 +112,7 @@ public final class RawCaptureReader<Decoder: WireDecoder>: EventSource {
                 for k in pending.indices { pending[k].source = sourceIndex }
             case .skipped(let kind):
                 skipCounts[kind.rawValue] += 1
-                stats.skipped += 1
+                counters.skipped += 1
             case .malformed(let reason, let detail):
                 reject(reason, ln, detail + " in \(Self.excerpt(msg))")
             case .unknown(let detail):
@@ -117,9 +124,7 @@ public final class RawCaptureReader<Decoder: WireDecoder>: EventSource {
     private func finish() {
         finished = true
         flushSkips()
-        stats.decompressedBytes = lines.bytesRead
-        stats.compressedBytes = lines.stream.compressedBytes
-        stats.rejected = ownRejects + validator.rejected + lines.stream.issues.count
+        counters.rejected = ownRejects + validator.rejected + lines.stream.issues.count
     }
 
     /// Rejects so far (own + validator; container damage is added at the end).

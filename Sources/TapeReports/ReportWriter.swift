@@ -6,19 +6,33 @@ public struct ReportError: Error, CustomStringConvertible {
     public init(_ d: String) { description = d }
 }
 
-/// A parsed CSV file: header names and rows (empty field = no value).
-public struct CSVTable: Sendable {
-    public var header: [String]
-    public var rows: [[String]]
-    public init(text: String) {
-        var lines = text.split(separator: "\n", omittingEmptySubsequences: true).map(String.init)
-        header = lines.isEmpty ? [] : lines.removeFirst().split(separator: ",", omittingEmptySubsequences: false).map(String.init)
-        rows = lines.map { $0.split(separator: ",", omittingEmptySubsequences: false).map(String.init) }
+/// Where the report's columns of `bars.csv` are, found by name (nil when one is missing).
+struct BarColumns {
+    let symbol, timeframe, start, end, open, high, low, close, volume: Int
+
+    init?(_ table: CSVTable) {
+        guard let symbol = table.column("symbol", of: "bars"), let timeframe = table.column("timeframe", of: "bars"),
+              let start = table.column("start_ns", of: "bars"), let end = table.column("end_ns", of: "bars"),
+              let open = table.column("open", of: "bars"), let high = table.column("high", of: "bars"),
+              let low = table.column("low", of: "bars"), let close = table.column("close", of: "bars"),
+              let volume = table.column("volume", of: "bars") else { return nil }
+        self.symbol = symbol; self.timeframe = timeframe; self.start = start; self.end = end
+        self.open = open; self.high = high; self.low = low; self.close = close; self.volume = volume
     }
-    public static func load(_ path: String) -> CSVTable? {
-        guard let t = try? String(contentsOfFile: path, encoding: .utf8) else { return nil }
-        return CSVTable(text: t)
+}
+
+/// The key columns shared by the per-bar files (`indicators.csv`, `predictions.csv`), found by name.
+struct BarKeyColumns {
+    let symbol, timeframe, end: Int
+
+    init?(_ table: CSVTable, kind: String) {
+        guard let symbol = table.column("symbol", of: kind), let timeframe = table.column("timeframe", of: kind),
+              let end = table.column("end_ns", of: kind) else { return nil }
+        self.symbol = symbol; self.timeframe = timeframe; self.end = end
     }
+
+    /// `symbol|timeframe` of a row: the report's series key.
+    func series(_ row: [String]) -> String { row[symbol] + "|" + row[timeframe] }
 }
 
 /// Writes `index.html` (self-contained, Chart.js inlined) and `summary.csv` into a run folder.
@@ -31,22 +45,27 @@ public enum ReportWriter {
 
     /// Rows of `summary.csv` (one per symbol×timeframe, sorted by symbol then timeframe length).
     public static func summaryRows(runDir: String) -> [String] {
-        guard let bars = CSVTable.load(runDir + "/bars.csv") else { return [] }
-        let anoms = CSVTable.load(runDir + "/anomalies.csv")
+        guard let bars = CSVTable.load(runDir + "/bars.csv"), let b = BarColumns(bars) else { return [] }
         var anomCount: [String: Int] = [:]
-        for r in anoms?.rows ?? [] where !r.isEmpty { anomCount[r[0], default: 0] += 1 }
-        struct Acc { var n = 0; var first = ""; var last = ""; var open = 0.0; var close = 0.0; var hi = -Double.infinity; var lo = Double.infinity; var vol = 0.0 }
+        if let anoms = CSVTable.load(runDir + "/anomalies.csv"), let symbol = anoms.column("symbol", of: "anomalies") {
+            for r in anoms.rows { anomCount[r[symbol], default: 0] += 1 }
+        }
+        struct Acc {
+            var n = 0; var first = ""; var last = ""; var open = 0.0; var close = 0.0
+            var hi = -Double.infinity; var lo = Double.infinity; var vol = 0.0
+        }
         var acc: [String: Acc] = [:]
         var keys: [(String, String)] = []
-        for r in bars.rows where r.count >= 11 {
-            let k = r[0] + "|" + r[1]
-            if acc[k] == nil { keys.append((r[0], r[1])); acc[k] = Acc() }
+        for r in bars.rows {
+            let k = r[b.symbol] + "|" + r[b.timeframe]
+            if acc[k] == nil { keys.append((r[b.symbol], r[b.timeframe])); acc[k] = Acc() }
             var a = acc[k]!
-            let o = Double(r[4]) ?? .nan, h = Double(r[5]) ?? .nan, l = Double(r[6]) ?? .nan, c = Double(r[7]) ?? .nan
-            if a.n == 0 { a.first = r[2]; a.open = o }
-            a.n += 1; a.last = r[3]; a.close = c
+            let o = Double(r[b.open]) ?? .nan, h = Double(r[b.high]) ?? .nan
+            let l = Double(r[b.low]) ?? .nan, c = Double(r[b.close]) ?? .nan
+            if a.n == 0 { a.first = r[b.start]; a.open = o }
+            a.n += 1; a.last = r[b.end]; a.close = c
             a.hi = max(a.hi, h); a.lo = min(a.lo, l)
-            if let v = Double(r[8]) { a.vol += v }
+            if let v = Double(r[b.volume]) { a.vol += v }
             acc[k] = a
         }
         keys.sort { $0.0 != $1.0 ? $0.0 < $1.0 : (tfSeconds($0.1) < tfSeconds($1.1)) }
@@ -85,52 +104,69 @@ public enum ReportWriter {
         let anoms = CSVTable.load(runDir + "/anomalies.csv") ?? CSVTable(text: "")
         let preds = CSVTable.load(runDir + "/predictions.csv")
         let evalT = CSVTable.load(runDir + "/model/evaluation.csv") ?? CSVTable.load(runDir + "/evaluation.csv")
+        // Every column is found by name in its file's header (GraphOutput.csvHeaders is the schema).
         var predByKey: [String: [String: String]] = [:]
-        for r in preds?.rows ?? [] where r.count >= 4 { predByKey[r[0] + "|" + r[1], default: [:]][r[2]] = r[3] }
+        if let p = preds, let key = BarKeyColumns(p, kind: "predictions"),
+           let prediction = p.column("prediction", of: "predictions") {
+            for r in p.rows { predByKey[key.series(r), default: [:]][r[key.end]] = r[prediction] }
+        }
+        // The model's horizon, as training writes it in the meta (docs/model.md): `target.horizon_bars`.
         var horizon = 1
         if let d = fm.contents(atPath: runDir + "/model/model.meta.json"),
-           let j = try? JSONSerialization.jsonObject(with: d) as? [String: Any] {
-            if let h = j["horizon"] as? Int { horizon = h }
-            else if let t = j["target"] as? [String: Any], let h = t["horizon"] as? Int { horizon = h }
+           let j = try? JSONSerialization.jsonObject(with: d) as? [String: Any],
+           let target = j["target"] as? [String: Any], let h = target["horizon_bars"] as? Int, h >= 1 {
+            horizon = h
         }
+        let names = ["sma", "ema", "rsi", "macd", "macd_signal", "macd_hist", "bb_middle", "bb_upper", "bb_lower"]
         var indByKey: [String: [String: [String]]] = [:]
-        for r in ind.rows where r.count >= 13 { indByKey[r[0] + "|" + r[1], default: [:]][r[2]] = r }
+        var indColumns: [Int?] = names.map { _ in nil }
+        if let key = BarKeyColumns(ind, kind: "indicators") {
+            indColumns = names.map { ind.column($0, of: "indicators") }
+            for r in ind.rows { indByKey[key.series(r), default: [:]][r[key.end]] = r }
+        }
+        let barColumns = BarColumns(bars)
         var grouped: [String: [[String]]] = [:]
         var order: [String] = []
-        for r in bars.rows where r.count >= 11 {
-            let k = r[0] + "|" + r[1]
-            if grouped[k] == nil { order.append(k) }
-            grouped[k, default: []].append(r)
+        if let b = barColumns {
+            for r in bars.rows {
+                let k = r[b.symbol] + "|" + r[b.timeframe]
+                if grouped[k] == nil { order.append(k) }
+                grouped[k, default: []].append(r)
+            }
         }
         order.sort { a, b in
             let pa = a.split(separator: "|").map(String.init), pb = b.split(separator: "|").map(String.init)
             return pa[0] != pb[0] ? pa[0] < pb[0] : tfSeconds(pa[1]) < tfSeconds(pb[1])
         }
         func num(_ s: String) -> String { (s.isEmpty || Double(s) == nil || !Double(s)!.isFinite) ? "null" : s }
-        let names = ["sma", "ema", "rsi", "macd", "macd_signal", "macd_hist", "bb_middle", "bb_upper", "bb_lower"]
         var js = "const SERIES={"
         var parts: [String] = []
         for k in order {
+            let b = barColumns!   // series exist only when bars.csv has its columns
             let rs = grouped[k]!
             let step = max(1, (rs.count + maxPoints - 1) / maxPoints)
             var cols: [String: [String]] = [:]
             let ik = indByKey[k] ?? [:]
             for (n, r) in rs.enumerated() where n % step == 0 || n == rs.count - 1 {
-                cols["t", default: []].append(r[3])
-                cols["hl", default: []].append("[\(num(r[6])),\(num(r[5]))]")
-                cols["close", default: []].append(num(r[7]))
-                let i = ik[r[3]]
-                for (j, nm) in names.enumerated() { cols[nm, default: []].append(i.map { num($0[3 + j]) } ?? "null") }
+                cols["t", default: []].append(r[b.end])
+                cols["hl", default: []].append("[\(num(r[b.low])),\(num(r[b.high]))]")
+                cols["close", default: []].append(num(r[b.close]))
+                let i = ik[r[b.end]]
+                for (j, nm) in names.enumerated() {
+                    let value = i.flatMap { row in indColumns[j].map { num(row[$0]) } }
+                    cols[nm, default: []].append(value ?? "null")
+                }
             }
             if let pk = predByKey[k] {
-                // Prediction at bar t vs realised log(close[t+h] / close[t]) (h = model horizon), on all bars, then downsampled.
+                // Prediction at bar t vs realised log(close[t+h] / close[t]) (h = model horizon), on all
+                // bars, then downsampled.
                 var pc: [String] = [], rc: [String] = [], pt: [String] = []
                 for (n, r) in rs.enumerated() {
-                    guard let p = pk[r[3]] else { continue }
-                    let c0 = Double(r[7]) ?? .nan
-                    let c1 = n + horizon < rs.count ? (Double(rs[n + horizon][7]) ?? .nan) : .nan
+                    guard let p = pk[r[b.end]] else { continue }
+                    let c0 = Double(r[b.close]) ?? .nan
+                    let c1 = n + horizon < rs.count ? (Double(rs[n + horizon][b.close]) ?? .nan) : .nan
                     let real = log(c1 / c0)
-                    pt.append(r[3]); pc.append(num(p)); rc.append(real.isFinite ? Numbers.format(real) : "null")
+                    pt.append(r[b.end]); pc.append(num(p)); rc.append(real.isFinite ? Numbers.format(real) : "null")
                 }
                 let pstep = max(1, (pt.count + maxPoints - 1) / maxPoints)
                 let keep = pt.indices.filter { $0 % pstep == 0 || $0 == pt.count - 1 }
@@ -139,7 +175,10 @@ public enum ReportWriter {
             parts.append("\"\(k)\":{" + cols.keys.sorted().map { "\"\($0)\":[\(cols[$0]!.joined(separator: ","))]" }.joined(separator: ",") + "}")
         }
         js += parts.joined(separator: ",\n") + "};\nconst ANOMS=["
-        js += anoms.rows.filter { $0.count >= 6 }.map { "[\"\(esc($0[0]))\",\($0[1]),\"\(esc($0[2]))\"]" }.joined(separator: ",")
+        if let symbol = anoms.column("symbol", of: "anomalies"), let time = anoms.column("time_ns", of: "anomalies"),
+           let rule = anoms.column("rule", of: "anomalies") {
+            js += anoms.rows.map { "[\"\(esc($0[symbol]))\",\($0[time]),\"\(esc($0[rule]))\"]" }.joined(separator: ",")
+        }
         js += "];\n"
 
         var h = "<!DOCTYPE html>\n<html><head><meta charset=\"utf-8\"><title>Tape report</title>\n"

@@ -102,7 +102,7 @@ public struct ScenarioRunner {
                 catch { throw ScenarioError(file: s.path, key: "model.path", message: "\(error)") }
             } else {
                 guard let tf = Timeframe(m.timeframe) else { throw ScenarioError(file: s.path, key: "model.train.timeframe", message: "bad timeframe") }
-                if !o.engine.config.timeframes.contains(tf) { o.engine.config.timeframes.append(tf); o.engine.config.timeframes.sort() }
+                o.engine.config.addTimeframe(tf)
                 let c = TrainingCollector(target: TargetSpec(timeframe: tf, horizon: m.horizon))
                 o.extraSinks.append(c)
                 collector = c

@@ -17,6 +17,8 @@ public struct SourceStats: Sendable {
     public var events = 0
     public var rejected = 0
     public var skipped = 0
+    /// Input consumed so far, decompressed and compressed: updated per chunk while the source reads
+    /// (the progress line's percent and ETA); at the end, the compressed count is the file's size.
     public var decompressedBytes: Int64 = 0
     public var compressedBytes: Int64 = 0
     public init() {}

@@ -10,11 +10,13 @@ import TapeIO
 import TapeSources
 
 /// `tape bench`: in-process figures for `make bench` (the replay-vs-gzip ratio is measured by
-/// scripts/bench.sh around whole processes): the graph alone on decoded events in memory, and the
-/// model's training time and inference cost per bar.
+/// scripts/bench.sh around whole processes): the graph alone on decoded events in memory, the read
+/// loop alone on one real capture against `gzip -dc`, and the model's training time and inference
+/// cost per bar. Figures only: nothing here passes or fails (unit tests assert no timings).
 struct BenchCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
-        commandName: "bench", abstract: "Print measured figures: graph events/s in memory, model training and inference cost.")
+        commandName: "bench",
+        abstract: "Print measured figures: graph events/s, read loop vs gzip -dc, model training and inference.")
 
     @Option(help: "Folder holding data/binance-feed (the real captures).")
     var shared: String = "../shared"
@@ -24,7 +26,47 @@ struct BenchCommand: ParsableCommand {
 
     mutating func run() throws {
         try graphBench()
+        try readLoopBench()
         for r in try ModelBench.run() { print(r.line) }
+    }
+
+    /// Best wall time of `runs` runs of `body`, in seconds.
+    func best(_ runs: Int, _ body: () throws -> Void) rethrows -> Double {
+        var fastest = Double.infinity
+        for _ in 0..<runs {
+            let start = DispatchTime.now().uptimeNanoseconds
+            try body()
+            fastest = min(fastest, Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9)
+        }
+        return fastest
+    }
+
+    /// The read loop (gzip → lines → decode → validate) on one real capture, threaded and on one
+    /// thread, as a ratio to `gzip -dc` of the same file spawned from here (best of 3 each).
+    func readLoopBench() throws {
+        let name = "usdm-btcusdt_20240808.gz"
+        let path = shared + "/data/binance-feed/" + name
+        guard FileManager.default.fileExists(atPath: path) else { print("read loop: \(path) not found"); return }
+        let gzipSeconds = try best(3) {
+            let gzip = Process()
+            gzip.executableURL = URL(fileURLWithPath: "/bin/sh")
+            gzip.arguments = ["-c", "gzip -dc '\(path)' > /dev/null"]
+            try gzip.run()
+            gzip.waitUntilExit()
+        }
+        for threaded in [true, false] {
+            var events = 0
+            let seconds = try best(3) {
+                let options = ReaderOptions(symbols: SymbolTable(), rejects: RejectCollector())
+                let reader = try BinanceCaptureReader(path: path, options: options, threaded: threaded)
+                var event = MarketEvent()
+                events = 0
+                while reader.next(&event) == .event { events += 1 }
+            }
+            print(String(format: "read loop %@, %@: %d events in %.1f ms, %.2f x gzip -dc (%.1f ms, spawned)",
+                         threaded ? "threaded" : "one thread", name, events, seconds * 1e3, seconds / gzipSeconds,
+                         gzipSeconds * 1e3))
+        }
     }
 
     func graphBench() throws {

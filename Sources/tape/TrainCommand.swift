@@ -57,7 +57,7 @@ struct TrainCommand: ParsableCommand {
         guard horizon >= 1 else { throw ValidationError("--horizon must be >= 1") }
         var o: ReplayOptions
         do { o = try input.replayOptions() } catch let e as UnusableInput { fail(e.description, code: TapeExit.unusableInput) }
-        if !o.engine.config.timeframes.contains(tf) { o.engine.config.timeframes.append(tf) }
+        o.engine.config.addTimeframe(tf)
         o.outDir = out
         o.quiet = quiet
         let target = TargetSpec(timeframe: tf, horizon: horizon)
@@ -81,7 +81,7 @@ struct TrainCommand: ParsableCommand {
         try Data((t.json.render() + "\n").utf8).write(to: URL(fileURLWithPath: (dir as NSString).appendingPathComponent("training.json")))
         // The run's summary.json gets a `model` entry: the training summary with the walk-forward metrics.
         var summary = s.summary
-        summary.model = jsonValue(t.json)
+        summary.model = t.json
         try summary.write(to: (s.runDir as NSString).appendingPathComponent("summary.json"))
         let m = t.evaluation.overall.metrics
         let f = { (x: Double) in String(format: "%.6g", x) }
@@ -99,13 +99,3 @@ struct TrainCommand: ParsableCommand {
     }
 }
 
-/// The training summary as the summary's JSON value.
-func jsonValue(_ meta: MetaJSON) -> JSONValue {
-    switch meta {
-    case .string(let text): return .string(text)
-    case .int(let integer): return .int(Int64(integer))
-    case .number(let number): return .number(number)
-    case .array(let values): return .array(values.map(jsonValue))
-    case .object(let pairs): return .object(pairs.map { ($0.0, jsonValue($0.1)) })
-    }
-}

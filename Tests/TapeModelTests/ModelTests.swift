@@ -53,14 +53,17 @@ final class ModelTests: XCTestCase {
             XCTAssertEqual(da, db, "\(f) differs between two identical runs")
         }
         let csv = try String(contentsOf: a.appendingPathComponent("evaluation.csv"), encoding: .utf8).split(separator: "\n")
-        XCTAssertEqual(String(csv[0]), WalkForwardResult.csvHeader)
+        // The header as docs/model.md documents evaluation.csv.
+        XCTAssertEqual(String(csv[0]), "fold,train_start_ns,train_end_ns,test_start_ns,test_end_ns,n_train,n_test,rmse,"
+                       + "rmse_baseline,mae,mae_baseline,directional_accuracy,ic,cum_return,cum_return_after_cost")
         XCTAssertEqual(csv.count, 5)
         XCTAssertTrue(csv[4].hasPrefix("overall,"))
         XCTAssertEqual(sa.evaluation.overall.nTest, sa.evaluation.folds.reduce(0) { $0 + $1.nTest })
         // The meta file names what the model expects.
         let meta = try ModelMeta.load(path: sa.metaPath)
-        XCTAssertEqual(meta.featureNames, FeatureBuilder.featureNames)
-        XCTAssertEqual(meta.target, TargetSpec())
+        XCTAssertEqual(meta.featureNames, ["ret_1", "ret_2", "ret_3", "ret_5", "ret_10", "bb_pos", "rsi", "macd_hist",
+                                           "sma_dev", "ema_dev", "log_vol_ratio", "range", "tod_sin", "tod_cos"])
+        XCTAssertEqual(meta.target, TargetSpec(timeframe: Timeframe(seconds: 60), horizon: 1))
         // Different seed + subsample -> a different model (the seed is really used).
         var cfg2 = cfg; cfg2.params.seed = 43
         let c = Support.tempDir("detC")

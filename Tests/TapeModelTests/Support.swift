@@ -19,7 +19,7 @@ enum Support {
 
     static func requireBTC() throws -> URL {
         let u = btcBars
-        guard FileManager.default.fileExists(atPath: u.path) else { throw XCTSkip("real data not found at \(u.path)") }
+        try requireOrSkip(FileManager.default.fileExists(atPath: u.path), "real data at \(u.path)")
         return u
     }
 
@@ -37,13 +37,13 @@ enum Support {
         p.arguments = ["python3", packageRoot().appendingPathComponent("scripts/\(script)").path] + args
         let out = Pipe(), err = Pipe()
         p.standardOutput = out; p.standardError = err
-        do { try p.run() } catch { throw XCTSkip("python3 not runnable: \(error)") }
+        do { try p.run() } catch { try skipOrFail(missing: "python3 (\(error))") }
         let o = out.fileHandleForReading.readDataToEndOfFile()
         let e = err.fileHandleForReading.readDataToEndOfFile()
         p.waitUntilExit()
         if p.terminationStatus != 0 {
             let msg = String(decoding: e, as: UTF8.self)
-            if msg.contains("ModuleNotFoundError") { throw XCTSkip("python module missing: \(msg)") }
+            try requireOrSkip(!msg.contains("ModuleNotFoundError"), "a Python module: \(msg)")
             XCTFail("\(script) failed (\(p.terminationStatus)): \(msg)")
         }
         return String(decoding: o, as: UTF8.self)

@@ -18,7 +18,7 @@ enum FeedsTestSupport {
             }
             url = url.deletingLastPathComponent()
         }
-        throw XCTSkip("real data (../shared/data) not found")
+        try skipOrFail(missing: "real data (../shared/data) beside the package")
     }
 
     static func binance(_ name: String) throws -> String { try dataDir() + "/binance-feed/" + name }

@@ -37,7 +37,7 @@ final class FormatsTests: XCTestCase {
     func testRealBarFiles() throws {
         let btc = bars + "/btc-perp-20211231-20220201_1m.csv.gz"
         let fx = bars + "/fxcm-gbpusd-m1-bid-2012.csv.gz"
-        guard FileManager.default.fileExists(atPath: btc) else { throw XCTSkip("no shared data") }
+        try requireOrSkip(FileManager.default.fileExists(atPath: btc), "real data at \(btc)")
         XCTAssertEqual(try FormatDetector.detect(path: btc), .bars)
         let (a, ra, sa) = try readAll(btc)
         XCTAssertEqual(a.count, 45_031)
@@ -219,7 +219,9 @@ final class FormatsTests: XCTestCase {
     func testDetectionFromContentNotName() throws {
         XCTAssertEqual(FormatDetector.detect(firstLine: "1723161253937085768 {\"stream\":\"x\"}"), .rawCapture)
         XCTAssertEqual(FormatDetector.detect(firstLine: "timestamp,open,high,low,close"), .bars)
-        XCTAssertEqual(FormatDetector.detect(firstLine: TickRowDecoder.header), .tickCSV)
+        let tickHeader = "event_time_ns,receive_time_ns,symbol,kind,price,size,bid,bid_size,ask,ask_size,exchange,"
+            + "conditions,sequence"
+        XCTAssertEqual(FormatDetector.detect(firstLine: tickHeader), .tickCSV)
         XCTAssertNil(FormatDetector.detect(firstLine: "hello world"))
         let p = try write("looks-like.csv", "1723161253937085768 {\"stream\":\"btcusdt@trade\",\"data\":{}}\n", gzip: false)
         XCTAssertEqual(try FormatDetector.detect(path: p), .rawCapture)

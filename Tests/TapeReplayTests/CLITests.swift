@@ -7,7 +7,7 @@ final class CLITests: XCTestCase {
     var tape: String { Paths.packageRoot.appendingPathComponent(".build/release/tape").path }
 
     func run(_ args: [String]) throws -> (Int32, String, String) {
-        guard FileManager.default.isExecutableFile(atPath: tape) else { throw XCTSkip("tape not built") }
+        try requireOrSkip(FileManager.default.isExecutableFile(atPath: tape), "the built binary \(tape)")
         return try sh(([tape] + args).map { "'\($0)'" }.joined(separator: " "))
     }
 
@@ -37,7 +37,7 @@ final class CLITests: XCTestCase {
     }
 
     func testSIGUSR1PausesAndResumes() throws {
-        guard FileManager.default.isExecutableFile(atPath: tape) else { throw XCTSkip("tape not built") }
+        try requireOrSkip(FileManager.default.isExecutableFile(atPath: tape), "the built binary \(tape)")
         let spot = try Paths.captures().first { $0.hasSuffix("spot-btcusdt_20240808.gz") }!
         let out = Paths.tempDir("pause")
         // 4 s of the capture at 10x: ~0.5 s unpaused.

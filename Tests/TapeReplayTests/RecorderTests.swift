@@ -46,14 +46,17 @@ final class RecorderTests: XCTestCase {
         XCTAssertEqual(w.files.map { ($0 as NSString).lastPathComponent },
                        ["x-20240808-23.csv.gz", "x-20240809-00.csv.gz", "x-20240809-01.csv.gz"])
         let (_, out, _) = try sh("gzip -dc '\(w.files[1])'")
-        XCTAssertEqual(out, TickRowDecoder.header + "\n1723161601000000000,1723161601000000000,A,trade,102,1,,,,,,,3\n")
+        // The header as README documents the tick CSV.
+        let header = "event_time_ns,receive_time_ns,symbol,kind,price,size,bid,bid_size,ask,ask_size,exchange,"
+            + "conditions,sequence"
+        XCTAssertEqual(out, header + "\n1723161601000000000,1723161601000000000,A,trade,102,1,,,,,,,3\n")
     }
 
     /// A recorder killed with SIGKILL mid-run: every completed gzip member reads back; at most the
     /// rows after the last flush are lost, reported as one truncated_gzip reject.
     func testRecorderKilledWithSigkillLeavesReadableFiles() throws {
         let caps = try Paths.captures()
-        guard FileManager.default.isExecutableFile(atPath: tape) else { throw XCTSkip("tape not built at \(tape)") }
+        try requireOrSkip(FileManager.default.isExecutableFile(atPath: tape), "the built binary \(tape)")
         let dir = Paths.tempDir("kill")
         let p = Process()
         p.executableURL = URL(fileURLWithPath: tape)

@@ -15,9 +15,8 @@ enum Paths {
 
     static func requireSharedData() throws -> URL {
         let d = sharedData
-        guard FileManager.default.fileExists(atPath: d.appendingPathComponent("binance-feed").path) else {
-            throw XCTSkip("shared data not found at \(d.path)")
-        }
+        try requireOrSkip(FileManager.default.fileExists(atPath: d.appendingPathComponent("binance-feed").path),
+                          "real data at \(d.path)")
         return d
     }
 

@@ -59,8 +59,24 @@ final class ReportWriterTests: XCTestCase {
         XCTAssertEqual(html, try String(contentsOfFile: dir + "/index.html", encoding: .utf8))
     }
 
+    /// Columns are read by name: bars.csv and anomalies.csv with their columns in another order, an extra
+    /// column and quoted fields give the summary rows of the files in the documented order.
+    func testColumnsAreReadByNameNotPosition() throws {
+        let dir = NSTemporaryDirectory() + "tape-report-names-\(UUID().uuidString)"
+        try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+        var bars = "close,extra,low,high,open,end_ns,start_ns,trades,vwap,volume,timeframe,symbol\n"
+        bars += "101,\"x, y\",99,105,100,60000000000,0,3,101,2,1m,\"BTCUSDT\"\n"
+        bars += "150,z,100,160,101,120000000000,60000000000,4,120,3,1m,BTCUSDT\n"
+        try bars.write(toFile: dir + "/bars.csv", atomically: true, encoding: .utf8)
+        try "severity,rule,time_ns,threshold,value,symbol\nwarning,price_spike,90000000000,0.05,0.4,BTCUSDT\n"
+            .write(toFile: dir + "/anomalies.csv", atomically: true, encoding: .utf8)
+        // By hand: 2 bars from 0 to 120 s, open 100 (first), close 150 (last), return 0.5, high 160,
+        // low 99, volume 2 + 3, one anomaly.
+        XCTAssertEqual(ReportWriter.summaryRows(runDir: dir), ["BTCUSDT,1m,2,0,120000000000,100,150,0.5,160,99,5,1"])
+    }
+
     func testRendersInChromium() throws {
-        guard FileManager.default.fileExists(atPath: "/usr/bin/chromium") else { throw XCTSkip("no chromium") }
+        try requireOrSkip(FileManager.default.fileExists(atPath: "/usr/bin/chromium"), "chromium at /usr/bin/chromium")
         let dir = try makeRun()
         let html = try ReportWriter.write(runDir: dir)
         func run(_ args: [String]) throws -> String {
@@ -114,11 +130,11 @@ final class ReportWriterTests: XCTestCase {
     /// A report of a real replay (a month of real 1-minute bars: 1m/5m/15m, anomalies) renders in
     /// Chromium without errors and draws its three charts for the one symbol.
     func testRealRunReportRendersInChromium() throws {
-        guard FileManager.default.fileExists(atPath: "/usr/bin/chromium") else { throw XCTSkip("no chromium") }
+        try requireOrSkip(FileManager.default.fileExists(atPath: "/usr/bin/chromium"), "chromium at /usr/bin/chromium")
         var root = URL(fileURLWithPath: #filePath).deletingLastPathComponent()
         while !FileManager.default.fileExists(atPath: root.appendingPathComponent("Package.swift").path) { root = root.deletingLastPathComponent() }
         let bars = root.deletingLastPathComponent().appendingPathComponent("shared/data/bars/btc-perp-20211231-20220201_1m.csv.gz").path
-        guard FileManager.default.fileExists(atPath: bars) else { throw XCTSkip("no shared data") }
+        try requireOrSkip(FileManager.default.fileExists(atPath: bars), "real data at \(bars)")
         var o = ReplayOptions(inputs: [bars])
         o.outDir = NSTemporaryDirectory() + "tape-real-report-\(getpid())"
         o.messagePrinter = { _ in }

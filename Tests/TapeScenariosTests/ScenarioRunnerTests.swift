@@ -91,7 +91,7 @@ final class ScenarioRunnerTests: XCTestCase {
 
     /// A deliberately changed indicator period makes a blessed scenario fail, with a readable diff.
     func testChangedIndicatorPeriodFailsWithDiff() throws {
-        guard FileManager.default.fileExists(atPath: spot0808) else { throw XCTSkip("shared data not present") }
+        try requireOrSkip(FileManager.default.fileExists(atPath: spot0808), "real data at \(spot0808)")
         let d = tempDir("period")
         let yaml = d + "/period.yaml"
         let base = """
@@ -142,7 +142,7 @@ final class ScenarioRunnerTests: XCTestCase {
 /// Every shipped scenario must pass: `swift test` fails when one breaks.
 final class ShippedScenariosTests: XCTestCase {
     func testAllShippedScenariosPass() throws {
-        guard FileManager.default.fileExists(atPath: spot0808) else { throw XCTSkip("shared data not present") }
+        try requireOrSkip(FileManager.default.fileExists(atPath: spot0808), "real data at \(spot0808)")
         let files = ScenarioRunner.discover(repoRoot + "/scenarios")
         XCTAssertGreaterThanOrEqual(files.count, 5)
         let runner = ScenarioRunner(root: repoRoot, workDir: tempDir("shipped"))

@@ -1,7 +1,12 @@
-import TapeCore
-
-/// A tiny ordered JSON value for writing `summary.json` deterministically (keys in insertion order).
-public indirect enum JSONValue {
+/// Tape's one JSON writer: a small ordered JSON value for the files Tape writes (`summary.json`,
+/// `model.meta.json`, `training.json`). Objects keep their keys in insertion order and numbers are
+/// printed by `Numbers.format` (shortest round-trip; non-finite → `null`), so the text is a pure
+/// function of the value.
+///
+///     let meta: JSONValue = .object([("format", .string("tape-model-meta/1")), ("rows", .int(45_031))])
+///     try FS.writeText(path, meta.render() + "\n")
+///     let embedded = try JSONEncoder().encode(meta)   // also Encodable, keys in the same order
+public indirect enum JSONValue: Sendable, Equatable {
     case string(String)
     case int(Int64)
     case number(Double)
@@ -24,7 +29,8 @@ public indirect enum JSONValue {
             return "[\n" + a.map { pad + $0.render(indent: indent + 1) }.joined(separator: ",\n") + "\n" + close + "]"
         case .object(let o):
             if o.isEmpty { return "{}" }
-            return "{\n" + o.map { pad + JSONValue.quote($0.0) + ": " + $0.1.render(indent: indent + 1) }.joined(separator: ",\n") + "\n" + close + "}"
+            let members = o.map { pad + JSONValue.quote($0.0) + ": " + $0.1.render(indent: indent + 1) }
+            return "{\n" + members.joined(separator: ",\n") + "\n" + close + "}"
         }
     }
 
@@ -51,41 +57,63 @@ public indirect enum JSONValue {
     public static func sortedObject(_ d: [String: Int]) -> JSONValue {
         .object(d.keys.sorted().map { ($0, .int(Int64(d[$0]!))) })
     }
+
+    public static func == (a: JSONValue, b: JSONValue) -> Bool {
+        switch (a, b) {
+        case (.string(let x), .string(let y)): return x == y
+        case (.int(let x), .int(let y)): return x == y
+        case (.number(let x), .number(let y)): return x == y || (x.isNaN && y.isNaN)
+        case (.bool(let x), .bool(let y)): return x == y
+        case (.null, .null): return true
+        case (.array(let x), .array(let y)): return x == y
+        case (.object(let x), .object(let y)):
+            return x.count == y.count && zip(x, y).allSatisfy { $0.0 == $1.0 && $0.1 == $1.1 }
+        default: return false
+        }
+    }
 }
 
-extension JSONValue: Codable, @unchecked Sendable {
-    private struct Key: CodingKey {
+extension JSONValue: Encodable {
+    /// A key of an object, in the object's order.
+    struct Key: CodingKey {
         var stringValue: String
         var intValue: Int? { nil }
         init(stringValue: String) { self.stringValue = stringValue }
-        init?(intValue: Int) { return nil }
+        init?(intValue: Int) { nil }
     }
 
-    /// Objects keep their key order (an encoder that sorts keys sorts them); non-finite numbers are null.
-    public func encode(to encoder: any Encoder) throws {
+    /// Scalars as single values (a non-finite number as `null`, as `render` writes it), arrays as
+    /// unkeyed containers, objects as keyed containers filled in the object's order.
+    public func encode(to encoder: Encoder) throws {
         switch self {
-        case .object(let pairs):
-            var container = encoder.container(keyedBy: Key.self)
-            for (key, value) in pairs { try container.encode(value, forKey: Key(stringValue: key)) }
-        case .array(let values):
-            var container = encoder.unkeyedContainer()
-            for value in values { try container.encode(value) }
-        case .string(let text):
-            var container = encoder.singleValueContainer(); try container.encode(text)
-        case .int(let integer):
-            var container = encoder.singleValueContainer(); try container.encode(integer)
-        case .number(let number):
+        case .string(let s):
             var container = encoder.singleValueContainer()
-            if number.isFinite { try container.encode(number) } else { try container.encodeNil() }
-        case .bool(let flag):
-            var container = encoder.singleValueContainer(); try container.encode(flag)
+            try container.encode(s)
+        case .int(let i):
+            var container = encoder.singleValueContainer()
+            try container.encode(i)
+        case .number(let d):
+            var container = encoder.singleValueContainer()
+            if d.isFinite { try container.encode(d) } else { try container.encodeNil() }
+        case .bool(let b):
+            var container = encoder.singleValueContainer()
+            try container.encode(b)
         case .null:
-            var container = encoder.singleValueContainer(); try container.encodeNil()
+            var container = encoder.singleValueContainer()
+            try container.encodeNil()
+        case .array(let elements):
+            var container = encoder.unkeyedContainer()
+            for element in elements { try container.encode(element) }
+        case .object(let members):
+            var container = encoder.container(keyedBy: Key.self)
+            for (key, value) in members { try container.encode(value, forKey: Key(stringValue: key)) }
         }
     }
+}
 
-    /// Objects come back with their keys sorted (JSON objects are unordered).
-    public init(from decoder: any Decoder) throws {
+extension JSONValue: Decodable {
+    /// Reads any JSON value. Objects come back with their keys sorted (JSON objects are unordered).
+    public init(from decoder: Decoder) throws {
         if let container = try? decoder.container(keyedBy: Key.self) {
             var pairs: [(String, JSONValue)] = []
             for key in container.allKeys.sorted(by: { $0.stringValue < $1.stringValue }) {

@@ -1,5 +1,0 @@
-import XCTest
-
-final class TapeRecordingsTestsPlaceholder: XCTestCase {
-    func testPlaceholder() {}
-}
