@@ -114,7 +114,9 @@ public struct SnapshotReader {
 
     /// Exactly `count` raw bytes.
     public mutating func readBytes(_ count: Int) throws -> [UInt8] {
-        guard count >= 0, remaining >= count else { throw error("truncated: expected \(count) bytes, \(remaining) left") }
+        guard count >= 0, remaining >= count else {
+            throw error("truncated: expected \(count) bytes, \(remaining) left")
+        }
         let slice = Array(bytes[offset..<(offset + count)])
         offset += count
         return slice

@@ -103,7 +103,9 @@ extension Graph {
         guard clock.exportTimers(for: self).isEmpty && clock.pendingTimers == 0 else {
             throw reader.error("the clock already has timers: restore into a fresh clock")
         }
-        guard clock.now <= now else { throw reader.error("the clock (\(clock.now)) is past the snapshot's time (\(now))") }
+        guard clock.now <= now else {
+            throw reader.error("the clock (\(clock.now)) is past the snapshot's time (\(now))")
+        }
         counters = try readCounters(&reader)
 
         let slotCount = try reader.readCount(limit: snapshotSymbolsMax)
@@ -117,10 +119,14 @@ extension Graph {
         }
 
         let ruleCount = try reader.readCount()
-        guard ruleCount == rules.count else { throw reader.error("snapshot has \(ruleCount) rules, this graph \(rules.count)") }
+        guard ruleCount == rules.count else {
+            throw reader.error("snapshot has \(ruleCount) rules, this graph \(rules.count)")
+        }
         for rule in rules {
             let name = try reader.readString()
-            guard name == rule.name else { throw reader.error("snapshot has rule \(name) where this graph has \(rule.name)") }
+            guard name == rule.name else {
+                throw reader.error("snapshot has rule \(name) where this graph has \(rule.name)")
+            }
             var ruleReader = SnapshotReader(bytes: try reader.readBlock())
             try rule.restore(from: &ruleReader)
             try ruleReader.expectEnd("rule \(name)")
@@ -144,7 +150,9 @@ extension Graph {
         for node in nodes {
             let typeName = try reader.readString()
             let ours = String(describing: type(of: node))
-            guard typeName == ours else { throw reader.error("snapshot has node \(typeName) where this graph has \(ours)") }
+            guard typeName == ours else {
+                throw reader.error("snapshot has node \(typeName) where this graph has \(ours)")
+            }
             var nodeReader = SnapshotReader(bytes: try reader.readBlock())
             try node.restore(from: &nodeReader)
             try nodeReader.expectEnd("node \(typeName)")
@@ -192,9 +200,13 @@ extension Graph {
         let index = Int(token & 0xFFFF)
         switch token & TimerKind.mask {
         case TimerKind.window:
-            guard symbol < restored.count, restored[symbol] != nil, index < config.timeframes.count else { throw reader.error("bad window timer \(token)") }
+            guard symbol < restored.count, restored[symbol] != nil, index < config.timeframes.count else {
+                throw reader.error("bad window timer \(token)")
+            }
         case TimerKind.rule:
-            guard index < rules.count, rules[index].hooks.contains(.timers) else { throw reader.error("bad rule timer \(token)") }
+            guard index < rules.count, rules[index].hooks.contains(.timers) else {
+                throw reader.error("bad rule timer \(token)")
+            }
         default:
             throw reader.error("unknown timer token \(token)")
         }

@@ -41,7 +41,9 @@ struct Ring {
         guard capacity == expected else { throw reader.error("ring capacity \(capacity), config says \(expected)") }
         let head = try reader.readCount()
         let count = try reader.readCount()
-        guard head < capacity && count <= capacity else { throw reader.error("ring head \(head) / count \(count) out of range") }
+        guard head < capacity && count <= capacity else {
+            throw reader.error("ring head \(head) / count \(count) out of range")
+        }
         self.init(capacity)
         for index in 0..<capacity { buf[index] = try reader.readDouble() }
         self.head = head
@@ -204,7 +206,9 @@ struct MACD {
         signalSeed = try reader.readDouble()
         macdSeen = try reader.readCount(minimumElementBytes: 0)
         signalV = try reader.readDouble()
-        guard seen >= slow || first.count == seen else { throw reader.error("MACD seed holds \(first.count) of \(seen) values") }
+        guard seen >= slow || first.count == seen else {
+            throw reader.error("MACD seed holds \(first.count) of \(seen) values")
+        }
     }
 }
 

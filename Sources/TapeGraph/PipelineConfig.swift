@@ -78,9 +78,9 @@ public struct PipelineConfig: Sendable, Equatable {
         if macdFast >= macdSlow { throw ConfigError(source: source, key: "indicators.macd", message: "fast (\(macdFast)) must be below slow (\(macdSlow))") }
         // A bar-close rule on a timeframe that is not configured would never fire: refuse it.
         let configured = timeframes.map(\.description).joined(separator: ", ")
-        for (key, enabled, timeframe) in [("anomalies.price_spike.timeframe", priceSpike.enabled, priceSpike.timeframe),
-                                          ("anomalies.volume_spike.timeframe", volumeSpike.enabled, volumeSpike.timeframe)]
-        where enabled && !timeframes.contains(timeframe) {
+        let barRules = [("anomalies.price_spike.timeframe", priceSpike.enabled, priceSpike.timeframe),
+                        ("anomalies.volume_spike.timeframe", volumeSpike.enabled, volumeSpike.timeframe)]
+        for (key, enabled, timeframe) in barRules where enabled && !timeframes.contains(timeframe) {
             throw ConfigError(source: source, key: key,
                               message: "\(timeframe) is not one of the configured timeframes (\(configured)); "
                                        + "add it to timeframes or disable the rule")

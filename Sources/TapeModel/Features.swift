@@ -133,7 +133,8 @@ public final class FeatureBuilder: GraphSink, DownstreamNode {
     }
 
     public func restore(from reader: inout SnapshotReader) throws {
-        let count = try reader.readCount(minimumElementBytes: 8 * (FeatureBuilder.closeRing + FeatureBuilder.volumeWindow))
+        let stateBytesMin = 8 * (FeatureBuilder.closeRing + FeatureBuilder.volumeWindow)
+        let count = try reader.readCount(minimumElementBytes: stateBytesMin)
         var restored: [Key: State] = [:]
         for _ in 0..<count {
             let key = Key(symbol: try reader.readUInt32(), seconds: try reader.readInt64())

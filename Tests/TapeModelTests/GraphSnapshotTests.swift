@@ -19,7 +19,9 @@ final class GraphSnapshotTests: XCTestCase {
     static func dataDirectory() throws -> URL {
         let directory = Support.packageRoot().appendingPathComponent("../shared/data").standardized
         guard FileManager.default.fileExists(atPath: directory.appendingPathComponent("binance-feed").path) else {
-            if ProcessInfo.processInfo.environment["CI"] == "true" { XCTFail("real data not found at \(directory.path)") }
+            if ProcessInfo.processInfo.environment["CI"] == "true" {
+                XCTFail("real data not found at \(directory.path)")
+            }
             throw XCTSkip("real data not found at \(directory.path)")
         }
         return directory
@@ -27,7 +29,8 @@ final class GraphSnapshotTests: XCTestCase {
 
     static func read(_ path: String, symbol: String? = nil, symbols: SymbolTable = SymbolTable(),
                      sourceIndex: UInt32 = 0) throws -> Recording {
-        let options = ReaderOptions(symbols: symbols, rejects: RejectCollector(), sourceIndex: sourceIndex, symbol: symbol)
+        let options = ReaderOptions(symbols: symbols, rejects: RejectCollector(), sourceIndex: sourceIndex,
+                                    symbol: symbol)
         let source = try openSource(path: path, format: nil, options: options)
         var events: [MarketEvent] = []
         var event = MarketEvent()
@@ -37,7 +40,8 @@ final class GraphSnapshotTests: XCTestCase {
 
     static func captures() throws -> [String] {
         let directory = try dataDirectory().appendingPathComponent("binance-feed")
-        let names = try FileManager.default.contentsOfDirectory(atPath: directory.path).filter { $0.hasSuffix(".gz") }.sorted()
+        let names = try FileManager.default.contentsOfDirectory(atPath: directory.path)
+            .filter { $0.hasSuffix(".gz") }.sorted()
         XCTAssertEqual(names.count, 8, "the eight Binance captures")
         return names.map { directory.appendingPathComponent($0).path }
     }

@@ -86,7 +86,9 @@ public final class RuleContext {
     public func emit(_ anomaly: AnomalyOutput) { graph.emit(.anomaly(anomaly)) }
 
     /// Calls the rule's `onTimer(symbol:now:context:)` once the clock reaches `due`.
-    public func scheduleTimer(at due: Nanos, symbol: SymbolID) { graph.scheduleRuleTimer(at: due, symbol: symbol, rule: ruleIndex) }
+    public func scheduleTimer(at due: Nanos, symbol: SymbolID) {
+        graph.scheduleRuleTimer(at: due, symbol: symbol, rule: ruleIndex)
+    }
 }
 
 /// Grows a per-symbol state array so that `symbol` indexes it.

@@ -48,8 +48,9 @@ final class PriceSpikeRule: AnomalyRule {
             if deviationStandard > 0 {
                 let z = (logReturn - mean) / deviationStandard
                 if abs(z) > threshold {
-                    context.emit(AnomalyOutput(symbol: bar.symbol, time: bar.end, rule: name, value: z, threshold: threshold,
-                                               severity: abs(z) > 2 * threshold ? .critical : .warning))
+                    let severity: Severity = abs(z) > 2 * threshold ? .critical : .warning
+                    context.emit(AnomalyOutput(symbol: bar.symbol, time: bar.end, rule: name, value: z,
+                                               threshold: threshold, severity: severity))
                 }
             }
         }

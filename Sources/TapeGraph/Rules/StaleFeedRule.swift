@@ -35,7 +35,8 @@ final class StaleFeedRule: AnomalyRule {
 
     func onTimer(symbol: SymbolID, now: Nanos, context: RuleContext) {
         let index = Int(symbol)
-        precondition(index < states.count && states[index].timerDue != .min, "a stale-feed timer has its symbol's state")
+        precondition(index < states.count && states[index].timerDue != .min,
+                     "a stale-feed timer has its symbol's state")
         states[index].timerDue = .min
         let due = states[index].lastEventClock + after
         if due > now {

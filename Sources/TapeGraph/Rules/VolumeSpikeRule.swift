@@ -42,8 +42,9 @@ final class VolumeSpikeRule: AnomalyRule {
             let median = VolumeSpikeRule.median(states[index].sorted)
             let limit = factor * median
             if median > 0 && bar.volume > limit {
-                context.emit(AnomalyOutput(symbol: bar.symbol, time: bar.end, rule: name, value: bar.volume, threshold: limit,
-                                           severity: bar.volume > 2 * limit ? .critical : .warning))
+                let severity: Severity = bar.volume > 2 * limit ? .critical : .warning
+                context.emit(AnomalyOutput(symbol: bar.symbol, time: bar.end, rule: name, value: bar.volume,
+                                           threshold: limit, severity: severity))
             }
         }
         if let evicted = states[index].volumes.push(bar.volume) {
