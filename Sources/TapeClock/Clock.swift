@@ -80,6 +80,11 @@ public struct TimerQueue {
         }
         return (first.due, first.token, first.target)
     }
+
+    /// Pending timers of `target` in firing order (due time, then registration order).
+    public func pending(for target: TimerTarget) -> [(due: Nanos, token: UInt64)] {
+        heap.filter { $0.target === target }.sorted(by: TimerQueue.less).map { ($0.due, $0.token) }
+    }
 }
 
 /// The graph's clock, in replay and live alike: deterministic, driven by the stream. The engine
@@ -115,6 +120,32 @@ public final class SimulatedClock: Clock {
 
     /// Fires all remaining timers up to `t` (end of input: lets the last windows close).
     public func drain(until t: Nanos) { advance(to: t) }
+
+    // MARK: snapshot support
+
+    /// Pending timers of `target`, in the order they would fire: (due time, registration order).
+    /// With `importTimers` this carries a target's timers to another clock (graph snapshots).
+    public func exportTimers(for target: TimerTarget) -> [(due: Nanos, token: UInt64)] {
+        timers.pending(for: target)
+    }
+
+    /// Schedules `timers` for `target` in the given order, so that their relative firing order (due
+    /// time, registration order) is the one they had on the clock they were exported from. Timers
+    /// registered here later fire after them at equal due times.
+    public func importTimers(_ timers: [(due: Nanos, token: UInt64)], target: TimerTarget) {
+        for index in timers.indices.dropFirst() {
+            precondition(timers[index - 1].due <= timers[index].due, "timers are imported in firing order")
+        }
+        for timer in timers { schedule(at: timer.due, target: target, token: timer.token) }
+    }
+
+    /// Moves `now` forward to `t` without firing anything (restoring a snapshot into a fresh clock).
+    /// Precondition: no timer is pending and `t >= now`.
+    public func resume(at t: Nanos) {
+        precondition(timers.isEmpty, "resume(at:) is for a fresh clock, before timers are imported")
+        precondition(t >= now, "time never goes back")
+        now = t
+    }
 }
 
 /// Wall time, for drivers only: pacing at N×, progress, wall-time figures, and stamping receive

@@ -7,8 +7,15 @@ import Glibc
 /// A node downstream of the built-in ones (e.g. the model's inference node). It sees every output the
 /// graph emits, in emission order, and may emit outputs of its own; those go to the sink right after
 /// the output that caused them (and are shown to later downstream nodes, not to itself).
+///
+/// Snapshot contract (docs/snapshot.md): `snapshot(into:)` writes all the state that later outputs
+/// depend on; `restore(from:)`, called on a freshly made node of the same type and settings, reads
+/// exactly what `snapshot` wrote (the graph checks that every byte was read) and throws
+/// `SnapshotError` on bad bytes, never traps. A node that holds no state writes nothing and reads nothing.
 public protocol DownstreamNode: AnyObject {
     func process(_ output: GraphOutput, emit: (GraphOutput) -> Void)
+    func snapshot(into writer: inout SnapshotWriter)
+    func restore(from reader: inout SnapshotReader) throws
 }
 
 /// Counters for the run summary.
@@ -18,6 +25,11 @@ public struct GraphCounters: Sendable, Equatable {
     public var bars = 0
     public var lateTicks = 0
     public var badTicks = 0
+    /// Events (trades or 1-minute bars) that reached a window of a timeframe that had already closed
+    /// and so were left out of that timeframe's bars. Reachable with bar input: a complete bar closes
+    /// its window at once, before the watermark passes it, so a repeated bar (same end) is not late
+    /// yet finds its 1m window closed. Counted once per event.
+    public var droppedEvents = 0
 }
 
 /// One open window of one (symbol, timeframe).
@@ -31,6 +43,20 @@ struct Window {
     var volumeKnown = true
 }
 
+/// Timers of the graph: the token's top bits say whose (docs/snapshot.md: tokens are in snapshots).
+enum TimerKind {
+    static let mask: UInt64 = 3 << 60
+    /// A window's close: low 16 bits = timeframe index.
+    static let window: UInt64 = 1 << 60
+    /// A rule's timer: low 16 bits = rule index.
+    static let rule: UInt64 = 2 << 60
+
+    static func token(_ kind: UInt64, symbol: SymbolID, index: Int) -> UInt64 {
+        assert(index >= 0 && index <= 0xFFFF)
+        return kind | (UInt64(symbol) << 16) | UInt64(index)
+    }
+}
+
 /// State of one (symbol, timeframe) series.
 final class Series {
     let tf: Timeframe
@@ -41,15 +67,9 @@ final class Series {
     // session VWAP over closed windows of the current UTC day
     var sessionDay: Int64 = .min
     var sessionPV = 0.0, sessionV = 0.0
-    // anomaly state
-    var lastClose = Double.nan
-    var returns: Ring
-    var volumes: Ring
     init(tf: Timeframe, index: Int, config: PipelineConfig) {
         self.tf = tf; tfIndex = index
         ind = IndicatorSet(config)
-        returns = Ring(max(config.priceSpike.window, 1))
-        volumes = Ring(max(config.volumeSpike.window, 1))
         windows.reserveCapacity(4)
     }
 }
@@ -59,16 +79,9 @@ final class SymbolState {
     let id: SymbolID
     var series: [Series]
     var maxEventTime: Nanos = .min
-    // bad tick
-    var lastPrice = Double.nan
-    var lastPriceTime: Nanos = .min
     // quotes
     var mid = Double.nan
     var spread = Double.nan
-    // stale feed
-    var lastEventClock: Nanos = .min
-    var staleTimerDue: Nanos = .min      // .min = no timer pending
-    var staleReported = false
     init(id: SymbolID, config: PipelineConfig) {
         self.id = id
         series = config.timeframes.enumerated().map { Series(tf: $0.element, index: $0.offset, config: config) }
@@ -76,8 +89,9 @@ final class SymbolState {
 }
 
 /// The processing graph: per-symbol state machines for bars, indicators and anomaly rules.
-/// Plain state, no I/O, no wall clock: time comes from `clock`, order from the caller.
-/// The same object runs under `SimulatedClock` in replay and live: time comes from the stream.
+/// Plain state, no I/O, no wall clock: time comes from `clock`, a `SimulatedClock` advanced by the
+/// stream (event receive times and clock ticks), order from the caller. Anomaly rules are nodes
+/// (`AnomalyRule`, Rules/), made from the config by `RuleRegistry`.
 ///
 /// Semantics (docs/graph.md): windows are UTC-aligned by event time; the watermark of a symbol is
 /// max(largest event time seen, clock) − allowed lateness; a window closes when the watermark reaches
@@ -85,26 +99,42 @@ final class SymbolState {
 /// below the watermark is late (side output `late_ticks`, never in a bar).
 public final class Graph: TimerTarget {
     public let config: PipelineConfig
-    public let clock: Clock
+    public let clock: SimulatedClock
     public let symbols: SymbolTable
     public let sink: GraphSink
-    public private(set) var counters = GraphCounters()
+    public internal(set) var counters = GraphCounters()
 
-    private var states: [SymbolState?] = []
-    private var nodes: [DownstreamNode] = []
-    private let lateness: Nanos
-    private let priceSpikeIndex: Int?
-    private let volumeSpikeIndex: Int?
-    private var finishing = false
+    var states: [SymbolState?] = []
+    var nodes: [DownstreamNode] = []
+    let lateness: Nanos
+    var finishing = false
 
-    private static let kindWindow: UInt64 = 1 << 60
-    private static let kindStale: UInt64 = 2 << 60
+    /// The anomaly rules in registration order, and the context each one acts through.
+    let rules: [AnomalyRule]
+    private var ruleContexts: [RuleContext] = []
+    /// Indices into `rules`: those listening to every event, to trades, and to bar closes per timeframe index.
+    private var eventRules: [Int] = []
+    private var tradeRules: [Int] = []
+    private var barRules: [[Int]] = []
+    /// The most rules a graph runs (the rule index lives in 16 bits of a timer token).
+    static let ruleCountMax = 1 << 16
 
-    public init(config: PipelineConfig, clock: Clock, symbols: SymbolTable, sink: GraphSink) {
+    public init(config: PipelineConfig, clock: SimulatedClock, symbols: SymbolTable, sink: GraphSink) {
         self.config = config; self.clock = clock; self.symbols = symbols; self.sink = sink
         lateness = config.allowedLateness
-        priceSpikeIndex = config.priceSpike.enabled ? config.timeframes.firstIndex(of: config.priceSpike.timeframe) : nil
-        volumeSpikeIndex = config.volumeSpike.enabled ? config.timeframes.firstIndex(of: config.volumeSpike.timeframe) : nil
+        rules = RuleRegistry.rules(for: config)
+        precondition(rules.count < Graph.ruleCountMax)
+        barRules = Array(repeating: [], count: config.timeframes.count)
+        for (index, rule) in rules.enumerated() {
+            ruleContexts.append(RuleContext(graph: self, ruleIndex: index))
+            if rule.hooks.contains(.events) { eventRules.append(index) }
+            if rule.hooks.contains(.trades) { tradeRules.append(index) }
+            // A rule on a timeframe that is not configured never fires (config validation refuses it).
+            if rule.hooks.contains(.barCloses), let timeframe = rule.timeframe,
+               let timeframeIndex = config.timeframes.firstIndex(of: timeframe) {
+                barRules[timeframeIndex].append(index)
+            }
+        }
     }
 
     /// Adds a downstream node (before the first event). Nodes run in the order added.
@@ -113,7 +143,7 @@ public final class Graph: TimerTarget {
     // MARK: emission
 
     @inline(__always)
-    private func emit(_ o: GraphOutput) {
+    func emit(_ o: GraphOutput) {
         if nodes.isEmpty { sink.emit(o) } else { emit(o, from: 0) }
     }
 
@@ -143,7 +173,7 @@ public final class Graph: TimerTarget {
     public func onEvent(_ e: MarketEvent) {
         let s = state(e.symbol)
         let now = clock.now
-        if config.staleFeed.enabled { touchStale(s, now: now) }
+        for index in eventRules { rules[index].onEvent(e, now: now, context: ruleContexts[index]) }
         switch e.kind {
         case .trade: onTrade(e, s, now: now)
         case .quote:
@@ -171,27 +201,25 @@ public final class Graph: TimerTarget {
                                           price: e.price, size: e.size, watermark: wm)))
             return
         }
-        if config.badTick.enabled && !s.lastPrice.isNaN && e.eventTime - s.lastPriceTime <= config.badTick.interval {
-            let dev = abs(e.price / s.lastPrice - 1) * 100
-            if dev > config.badTick.maxDeviationPct {
-                counters.badTicks += 1
-                let thr = config.badTick.maxDeviationPct
-                emit(.anomaly(AnomalyOutput(symbol: e.symbol, time: e.eventTime, rule: "bad_tick", value: dev,
-                                            threshold: thr, severity: dev > 2 * thr ? .critical : .warning)))
-                return
-            }
+        for index in tradeRules where !rules[index].acceptTrade(e, context: ruleContexts[index]) {
+            counters.badTicks += 1
+            return
         }
-        s.lastPrice = e.price
-        s.lastPriceTime = e.eventTime
         if e.eventTime > s.maxEventTime {
             s.maxEventTime = e.eventTime
             wm = watermark(s, now)
             closeDue(s, wm)
         }
+        var dropped = false
         for ser in s.series {
-            add(ser, s, start: floorTo(e.eventTime, ser.tf.nanos), price: e.price, high: e.price, low: e.price,
-                volume: e.size, pv: e.price * e.size, n: 1, volumeKnown: true, completeAt: nil)
+            let added = add(ser, s, start: floorTo(e.eventTime, ser.tf.nanos), price: e.price, high: e.price,
+                            low: e.price, volume: e.size, pv: e.price * e.size, n: 1, volumeKnown: true,
+                            completeAt: nil)
+            if !added { dropped = true }
         }
+        // Unreachable for trades alone (windows close at the watermark and this trade is not late); reachable
+        // when bar input on the same symbol closed a window early. Counted, never silent.
+        if dropped { counters.droppedEvents += 1 }
     }
 
     /// A 1-minute bar (eventTime = bar end). It passes through as the 1m bar and builds larger ones;
@@ -213,11 +241,14 @@ public final class Graph: TimerTarget {
         }
         let volKnown = !e.size.isNaN
         let typical = (e.high + e.low + e.price) / 3
+        var dropped = false
         for ser in s.series where ser.tf.nanos >= TimeUtil.nsPerMinute && ser.tf.nanos % TimeUtil.nsPerMinute == 0 {
-            add(ser, s, start: floorTo(barStart, ser.tf.nanos), price: e.open, high: e.high, low: e.low, close: e.price,
-                volume: volKnown ? e.size : 0, pv: volKnown ? typical * e.size : 0, n: 1, volumeKnown: volKnown,
-                completeAt: e.eventTime)
+            let added = add(ser, s, start: floorTo(barStart, ser.tf.nanos), price: e.open, high: e.high, low: e.low,
+                            close: e.price, volume: volKnown ? e.size : 0, pv: volKnown ? typical * e.size : 0, n: 1,
+                            volumeKnown: volKnown, completeAt: e.eventTime)
+            if !added { dropped = true }
         }
+        if dropped { counters.droppedEvents += 1 }
         closeDue(s, wm)
     }
 
@@ -229,24 +260,27 @@ public final class Graph: TimerTarget {
 
     /// Adds a trade (or a 1-minute bar) to the series' window starting at `start`, opening it if
     /// needed. `completeAt`: for bar input, the input bar's end; a window whose end it reaches is
-    /// complete and closes at once.
+    /// complete and closes at once. Returns false, adding nothing, when that window already closed
+    /// (the caller counts it in `droppedEvents`).
     @inline(__always)
     private func add(_ ser: Series, _ s: SymbolState, start: Nanos, price: Double, high: Double, low: Double,
-                     close: Double? = nil, volume: Double, pv: Double, n: Int, volumeKnown: Bool, completeAt: Nanos?) {
+                     close: Double? = nil, volume: Double, pv: Double, n: Int, volumeKnown: Bool,
+                     completeAt: Nanos?) -> Bool {
         var idx = ser.windows.count - 1
         while idx >= 0 && ser.windows[idx].start > start { idx -= 1 }
         if idx < 0 || ser.windows[idx].start != start {
-            if start < ser.closedUpTo { return }  // cannot happen: late events are filtered by the watermark
+            if start < ser.closedUpTo { return false }
             let end = start + ser.tf.nanos
             ser.windows.insert(Window(start: start, end: end, open: price), at: idx + 1)
             idx += 1
             clock.schedule(at: end &+ lateness, target: self,
-                           token: Graph.kindWindow | (UInt64(s.id) << 16) | UInt64(ser.tfIndex))
+                           token: TimerKind.token(TimerKind.window, symbol: s.id, index: ser.tfIndex))
         }
         ser.windows[idx].update(high: high, low: low, close: close ?? price, volume: volume, pv: pv, n: n, volumeKnown: volumeKnown)
         if let c = completeAt, c >= ser.windows[idx].end, idx == 0 {
             closeWindows(ser, s, upTo: ser.windows[idx].end)
         }
+        return true
     }
 
     /// Closes every window of the symbol whose end is at or before `wm`, per timeframe in order.
@@ -268,8 +302,9 @@ public final class Graph: TimerTarget {
         ser.closedUpTo = w.end
         let vol = w.volumeKnown ? w.volume : .nan
         let vwap = (w.volumeKnown && w.volume > 0) ? w.pv / w.volume : .nan
-        emit(.bar(BarOutput(symbol: s.id, timeframe: ser.tf, start: w.start, end: w.end, open: w.open, high: w.high,
-                            low: w.low, close: w.close, volume: vol, vwap: vwap, trades: w.count)))
+        let bar = BarOutput(symbol: s.id, timeframe: ser.tf, start: w.start, end: w.end, open: w.open, high: w.high,
+                            low: w.low, close: w.close, volume: vol, vwap: vwap, trades: w.count)
+        emit(.bar(bar))
         var io = IndicatorOutput(symbol: s.id, timeframe: ser.tf, end: w.end)
         ser.ind.update(w.close, into: &io)
         let day = w.start / 86_400_000_000_000
@@ -277,56 +312,14 @@ public final class Graph: TimerTarget {
         if w.volumeKnown { ser.sessionPV += w.pv; ser.sessionV += w.volume }
         io.sessionVwap = ser.sessionV > 0 ? ser.sessionPV / ser.sessionV : .nan
         emit(.indicators(io))
-        // Anomaly rules on bar closes.
-        if ser.tfIndex == priceSpikeIndex {
-            if !ser.lastClose.isNaN && ser.lastClose > 0 && w.close > 0 {
-                let r = log(w.close / ser.lastClose)
-                if ser.returns.isFull {
-                    var mean = 0.0
-                    for i in 0..<ser.returns.count { mean += ser.returns.back(i) }
-                    mean /= Double(ser.returns.count)
-                    var v = 0.0
-                    for i in 0..<ser.returns.count { let d = ser.returns.back(i) - mean; v += d * d }
-                    let sd = (v / Double(ser.returns.count - 1)).squareRoot()
-                    if sd > 0 {
-                        let z = (r - mean) / sd
-                        let thr = config.priceSpike.z
-                        if abs(z) > thr {
-                            emit(.anomaly(AnomalyOutput(symbol: s.id, time: w.end, rule: "price_spike", value: z,
-                                                        threshold: thr, severity: abs(z) > 2 * thr ? .critical : .warning)))
-                        }
-                    }
-                }
-                _ = ser.returns.push(r)
-            }
+        // Anomaly rules on bar closes of this timeframe, in registration order.
+        for index in barRules[ser.tfIndex] {
+            rules[index].onBarClose(bar, volumeKnown: w.volumeKnown, context: ruleContexts[index])
         }
-        if ser.tfIndex == volumeSpikeIndex && w.volumeKnown {
-            if ser.volumes.isFull {
-                var vals = ser.volumes.values
-                vals.sort()
-                let n = vals.count
-                let median = n % 2 == 1 ? vals[n / 2] : (vals[n / 2 - 1] + vals[n / 2]) / 2
-                let thr = config.volumeSpike.k * median
-                if median > 0 && w.volume > thr {
-                    emit(.anomaly(AnomalyOutput(symbol: s.id, time: w.end, rule: "volume_spike", value: w.volume,
-                                                threshold: thr, severity: w.volume > 2 * thr ? .critical : .warning)))
-                }
-            }
-            _ = ser.volumes.push(w.volume)
-        }
-        ser.lastClose = w.close
     }
 
-    // MARK: stale feed
-
-    @inline(__always)
-    private func touchStale(_ s: SymbolState, now: Nanos) {
-        s.lastEventClock = now
-        s.staleReported = false
-        if s.staleTimerDue == .min {
-            s.staleTimerDue = now + config.staleFeed.after
-            clock.schedule(at: s.staleTimerDue, target: self, token: Graph.kindStale | (UInt64(s.id) << 16))
-        }
+    func scheduleRuleTimer(at due: Nanos, symbol: SymbolID, rule: Int) {
+        clock.schedule(at: due, target: self, token: TimerKind.token(TimerKind.rule, symbol: symbol, index: rule))
     }
 
     // MARK: timers
@@ -334,22 +327,18 @@ public final class Graph: TimerTarget {
     public func onTimer(token: UInt64, now: Nanos) {
         if finishing { return }   // after end of input no timer (stale feed, window) fires
         let id = SymbolID((token >> 16) & 0xFFFF_FFFF)
-        guard Int(id) < states.count, let s = states[Int(id)] else { return }
-        if token & (3 << 60) == Graph.kindWindow {
-            closeDue(s, watermark(s, now))
-        } else {
-            // Lazy rescheduling: one pending timer per symbol, moved forward when events came meanwhile.
-            s.staleTimerDue = .min
-            let due = s.lastEventClock + config.staleFeed.after
-            if due > now {
-                s.staleTimerDue = due
-                clock.schedule(at: due, target: self, token: Graph.kindStale | (UInt64(s.id) << 16))
-            } else if !s.staleReported {
-                s.staleReported = true
-                let gap = Double(now - s.lastEventClock) / 1e9
-                emit(.anomaly(AnomalyOutput(symbol: s.id, time: now, rule: "stale_feed", value: gap,
-                                            threshold: Double(config.staleFeed.after) / 1e9, severity: .warning)))
+        let index = Int(token & 0xFFFF)
+        switch token & TimerKind.mask {
+        case TimerKind.window:
+            guard Int(id) < states.count, let s = states[Int(id)] else {
+                preconditionFailure("a window timer belongs to a symbol with state")
             }
+            closeDue(s, watermark(s, now))
+        case TimerKind.rule:
+            precondition(index < rules.count && rules[index].hooks.contains(.timers), "a rule timer names its rule")
+            rules[index].onTimer(symbol: id, now: now, context: ruleContexts[index])
+        default:
+            preconditionFailure("unknown timer token \(token)")
         }
     }
 

@@ -26,6 +26,29 @@ struct Ring {
     var isFull: Bool { count == capacity }
     /// Values oldest first.
     var values: [Double] { (0..<count).map { back(count - 1 - $0) } }
+
+    /// Snapshot: capacity, head, count, then the whole buffer (so positions are restored exactly).
+    func snapshot(into writer: inout SnapshotWriter) {
+        writer.appendCount(capacity)
+        writer.appendCount(head)
+        writer.appendCount(count)
+        for value in buf { writer.append(value) }
+    }
+
+    /// Reads a ring written by `snapshot`; refuses one of another capacity than the config's.
+    init(from reader: inout SnapshotReader, capacity expected: Int) throws {
+        let capacity = try reader.readCount()
+        guard capacity == expected else { throw reader.error("ring capacity \(capacity), config says \(expected)") }
+        let head = try reader.readCount()
+        let count = try reader.readCount()
+        guard head < capacity && count <= capacity else {
+            throw reader.error("ring head \(head) / count \(count) out of range")
+        }
+        self.init(capacity)
+        for index in 0..<capacity { buf[index] = try reader.readDouble() }
+        self.head = head
+        self.count = count
+    }
 }
 
 /// TA-Lib SMA: a running total; first value after `n` inputs.
@@ -42,6 +65,14 @@ struct SMA {
         let out = total / Double(n)
         total -= ring.back(n - 1)
         return out
+    }
+    func snapshot(into writer: inout SnapshotWriter) {
+        ring.snapshot(into: &writer)
+        writer.append(total)
+    }
+    mutating func restore(from reader: inout SnapshotReader) throws {
+        ring = try Ring(from: &reader, capacity: n)
+        total = try reader.readDouble()
     }
 }
 
@@ -60,6 +91,16 @@ struct EMA {
         if seen == n { seedSum += x; value = seedSum / Double(n); return value }
         value = ((x - value) * k) + value
         return value
+    }
+    func snapshot(into writer: inout SnapshotWriter) {
+        writer.append(seedSum)
+        writer.appendCount(seen)
+        writer.append(value)
+    }
+    mutating func restore(from reader: inout SnapshotReader) throws {
+        seedSum = try reader.readDouble()
+        seen = try reader.readCount(minimumElementBytes: 0)
+        value = try reader.readDouble()
     }
 }
 
@@ -87,6 +128,18 @@ struct RSI {
         }
         let s = gain + loss
         return RSI.isZero(s) ? 0 : 100.0 * (gain / s)
+    }
+    func snapshot(into writer: inout SnapshotWriter) {
+        writer.append(prev)
+        writer.append(gain)
+        writer.append(loss)
+        writer.appendCount(seen)
+    }
+    mutating func restore(from reader: inout SnapshotReader) throws {
+        prev = try reader.readDouble()
+        gain = try reader.readDouble()
+        loss = try reader.readDouble()
+        seen = try reader.readCount(minimumElementBytes: 0)
     }
 }
 
@@ -131,6 +184,32 @@ struct MACD {
         else { signalV = ((m - signalV) * kSignal) + signalV }
         return (m, signalV, m - signalV)
     }
+    func snapshot(into writer: inout SnapshotWriter) {
+        writer.appendCount(first.count)
+        for value in first { writer.append(value) }
+        writer.append(fastV)
+        writer.append(slowV)
+        writer.appendCount(seen)
+        writer.append(signalSeed)
+        writer.appendCount(macdSeen)
+        writer.append(signalV)
+    }
+    mutating func restore(from reader: inout SnapshotReader) throws {
+        let firstCount = try reader.readCount(minimumElementBytes: 8, limit: slow)
+        var restored: [Double] = []
+        restored.reserveCapacity(slow)
+        for _ in 0..<firstCount { restored.append(try reader.readDouble()) }
+        first = restored
+        fastV = try reader.readDouble()
+        slowV = try reader.readDouble()
+        seen = try reader.readCount(minimumElementBytes: 0)
+        signalSeed = try reader.readDouble()
+        macdSeen = try reader.readCount(minimumElementBytes: 0)
+        signalV = try reader.readDouble()
+        guard seen >= slow || first.count == seen else {
+            throw reader.error("MACD seed holds \(first.count) of \(seen) values")
+        }
+    }
 }
 
 /// TA-Lib BBANDS with SMA: middle = SMA; stddev from a running sum of squares minus the squared
@@ -155,6 +234,16 @@ struct Bollinger {
         let d = sd * k
         return (mid, mid + d, mid - d)
     }
+    func snapshot(into writer: inout SnapshotWriter) {
+        sma.snapshot(into: &writer)
+        ring.snapshot(into: &writer)
+        writer.append(total2)
+    }
+    mutating func restore(from reader: inout SnapshotReader) throws {
+        try sma.restore(from: &reader)
+        ring = try Ring(from: &reader, capacity: n)
+        total2 = try reader.readDouble()
+    }
 }
 
 /// All indicators of one (symbol, timeframe) series.
@@ -175,5 +264,20 @@ struct IndicatorSet {
         o.rsi = rsi.update(close)
         (o.macd, o.macdSignal, o.macdHist) = macd.update(close)
         (o.bbMiddle, o.bbUpper, o.bbLower) = bb.update(close)
+    }
+    /// Snapshot of every indicator's running state, in declaration order (docs/snapshot.md).
+    func snapshot(into writer: inout SnapshotWriter) {
+        sma.snapshot(into: &writer)
+        ema.snapshot(into: &writer)
+        rsi.snapshot(into: &writer)
+        macd.snapshot(into: &writer)
+        bb.snapshot(into: &writer)
+    }
+    mutating func restore(from reader: inout SnapshotReader) throws {
+        try sma.restore(from: &reader)
+        try ema.restore(from: &reader)
+        try rsi.restore(from: &reader)
+        try macd.restore(from: &reader)
+        try bb.restore(from: &reader)
     }
 }

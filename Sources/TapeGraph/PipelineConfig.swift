@@ -76,6 +76,15 @@ public struct PipelineConfig: Sendable, Equatable {
         if timeframes.isEmpty { throw ConfigError(source: source, key: "timeframes", message: "at least one timeframe") }
         if Set(timeframes).count != timeframes.count { throw ConfigError(source: source, key: "timeframes", message: "duplicate timeframe") }
         if macdFast >= macdSlow { throw ConfigError(source: source, key: "indicators.macd", message: "fast (\(macdFast)) must be below slow (\(macdSlow))") }
+        // A bar-close rule on a timeframe that is not configured would never fire: refuse it.
+        let configured = timeframes.map(\.description).joined(separator: ", ")
+        let barRules = [("anomalies.price_spike.timeframe", priceSpike.enabled, priceSpike.timeframe),
+                        ("anomalies.volume_spike.timeframe", volumeSpike.enabled, volumeSpike.timeframe)]
+        for (key, enabled, timeframe) in barRules where enabled && !timeframes.contains(timeframe) {
+            throw ConfigError(source: source, key: key,
+                              message: "\(timeframe) is not one of the configured timeframes (\(configured)); "
+                                       + "add it to timeframes or disable the rule")
+        }
     }
 
     /// Stable text of every setting (hashed into the run's `config_hash`).

@@ -114,6 +114,60 @@ public final class FeatureBuilder: GraphSink, DownstreamNode {
         if let r = consume(output) { onRow?(r) }
     }
 
+    /// Snapshot (docs/snapshot.md): per (symbol, timeframe), sorted by symbol then timeframe: the close
+    /// and volume rings with their counts, and the bar waiting for its indicators.
+    public func snapshot(into writer: inout SnapshotWriter) {
+        let keys = states.keys.sorted { ($0.symbol, $0.seconds) < ($1.symbol, $1.seconds) }
+        writer.appendCount(keys.count)
+        for key in keys {
+            guard let state = states[key] else { preconditionFailure("a sorted key is in the table") }
+            writer.append(UInt32(key.symbol))
+            writer.append(key.seconds)
+            writer.appendCount(state.nCloses)
+            for close in state.closes { writer.append(close) }
+            writer.appendCount(state.nVols)
+            for volume in state.vols { writer.append(volume) }
+            writer.append(state.pending != nil)
+            if let bar = state.pending { FeatureBuilder.write(bar, &writer) }
+        }
+    }
+
+    public func restore(from reader: inout SnapshotReader) throws {
+        let stateBytesMin = 8 * (FeatureBuilder.closeRing + FeatureBuilder.volumeWindow)
+        let count = try reader.readCount(minimumElementBytes: stateBytesMin)
+        var restored: [Key: State] = [:]
+        for _ in 0..<count {
+            let key = Key(symbol: try reader.readUInt32(), seconds: try reader.readInt64())
+            let state = State()
+            state.nCloses = try reader.readCount(minimumElementBytes: 0)
+            for index in 0..<FeatureBuilder.closeRing { state.closes[index] = try reader.readDouble() }
+            state.nVols = try reader.readCount(minimumElementBytes: 0)
+            for index in 0..<FeatureBuilder.volumeWindow { state.vols[index] = try reader.readDouble() }
+            if try reader.readBool() { state.pending = try FeatureBuilder.readBar(&reader) }
+            guard restored.updateValue(state, forKey: key) == nil else { throw reader.error("feature state repeated") }
+        }
+        states = restored
+    }
+
+    static func write(_ bar: BarOutput, _ writer: inout SnapshotWriter) {
+        writer.append(UInt32(bar.symbol))
+        writer.append(bar.timeframe.seconds)
+        writer.append(bar.start)
+        writer.append(bar.end)
+        for value in [bar.open, bar.high, bar.low, bar.close, bar.volume, bar.vwap] { writer.append(value) }
+        writer.append(Int64(bar.trades))
+    }
+
+    static func readBar(_ reader: inout SnapshotReader) throws -> BarOutput {
+        let symbol = try reader.readUInt32()
+        let seconds = try reader.readInt64()
+        guard seconds > 0 else { throw reader.error("bar timeframe of \(seconds) s") }
+        return BarOutput(symbol: symbol, timeframe: Timeframe(seconds: seconds), start: try reader.readInt64(),
+                         end: try reader.readInt64(), open: try reader.readDouble(), high: try reader.readDouble(),
+                         low: try reader.readDouble(), close: try reader.readDouble(), volume: try reader.readDouble(),
+                         vwap: try reader.readDouble(), trades: Int(try reader.readInt64()))
+    }
+
     private func state(_ k: Key) -> State {
         if let s = states[k] { return s }
         let s = State()

@@ -51,6 +51,18 @@ public final class InferenceNode: DownstreamNode {
         throw ModelError("model feature list does not match FeatureBuilder: " + parts.joined(separator: "; "))
     }
 
+    /// Snapshot: the feature builder's state and the error count. The model itself is not in it (the
+    /// restored graph is built with the same model; the config hash does not cover it).
+    public func snapshot(into writer: inout SnapshotWriter) {
+        builder.snapshot(into: &writer)
+        writer.appendCount(errors)
+    }
+
+    public func restore(from reader: inout SnapshotReader) throws {
+        try builder.restore(from: &reader)
+        errors = try reader.readCount(minimumElementBytes: 0)
+    }
+
     public func process(_ output: GraphOutput, emit: (GraphOutput) -> Void) {
         guard let bar = builder.consume(output, into: buffer) else { return }
         if let e = ensemble {

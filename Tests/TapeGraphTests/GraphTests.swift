@@ -99,6 +99,8 @@ final class GraphTests: XCTestCase {
             func process(_ o: GraphOutput, emit: (GraphOutput) -> Void) {
                 if case .indicators(let i) = o { emit(.prediction(PredictionOutput(symbol: i.symbol, timeframe: i.timeframe, end: i.end, prediction: 0.5))) }
             }
+            func snapshot(into writer: inout SnapshotWriter) {}
+            func restore(from reader: inout SnapshotReader) throws {}
         }
         let (g, clock, sink, x) = make()
         g.addNode(Echo())
