@@ -17,6 +17,9 @@ public struct EngineSettings {
     public var extraNodes: [DownstreamNode] = []
     /// How many delivered items between two looks at the sinks' health and the driver's checkpoint.
     public var checkInterval: Int = 4096
+    /// Stop before the first item whose receive time is at or after this (stream time); the item stays
+    /// unconsumed, so a run continuing from this run's checkpoint starts with it. nil = run to the end.
+    public var stopAtReceive: Nanos? = nil
 
     public init(config: PipelineConfig = PipelineConfig()) { self.config = config }
 }
@@ -52,6 +55,8 @@ public enum EngineStop: Equatable, Sendable {
     case stoppedByDriver
     /// A sink failed (its name); nothing more was delivered. `Engine.sinkFailures` has the errors.
     case sinkFailed(String)
+    /// The next item's receive time reached `EngineSettings.stopAtReceive`.
+    case reachedStopTime
 }
 
 /// What the engine counted. Stream times are receive times; event times are exchange times.
@@ -88,7 +93,10 @@ public final class Engine {
     public let digest: DigestSink
     /// Sinks that may fail, checked every `checkInterval` items and at the end.
     public let engineSinks: [EngineSink]
-    public private(set) var counters = EngineCounters()
+    public internal(set) var counters = EngineCounters()
+    /// Items pulled so far per source index (`MarketEvent.source`), delivered or filtered: the input
+    /// position a checkpoint records and a continuing run skips.
+    public internal(set) var positions: [UInt64] = []
     /// Errors of failed sinks, by sink name, in the order they were found.
     public private(set) var sinkFailures: [(sink: String, error: any Error)] = []
 
@@ -142,7 +150,15 @@ public final class Engine {
     /// Filters and delivers one item (the whole per-item path, for drivers that push).
     @inline(__always)
     public func process(_ event: MarketEvent) {
+        advancePosition(event.source)
         if accepts(event) { deliver(event) } else { counters.filtered += 1 }
+    }
+
+    @inline(__always)
+    private func advancePosition(_ source: UInt32) {
+        let index = Int(source)
+        if index >= positions.count { positions.append(contentsOf: repeatElement(0, count: index + 1 - positions.count)) }
+        positions[index] &+= 1
     }
 
     /// Pulls items from `source` until it ends, the driver stops the run, or a sink fails.
@@ -150,10 +166,13 @@ public final class Engine {
         var event = MarketEvent()
         let paces = driver.paces
         let interval = settings.checkInterval
+        let stopAt = settings.stopAtReceive ?? .max
         var sinceCheck = 0
         while true {
             switch source.next(&event) {
             case .event:
+                if event.receiveTime >= stopAt { return .reachedStopTime }
+                advancePosition(event.source)
                 if !accepts(event) { counters.filtered += 1; continue }
                 if paces { driver.willDeliver(receiveTime: event.receiveTime) }
                 deliver(event)

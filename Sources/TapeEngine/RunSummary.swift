@@ -84,7 +84,7 @@ public struct RunSummary: Codable, Sendable {
     public var lastEventNs: Int64?
     public var firstReceiveNs: Int64?
     public var lastReceiveNs: Int64?
-    /// Why the run stopped: `end_of_stream`, `stopped`, `sink_failed`.
+    /// Why the run stopped: `end_of_stream`, `stopped`, `sink_failed`, `stop_time` (`--stop-at`).
     public var stop: String
     public var sinkFailures: [SinkFailureSummary]
     /// The snapshot the run continued from / ended in, if any.
@@ -180,6 +180,7 @@ extension Engine {
         case .endOfStream: stopName = "end_of_stream"
         case .stoppedByDriver: stopName = "stopped"
         case .sinkFailed: stopName = "sink_failed"
+        case .reachedStopTime: stopName = "stop_time"
         }
         return RunSummary(
             tapeVersion: tapeVersion, digest: digest.hexDigest, digestsBySymbol: digest.digestsBySymbol,

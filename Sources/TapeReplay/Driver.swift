@@ -26,21 +26,48 @@ public func runReplay(_ options: ReplayOptions) throws -> ReplaySummary {
     let symbols = SymbolTable()
     let rejectWriter: LineWriter = try options.makeRejectsWriter(runDir)
     let rejects = RejectLog(writer: rejectWriter, printLimit: options.quiet ? 0 : 5, printer: options.messagePrinter)
-
-    // Open every input first: an unusable one stops the run before anything is written but the folder.
-    let sources = try openInputs(options, symbols: symbols, rejects: rejects)
-    let inputSizes = options.inputs.map { FS.fileSize($0) ?? 0 }
-    let merged = MergedSource(sources)
+    let readerRejects = MutableRejects(rejects)
 
     let folder = try RunFolderSink(directory: runDir, symbols: symbols,
                                    withPredictions: !options.engine.extraNodes.isEmpty)
     let engine = Engine(settings: options.engine, symbols: symbols, sinks: [folder] + options.extraSinks)
+    // A continued run restores before any reader interns a name (ids must mean what they meant).
+    if let path = options.snapshotIn {
+        guard let bytes = FileManager.default.contents(atPath: path) else {
+            throw UnusableInput("\(path): cannot read snapshot")
+        }
+        do { try engine.restore(checkpoint: Array(bytes)) } catch { throw UnusableInput("\(path): \(error)") }
+        guard engine.positions.count <= options.inputs.count else {
+            throw UnusableInput("\(path): the snapshot was taken on \(engine.positions.count) inputs, "
+                                + "this run has \(options.inputs.count)")
+        }
+    }
+
+    // Open every input first: an unusable one stops the run before anything is written but the folder.
+    let opened = try openInputs(options, symbols: symbols, rejects: readerRejects)
+    let skipping = opened.enumerated().map { index, source in
+        SkippingSource(source, count: index < engine.positions.count ? engine.positions[index] : 0,
+                       skipping: { readerRejects.muted = $0 })
+    }
+    let sources: [EventSource] = options.snapshotIn == nil ? opened : skipping
+    let inputSizes = options.inputs.map { FS.fileSize($0) ?? 0 }
+    let merged = MergedSource(sources)
     let pacer = ReplayPacer(speed: options.speed, pause: options.pause,
                             progress: Progress(enabled: !options.quiet && isatty(2) == 1,
                                                totalBytes: inputSizes.reduce(0, +),
                                                sources: sources))
     let stop = engine.run(merged, driver: pacer)
-    if stop == .endOfStream { engine.finish() }
+    if let short = skipping.first(where: { $0.missing > 0 }), options.snapshotIn != nil {
+        throw UnusableInput("\(short.name): ended \(short.missing) items before the position in \(options.snapshotIn!)"
+                            + " (not the input the snapshot was taken on)")
+    }
+    if let path = options.snapshotOut {
+        // The run ends in a checkpoint: open windows stay open in it, for the run that continues.
+        do { try Data(engine.checkpoint()).write(to: URL(fileURLWithPath: path), options: .atomic) }
+        catch { throw UnusableInput("\(path): cannot write snapshot: \(error)") }
+    } else if stop == .endOfStream {
+        engine.finish()
+    }
     pacer.progress.finish()
     let sinkFailures = engine.close()
     folder.close()
@@ -63,6 +90,8 @@ public func runReplay(_ options: ReplayOptions) throws -> ReplaySummary {
                             format: source.formatName, lines: stats.lines, events: stats.events,
                             rejected: stats.rejected, skipped: stats.skipped, bytes: inputSizes[index])
     }
+    summary.snapshotIn = options.snapshotIn
+    summary.snapshotOut = options.snapshotOut
     switch options.speed {
     case .max: summary.speed = "max"
     case .factor(let factor): summary.speed = Numbers.format(factor)
@@ -71,6 +100,16 @@ public func runReplay(_ options: ReplayOptions) throws -> ReplaySummary {
         : rejects.total > 0 ? TapeExit.inputRejected : TapeExit.clean
     try summary.write(to: "\(runDir)/summary.json")
     return ReplaySummary(runDir: runDir, summary: summary)
+}
+
+/// The readers' reject handler: forwards to the run's reject log, except while a continued run skips
+/// the items its checkpoint covers (those records were reported by the run that took it).
+final class MutableRejects: RejectHandler {
+    let log: RejectLog
+    var muted = false
+    init(_ log: RejectLog) { self.log = log }
+    func reject(_ reject: Reject) { if !muted { log.reject(reject) } }
+    func skipped(_ what: String, count: Int) { if !muted { log.skipped(what, count: count) } }
 }
 
 /// Opens every input of a run (in command-line order: the merge tie-break after receive time).

@@ -111,6 +111,15 @@ struct ReplayCommand: ParsableCommand {
     @Flag(help: "Do not write the HTML report.")
     var noReport = false
 
+    @Option(help: "Continue from this checkpoint (graph state + input position) of an earlier run on the same inputs.")
+    var snapshotIn: String?
+
+    @Option(help: "End in a checkpoint written here: open windows stay open in it, for a run that continues with --snapshot-in.")
+    var snapshotOut: String?
+
+    @Option(help: "Stop before the first item whose receive time is at or after this (ISO-8601 UTC or integer ns).")
+    var stopAt: String?
+
     mutating func run() throws {
         var inputs = input.inputs
         if inputs.isEmpty {
@@ -134,6 +143,14 @@ struct ReplayCommand: ParsableCommand {
         o.outDir = out
         o.quiet = quiet
         o.interactive = true
+        o.snapshotIn = snapshotIn
+        o.snapshotOut = snapshotOut
+        if let stopAt {
+            guard let time = TimeUtil.parseUserTime(stopAt) else {
+                throw ValidationError("--stop-at '\(stopAt)': expected ISO-8601 UTC or integer ns")
+            }
+            o.engine.stopAtReceive = time
+        }
         let s: ReplaySummary
         do { s = try runReplay(o) }
         catch let e as UnusableInput { fail(e.description, code: TapeExit.unusableInput) }

@@ -5,6 +5,7 @@ import TapeClock
 import TapeGraph
 import TapeModel
 import TapeRecordings
+import TapeSources
 
 /// Graph snapshot → restore → continue equals an uninterrupted run. The reference is the uninterrupted
 /// run of the same events: its outputs must equal the outputs up to the split point followed by the
@@ -34,7 +35,7 @@ final class GraphSnapshotTests: XCTestCase {
         let source = try openSource(path: path, format: nil, options: options)
         var events: [MarketEvent] = []
         var event = MarketEvent()
-        while source.next(&event) { events.append(event) }
+        while source.next(&event) == .event { events.append(event) }
         return Recording(name: (path as NSString).lastPathComponent, events: events, symbols: symbols)
     }
 
