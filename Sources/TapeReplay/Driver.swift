@@ -34,7 +34,8 @@ public func runReplay(_ o: ReplayOptions) throws -> ReplaySummary {
 
     let digest = DigestSink(symbols: symbols)
     let folder = try RunFolderSink(directory: runDir, symbols: symbols, withPredictions: !o.extraNodes.isEmpty)
-    let fanout = SinkFanout([digest, folder] + o.extraSinks)
+    let runOutput = RunOutputSink(symbols: symbols, digest: digest, folder: folder)
+    let fanout = SinkFanout([runOutput] + o.extraSinks)
     let clock = SimulatedClock(start: 0)
     let graph = Graph(config: o.config, clock: clock, symbols: symbols, sink: fanout)
     for n in o.extraNodes { graph.addNode(n) }
@@ -67,6 +68,8 @@ public func runReplay(_ o: ReplayOptions) throws -> ReplaySummary {
             sinceCheck = 0
             if o.pause.maybePaused { paceOrigin += o.pause.waitIfPaused() }
             if progress.enabled { progress.maybePrint(delivered: delivered, simTime: e.receiveTime, sources: sources) }
+            try OutputFailed.check([runOutput])
+            if let failure = rejects.failure { throw OutputFailed(sink: rejects.name, underlying: failure) }
         }
         clock.advance(to: e.receiveTime)
         graph.onEvent(e)
@@ -77,8 +80,10 @@ public func runReplay(_ o: ReplayOptions) throws -> ReplaySummary {
     }
     graph.finish()
     progress.finish()
-    folder.close()
-    rejects.close()
+    var rejectsFailure: OutputFailed? = nil
+    do { try rejects.close() } catch { rejectsFailure = OutputFailed(sink: rejects.name, underlying: error) }
+    try OutputFailed.closeAll([runOutput])
+    if let rejectsFailure { throw rejectsFailure }
 
     let wall = Double(LiveClock.wallNanos() - wallStart) / 1e9
     var ticksIn = 0, lines = 0
@@ -88,7 +93,8 @@ public func runReplay(_ o: ReplayOptions) throws -> ReplaySummary {
     let summary = ReplaySummary(runDir: runDir, digest: digest.hexDigest, ticksIn: ticksIn, ticksRejected: rejected,
                                 rejectsByReason: rejects.byReason, skipped: rejects.skips, eventsOut: digest.count,
                                 eventsOutByKind: digest.countByKind, wallSeconds: wall,
-                                ticksPerSecond: wall > 0 ? Double(ticksIn) / wall : 0, exitCode: exit)
+                                ticksPerSecond: wall > 0 ? Double(ticksIn) / wall : 0, exitCode: exit,
+                                digestsBySymbol: digest.digestsBySymbol)
 
     // summary.json
     let speedText: String
@@ -117,6 +123,8 @@ public func runReplay(_ o: ReplayOptions) throws -> ReplaySummary {
         ("ticks_delivered", .int(Int64(delivered))),
         ("events_out", .int(Int64(digest.count))),
         ("events_out_by_kind", JSONValue.sortedObject(digest.countByKind)),
+        ("events_out_by_symbol", JSONValue.sortedObject(digest.countsBySymbol)),
+        ("digests_by_symbol", .object(summary.digestsBySymbol.sorted { $0.key < $1.key }.map { ($0.key, JSONValue.string($0.value)) })),
         ("wall_seconds", .number(wall)),
         ("ticks_per_second", .number(summary.ticksPerSecond.rounded())),
         ("inputs", .array(inputs)),
@@ -140,7 +148,8 @@ public func runReplay(_ o: ReplayOptions) throws -> ReplaySummary {
         ("exit_code", .int(Int64(exit))),
     ]
     obj.append(contentsOf: o.extraSummary)
-    try FS.writeText("\(runDir)/summary.json", JSONValue.object(obj).render() + "\n")
+    do { try FS.writeText("\(runDir)/summary.json", JSONValue.object(obj).render() + "\n") }
+    catch { throw OutputFailed(sink: "summary", underlying: error) }
     return summary
 }
 

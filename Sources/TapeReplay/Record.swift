@@ -31,10 +31,12 @@ public func recordFromReplay(_ o: ReplayOptions, directory: String, prefix: Stri
     var filtered = 0
     while merged.next(&e) {
         if e.eventTime < from || e.eventTime >= to || !filter.accepts(e.symbol, symbols) { filtered += 1; continue }
-        do { try writer.write(e) } catch { throw UnusableInput("\(error)") }
+        do { try writer.write(e) } catch { throw OutputFailed(sink: "recorder", underlying: error) }
     }
-    try? writer.close()
-    rejects.close()
+    var rejectsFailure: OutputFailed? = nil
+    do { try rejects.close() } catch { rejectsFailure = OutputFailed(sink: rejects.name, underlying: error) }
+    do { try writer.close() } catch { throw OutputFailed(sink: "recorder", underlying: error) }
+    if let rejectsFailure { throw rejectsFailure }
     return RecordSummary(files: writer.files, eventsWritten: writer.eventsWritten, ticksRejected: rejects.total,
                          rejectsByReason: rejects.byReason, filtered: filtered, barsRefused: writer.barsRefused)
 }

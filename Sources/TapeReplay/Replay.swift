@@ -66,6 +66,8 @@ public struct ReplaySummary: Sendable {
     public var ticksPerSecond: Double
     /// 0 clean, 3 some input rejected (see README: exit codes).
     public var exitCode: Int32
+    /// Symbol name → SHA-256 of that symbol's output lines (see `DigestSink`).
+    public var digestsBySymbol: [String: String] = [:]
 }
 
 /// Input that cannot be used at all (missing file, undetectable format): exit code 4.
@@ -83,4 +85,6 @@ public enum TapeExit {
     public static let inputRejected: Int32 = 3
     /// Input unusable: a file missing or unreadable, its format not detected, a bad config.
     public static let unusableInput: Int32 = 4
+    /// An output could not be written (disk full, I/O error, a sink failed): the run stopped; see the message.
+    public static let outputFailed: Int32 = 5
 }
