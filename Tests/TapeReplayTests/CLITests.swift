@@ -36,6 +36,23 @@ final class CLITests: XCTestCase {
         XCTAssertEqual(rc, 64)
     }
 
+    /// A full disk (a run-folder file or the reject log pointing at /dev/full, where every write fails
+    /// with ENOSPC) ends the replay with exit code 5 and a message naming the file. Before: exit
+    /// 0, a digest printed, an empty bars.csv.
+    func testFullDiskExitsWithOutputFailed() throws {
+        let spot = try Paths.captures().first { $0.hasSuffix("spot-btcusdt_20240808.gz") }!
+        for fileName in ["bars.csv", "rejects.csv.gz"] {
+            let out = Paths.tempDir("full-\(fileName)")
+            try FileManager.default.createSymbolicLink(atPath: out + "/" + fileName, withDestinationPath: "/dev/full")
+            let (rc, stdout, stderr) = try run(["replay", spot, "--out", out, "--quiet", "--no-report"])
+            XCTAssertEqual(rc, 5, fileName)
+            XCTAssertTrue(stderr.contains("\(out)/\(fileName): write failed: No space left on device"), stderr)
+            XCTAssertFalse(stdout.contains("digest"), "no success summary: \(stdout)")
+        }
+        // (The recorder never opens an existing name — it appends -1, -2 — so /dev/full cannot stand in
+        // for its file here; its GzipWriter is tested on /dev/full in WriteErrorTests.)
+    }
+
     func testSIGUSR1PausesAndResumes() throws {
         guard FileManager.default.isExecutableFile(atPath: tape) else { throw XCTSkip("tape not built") }
         let spot = try Paths.captures().first { $0.hasSuffix("spot-btcusdt_20240808.gz") }!
