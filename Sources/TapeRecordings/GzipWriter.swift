@@ -73,7 +73,9 @@ public final class GzipWriter {
             stream.next_out = output
             stream.avail_out = UInt32(GzipWriter.outputBytes)
             let result = deflate(&stream, flush)
-            if result == Z_STREAM_ERROR { throw FileWriteError(path: path, operation: "deflate", detail: "deflate failed") }
+            if result == Z_STREAM_ERROR {
+                throw FileWriteError(path: path, operation: "deflate", detail: "deflate failed")
+            }
             let produced = GzipWriter.outputBytes - Int(stream.avail_out)
             try writeAll(output, produced)
         } while stream.avail_out == 0 || (flush == Z_FINISH && stream.avail_in > 0)

@@ -124,7 +124,8 @@ public func runReplay(_ o: ReplayOptions) throws -> ReplaySummary {
         ("events_out", .int(Int64(digest.count))),
         ("events_out_by_kind", JSONValue.sortedObject(digest.countByKind)),
         ("events_out_by_symbol", JSONValue.sortedObject(digest.countsBySymbol)),
-        ("digests_by_symbol", .object(summary.digestsBySymbol.sorted { $0.key < $1.key }.map { ($0.key, JSONValue.string($0.value)) })),
+        ("digests_by_symbol", .object(summary.digestsBySymbol.sorted { $0.key < $1.key }
+            .map { ($0.key, JSONValue.string($0.value)) })),
         ("wall_seconds", .number(wall)),
         ("ticks_per_second", .number(summary.ticksPerSecond.rounded())),
         ("inputs", .array(inputs)),

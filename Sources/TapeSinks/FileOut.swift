@@ -67,7 +67,9 @@ public final class BufferedFile {
         guard writeError == nil, fileDescriptor >= 0 else { return }
         var offset = 0
         while offset < buffer.count {
-            let written = buffer.withUnsafeBytes { Glibc.write(fileDescriptor, $0.baseAddress! + offset, $0.count - offset) }
+            let written = buffer.withUnsafeBytes { bytes in
+                Glibc.write(fileDescriptor, bytes.baseAddress! + offset, bytes.count - offset)
+            }
             if written < 0 && errno == EINTR { continue }
             if written <= 0 {
                 writeError = FileWriteError(path: path, operation: "write", errnoCode: written < 0 ? errno : ENOSPC)

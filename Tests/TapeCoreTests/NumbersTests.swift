@@ -62,7 +62,9 @@ final class NumbersTests: XCTestCase {
         var mismatches = 0
         for value in values where appended(value) != Numbers.format(value) {
             mismatches += 1
-            if mismatches <= 10 { XCTFail("\(value.bitPattern): append '\(appended(value))' format '\(Numbers.format(value))'") }
+            if mismatches <= 10 {
+                XCTFail("\(value.bitPattern): append '\(appended(value))' format '\(Numbers.format(value))'")
+            }
         }
         XCTAssertEqual(mismatches, 0, "of \(values.count) values")
     }

@@ -82,7 +82,7 @@ final class AsyncSinkTests: XCTestCase {
         let counters = sink.counters
         XCTAssertEqual(counters.highWaterMark, capacity, "a slow sink fills the queue")
         // The worker frees a claimed batch at once, so the producer waits about once per `capacity` outputs.
-        XCTAssertGreaterThanOrEqual(counters.blockedEnqueues, outputCount / capacity / 2, "the producer waited for room")
+        XCTAssertGreaterThanOrEqual(counters.blockedEnqueues, outputCount / capacity / 2, "waited for room")
         // The last enqueue waits for outputCount - capacity outputs of 200 µs each; the producer's own
         // work is microseconds, so nearly all of that is blocked time (half of it asserted).
         let delayNanoseconds: Int64 = 200_000

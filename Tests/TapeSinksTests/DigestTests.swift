@@ -26,7 +26,8 @@ final class DigestTests: XCTestCase {
             let symbol = index % 3 == 0 ? eth : btc
             let timeframe = timeframes[index % timeframes.count]
             let time = Int64(index) * 60_000_000_000 - 5
-            outputs.append(.bar(BarOutput(symbol: symbol, timeframe: timeframe, start: time, end: time + timeframe.nanos,
+            let end = time + timeframe.nanos
+            outputs.append(.bar(BarOutput(symbol: symbol, timeframe: timeframe, start: time, end: end,
                                           open: value(), high: value(), low: value(), close: value(),
                                           volume: value(), vwap: value(), trades: index)))
             var indicators = IndicatorOutput(symbol: symbol, timeframe: timeframe, end: time)
@@ -84,8 +85,10 @@ final class DigestTests: XCTestCase {
         XCTAssertEqual(first.digestsBySymbol, second.digestsBySymbol)
         XCTAssertEqual(first.countsBySymbol, ["spot:BTCUSDT": 500, "spot:ETHUSDT": 300])
         // Independent reference: SHA-256 (swift-crypto) over each symbol's canonical lines in order.
-        XCTAssertEqual(first.digestsBySymbol["spot:BTCUSDT"], sha256(btcOutputs.map { $0.canonicalLine(symbols: symbols) }))
-        XCTAssertEqual(first.digestsBySymbol["spot:ETHUSDT"], sha256(ethOutputs.map { $0.canonicalLine(symbols: symbols) }))
+        let btcLines = btcOutputs.map { $0.canonicalLine(symbols: symbols) }
+        let ethLines = ethOutputs.map { $0.canonicalLine(symbols: symbols) }
+        XCTAssertEqual(first.digestsBySymbol["spot:BTCUSDT"], sha256(btcLines))
+        XCTAssertEqual(first.digestsBySymbol["spot:ETHUSDT"], sha256(ethLines))
         XCTAssertEqual(first.hexDigest, sha256(interleaved.map { $0.canonicalLine(symbols: symbols) }))
         XCTAssertEqual(first.countByKind, ["bars": 800])
     }
@@ -98,8 +101,8 @@ final class DigestTests: XCTestCase {
         let onceDirectory = temporaryDirectory("once")
         let apartDigest = DigestSink(symbols: symbols)
         let apartFolder = try RunFolderSink(directory: apartDirectory, symbols: symbols, withPredictions: true)
-        let once = RunOutputSink(symbols: symbols, digest: DigestSink(symbols: symbols),
-                                 folder: try RunFolderSink(directory: onceDirectory, symbols: symbols, withPredictions: true))
+        let onceFolder = try RunFolderSink(directory: onceDirectory, symbols: symbols, withPredictions: true)
+        let once = RunOutputSink(symbols: symbols, digest: DigestSink(symbols: symbols), folder: onceFolder)
         for output in outputs {
             apartDigest.emit(output)
             apartFolder.emit(output)

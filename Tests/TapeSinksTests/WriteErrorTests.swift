@@ -60,7 +60,8 @@ final class WriteErrorTests: XCTestCase {
         let failure = try XCTUnwrap(sink.failure)
         XCTAssertEqual("\(failure)", "\(directory)/bars.csv: write failed: No space left on device")
         XCTAssertThrowsError(try OutputFailed.closeAll([sink])) { error in
-            XCTAssertEqual("\(error)", "output failed (run-folder): \(directory)/bars.csv: write failed: No space left on device")
+            let expected = "output failed (run-folder): \(directory)/bars.csv: write failed: No space left on device"
+            XCTAssertEqual("\(error)", expected)
         }
         // The other files were closed and are complete.
         let anomalies = try String(contentsOfFile: directory + "/anomalies.csv", encoding: .utf8)
