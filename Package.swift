@@ -55,7 +55,8 @@ let package = Package(
         .testTarget(name: "TapeModelTests", dependencies: ["TapeCore", "TapeClock", "TapeGraph", "TapeModel", "TapeReplay", "TapeSinks"]),
         .testTarget(name: "TapeReportsTests", dependencies: ["TapeCore", "TapeReports", "TapeReplay", "TapeSinks"]),
         .testTarget(name: "TapeScenariosTests", dependencies: ["TapeCore", "TapeScenarios", "TapeReplay"]),
-        .testTarget(name: "TapeReplayTests", dependencies: ["TapeCore", "TapeClock", "TapeRecordings", "TapeGraph", "TapeSinks", "TapeReplay",
+        .testTarget(name: "TapeReplayTests", dependencies: ["TapeCore", "TapeClock", "TapeRecordings", "TapeGraph",
+                                                          "TapeSinks", "TapeReplay",
                                                           .product(name: "Crypto", package: "swift-crypto")]),
     ],
     // Swift 5 language mode: the graph is single-threaded by design and C interop (stderr, zlib

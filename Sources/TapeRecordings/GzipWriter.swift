@@ -28,6 +28,8 @@ public final class GzipWriter {
     private let level: Int32
     /// The first failure, if any (later calls report it).
     public private(set) var writeError: FileWriteError?
+    /// The failure has been thrown to the owner at least once (then deinit has nothing to add).
+    private var failureThrown = false
 
 
     public init(path: String, level: Int32 = 6) throws {
@@ -42,7 +44,10 @@ public final class GzipWriter {
     deinit {
         // The owner should have called close() and seen its error; if not, the error is still not hidden.
         if fileDescriptor >= 0 {
-            do { try close() } catch { fputs("tape: \(error) (gzip file released without close())\n", stderr) }
+            let alreadyThrown = failureThrown
+            do { try close() } catch {
+                if !alreadyThrown { fputs("tape: \(error) (gzip file released without close())\n", stderr) }
+            }
         }
         if memberOpen { deflateEnd(&stream) }
         output.deallocate()
@@ -96,7 +101,7 @@ public final class GzipWriter {
 
     /// Compresses `pending`; after a failure it only discards (the failure is what gets reported).
     private func compressPending() throws {
-        if let writeError { pending.removeAll(keepingCapacity: true); throw writeError }
+        if let writeError { pending.removeAll(keepingCapacity: true); failureThrown = true; throw writeError }
         if pending.isEmpty { return }
         do {
             if !memberOpen { try startMember() }
@@ -110,13 +115,18 @@ public final class GzipWriter {
         } catch let failure as FileWriteError {
             writeError = failure
             pending.removeAll(keepingCapacity: true)
+            failureThrown = true
             throw failure
         }
     }
 
     /// The non-throwing write path: the failure is kept in `writeError` and thrown by the next flush/close.
     private func compressPendingRecordingFailure() {
-        do { try compressPending() } catch { assert(writeError != nil, "every failure is recorded") }
+        let alreadyThrown = failureThrown
+        do { try compressPending() } catch {
+            assert(writeError != nil, "every failure is recorded")
+            failureThrown = alreadyThrown  // kept, not yet seen by the owner
+        }
     }
 
     /// Ends the current gzip member (if anything was written since the last flush) and hands it to
@@ -130,6 +140,7 @@ public final class GzipWriter {
             try deflateAll(Z_FINISH)
         } catch let failure as FileWriteError {
             writeError = failure
+            failureThrown = true
             throw failure
         }
         deflateEnd(&stream)
@@ -142,6 +153,7 @@ public final class GzipWriter {
         guard fileDescriptor >= 0 else { return }
         if let failure = FileWriteError.fsyncFailure(fileDescriptor, path: path) {
             writeError = failure
+            failureThrown = true
             throw failure
         }
     }
@@ -156,6 +168,6 @@ public final class GzipWriter {
             fileDescriptor = -1
         }
         if memberOpen { deflateEnd(&stream); memberOpen = false }
-        if let writeError { throw writeError }
+        if let writeError { failureThrown = true; throw writeError }
     }
 }

@@ -52,6 +52,16 @@ public func runReplay(_ o: ReplayOptions) throws -> ReplaySummary {
     let factor: Double
     switch o.speed { case .max: factor = 0; case .factor(let f): factor = f }
     var sinceCheck = 0
+    /// Closes what the run writes (every file released, fsynced) and throws the first failure: at the end,
+    /// or as soon as a sink reports one (checked every 4096 events).
+    func closeOutputs() throws {
+        var first: OutputFailed? = nil
+        do { try rejects.close() } catch { first = OutputFailed(sink: rejects.name, underlying: error) }
+        do { try OutputFailed.closeAll([runOutput]) } catch {
+            if first == nil { first = error as? OutputFailed ?? OutputFailed(sink: runOutput.name, underlying: error) }
+        }
+        if let first { throw first }
+    }
 
     while merged.next(&e) {
         if e.eventTime < from || e.eventTime >= to || !filter.accepts(e.symbol, symbols) { filtered += 1; continue }
@@ -68,8 +78,7 @@ public func runReplay(_ o: ReplayOptions) throws -> ReplaySummary {
             sinceCheck = 0
             if o.pause.maybePaused { paceOrigin += o.pause.waitIfPaused() }
             if progress.enabled { progress.maybePrint(delivered: delivered, simTime: e.receiveTime, sources: sources) }
-            try OutputFailed.check([runOutput])
-            if let failure = rejects.failure { throw OutputFailed(sink: rejects.name, underlying: failure) }
+            if runOutput.failure != nil || rejects.failure != nil { try closeOutputs() }
         }
         clock.advance(to: e.receiveTime)
         graph.onEvent(e)
@@ -80,10 +89,7 @@ public func runReplay(_ o: ReplayOptions) throws -> ReplaySummary {
     }
     graph.finish()
     progress.finish()
-    var rejectsFailure: OutputFailed? = nil
-    do { try rejects.close() } catch { rejectsFailure = OutputFailed(sink: rejects.name, underlying: error) }
-    try OutputFailed.closeAll([runOutput])
-    if let rejectsFailure { throw rejectsFailure }
+    try closeOutputs()
 
     let wall = Double(LiveClock.wallNanos() - wallStart) / 1e9
     var ticksIn = 0, lines = 0

@@ -21,6 +21,8 @@ public final class BufferedFile {
     public private(set) var writeError: FileWriteError?
     /// Bytes the kernel accepted.
     public private(set) var bytesWritten: Int64 = 0
+    /// The failure has been thrown to the owner at least once (then deinit has nothing to add).
+    private var failureThrown = false
 
 
     public init(path: String) throws {
@@ -45,7 +47,7 @@ public final class BufferedFile {
     /// Hands the buffer to the kernel; throws the first failure (this one or an earlier one).
     public func flush() throws {
         writeBuffer()
-        if let writeError { throw writeError }
+        if let writeError { failureThrown = true; throw writeError }
     }
 
     /// Flushes, `fsync`s once and closes; idempotent. Throws the first failure.
@@ -58,7 +60,7 @@ public final class BufferedFile {
             }
             fileDescriptor = -1
         }
-        if let writeError { throw writeError }
+        if let writeError { failureThrown = true; throw writeError }
     }
 
     /// Writes the buffer out, or drops it once a write has failed (the failure is what gets reported).
@@ -84,7 +86,10 @@ public final class BufferedFile {
     deinit {
         // The owner should have called close() and seen its error; if not, the error is still not hidden.
         if fileDescriptor >= 0 {
-            do { try close() } catch { fputs("tape: \(error) (file released without close())\n", stderr) }
+            let alreadyThrown = failureThrown
+            do { try close() } catch {
+                if !alreadyThrown { fputs("tape: \(error) (file released without close())\n", stderr) }
+            }
         }
     }
 }

@@ -71,8 +71,8 @@ struct BenchCommand: ParsableCommand {
         let path = shared + "/data/bars/btc-perp-20211231-20220201_1m.csv.gz"
         guard FS.exists(path) else { print("sinks: no bar file at \(path)"); return }
         let symbols = SymbolTable()
-        let source = try openSource(path: path, format: nil,
-                                    options: ReaderOptions(symbols: symbols, rejects: RejectCollector(), sourceIndex: 0))
+        let readerOptions = ReaderOptions(symbols: symbols, rejects: RejectCollector(), sourceIndex: 0)
+        let source = try openSource(path: path, format: nil, options: readerOptions)
         let clock = SimulatedClock()
         let collected = CollectingSink()
         let graph = Graph(config: PipelineConfig(), clock: clock, symbols: symbols, sink: collected)
@@ -115,7 +115,8 @@ struct BenchCommand: ParsableCommand {
 
         print(String(format: "sinks: %d real outputs (digest + per-symbol digests + CSVs): formatted once %.2f M/s "
                      + "(%.0f ns/output), as Strings twice %.2f M/s (%.0f ns/output)",
-                     outputs.count, Double(outputs.count) / onceSeconds / 1e6, onceSeconds * 1e9 / Double(outputs.count),
+                     outputs.count,
+                     Double(outputs.count) / onceSeconds / 1e6, onceSeconds * 1e9 / Double(outputs.count),
                      Double(outputs.count) / stringsSeconds / 1e6, stringsSeconds * 1e9 / Double(outputs.count)))
     }
 }

@@ -49,8 +49,20 @@ final class CLITests: XCTestCase {
             XCTAssertTrue(stderr.contains("\(out)/\(fileName): write failed: No space left on device"), stderr)
             XCTAssertFalse(stdout.contains("digest"), "no success summary: \(stdout)")
         }
-        // (The recorder never opens an existing name — it appends -1, -2 — so /dev/full cannot stand in
-        // for its file here; its GzipWriter is tested on /dev/full in WriteErrorTests.)
+    }
+
+    /// The recorder on a disk that refuses to grow a file (a 64 KiB file-size limit, SIGXFSZ ignored so
+    /// write(2) fails with EFBIG): exit 5 naming its file. Before: exit 4 (reported as unusable input).
+    /// (/dev/full cannot stand in here: the recorder never opens an existing name, it appends -1, -2.)
+    func testRecorderStopsWithOutputFailedWhenItsFileCannotGrow() throws {
+        guard FileManager.default.isExecutableFile(atPath: tape) else { throw XCTSkip("tape not built") }
+        let spot = try Paths.captures().first { $0.hasSuffix("spot-btcusdt_20240808.gz") }!
+        let out = Paths.tempDir("record-limit")
+        let (rc, _, stderr) = try sh("trap '' XFSZ; ulimit -f 64; exec '\(tape)' record --from-replay '\(spot)' "
+                                     + "--out '\(out)' --quiet")
+        XCTAssertEqual(rc, 5, stderr)
+        let expected = "output failed (recorder): \(out)/tape-20240808-23.csv.gz: write failed: File too large"
+        XCTAssertTrue(stderr.contains(expected), stderr)
     }
 
     func testSIGUSR1PausesAndResumes() throws {
