@@ -130,9 +130,75 @@ public enum Numbers {
         return s
     }
 
-    /// Appends the canonical text of `d` to a byte buffer.
+    /// Appends the canonical text of `d` (exactly the bytes of `format(d)`) to a byte buffer.
+    ///
+    /// Fast paths make no String: an integer up to 2^53 prints as its digits; any other value in
+    /// [1e-4, 1e14) whose shortest round-trip form has at most `shortDecimalDigitsMax` significant digits
+    /// prints from the integer `m = round(d × 10^k)` at the first `k` where `m / 10^k` reads back as `d`.
+    /// With at most 15 digits the grid 10^-k is more than 4 ulps wide, so at most one grid point rounds
+    /// to `d` and the floating-point product cannot pick a neighbour: the result is the unique shortest
+    /// form, which is what Swift prints. Everything else (16–17 digits, exponent forms) goes through
+    /// `Double.description`, which allocates when the text is longer than 15 bytes.
+    /// `NumbersTests` checks byte equality with `format` on millions of values.
     public static func append(_ d: Double, to out: inout [UInt8]) {
-        out.append(contentsOf: format(d).utf8)
+        if d.isNaN { return }
+        if d == 0 { out.append(UInt8(ascii: "0")); return }
+        let magnitude = d.magnitude
+        if magnitude <= integerExactMax && magnitude == magnitude.rounded(.towardZero) {
+            append(Int64(d), to: &out)
+            return
+        }
+        if magnitude >= shortDecimalMin && magnitude < shortDecimalMax && appendShortDecimal(d, to: &out) { return }
+        var text = d.description
+        text.withUTF8 { bytes in
+            var length = bytes.count
+            if length >= 2 && bytes[length - 2] == UInt8(ascii: ".") && bytes[length - 1] == UInt8(ascii: "0") {
+                length -= 2
+            }
+            out.append(contentsOf: UnsafeBufferPointer(rebasing: bytes[0..<length]))
+        }
+    }
+
+    /// Largest magnitude printed as an integer by Swift (2^53); above it Swift uses the exponent form.
+    static let integerExactMax: Double = 9_007_199_254_740_992
+    /// Swift prints magnitudes from 1e-4 in decimal notation (below: `1e-05`).
+    static let shortDecimalMin: Double = 1e-4
+    /// Upper bound of the short-decimal fast path: 15 digits with at least one fractional digit.
+    static let shortDecimalMax: Double = 1e14
+    /// Most significant digits the short-decimal fast path handles (see `append(_:to:)`).
+    static let shortDecimalDigitsMax = 15
+    static let shortDecimalMantissaLimit: Double = 1e15
+
+    private static func appendShortDecimal(_ d: Double, to out: inout [UInt8]) -> Bool {
+        let magnitude = d.magnitude
+        // m must stay below 10^15, and m >= magnitude × 10^k, so k is bounded by the magnitude.
+        for fractionDigits in 1...(shortDecimalDigitsMax + 4) {
+            let scale = pow10[fractionDigits]
+            let scaled = (magnitude * scale).rounded()
+            if scaled >= shortDecimalMantissaLimit { return false }
+            if scaled / scale == magnitude {
+                if d < 0 { out.append(UInt8(ascii: "-")) }
+                appendDecimal(mantissa: UInt64(scaled), fractionDigits: fractionDigits, to: &out)
+                return true
+            }
+        }
+        return false
+    }
+
+    /// Writes `mantissa / 10^fractionDigits` as `I.FFF` (leading `0.` and zeros when below 1).
+    private static func appendDecimal(mantissa: UInt64, fractionDigits: Int, to out: inout [UInt8]) {
+        assert(mantissa % 10 != 0, "the first k that round-trips has no trailing zero")
+        var digits: (UInt64, UInt64, UInt64, UInt64) = (0, 0, 0, 0)  // 32 bytes of scratch
+        withUnsafeMutableBytes(of: &digits) { scratch in
+            var count = 0
+            var rest = mantissa
+            while rest > 0 { scratch[count] = UInt8(48 + rest % 10); rest /= 10; count += 1 }
+            while count <= fractionDigits { scratch[count] = 48; count += 1 }  // at least one integer digit
+            var index = count
+            while index > fractionDigits { index -= 1; out.append(scratch[index]) }
+            out.append(UInt8(ascii: "."))
+            while index > 0 { index -= 1; out.append(scratch[index]) }
+        }
     }
 
     public static func append(_ v: Int64, to out: inout [UInt8]) {

@@ -105,16 +105,17 @@ public final class Engine {
     private let to: Nanos
     private var finished = false
 
-    /// `sinks` see every output after the digest, in order. Those that are `EngineSink`s are checked
-    /// for failure and flushed/closed by `close()`.
-    public init(settings: EngineSettings, symbols: SymbolTable, sinks: [GraphSink]) {
+    /// `sinks` see every output, in order. Those that are `EngineSink`s are checked for failure and
+    /// closed by `close()`. `digest`: nil, and the engine feeds a digest of its own first; or a digest
+    /// that one of `sinks` feeds (a `RunOutputSink` formats each output once for it and the run folder).
+    public init(settings: EngineSettings, symbols: SymbolTable, sinks: [GraphSink], digest: DigestSink? = nil) {
         self.settings = settings
         self.symbols = symbols
         clock = SimulatedClock(start: 0)
-        digest = DigestSink(symbols: symbols)
+        self.digest = digest ?? DigestSink(symbols: symbols)
         engineSinks = sinks.compactMap { $0 as? EngineSink }
         graph = Graph(config: settings.config, clock: clock, symbols: symbols,
-                      sink: SinkFanout([digest] + sinks))
+                      sink: SinkFanout(digest == nil ? [self.digest] + sinks : sinks))
         for node in settings.extraNodes { graph.addNode(node) }
         filter = SymbolFilter(settings.symbols)
         from = settings.from ?? .min

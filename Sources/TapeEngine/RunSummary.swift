@@ -50,6 +50,7 @@ public struct GraphSummary: Codable, Equatable, Sendable {
 public struct SinkFailureSummary: Codable, Equatable, Sendable {
     public var sink: String
     public var error: String
+    public init(sink: String, error: String) { self.sink = sink; self.error = error }
 }
 
 /// `summary.json`: the one typed model of a run's summary. Written by `write(to:)` (sorted keys, so the
@@ -186,7 +187,7 @@ extension Engine {
             tapeVersion: tapeVersion, digest: digest.hexDigest, digestsBySymbol: digest.digestsBySymbol,
             ticksIn: 0, ticksRejected: 0, ticksRejectedByReason: [:], skipped: [:],
             ticksFiltered: counters.filtered, ticksDelivered: counters.delivered, clockTicks: counters.clockTicks,
-            eventsOut: digest.count, eventsOutByKind: digest.countByKind, eventsOutBySymbol: digest.countBySymbol,
+            eventsOut: digest.count, eventsOutByKind: digest.countByKind, eventsOutBySymbol: digest.countsBySymbol,
             wallSeconds: 0, ticksPerSecond: 0, inputs: [], configHash: configHash,
             graph: GraphSummary(trades: graphCounters.trades, quotes: graphCounters.quotes,
                                 barsIn: graphCounters.bars, lateTicks: graphCounters.lateTicks,

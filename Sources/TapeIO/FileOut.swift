@@ -1,49 +1,97 @@
+import TapeCore
 #if canImport(Glibc)
 import Glibc
 #elseif canImport(Darwin)
 import Darwin
 #endif
 
-/// A buffered append-only file (plain). Writes go through a 256 KiB buffer.
+/// A buffered append-only file (plain). Writes go through a `bufferBytes` buffer.
+///
+/// Errors are never dropped: the first failed `write(2)`, `fsync(2)` or `close(2)` is kept in
+/// `writeError` (path, operation, errno text); later writes are discarded and every later `flush()` or
+/// `close()` throws it. Durability: `flush()` hands the bytes to the kernel (they survive the process
+/// being killed); `close()` also calls `fsync` once (they survive a power loss).
 public final class BufferedFile {
+    /// Bytes kept in memory before a `write(2)`.
+    public static let bufferBytes = 1 << 18
     public let path: String
-    private var fd: Int32
-    private var buf: [UInt8] = []
+    private var fileDescriptor: Int32
+    private var buffer: [UInt8] = []
+    /// The first failure, if any (later calls report it).
+    public private(set) var writeError: FileWriteError?
+    /// Bytes the kernel accepted.
+    public private(set) var bytesWritten: Int64 = 0
+    /// The failure has been thrown to the owner at least once (then deinit has nothing to add).
+    private var failureThrown = false
 
-    public struct OpenError: Error, CustomStringConvertible {
-        public let path: String; public let errno: Int32
-        public var description: String { "\(path): cannot write: \(String(cString: strerror(errno)))" }
-    }
 
     public init(path: String) throws {
         self.path = path
-        fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0o644)
-        if fd < 0 { throw OpenError(path: path, errno: errno) }
-        buf.reserveCapacity(1 << 18)
+        fileDescriptor = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0o644)
+        if fileDescriptor < 0 { throw FileWriteError(path: path, operation: "create", errnoCode: errno) }
+        buffer.reserveCapacity(BufferedFile.bufferBytes)
     }
 
-    public func write(_ s: String) {
-        buf.append(contentsOf: s.utf8)
-        if buf.count >= 1 << 18 { flush() }
+    public func write(_ text: String) {
+        buffer.append(contentsOf: text.utf8)
+        if buffer.count >= BufferedFile.bufferBytes { writeBuffer() }
     }
 
-    public func writeLine(_ s: String) { write(s); buf.append(0x0A) }
+    public func write(bytes: UnsafeRawBufferPointer) {
+        buffer.append(contentsOf: bytes)
+        if buffer.count >= BufferedFile.bufferBytes { writeBuffer() }
+    }
 
-    public func flush() {
-        var off = 0
-        while off < buf.count {
-            let n = buf.withUnsafeBytes { Glibc.write(fd, $0.baseAddress! + off, $0.count - off) }
-            if n <= 0 { if errno == EINTR { continue }; break }
-            off += n
+    public func writeLine(_ text: String) { write(text); buffer.append(0x0A) }
+
+    /// Hands the buffer to the kernel; throws the first failure (this one or an earlier one).
+    public func flush() throws {
+        writeBuffer()
+        if let writeError { failureThrown = true; throw writeError }
+    }
+
+    /// Flushes, `fsync`s once and closes; idempotent. Throws the first failure.
+    public func close() throws {
+        if fileDescriptor >= 0 {
+            writeBuffer()
+            if writeError == nil { writeError = FileWriteError.fsyncFailure(fileDescriptor, path: path) }
+            if Glibc.close(fileDescriptor) != 0 && writeError == nil {
+                writeError = FileWriteError(path: path, operation: "close", errnoCode: errno)
+            }
+            fileDescriptor = -1
         }
-        buf.removeAll(keepingCapacity: true)
+        if let writeError { failureThrown = true; throw writeError }
     }
 
-    public func close() {
-        if fd >= 0 { flush(); Glibc.close(fd); fd = -1 }
+    /// Writes the buffer out, or drops it once a write has failed (the failure is what gets reported).
+    private func writeBuffer() {
+        defer { buffer.removeAll(keepingCapacity: true) }
+        guard writeError == nil, fileDescriptor >= 0 else { return }
+        var offset = 0
+        while offset < buffer.count {
+            let written = buffer.withUnsafeBytes { bytes in
+                Glibc.write(fileDescriptor, bytes.baseAddress! + offset, bytes.count - offset)
+            }
+            if written < 0 && errno == EINTR { continue }
+            if written <= 0 {
+                writeError = FileWriteError(path: path, operation: "write", errnoCode: written < 0 ? errno : ENOSPC)
+                return
+            }
+            offset += written
+            bytesWritten += Int64(written)
+        }
+        assert(offset == buffer.count, "a buffer is written whole or the failure is recorded")
     }
 
-    deinit { close() }
+    deinit {
+        // The owner should have called close() and seen its error; if not, the error is still not hidden.
+        if fileDescriptor >= 0 {
+            let alreadyThrown = failureThrown
+            do { try close() } catch {
+                if !alreadyThrown { printToStandardError("tape: \(error) (file released without close())\n") }
+            }
+        }
+    }
 }
 
 public enum FS {
@@ -53,7 +101,7 @@ public enum FS {
         for part in path.split(separator: "/") {
             cur += "/" + part
             if mkdir(cur, 0o755) != 0 && errno != EEXIST {
-                throw BufferedFile.OpenError(path: cur, errno: errno)
+                throw FileWriteError(path: cur, operation: "mkdir", errnoCode: errno)
             }
         }
     }
@@ -79,8 +127,21 @@ public enum FS {
     }
 
     public static func writeText(_ path: String, _ text: String) throws {
-        let f = try BufferedFile(path: path)
-        f.write(text)
-        f.close()
+        let file = try BufferedFile(path: path)
+        file.write(text)
+        try file.close()
+    }
+}
+
+/// Writes a message to standard error (fd 2) directly: no shared `FILE *` (Swift 6 strict concurrency).
+func printToStandardError(_ message: String) {
+    var text = message
+    text.withUTF8 { bytes in
+        var offset = 0
+        while offset < bytes.count {
+            let written = Glibc.write(2, bytes.baseAddress! + offset, bytes.count - offset)
+            if written <= 0 { return }
+            offset += written
+        }
     }
 }

@@ -31,8 +31,9 @@ public enum TickCSV {
 
 /// Records events into rotating Tape tick CSV files (`<prefix>-YYYYMMDD-HH[-N].csv.gz`): a new file
 /// when the current one reaches `maxBytes` (compressed) and, with `rotateHourly`, when the UTC hour of
-/// the receive time changes. Every `flushEvery` events the current gzip member is closed, so a
-/// `kill -9` loses at most the events since the last flush; every earlier row stays readable.
+/// the receive time changes. Every `flushEvery` events the current gzip member is closed and the file
+/// `fsync`ed, so a `kill -9` or a power loss loses at most the events since the last flush; every
+/// earlier row stays readable. A write error (full disk) is thrown by `write`, `flush` or `close`.
 /// The same writer serves `tape record --from-replay` now and live recording later.
 public final class RecordingWriter {
     public let directory: String
@@ -86,11 +87,11 @@ public final class RecordingWriter {
         current!.writeLine(row)
         eventsWritten += 1
         sinceFlush += 1
-        if sinceFlush >= flushEvery { try current!.flush(); sinceFlush = 0 }
+        if sinceFlush >= flushEvery { try current!.sync(); sinceFlush = 0 }
     }
 
-    /// Ends the current gzip member now (live recording calls this on a timer).
-    public func flush() throws { try current?.flush(); sinceFlush = 0 }
+    /// Ends the current gzip member and `fsync`s it now (live recording calls this on a timer).
+    public func flush() throws { try current?.sync(); sinceFlush = 0 }
 
     public func close() throws { try current?.close(); current = nil }
 }

@@ -28,9 +28,13 @@ public func runReplay(_ options: ReplayOptions) throws -> ReplaySummary {
     let rejects = RejectLog(writer: rejectWriter, printLimit: options.quiet ? 0 : 5, printer: options.messagePrinter)
     let readerRejects = MutableRejects(rejects)
 
+    // The run folder and the digests are fed by one sink that formats each output once.
+    let digest = DigestSink(symbols: symbols)
     let folder = try RunFolderSink(directory: runDir, symbols: symbols,
                                    withPredictions: !options.engine.extraNodes.isEmpty)
-    let engine = Engine(settings: options.engine, symbols: symbols, sinks: [folder] + options.extraSinks)
+    let runOutput = RunOutputSink(symbols: symbols, digest: digest, folder: folder)
+    let engine = Engine(settings: options.engine, symbols: symbols, sinks: [runOutput] + options.extraSinks,
+                        digest: digest)
     // A continued run restores before any reader interns a name (ids must mean what they meant).
     if let path = options.snapshotIn {
         guard let bytes = FileManager.default.contents(atPath: path) else {
@@ -52,7 +56,7 @@ public func runReplay(_ options: ReplayOptions) throws -> ReplaySummary {
     let sources: [EventSource] = options.snapshotIn == nil ? opened : skipping
     let inputSizes = options.inputs.map { FS.fileSize($0) ?? 0 }
     let merged = MergedSource(sources)
-    let pacer = ReplayPacer(speed: options.speed, pause: options.pause,
+    let pacer = ReplayPacer(speed: options.speed, pause: options.pause, rejects: rejects,
                             progress: Progress(enabled: !options.quiet && isatty(2) == 1,
                                                totalBytes: inputSizes.reduce(0, +),
                                                sources: sources))
@@ -69,9 +73,9 @@ public func runReplay(_ options: ReplayOptions) throws -> ReplaySummary {
         engine.finish()
     }
     pacer.progress.finish()
-    let sinkFailures = engine.close()
-    folder.close()
-    rejects.close()
+    // Close everything once (every file released and fsynced, even after a failure), then report.
+    var sinkFailures = engine.close()
+    do { try rejects.close() } catch { sinkFailures.append((rejects.name, error)) }
 
     var summary = engine.summary(stop: stop, configHash: FileHash.sha256(text: options.engine.config.canonicalText))
     let wall = Double(WallClock.nanos() - wallStart) / 1e9
@@ -98,7 +102,12 @@ public func runReplay(_ options: ReplayOptions) throws -> ReplaySummary {
     }
     summary.exitCode = !sinkFailures.isEmpty ? TapeExit.outputFailed
         : rejects.total > 0 ? TapeExit.inputRejected : TapeExit.clean
-    try summary.write(to: "\(runDir)/summary.json")
+    summary.sinkFailures = sinkFailures.map { SinkFailureSummary(sink: $0.sink, error: "\($0.error)") }
+    do { try summary.write(to: "\(runDir)/summary.json") }
+    catch { throw OutputFailed(sink: "summary", underlying: error) }
+    // The run stopped on an output it could not write: summary.json says so (exit_code 5) where it
+    // could be written, and the caller gets the error (the CLI names the file and exits 5).
+    if let first = sinkFailures.first { throw OutputFailed(sink: first.sink, underlying: first.error) }
     return ReplaySummary(runDir: runDir, summary: summary)
 }
 
@@ -137,17 +146,20 @@ final class ReplayPacer: EngineDriver {
     let factor: Double
     let pause: PauseControl
     let progress: Progress
+    /// The reject log is written by the readers, not a graph sink: its health is checked here.
+    let rejects: RejectLog
     private var firstReceive: Nanos? = nil
     private var paceOrigin = WallClock.nanos()
     /// Below this lead (ns) a paced replay does not sleep.
     private static let sleepThresholdNs: Int64 = 20_000
 
-    init(speed: ReplaySpeed, pause: PauseControl, progress: Progress) {
+    init(speed: ReplaySpeed, pause: PauseControl, rejects: RejectLog, progress: Progress) {
         switch speed {
         case .max: factor = 0
         case .factor(let value): factor = value
         }
         self.pause = pause
+        self.rejects = rejects
         self.progress = progress
     }
 
@@ -165,7 +177,7 @@ final class ReplayPacer: EngineDriver {
     func checkpoint(delivered: Int, streamTime: Nanos) -> Bool {
         if pause.maybePaused { paceOrigin += pause.waitIfPaused() }
         if progress.enabled { progress.maybePrint(delivered: delivered, streamTime: streamTime) }
-        return true
+        return rejects.failure == nil   // a reject log that cannot be written stops the run
     }
 
     /// File sources are never idle; a merge of them neither.

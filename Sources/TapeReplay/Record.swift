@@ -32,16 +32,20 @@ public func recordFromReplay(_ o: ReplayOptions, directory: String, prefix: Stri
     let from = o.engine.from ?? .min, to = o.engine.to ?? .max
     var e = MarketEvent()
     var filtered = 0
+    var writeFailure: (any Error)? = nil
     while merged.next(&e) == .event {
         let isTick = e.kind == .clockTick
         if e.eventTime < from || e.eventTime >= to || (!isTick && !filter.accepts(e.symbol, symbols)) {
             filtered += 1
             continue
         }
-        do { try writer.write(e) } catch { throw UnusableInput("\(error)") }
+        do { try writer.write(e) } catch { writeFailure = error; break }
     }
-    try? writer.close()
-    rejects.close()
+    // Close everything (files released), then report the first failure.
+    var first: OutputFailed? = writeFailure.map { OutputFailed(sink: "recorder", underlying: $0) }
+    do { try writer.close() } catch { if first == nil { first = OutputFailed(sink: "recorder", underlying: error) } }
+    do { try rejects.close() } catch { if first == nil { first = OutputFailed(sink: rejects.name, underlying: error) } }
+    if let first { throw first }
     return RecordSummary(files: writer.files, eventsWritten: writer.eventsWritten, ticksRejected: rejects.total,
                          rejectsByReason: rejects.byReason, filtered: filtered, barsRefused: writer.barsRefused)
 }

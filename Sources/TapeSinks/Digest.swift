@@ -5,53 +5,80 @@ import TapeGraph
 /// The run digest: SHA-256 over the canonical text of every emitted output, one line each
 /// (`<kind>,<csv row>\n`), in emission order. Same input + same config ⇒ same digest, at any
 /// speed, on any machine, live or replayed.
-public final class DigestSink: GraphSink {
+///
+/// Per-symbol digests: one SHA-256 per symbol over that symbol's lines (the same bytes), in order.
+/// When work is split by symbol (partitions), the interleaving across symbols may change and with it
+/// the global digest; the per-symbol digests must not.
+///
+/// Not thread-safe: one thread emits (the engine's, or an `AsyncSink` worker's).
+public final class DigestSink: EngineSink {
     private var hasher = SHA256()
     private let symbols: SymbolTable
-    /// One hasher per symbol id (nil until the symbol emits): the same lines, filtered by symbol.
-    private var symbolHashers: [SHA256?] = []
-    private var symbolCounts: [Int] = []
+    private var formatter = OutputLineFormatter()
+    /// Indexed by `SymbolID`: one hasher and one count per symbol (grown when a new id appears).
+    private var hashersBySymbolID: [SHA256] = []
+    private var countsBySymbolID: [Int] = []
+    private var countsByKind = [Int](repeating: 0, count: OutputKind.allCases.count)
     public private(set) var count = 0
-    public private(set) var countByKind: [String: Int] = [:]
 
     public init(symbols: SymbolTable) { self.symbols = symbols }
 
+    public var name: String { "digest" }
+    /// Hashing cannot fail.
+    public var failure: (any Error)? { nil }
+    public func flush() throws {}
+    public func close() throws {}
+
     public func emit(_ output: GraphOutput) {
-        var line = output.canonicalLine(symbols: symbols)
-        line.append("\n")
-        let symbol = Int(output.symbol)
-        if symbol >= symbolHashers.count {
-            symbolHashers.append(contentsOf: repeatElement(nil, count: symbol + 1 - symbolHashers.count))
-            symbolCounts.append(contentsOf: repeatElement(0, count: symbol + 1 - symbolCounts.count))
+        formatter.format(output, symbols: symbols)
+        formatter.withLine { consume(line: $0, kind: formatter.kind, symbol: formatter.symbol) }
+    }
+
+    /// Adds one formatted line (`<kind>,<row>\n`, from `OutputLineFormatter`) to the global digest and
+    /// to its symbol's digest.
+    public func consume(line: UnsafeRawBufferPointer, kind: OutputKind, symbol: SymbolID) {
+        assert(line.last == UInt8(ascii: "\n"), "a digest line ends with its newline")
+        hasher.update(bufferPointer: line)
+        let index = Int(symbol)
+        if index >= hashersBySymbolID.count {
+            let added = index + 1 - hashersBySymbolID.count
+            hashersBySymbolID.append(contentsOf: repeatElement(SHA256(), count: added))
+            countsBySymbolID.append(contentsOf: repeatElement(0, count: added))
         }
-        if symbolHashers[symbol] == nil { symbolHashers[symbol] = SHA256() }
-        line.withUTF8 { bytes in
-            hasher.update(bufferPointer: UnsafeRawBufferPointer(bytes))
-            symbolHashers[symbol]!.update(bufferPointer: UnsafeRawBufferPointer(bytes))
-        }
-        symbolCounts[symbol] += 1
+        hashersBySymbolID[index].update(bufferPointer: line)
+        countsBySymbolID[index] += 1
+        countsByKind[kind.rawValue] += 1
         count += 1
-        countByKind[output.kindName, default: 0] += 1
     }
 
     /// Hex digest of everything emitted so far (the hasher itself is not consumed).
     public var hexDigest: String { Hex.encode(Array(hasher.finalize())) }
 
-    /// Per-symbol digests (symbol name → hex SHA-256 over that symbol's lines, in emission order). Once
-    /// work is partitioned by symbol the global interleaving may change; these may not.
-    public var digestsBySymbol: [String: String] {
-        var out: [String: String] = [:]
-        for (id, symbolHasher) in symbolHashers.enumerated() {
-            if let symbolHasher { out[symbols.name(SymbolID(id))] = Hex.encode(Array(symbolHasher.finalize())) }
+    /// Outputs per kind name (`bars`, ...); kinds never emitted are absent.
+    public var countByKind: [String: Int] {
+        var result: [String: Int] = [:]
+        for kind in OutputKind.allCases where countsByKind[kind.rawValue] > 0 {
+            result[kind.name] = countsByKind[kind.rawValue]
         }
-        return out
+        return result
     }
 
-    /// Outputs per symbol name.
-    public var countBySymbol: [String: Int] {
-        var out: [String: Int] = [:]
-        for (id, count) in symbolCounts.enumerated() where count > 0 { out[symbols.name(SymbolID(id))] = count }
-        return out
+    /// Symbol name → hex SHA-256 of that symbol's lines, for every symbol with at least one output.
+    public var digestsBySymbol: [String: String] {
+        var result: [String: String] = [:]
+        for (index, count) in countsBySymbolID.enumerated() where count > 0 {
+            result[symbols.name(SymbolID(index))] = Hex.encode(Array(hashersBySymbolID[index].finalize()))
+        }
+        return result
+    }
+
+    /// Symbol name → number of outputs, for every symbol with at least one output.
+    public var countsBySymbol: [String: Int] {
+        var result: [String: Int] = [:]
+        for (index, count) in countsBySymbolID.enumerated() where count > 0 {
+            result[symbols.name(SymbolID(index))] = count
+        }
+        return result
     }
 }
 

@@ -12,3 +12,35 @@ public protocol EngineSink: GraphSink {
     /// Flushes and releases; idempotent. Throws the failure.
     func close() throws
 }
+
+/// An output that could not be written (a sink's failure): the run stops and `tape` exits with
+/// `TapeExit.outputFailed` (5), the message naming the sink and the file.
+public struct OutputFailed: Error, CustomStringConvertible {
+    /// The sink's `name` (`run-folder`, `rejects`, `summary`, ...).
+    public let sink: String
+    public let underlying: any Error
+    public init(sink: String, underlying: any Error) {
+        self.sink = sink
+        self.underlying = underlying
+    }
+    public var description: String { "output failed (\(sink)): \(underlying)" }
+
+    /// Throws `OutputFailed` for the first sink that has failed, in the order given.
+    public static func check(_ sinks: [any EngineSink]) throws {
+        for sink in sinks {
+            if let failure = sink.failure { throw OutputFailed(sink: sink.name, underlying: failure) }
+        }
+    }
+
+    /// Closes every sink (all of them, even after one fails, so each releases its files) and throws
+    /// `OutputFailed` for the first that failed.
+    public static func closeAll(_ sinks: [any EngineSink]) throws {
+        var first: OutputFailed? = nil
+        for sink in sinks {
+            do { try sink.close() } catch {
+                if first == nil { first = OutputFailed(sink: sink.name, underlying: error) }
+            }
+        }
+        if let first { throw first }
+    }
+}

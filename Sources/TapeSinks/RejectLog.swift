@@ -6,13 +6,20 @@ import TapeIO
 import Glibc
 #endif
 
-/// A line-oriented output (plain file, gzip file).
+/// A line-oriented output (plain file, gzip file). Writes cannot fail on the spot: the first failure is
+/// kept (`failure`) and thrown by `flush()` and `close()`.
 public protocol LineWriter: AnyObject {
     func writeLine(_ s: String)
-    func close()
+    /// The first write failure, if any.
+    var failure: (any Error)? { get }
+    func flush() throws
+    /// Flushes, makes durable and closes; idempotent. Throws the first failure.
+    func close() throws
 }
 
-extension BufferedFile: LineWriter {}
+extension BufferedFile: LineWriter {
+    public var failure: (any Error)? { writeError }
+}
 
 /// The run's reject handler: counts rejects per reason and skips per kind, keeps every reject in
 /// `rejects.csv.gz` (`file,line,reason,detail`), and prints one clear message per reject to stderr —
@@ -49,7 +56,13 @@ public final class RejectLog: RejectHandler {
 
     public func skipped(_ what: String, count: Int) { skips[what, default: 0] += count }
 
-    public func close() { writer?.close() }
+    /// Short name for messages and the summary.
+    public var name: String { "rejects" }
+    /// The first failure writing `rejects.csv.gz`, if any (the engine checks it with the sinks).
+    public var failure: (any Error)? { writer?.failure }
+    public func flush() throws { try writer?.flush() }
+    /// Closes `rejects.csv.gz` (member ended, `fsync`ed); idempotent. Throws the first failure.
+    public func close() throws { try writer?.close() }
 }
 
 public enum CSV {
@@ -63,8 +76,11 @@ public enum CSV {
 
 /// `rejects.csv.gz`: the reject log written through the gzip writer.
 public final class GzipLineWriter: LineWriter {
-    private let w: GzipWriter
-    public init(path: String) throws { w = try GzipWriter(path: path) }
-    public func writeLine(_ s: String) { w.writeLine(s) }
-    public func close() { try? w.close() }
+    private let writer: GzipWriter
+    public init(path: String) throws { writer = try GzipWriter(path: path) }
+    public func writeLine(_ s: String) { writer.writeLine(s) }
+    public var failure: (any Error)? { writer.writeError }
+    /// Ends the gzip member (readable after `kill -9`).
+    public func flush() throws { try writer.flush() }
+    public func close() throws { try writer.close() }
 }

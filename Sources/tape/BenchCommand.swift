@@ -8,6 +8,8 @@ import TapeReplay
 import TapeEngine
 import TapeIO
 import TapeSources
+import TapeSinks
+import TapeClock
 
 /// `tape bench`: in-process figures for `make bench` (the replay-vs-gzip ratio is measured by
 /// scripts/bench.sh around whole processes): the graph alone on decoded events in memory, the read
@@ -24,9 +26,13 @@ struct BenchCommand: ParsableCommand {
     @Option(help: "Events for the graph-alone figure (the real trades and quotes, repeated with shifted times).")
     var graphEvents: Int = 5_000_000
 
+    @Option(help: "Outputs for the sinks figure (the real outputs of a bar file, repeated).")
+    var sinkOutputs: Int = 1_000_000
+
     mutating func run() throws {
         try graphBench()
         try readLoopBench()
+        try sinkBench()
         for r in try ModelBench.run() { print(r.line) }
     }
 
@@ -101,5 +107,61 @@ struct BenchCommand: ParsableCommand {
         let rate = GraphBench.eventsPerSecond(events: events, config: PipelineConfig(), symbols: symbols)
         print(String(format: "graph alone: %d events (real trades+quotes, %d symbols) through the full graph in memory: %.2f M events/s",
                      events.count, symbols.count - 1, rate / 1e6))
+    }
+
+    /// The run's own sinks (global + per-symbol digest and run-folder CSVs) on real outputs: each
+    /// output formatted once into a reused byte buffer (`RunOutputSink`, what a replay does) against the
+    /// previous path, the canonical line and the CSV row each built as a String, fed to the same sinks.
+    func sinkBench() throws {
+        let path = shared + "/data/bars/btc-perp-20211231-20220201_1m.csv.gz"
+        guard FS.exists(path) else { print("sinks: no bar file at \(path)"); return }
+        let symbols = SymbolTable()
+        let readerOptions = ReaderOptions(symbols: symbols, rejects: RejectCollector(), sourceIndex: 0)
+        let source = try openSource(path: path, format: nil, options: readerOptions)
+        let clock = SimulatedClock()
+        let collected = CollectingSink()
+        let graph = Graph(config: PipelineConfig(), clock: clock, symbols: symbols, sink: collected)
+        var event = MarketEvent()
+        while source.next(&event) == .event {
+            clock.advance(to: event.receiveTime)
+            graph.onEvent(event)
+        }
+        graph.finish()
+        guard !collected.outputs.isEmpty else { return }
+        var outputs: [GraphOutput] = []
+        outputs.reserveCapacity(sinkOutputs)
+        while outputs.count < sinkOutputs { outputs += collected.outputs.prefix(sinkOutputs - outputs.count) }
+        let directory = NSTemporaryDirectory() + "tape-bench-sinks-\(getpid())"
+        try FS.makeDirectories(directory + "/once")
+        try FS.makeDirectories(directory + "/strings")
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+
+        var start = WallClock.nanos()
+        let once = RunOutputSink(symbols: symbols, digest: DigestSink(symbols: symbols),
+                                 folder: try RunFolderSink(directory: directory + "/once", symbols: symbols,
+                                                           withPredictions: false))
+        for output in outputs { once.emit(output) }
+        try once.close()
+        let onceSeconds = Double(WallClock.nanos() - start) / 1e9
+
+        start = WallClock.nanos()
+        let digest = DigestSink(symbols: symbols)
+        let folder = try RunFolderSink(directory: directory + "/strings", symbols: symbols, withPredictions: false)
+        for output in outputs {
+            let kind = OutputKind(output)
+            var line = output.canonicalLine(symbols: symbols) + "\n"
+            line.withUTF8 { digest.consume(line: UnsafeRawBufferPointer($0), kind: kind, symbol: output.symbolID) }
+            var row = output.csvRow(symbols: symbols) + "\n"
+            row.withUTF8 { folder.write(row: UnsafeRawBufferPointer($0), kind: kind) }
+        }
+        try folder.close()
+        let stringsSeconds = Double(WallClock.nanos() - start) / 1e9
+        precondition(digest.hexDigest == once.digest.hexDigest, "both paths hash the same bytes")
+
+        print(String(format: "sinks: %d real outputs (digest + per-symbol digests + CSVs): formatted once %.2f M/s "
+                     + "(%.0f ns/output), as Strings twice %.2f M/s (%.0f ns/output)",
+                     outputs.count,
+                     Double(outputs.count) / onceSeconds / 1e6, onceSeconds * 1e9 / Double(outputs.count),
+                     Double(outputs.count) / stringsSeconds / 1e6, stringsSeconds * 1e9 / Double(outputs.count)))
     }
 }

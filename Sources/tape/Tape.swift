@@ -7,6 +7,7 @@ import TapeReplay
 import TapeEngine
 import TapeIO
 import TapeSources
+import TapeSinks
 import TapeReports
 
 @main
@@ -17,7 +18,8 @@ struct Tape: ParsableCommand {
         discussion: """
             Exit codes: 0 clean; 3 some input records were rejected (see the run's summary.json and \
             rejects.csv.gz; everything valid was processed); 4 unusable input (missing file, unknown \
-            format, bad config); 64 bad command line; 1 internal error.
+            format, bad config); 5 an output could not be written (disk full, I/O error); 64 bad command line; \
+            1 internal error.
             """,
         subcommands: [ReplayCommand.self, RecordCommand.self, TrainCommand.self, ReportCommand.self,
                       ScenarioCommand.self, BenchCommand.self])
@@ -154,6 +156,7 @@ struct ReplayCommand: ParsableCommand {
         let s: ReplaySummary
         do { s = try runReplay(o) }
         catch let e as UnusableInput { fail(e.description, code: TapeExit.unusableInput) }
+        catch let e as OutputFailed { fail(e.description, code: TapeExit.outputFailed) }
         printSummary(s)
         if !noReport { writeReport(s.runDir) }
         if s.exitCode != 0 { throw ArgumentParser.ExitCode(s.exitCode) }
@@ -214,6 +217,7 @@ struct RecordCommand: ParsableCommand {
             s = try recordFromReplay(o, directory: out, prefix: prefix, maxBytes: Int64(maxMb * 1_048_576),
                                      rotateHourly: !noHourly, flushEvery: flushEvery)
         } catch let e as UnusableInput { fail(e.description, code: TapeExit.unusableInput) }
+        catch let e as OutputFailed { fail(e.description, code: TapeExit.outputFailed) }
         for f in s.files { print(f) }
         print("events written \(s.eventsWritten), filtered \(s.filtered), rejected \(s.ticksRejected), bars not written \(s.barsRefused)")
         if s.ticksRejected > 0 { throw ArgumentParser.ExitCode(TapeExit.inputRejected) }

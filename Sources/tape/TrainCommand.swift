@@ -64,7 +64,9 @@ struct TrainCommand: ParsableCommand {
         let collector = TrainingCollector(target: target)
         o.extraSinks.append(collector)
         let s: ReplaySummary
-        do { s = try runReplay(o) } catch let e as UnusableInput { fail(e.description, code: TapeExit.unusableInput) }
+        do { s = try runReplay(o) }
+        catch let e as UnusableInput { fail(e.description, code: TapeExit.unusableInput) }
+        catch let e as OutputFailed { fail(e.description, code: TapeExit.outputFailed) }
 
         var cfg = TrainingConfig()
         cfg.params.rounds = rounds; cfg.params.maxDepth = maxDepth; cfg.params.eta = eta

@@ -27,6 +27,49 @@ final class NumbersTests: XCTestCase {
         XCTAssertEqual(Numbers.format(1e-7), "1e-07")
     }
 
+    func appended(_ value: Double) -> String {
+        var bytes: [UInt8] = []
+        Numbers.append(value, to: &bytes)
+        return String(decoding: bytes, as: UTF8.self)
+    }
+
+    /// The byte printer writes exactly `format`'s text (Swift's shortest round-trip form) everywhere:
+    /// special values, every power of two, boundaries of its fast paths and their neighbours, random
+    /// bit patterns and random decimals of every length.
+    func testAppendWritesExactlyTheBytesOfFormat() {
+        var values: [Double] = [.nan, -.nan, 0, -0.0, .infinity, -.infinity, .leastNonzeroMagnitude,
+                                -.leastNonzeroMagnitude, .leastNormalMagnitude, .greatestFiniteMagnitude,
+                                -.greatestFiniteMagnitude, 61837.63, 0.1 + 0.2, 1e-7, 5, -5, 0.5]
+        let boundaries: [Double] = [9_007_199_254_740_992, 9_007_199_254_740_993, 1e-4, 1e-5, 1e14, 1e15, 1e16,
+                                    999_999_999_999_999, 99_999_999_999_999.9, 0.000_099_999_999_999_999_99]
+        for boundary in boundaries {
+            var up = boundary, down = boundary
+            for _ in 0..<50 { values += [up, down, -up, -down]; up = up.nextUp; down = down.nextDown }
+        }
+        for exponent in -1074...1023 {
+            let power = Double(sign: .plus, exponent: exponent, significand: 1)
+            values += [power, power.nextUp, power.nextDown, -power]
+        }
+        for exponent in -30...30 { values.append(Double("1e\(exponent)")!) }
+        var generator = SystemRandomNumberGenerator()
+        for _ in 0..<1_000_000 {
+            values.append(Double(bitPattern: UInt64.random(in: 0...UInt64.max, using: &generator)))
+            let digits = Int.random(in: 1...17, using: &generator)
+            let mantissaLimit = (0..<digits).reduce(Int64(1)) { power, _ in power * 10 }
+            let mantissa = Int64.random(in: 0..<mantissaLimit, using: &generator)
+            let exponent = Int.random(in: -digits - 6...4, using: &generator)
+            values.append(Double("\(mantissa)e\(exponent)")!)
+        }
+        var mismatches = 0
+        for value in values where appended(value) != Numbers.format(value) {
+            mismatches += 1
+            if mismatches <= 10 {
+                XCTFail("\(value.bitPattern): append '\(appended(value))' format '\(Numbers.format(value))'")
+            }
+        }
+        XCTAssertEqual(mismatches, 0, "of \(values.count) values")
+    }
+
     func testDateTimes() {
         XCTAssertEqual(TimeUtil.parseDateTime("2021-12-31 23:01:00.000000"), 1640991660 * 1_000_000_000)
         XCTAssertEqual(TimeUtil.parseDateTime("2012-02-01 00:00:00+00:00"), 1328054400 * 1_000_000_000)

@@ -36,6 +36,35 @@ final class CLITests: XCTestCase {
         XCTAssertEqual(rc, 64)
     }
 
+    /// A full disk (a run-folder file or the reject log pointing at /dev/full, where every write fails
+    /// with ENOSPC) ends the replay with exit code 5 and a message naming the file. Before: exit
+    /// 0, a digest printed, an empty bars.csv.
+    func testFullDiskExitsWithOutputFailed() throws {
+        let spot = try Paths.captures().first { $0.hasSuffix("spot-btcusdt_20240808.gz") }!
+        for fileName in ["bars.csv", "rejects.csv.gz"] {
+            let out = Paths.tempDir("full-\(fileName)")
+            try FileManager.default.createSymbolicLink(atPath: out + "/" + fileName, withDestinationPath: "/dev/full")
+            let (rc, stdout, stderr) = try run(["replay", spot, "--out", out, "--quiet", "--no-report"])
+            XCTAssertEqual(rc, 5, fileName)
+            XCTAssertTrue(stderr.contains("\(out)/\(fileName): write failed: No space left on device"), stderr)
+            XCTAssertFalse(stdout.contains("digest"), "no success summary: \(stdout)")
+        }
+    }
+
+    /// The recorder on a disk that refuses to grow a file (a 64 KiB file-size limit, SIGXFSZ ignored so
+    /// write(2) fails with EFBIG): exit 5 naming its file. Before: exit 4 (reported as unusable input).
+    /// (/dev/full cannot stand in here: the recorder never opens an existing name, it appends -1, -2.)
+    func testRecorderStopsWithOutputFailedWhenItsFileCannotGrow() throws {
+        guard FileManager.default.isExecutableFile(atPath: tape) else { throw XCTSkip("tape not built") }
+        let spot = try Paths.captures().first { $0.hasSuffix("spot-btcusdt_20240808.gz") }!
+        let out = Paths.tempDir("record-limit")
+        let (rc, _, stderr) = try sh("trap '' XFSZ; ulimit -f 64; exec '\(tape)' record --from-replay '\(spot)' "
+                                     + "--out '\(out)' --quiet")
+        XCTAssertEqual(rc, 5, stderr)
+        let expected = "output failed (recorder): \(out)/tape-20240808-23.csv.gz: write failed: File too large"
+        XCTAssertTrue(stderr.contains(expected), stderr)
+    }
+
     func testSIGUSR1PausesAndResumes() throws {
         try requireOrSkip(FileManager.default.isExecutableFile(atPath: tape), "the built binary \(tape)")
         let spot = try Paths.captures().first { $0.hasSuffix("spot-btcusdt_20240808.gz") }!

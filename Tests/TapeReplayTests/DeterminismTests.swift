@@ -1,3 +1,4 @@
+import Crypto
 import Foundation
 import XCTest
 import TapeCore
@@ -82,5 +83,42 @@ final class DeterminismTests: XCTestCase {
         XCTAssertLessThan(span, 3.5)
         XCTAssertGreaterThan(wall, span / 10 * 0.95, "paced replay finished too early")
         XCTAssertLessThan(wall, span / 10 + 0.25, "paced replay far slower than 10x")
+    }
+}
+
+/// Per-symbol digests of a real run (the 8 captures merged, several symbols interleaved) against an
+/// independent reference: SHA-256 (swift-crypto, directly) over each symbol's lines `<kind>,<row>`
+/// taken from the run's CSV files, put back in emission order with the kinds seen by a collecting sink.
+final class PerSymbolDigestTests: XCTestCase {
+    func testPerSymbolDigestsOfTheMergedCapturesMatchAnIndependentHash() throws {
+        var options = ReplayOptions(inputs: try Paths.captures())
+        let collected = CollectingSink()
+        options.extraSinks = [collected]
+        options.outDir = Paths.tempDir("per-symbol")
+        options.hashInputs = false
+        options.messagePrinter = { _ in }
+        let summary = try runReplay(options)
+        var rowsByKind: [String: ArraySlice<Substring>] = [:]
+        for kind in Set(collected.outputs.map(\.kindName)) {
+            let text = try String(contentsOfFile: "\(summary.runDir)/\(kind).csv", encoding: .utf8)
+            rowsByKind[kind] = text.split(separator: "\n").dropFirst()
+        }
+        var linesBySymbol: [String: String] = [:]
+        var all = ""
+        for output in collected.outputs {
+            let kind = output.kindName
+            let row = try XCTUnwrap(rowsByKind[kind]!.popFirst(), "one CSV row per output")
+            let name = String(row.prefix { $0 != "," })
+            let line = "\(kind),\(row)\n"
+            linesBySymbol[name, default: ""] += line
+            all += line
+        }
+        XCTAssertTrue(rowsByKind.values.allSatisfy(\.isEmpty), "no CSV row without an output")
+        XCTAssertGreaterThanOrEqual(linesBySymbol.count, 5, "several symbols interleave")
+        XCTAssertEqual(Hex.encode(Array(SHA256.hash(data: Array(all.utf8)))), summary.digest)
+        XCTAssertEqual(Set(summary.digestsBySymbol.keys), Set(linesBySymbol.keys))
+        for (name, lines) in linesBySymbol {
+            XCTAssertEqual(summary.digestsBySymbol[name], Hex.encode(Array(SHA256.hash(data: Array(lines.utf8)))), name)
+        }
     }
 }
