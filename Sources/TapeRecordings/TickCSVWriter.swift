@@ -11,21 +11,17 @@ import Glibc
 public enum TickCSV {
     public static func row(_ e: MarketEvent, symbols: SymbolTable) -> String? {
         let f = Numbers.format
-        let exch = e.exchange == 0 ? "" : csvField(symbols.name(e.exchange))
-        let cond = e.conditions == 0 ? "" : csvField(symbols.name(e.conditions))
+        let exch = e.exchange == 0 ? "" : CSV.field(symbols.name(e.exchange))
+        let cond = e.conditions == 0 ? "" : CSV.field(symbols.name(e.conditions))
         switch e.kind {
         case .trade:
-            return "\(e.eventTime),\(e.receiveTime),\(csvField(symbols.name(e.symbol))),trade,\(f(e.price)),\(f(e.size)),,,,,\(exch),\(cond),\(e.sequence)"
+            return "\(e.eventTime),\(e.receiveTime),\(CSV.field(symbols.name(e.symbol))),trade,\(f(e.price)),\(f(e.size)),,,,,\(exch),\(cond),\(e.sequence)"
         case .quote:
-            return "\(e.eventTime),\(e.receiveTime),\(csvField(symbols.name(e.symbol))),quote,,,\(f(e.bid)),\(f(e.bidSize)),\(f(e.ask)),\(f(e.askSize)),\(exch),\(cond),\(e.sequence)"
+            return "\(e.eventTime),\(e.receiveTime),\(CSV.field(symbols.name(e.symbol))),quote,,,\(f(e.bid)),\(f(e.bidSize)),\(f(e.ask)),\(f(e.askSize)),\(exch),\(cond),\(e.sequence)"
         case .clockTick:
             return "\(e.eventTime),\(e.receiveTime),,tick,,,,,,,,,\(e.sequence)"
         case .bar: return nil
         }
-    }
-
-    static func csvField(_ s: String) -> String {
-        s.contains(",") || s.contains("\"") ? "\"" + s.split(separator: "\"", omittingEmptySubsequences: false).joined(separator: "\"\"") + "\"" : s
     }
 }
 

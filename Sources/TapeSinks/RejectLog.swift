@@ -6,21 +6,6 @@ import TapeIO
 import Glibc
 #endif
 
-/// A line-oriented output (plain file, gzip file). Writes cannot fail on the spot: the first failure is
-/// kept (`failure`) and thrown by `flush()` and `close()`.
-public protocol LineWriter: AnyObject {
-    func writeLine(_ s: String)
-    /// The first write failure, if any.
-    var failure: (any Error)? { get }
-    func flush() throws
-    /// Flushes, makes durable and closes; idempotent. Throws the first failure.
-    func close() throws
-}
-
-extension BufferedFile: LineWriter {
-    public var failure: (any Error)? { writeError }
-}
-
 /// The run's reject handler: counts rejects per reason and skips per kind, keeps every reject in
 /// `rejects.csv.gz` (`file,line,reason,detail`), and prints one clear message per reject to stderr —
 /// the first `printLimit` per (file, reason), then one line saying how many more went to the file.
@@ -63,24 +48,4 @@ public final class RejectLog: RejectHandler {
     public func flush() throws { try writer?.flush() }
     /// Closes `rejects.csv.gz` (member ended, `fsync`ed); idempotent. Throws the first failure.
     public func close() throws { try writer?.close() }
-}
-
-public enum CSV {
-    /// Quotes a CSV field when it holds a comma, quote or newline.
-    public static func field(_ s: String) -> String {
-        if !s.contains(where: { $0 == "," || $0 == "\"" || $0 == "\n" || $0 == "\r" }) { return s }
-        return "\"" + s.replacingOccurrences(of: "\"", with: "\"\"") + "\""
-    }
-}
-
-
-/// `rejects.csv.gz`: the reject log written through the gzip writer.
-public final class GzipLineWriter: LineWriter {
-    private let writer: GzipWriter
-    public init(path: String) throws { writer = try GzipWriter(path: path) }
-    public func writeLine(_ s: String) { writer.writeLine(s) }
-    public var failure: (any Error)? { writer.writeError }
-    /// Ends the gzip member (readable after `kill -9`).
-    public func flush() throws { try writer.flush() }
-    public func close() throws { try writer.close() }
 }
