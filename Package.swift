@@ -4,6 +4,12 @@
 // -> sinks (TapeSinks). TapeReplay drives a replay; `tape` is the CLI that wires it all.
 import PackageDescription
 
+// The clock and the graph run single-threaded on the hot path: every event touches class-held state
+// (symbol slots, windows, timers), and Swift's dynamic exclusivity checks on those accesses cost about
+// half of the graph's time (perf: swift_beginAccess + AccessSet::insert + TLS). Release builds of these
+// two modules skip the dynamic checks; debug builds keep them (`swift test` in debug still checks).
+let hotPathSettings: [SwiftSetting] = [.unsafeFlags(["-enforce-exclusivity=unchecked"], .when(configuration: .release))]
+
 let package = Package(
     name: "Tape",
     platforms: [.macOS(.v13)],
@@ -23,13 +29,13 @@ let package = Package(
         // Core: events, symbols, time, numbers. No I/O.
         .target(name: "TapeCore"),
         // Clock: the only source of time.
-        .target(name: "TapeClock", dependencies: ["TapeCore"]),
+        .target(name: "TapeClock", dependencies: ["TapeCore"], swiftSettings: hotPathSettings),
         // Sources: wire decoders (shared by live connectors and raw-capture replay) ...
         .target(name: "TapeFeeds", dependencies: ["TapeCore"]),
         // ... and recordings: gzip streams, formats, merge, rejects, recorder. Only code touching zlib.
         .target(name: "TapeRecordings", dependencies: ["TapeCore", "TapeFeeds", "CZlib"]),
         // Graph: bars, indicators, anomaly rules. No I/O, no wall clock.
-        .target(name: "TapeGraph", dependencies: ["TapeCore", "TapeClock", "Yams"]),
+        .target(name: "TapeGraph", dependencies: ["TapeCore", "TapeClock", "Yams"], swiftSettings: hotPathSettings),
         // Sinks: run folder CSVs, digest, summary.
         .target(name: "TapeSinks", dependencies: ["TapeCore", "TapeGraph", "TapeRecordings",
                                                   .product(name: "Crypto", package: "swift-crypto")]),

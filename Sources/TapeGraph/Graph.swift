@@ -109,33 +109,36 @@ public final class Graph: TimerTarget {
     let lateness: Nanos
     var finishing = false
 
-    /// The anomaly rules in registration order, and the context each one acts through.
+    /// The anomaly rules in registration order.
     let rules: [AnomalyRule]
-    private var ruleContexts: [RuleContext] = []
     /// Indices into `rules`: those listening to every event, to trades, and to bar closes per timeframe index.
-    private var eventRules: [Int] = []
-    private var tradeRules: [Int] = []
-    private var barRules: [[Int]] = []
+    private let eventRules: [Int]
+    private let tradeRules: [Int]
+    private let barRules: [[Int]]
     /// The most rules a graph runs (the rule index lives in 16 bits of a timer token).
     static let ruleCountMax = 1 << 16
 
     public init(config: PipelineConfig, clock: SimulatedClock, symbols: SymbolTable, sink: GraphSink) {
         self.config = config; self.clock = clock; self.symbols = symbols; self.sink = sink
         lateness = config.allowedLateness
-        rules = RuleRegistry.rules(for: config)
+        let rules = RuleRegistry.rules(for: config)
         precondition(rules.count < Graph.ruleCountMax)
-        barRules = Array(repeating: [], count: config.timeframes.count)
+        self.rules = rules
+        var barRules: [[Int]] = Array(repeating: [], count: config.timeframes.count)
         for (index, rule) in rules.enumerated() {
-            ruleContexts.append(RuleContext(graph: self, ruleIndex: index))
-            if rule.hooks.contains(.events) { eventRules.append(index) }
-            if rule.hooks.contains(.trades) { tradeRules.append(index) }
             // A rule on a timeframe that is not configured never fires (config validation refuses it).
             if rule.hooks.contains(.barCloses), let timeframe = rule.timeframe,
                let timeframeIndex = config.timeframes.firstIndex(of: timeframe) {
                 barRules[timeframeIndex].append(index)
             }
         }
+        self.barRules = barRules
+        eventRules = rules.indices.filter { rules[$0].hooks.contains(.events) }
+        tradeRules = rules.indices.filter { rules[$0].hooks.contains(.trades) }
     }
+
+    @inline(__always)
+    private func context(_ ruleIndex: Int) -> RuleContext { RuleContext(graph: self, ruleIndex: ruleIndex) }
 
     /// Adds a downstream node (before the first event). Nodes run in the order added.
     public func addNode(_ node: DownstreamNode) { nodes.append(node) }
@@ -173,7 +176,7 @@ public final class Graph: TimerTarget {
     public func onEvent(_ e: MarketEvent) {
         let s = state(e.symbol)
         let now = clock.now
-        for index in eventRules { rules[index].onEvent(e, now: now, context: ruleContexts[index]) }
+        for index in eventRules { rules[index].onEvent(e, now: now, context: context(index)) }
         switch e.kind {
         case .trade: onTrade(e, s, now: now)
         case .quote:
@@ -200,7 +203,7 @@ public final class Graph: TimerTarget {
                                           price: e.price, size: e.size, watermark: wm)))
             return
         }
-        for index in tradeRules where !rules[index].acceptTrade(e, context: ruleContexts[index]) {
+        for index in tradeRules where !rules[index].acceptTrade(e, context: context(index)) {
             counters.badTicks += 1
             return
         }
@@ -313,7 +316,7 @@ public final class Graph: TimerTarget {
         emit(.indicators(io))
         // Anomaly rules on bar closes of this timeframe, in registration order.
         for index in barRules[ser.tfIndex] {
-            rules[index].onBarClose(bar, volumeKnown: w.volumeKnown, context: ruleContexts[index])
+            rules[index].onBarClose(bar, volumeKnown: w.volumeKnown, context: context(index))
         }
     }
 
@@ -335,7 +338,7 @@ public final class Graph: TimerTarget {
             closeDue(s, watermark(s, now))
         case TimerKind.rule:
             precondition(index < rules.count && rules[index].hooks.contains(.timers), "a rule timer names its rule")
-            rules[index].onTimer(symbol: id, now: now, context: ruleContexts[index])
+            rules[index].onTimer(symbol: id, now: now, context: context(index))
         default:
             preconditionFailure("unknown timer token \(token)")
         }
