@@ -6,6 +6,11 @@ import PackageDescription
 
 /// Modules written since the engine split use Swift 6 language mode (strict concurrency checking).
 let swift6: [SwiftSetting] = [.swiftLanguageMode(.v6)]
+// The clock and the graph run single-threaded on the hot path: every event touches class-held state
+// (symbol slots, windows, timers), and Swift's dynamic exclusivity checks on those accesses cost about
+// half of the graph's time (perf: swift_beginAccess + AccessSet::insert + TLS). Release builds of these
+// two modules skip the dynamic checks; debug builds keep them (`swift test` in debug still checks).
+let hotPathSettings: [SwiftSetting] = [.unsafeFlags(["-enforce-exclusivity=unchecked"], .when(configuration: .release))]
 
 let package = Package(
     name: "Tape",
@@ -26,7 +31,7 @@ let package = Package(
         // Core: events, symbols and symbol naming, time, numbers, rejects. No I/O.
         .target(name: "TapeCore"),
         // Clock: the graph's only source of time (advanced by the stream), and receive-time stamping.
-        .target(name: "TapeClock", dependencies: ["TapeCore"]),
+        .target(name: "TapeClock", dependencies: ["TapeCore"], swiftSettings: hotPathSettings),
         // I/O: gzip streams (the only code touching zlib), buffered files, line readers and writers.
         .target(name: "TapeIO", dependencies: ["TapeCore", "CZlib"], swiftSettings: swift6),
         // Sources: the EventSource protocol (event / idle / end), the merge, the validator. No I/O.
@@ -36,7 +41,7 @@ let package = Package(
         // Recordings: format detection, file readers, the recorder.
         .target(name: "TapeRecordings", dependencies: ["TapeCore", "TapeSources", "TapeIO", "TapeFeeds"]),
         // Graph: bars, indicators, anomaly rules. No I/O, no wall clock.
-        .target(name: "TapeGraph", dependencies: ["TapeCore", "TapeClock", "Yams"]),
+        .target(name: "TapeGraph", dependencies: ["TapeCore", "TapeClock", "Yams"], swiftSettings: hotPathSettings),
         // Sinks: run folder CSVs, digests, reject log.
         .target(name: "TapeSinks", dependencies: ["TapeCore", "TapeGraph", "TapeIO",
                                                   .product(name: "Crypto", package: "swift-crypto")]),

@@ -57,8 +57,9 @@ enum TimerKind {
     }
 }
 
-/// State of one (symbol, timeframe) series.
-final class Series {
+/// State of one (symbol, timeframe) series: a value held in its symbol's `series` array and changed in
+/// place (`s.series[t]`), so walking a symbol's timeframes retains nothing.
+struct Series {
     let tf: Timeframe
     let tfIndex: Int
     var windows: [Window] = []           // open windows, by start
@@ -71,6 +72,14 @@ final class Series {
         self.tf = tf; tfIndex = index
         ind = IndicatorSet(config)
         windows.reserveCapacity(4)
+    }
+
+    /// Adds a closed window to the session (UTC day) VWAP; returns the session VWAP (NaN without volume).
+    mutating func addToSession(_ w: Window) -> Double {
+        let day = w.start / 86_400_000_000_000
+        if day != sessionDay { sessionDay = day; sessionPV = 0; sessionV = 0 }
+        if w.volumeKnown { sessionPV += w.pv; sessionV += w.volume }
+        return sessionV > 0 ? sessionPV / sessionV : .nan
     }
 }
 
@@ -109,33 +118,36 @@ public final class Graph: TimerTarget {
     let lateness: Nanos
     var finishing = false
 
-    /// The anomaly rules in registration order, and the context each one acts through.
+    /// The anomaly rules in registration order.
     let rules: [AnomalyRule]
-    private var ruleContexts: [RuleContext] = []
     /// Indices into `rules`: those listening to every event, to trades, and to bar closes per timeframe index.
-    private var eventRules: [Int] = []
-    private var tradeRules: [Int] = []
-    private var barRules: [[Int]] = []
+    private let eventRules: [Int]
+    private let tradeRules: [Int]
+    private let barRules: [[Int]]
     /// The most rules a graph runs (the rule index lives in 16 bits of a timer token).
     static let ruleCountMax = 1 << 16
 
     public init(config: PipelineConfig, clock: SimulatedClock, symbols: SymbolTable, sink: GraphSink) {
         self.config = config; self.clock = clock; self.symbols = symbols; self.sink = sink
         lateness = config.allowedLateness
-        rules = RuleRegistry.rules(for: config)
+        let rules = RuleRegistry.rules(for: config)
         precondition(rules.count < Graph.ruleCountMax)
-        barRules = Array(repeating: [], count: config.timeframes.count)
+        self.rules = rules
+        var barRules: [[Int]] = Array(repeating: [], count: config.timeframes.count)
         for (index, rule) in rules.enumerated() {
-            ruleContexts.append(RuleContext(graph: self, ruleIndex: index))
-            if rule.hooks.contains(.events) { eventRules.append(index) }
-            if rule.hooks.contains(.trades) { tradeRules.append(index) }
             // A rule on a timeframe that is not configured never fires (config validation refuses it).
             if rule.hooks.contains(.barCloses), let timeframe = rule.timeframe,
                let timeframeIndex = config.timeframes.firstIndex(of: timeframe) {
                 barRules[timeframeIndex].append(index)
             }
         }
+        self.barRules = barRules
+        eventRules = rules.indices.filter { rules[$0].hooks.contains(.events) }
+        tradeRules = rules.indices.filter { rules[$0].hooks.contains(.trades) }
     }
+
+    @inline(__always)
+    private func context(_ ruleIndex: Int) -> RuleContext { RuleContext(graph: self, ruleIndex: ruleIndex) }
 
     /// Adds a downstream node (before the first event). Nodes run in the order added.
     public func addNode(_ node: DownstreamNode) { nodes.append(node) }
@@ -173,7 +185,7 @@ public final class Graph: TimerTarget {
     public func onEvent(_ e: MarketEvent) {
         let s = state(e.symbol)
         let now = clock.now
-        for index in eventRules { rules[index].onEvent(e, now: now, context: ruleContexts[index]) }
+        for index in eventRules { rules[index].onEvent(e, now: now, context: context(index)) }
         switch e.kind {
         case .trade: onTrade(e, s, now: now)
         case .quote:
@@ -201,7 +213,7 @@ public final class Graph: TimerTarget {
                                           price: e.price, size: e.size, watermark: wm)))
             return
         }
-        for index in tradeRules where !rules[index].acceptTrade(e, context: ruleContexts[index]) {
+        for index in tradeRules where !rules[index].acceptTrade(e, context: context(index)) {
             counters.badTicks += 1
             return
         }
@@ -211,8 +223,8 @@ public final class Graph: TimerTarget {
             closeDue(s, wm)
         }
         var dropped = false
-        for ser in s.series {
-            let added = add(ser, s, start: floorTo(e.eventTime, ser.tf.nanos), price: e.price, high: e.price,
+        for t in 0..<s.series.count {
+            let added = add(s, t, start: floorTo(e.eventTime, s.series[t].tf.nanos), price: e.price, high: e.price,
                             low: e.price, volume: e.size, pv: e.price * e.size, n: 1, volumeKnown: true,
                             completeAt: nil)
             if !added { dropped = true }
@@ -242,8 +254,10 @@ public final class Graph: TimerTarget {
         let volKnown = !e.size.isNaN
         let typical = (e.high + e.low + e.price) / 3
         var dropped = false
-        for ser in s.series where ser.tf.nanos >= TimeUtil.nsPerMinute && ser.tf.nanos % TimeUtil.nsPerMinute == 0 {
-            let added = add(ser, s, start: floorTo(barStart, ser.tf.nanos), price: e.open, high: e.high, low: e.low,
+        for t in 0..<s.series.count {
+            let nanos = s.series[t].tf.nanos
+            guard nanos >= TimeUtil.nsPerMinute && nanos % TimeUtil.nsPerMinute == 0 else { continue }
+            let added = add(s, t, start: floorTo(barStart, nanos), price: e.open, high: e.high, low: e.low,
                             close: e.price, volume: volKnown ? e.size : 0, pv: volKnown ? typical * e.size : 0, n: 1,
                             volumeKnown: volKnown, completeAt: e.eventTime)
             if !added { dropped = true }
@@ -263,22 +277,23 @@ public final class Graph: TimerTarget {
     /// complete and closes at once. Returns false, adding nothing, when that window already closed
     /// (the caller counts it in `droppedEvents`).
     @inline(__always)
-    private func add(_ ser: Series, _ s: SymbolState, start: Nanos, price: Double, high: Double, low: Double,
+    private func add(_ s: SymbolState, _ t: Int, start: Nanos, price: Double, high: Double, low: Double,
                      close: Double? = nil, volume: Double, pv: Double, n: Int, volumeKnown: Bool,
                      completeAt: Nanos?) -> Bool {
-        var idx = ser.windows.count - 1
-        while idx >= 0 && ser.windows[idx].start > start { idx -= 1 }
-        if idx < 0 || ser.windows[idx].start != start {
-            if start < ser.closedUpTo { return false }
-            let end = start + ser.tf.nanos
-            ser.windows.insert(Window(start: start, end: end, open: price), at: idx + 1)
+        var idx = s.series[t].windows.count - 1
+        while idx >= 0 && s.series[t].windows[idx].start > start { idx -= 1 }
+        if idx < 0 || s.series[t].windows[idx].start != start {
+            if start < s.series[t].closedUpTo { return false }
+            let end = start + s.series[t].tf.nanos
+            s.series[t].windows.insert(Window(start: start, end: end, open: price), at: idx + 1)
             idx += 1
             clock.schedule(at: end &+ lateness, target: self,
-                           token: TimerKind.token(TimerKind.window, symbol: s.id, index: ser.tfIndex))
+                           token: TimerKind.token(TimerKind.window, symbol: s.id, index: t))
         }
-        ser.windows[idx].update(high: high, low: low, close: close ?? price, volume: volume, pv: pv, n: n, volumeKnown: volumeKnown)
-        if let c = completeAt, c >= ser.windows[idx].end, idx == 0 {
-            closeWindows(ser, s, upTo: ser.windows[idx].end)
+        s.series[t].windows[idx].update(high: high, low: low, close: close ?? price, volume: volume, pv: pv, n: n,
+                                        volumeKnown: volumeKnown)
+        if let c = completeAt, idx == 0, c >= s.series[t].windows[0].end {
+            closeWindows(s, t, upTo: s.series[t].windows[0].end)
         }
         return true
     }
@@ -286,35 +301,34 @@ public final class Graph: TimerTarget {
     /// Closes every window of the symbol whose end is at or before `wm`, per timeframe in order.
     @inline(__always)
     private func closeDue(_ s: SymbolState, _ wm: Nanos) {
-        for ser in s.series where !ser.windows.isEmpty && ser.windows[0].end <= wm {
-            closeWindows(ser, s, upTo: wm)
+        for t in 0..<s.series.count where !s.series[t].windows.isEmpty && s.series[t].windows[0].end <= wm {
+            closeWindows(s, t, upTo: wm)
         }
     }
 
-    private func closeWindows(_ ser: Series, _ s: SymbolState, upTo wm: Nanos) {
-        while let w = ser.windows.first, w.end <= wm {
-            ser.windows.removeFirst()
-            closeWindow(w, ser, s)
+    private func closeWindows(_ s: SymbolState, _ t: Int, upTo wm: Nanos) {
+        while let w = s.series[t].windows.first, w.end <= wm {
+            s.series[t].windows.removeFirst()
+            closeWindow(w, s, t)
         }
     }
 
-    private func closeWindow(_ w: Window, _ ser: Series, _ s: SymbolState) {
-        ser.closedUpTo = w.end
+    private func closeWindow(_ w: Window, _ s: SymbolState, _ t: Int) {
+        assert(s.series[t].tfIndex == t)
+        s.series[t].closedUpTo = w.end
+        let timeframe = s.series[t].tf
         let vol = w.volumeKnown ? w.volume : .nan
         let vwap = (w.volumeKnown && w.volume > 0) ? w.pv / w.volume : .nan
-        let bar = BarOutput(symbol: s.id, timeframe: ser.tf, start: w.start, end: w.end, open: w.open, high: w.high,
+        let bar = BarOutput(symbol: s.id, timeframe: timeframe, start: w.start, end: w.end, open: w.open, high: w.high,
                             low: w.low, close: w.close, volume: vol, vwap: vwap, trades: w.count)
         emit(.bar(bar))
-        var io = IndicatorOutput(symbol: s.id, timeframe: ser.tf, end: w.end)
-        ser.ind.update(w.close, into: &io)
-        let day = w.start / 86_400_000_000_000
-        if day != ser.sessionDay { ser.sessionDay = day; ser.sessionPV = 0; ser.sessionV = 0 }
-        if w.volumeKnown { ser.sessionPV += w.pv; ser.sessionV += w.volume }
-        io.sessionVwap = ser.sessionV > 0 ? ser.sessionPV / ser.sessionV : .nan
+        var io = IndicatorOutput(symbol: s.id, timeframe: timeframe, end: w.end)
+        s.series[t].ind.update(w.close, into: &io)
+        io.sessionVwap = s.series[t].addToSession(w)
         emit(.indicators(io))
         // Anomaly rules on bar closes of this timeframe, in registration order.
-        for index in barRules[ser.tfIndex] {
-            rules[index].onBarClose(bar, volumeKnown: w.volumeKnown, context: ruleContexts[index])
+        for index in barRules[t] {
+            rules[index].onBarClose(bar, volumeKnown: w.volumeKnown, context: context(index))
         }
     }
 
@@ -336,7 +350,7 @@ public final class Graph: TimerTarget {
             closeDue(s, watermark(s, now))
         case TimerKind.rule:
             precondition(index < rules.count && rules[index].hooks.contains(.timers), "a rule timer names its rule")
-            rules[index].onTimer(symbol: id, now: now, context: ruleContexts[index])
+            rules[index].onTimer(symbol: id, now: now, context: context(index))
         default:
             preconditionFailure("unknown timer token \(token)")
         }
@@ -347,7 +361,7 @@ public final class Graph: TimerTarget {
     public func finish() {
         finishing = true
         for case let s? in states {
-            for ser in s.series { closeWindows(ser, s, upTo: .max) }
+            for t in 0..<s.series.count { closeWindows(s, t, upTo: .max) }
         }
     }
 }

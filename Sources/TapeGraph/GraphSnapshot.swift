@@ -269,14 +269,16 @@ extension Graph {
         guard seriesCount == state.series.count else {
             throw reader.error("symbol \(id) has \(seriesCount) timeframes, the config \(state.series.count)")
         }
-        for series in state.series {
-            series.closedUpTo = try reader.readInt64()
+        for t in state.series.indices {
+            state.series[t].closedUpTo = try reader.readInt64()
             let windowCount = try reader.readCount(minimumElementBytes: 73)
+            let timeframe = state.series[t].tf
             for _ in 0..<windowCount {
                 let start = try reader.readInt64()
                 let end = try reader.readInt64()
-                guard end - start == series.tf.nanos, series.windows.last.map({ $0.start < start }) ?? true else {
-                    throw reader.error("window [\(start), \(end)) does not fit timeframe \(series.tf)")
+                let afterLast = state.series[t].windows.last.map { $0.start < start } ?? true
+                guard end - start == timeframe.nanos, afterLast else {
+                    throw reader.error("window [\(start), \(end)) does not fit timeframe \(timeframe)")
                 }
                 var window = Window(start: start, end: end)
                 window.open = try reader.readDouble()
@@ -287,12 +289,12 @@ extension Graph {
                 window.pv = try reader.readDouble()
                 window.count = Int(try reader.readInt64())
                 window.volumeKnown = try reader.readBool()
-                series.windows.append(window)
+                state.series[t].windows.append(window)
             }
-            try series.ind.restore(from: &reader)
-            series.sessionDay = try reader.readInt64()
-            series.sessionPV = try reader.readDouble()
-            series.sessionV = try reader.readDouble()
+            try state.series[t].ind.restore(from: &reader)
+            state.series[t].sessionDay = try reader.readInt64()
+            state.series[t].sessionPV = try reader.readDouble()
+            state.series[t].sessionV = try reader.readDouble()
         }
         return state
     }

@@ -72,7 +72,9 @@ public struct PipelineConfig: Sendable, Equatable {
         try PipelineConfig.load(yaml: yaml, source: source, base: self)
     }
 
-    func validate(source: String) throws {
+    /// Checks settings that depend on each other; `load` calls it. Call it after changing a config in code
+    /// (CLI overrides, an added timeframe) to get the same errors as from a file.
+    public func validate(source: String) throws {
         if timeframes.isEmpty { throw ConfigError(source: source, key: "timeframes", message: "at least one timeframe") }
         if Set(timeframes).count != timeframes.count { throw ConfigError(source: source, key: "timeframes", message: "duplicate timeframe") }
         if macdFast >= macdSlow { throw ConfigError(source: source, key: "indicators.macd", message: "fast (\(macdFast)) must be below slow (\(macdSlow))") }

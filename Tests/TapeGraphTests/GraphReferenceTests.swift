@@ -218,8 +218,9 @@ final class PipelineConfigReferenceTests: XCTestCase {
             XCTAssertTrue("\(e)".hasPrefix("s.yaml: anomalies.bad_tick.foo"), "\(e)")
         }
         // The spike rules must name configured timeframes (config validation refuses 1m here).
-        let m = try c.merged(overrides: "timeframes: [5s, 15s]\nallowed_lateness: 500ms\n"
-                             + "anomalies: {price_spike: {timeframe: 5s}, volume_spike: {timeframe: 15s}}", source: "scn")
+        let overrides = "timeframes: [5s, 15s]\nallowed_lateness: 500ms\n"
+            + "anomalies: {price_spike: {timeframe: 5s}, volume_spike: {timeframe: 15s}}"
+        let m = try c.merged(overrides: overrides, source: "scn")
         XCTAssertEqual(m.timeframes, [Timeframe(seconds: 5), Timeframe(seconds: 15)])
         XCTAssertEqual(m.allowedLateness, 500_000_000); XCTAssertEqual(m.rsiPeriod, 14)
         XCTAssertNotEqual(m.canonicalText, c.canonicalText)

@@ -69,14 +69,16 @@ extension AnomalyRule {
     }
 }
 
-/// What a rule may do to the graph: emit an anomaly, schedule one of its timers. One per registered
-/// rule (it carries the rule's index, which goes into the timer token).
-public final class RuleContext {
-    unowned let graph: Graph
+/// What a rule may do to the graph: emit an anomaly, schedule one of its timers. Made by the graph
+/// for each call (it carries the rule's index, which goes into the timer token); valid only during
+/// that call (it does not retain the graph: no reference counting per event).
+public struct RuleContext {
+    unowned(unsafe) let graph: Graph
     let ruleIndex: Int
 
+    @inline(__always)
     init(graph: Graph, ruleIndex: Int) {
-        precondition(ruleIndex >= 0 && ruleIndex < Graph.ruleCountMax)
+        assert(ruleIndex >= 0 && ruleIndex < Graph.ruleCountMax)
         self.graph = graph
         self.ruleIndex = ruleIndex
     }
@@ -91,13 +93,13 @@ public final class RuleContext {
     }
 }
 
-/// Grows a per-symbol state array so that `symbol` indexes it.
-@inline(__always)
-func ensureSlot<State>(_ states: inout [State], _ symbol: SymbolID, _ make: () -> State) {
+/// Grows a per-symbol state array so that `symbol` indexes it (cold: once per new symbol).
+@inline(never)
+func growSlots<State>(_ states: inout [State], to symbol: SymbolID, _ make: () -> State) {
     let index = Int(symbol)
-    if index < states.count { return }
     states.reserveCapacity(index + 1)
     while states.count <= index { states.append(make()) }
+    assert(states.count > index)
 }
 
 /// The most symbols a snapshot may hold (a guard against garbage counts).

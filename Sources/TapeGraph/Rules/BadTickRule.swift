@@ -22,8 +22,8 @@ final class BadTickRule: AnomalyRule {
 
     func acceptTrade(_ event: MarketEvent, context: RuleContext) -> Bool {
         assert(event.kind == .trade)
-        ensureSlot(&states, event.symbol) { SymbolState() }
         let index = Int(event.symbol)
+        if index >= states.count { growSlots(&states, to: event.symbol) { SymbolState() } }
         let state = states[index]
         if !state.lastPrice.isNaN && event.eventTime - state.lastPriceTime <= interval {
             let deviation = abs(event.price / state.lastPrice - 1) * 100

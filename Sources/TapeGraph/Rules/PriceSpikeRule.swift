@@ -28,8 +28,8 @@ final class PriceSpikeRule: AnomalyRule {
 
     func onBarClose(_ bar: BarOutput, volumeKnown: Bool, context: RuleContext) {
         assert(bar.timeframe == timeframe)
-        ensureSlot(&states, bar.symbol) { SymbolState(returns: Ring(window)) }
         let index = Int(bar.symbol)
+        if index >= states.count { growSlots(&states, to: bar.symbol) { SymbolState(returns: Ring(window)) } }
         let lastClose = states[index].lastClose
         states[index].lastClose = bar.close
         guard !lastClose.isNaN && lastClose > 0 && bar.close > 0 else { return }

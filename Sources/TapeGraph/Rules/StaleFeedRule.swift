@@ -23,14 +23,16 @@ final class StaleFeedRule: AnomalyRule {
     }
 
     func onEvent(_ event: MarketEvent, now: Nanos, context: RuleContext) {
-        ensureSlot(&states, event.symbol) { SymbolState() }
         let index = Int(event.symbol)
-        states[index].lastEventClock = now
-        states[index].reported = false
-        if states[index].timerDue == .min {
-            states[index].timerDue = now + after
-            context.scheduleTimer(at: states[index].timerDue, symbol: event.symbol)
-        }
+        if index >= states.count { growSlots(&states, to: event.symbol) { SymbolState() } }
+        // One read and one write of the slot (a plain value): no access held across a call.
+        var state = states[index]
+        state.lastEventClock = now
+        state.reported = false
+        let schedule = state.timerDue == .min
+        if schedule { state.timerDue = now + after }
+        states[index] = state
+        if schedule { context.scheduleTimer(at: state.timerDue, symbol: event.symbol) }
     }
 
     func onTimer(symbol: SymbolID, now: Nanos, context: RuleContext) {

@@ -36,8 +36,8 @@ final class VolumeSpikeRule: AnomalyRule {
     func onBarClose(_ bar: BarOutput, volumeKnown: Bool, context: RuleContext) {
         assert(bar.timeframe == timeframe)
         guard volumeKnown else { return }
-        ensureSlot(&states, bar.symbol) { makeState() }
         let index = Int(bar.symbol)
+        if index >= states.count { growSlots(&states, to: bar.symbol) { makeState() } }
         if states[index].volumes.isFull {
             let median = VolumeSpikeRule.median(states[index].sorted)
             let limit = factor * median
