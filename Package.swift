@@ -9,7 +9,8 @@ let swift6: [SwiftSetting] = [.swiftLanguageMode(.v6)]
 // The clock and the graph run single-threaded on the hot path: every event touches class-held state
 // (symbol slots, windows, timers), and Swift's dynamic exclusivity checks on those accesses cost about
 // half of the graph's time (perf: swift_beginAccess + AccessSet::insert + TLS). Release builds of these
-// two modules skip the dynamic checks; debug builds keep them (`swift test` in debug still checks).
+// modules (and the engine's and the merge's, which drive them per event) skip the dynamic checks; debug
+// builds keep them (`swift test` in debug still checks).
 let hotPathSettings: [SwiftSetting] = [.unsafeFlags(["-enforce-exclusivity=unchecked"], .when(configuration: .release))]
 
 let package = Package(
@@ -35,7 +36,7 @@ let package = Package(
         // I/O: gzip streams (the only code touching zlib), buffered files, line readers and writers.
         .target(name: "TapeIO", dependencies: ["TapeCore", "CZlib"], swiftSettings: swift6),
         // Sources: the EventSource protocol (event / idle / end), the merge, the validator. No I/O.
-        .target(name: "TapeSources", dependencies: ["TapeCore"], swiftSettings: swift6),
+        .target(name: "TapeSources", dependencies: ["TapeCore"], swiftSettings: swift6 + hotPathSettings),
         // Wire decoders, shared by live connectors and raw-capture replay. No zlib.
         .target(name: "TapeFeeds", dependencies: ["TapeCore"]),
         // Recordings: format detection, file readers, the recorder.
@@ -47,7 +48,7 @@ let package = Package(
                                                   .product(name: "Crypto", package: "swift-crypto")]),
         // The engine: source -> clock -> graph -> sinks, counters and summary. Shared by replay, live, workers.
         .target(name: "TapeEngine", dependencies: ["TapeCore", "TapeClock", "TapeSources", "TapeGraph", "TapeSinks"],
-                swiftSettings: swift6),
+                swiftSettings: swift6 + hotPathSettings),
         // Gradient-boosted price model: features, training/evaluation, inference node. Only code touching XGBoost.
         .target(name: "TapeModel", dependencies: ["TapeCore", "TapeClock", "TapeGraph", "CXGBoost"]),
         // Replay driver: opens recordings, paces at N x, pause and progress; the engine does the rest.

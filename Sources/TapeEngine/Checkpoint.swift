@@ -70,6 +70,8 @@ extension Engine {
         try reader.expectEnd("checkpoint")
         try graph.restore(from: graphBytes)
         positions = restoredPositions
-        counters = restored
+        counted = restored
+        eventTimeMinimum = restored.firstEvent ?? .max
+        eventTimeMaximum = restored.lastEvent ?? .min
     }
 }

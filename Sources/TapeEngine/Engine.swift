@@ -93,7 +93,16 @@ public final class Engine {
     public let digest: DigestSink
     /// Sinks that may fail, checked every `checkInterval` items and at the end.
     public let engineSinks: [EngineSink]
-    public internal(set) var counters = EngineCounters()
+    public var counters: EngineCounters {
+        var current = counted
+        if eventTimeMinimum != .max { current.firstEvent = eventTimeMinimum }
+        if eventTimeMaximum != .min { current.lastEvent = eventTimeMaximum }
+        return current
+    }
+    /// The counters, but for the event-time range, kept apart on the hot path (no optionals per event).
+    var counted = EngineCounters()
+    var eventTimeMinimum: Nanos = .max
+    var eventTimeMaximum: Nanos = .min
     /// Items pulled so far per source index (`MarketEvent.source`), delivered or filtered: the input
     /// position a checkpoint records and a continuing run skips.
     public internal(set) var positions: [UInt64] = []
@@ -136,23 +145,23 @@ public final class Engine {
     public func deliver(_ event: MarketEvent) {
         precondition(!finished, "deliver after finish")
         clock.advance(to: event.receiveTime)
-        if counters.firstReceive == nil { counters.firstReceive = event.receiveTime }
-        counters.lastReceive = event.receiveTime
+        if counted.firstReceive == nil { counted.firstReceive = event.receiveTime }
+        counted.lastReceive = event.receiveTime
         if event.kind == .clockTick {
-            counters.clockTicks += 1
+            counted.clockTicks += 1
             return
         }
         graph.onEvent(event)
-        counters.delivered += 1
-        if counters.firstEvent.map({ event.eventTime < $0 }) ?? true { counters.firstEvent = event.eventTime }
-        if counters.lastEvent.map({ event.eventTime > $0 }) ?? true { counters.lastEvent = event.eventTime }
+        counted.delivered += 1
+        if event.eventTime < eventTimeMinimum { eventTimeMinimum = event.eventTime }
+        if event.eventTime > eventTimeMaximum { eventTimeMaximum = event.eventTime }
     }
 
     /// Filters and delivers one item (the whole per-item path, for drivers that push).
     @inline(__always)
     public func process(_ event: MarketEvent) {
         advancePosition(event.source)
-        if accepts(event) { deliver(event) } else { counters.filtered += 1 }
+        if accepts(event) { deliver(event) } else { counted.filtered += 1 }
     }
 
     @inline(__always)
@@ -174,7 +183,7 @@ public final class Engine {
             case .event:
                 if event.receiveTime >= stopAt { return .reachedStopTime }
                 advancePosition(event.source)
-                if !accepts(event) { counters.filtered += 1; continue }
+                if !accepts(event) { counted.filtered += 1; continue }
                 if paces { driver.willDeliver(receiveTime: event.receiveTime) }
                 deliver(event)
                 sinceCheck += 1

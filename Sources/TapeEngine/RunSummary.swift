@@ -40,9 +40,12 @@ public struct GraphSummary: Codable, Equatable, Sendable {
     public var barsIn: Int
     public var lateTicks: Int
     public var badTicks: Int
+    /// Events a window had already closed for (a repeated input bar): counted, kept out of that bar.
+    public var droppedEvents: Int
     public var timeframes: [String]
     enum CodingKeys: String, CodingKey {
-        case trades, quotes, barsIn = "bars_in", lateTicks = "late_ticks", badTicks = "bad_ticks", timeframes
+        case trades, quotes, barsIn = "bars_in", lateTicks = "late_ticks", badTicks = "bad_ticks"
+        case droppedEvents = "dropped_events", timeframes
     }
 }
 
@@ -191,7 +194,7 @@ extension Engine {
             wallSeconds: 0, ticksPerSecond: 0, inputs: [], configHash: configHash,
             graph: GraphSummary(trades: graphCounters.trades, quotes: graphCounters.quotes,
                                 barsIn: graphCounters.bars, lateTicks: graphCounters.lateTicks,
-                                badTicks: graphCounters.badTicks,
+                                badTicks: graphCounters.badTicks, droppedEvents: graphCounters.droppedEvents,
                                 timeframes: settings.config.timeframes.map(\.description)),
             speed: "max", fromNs: settings.from, toNs: settings.to, symbols: settings.symbols,
             firstEventNs: counters.firstEvent, lastEventNs: counters.lastEvent,

@@ -378,21 +378,3 @@ extension Window {
         if !volumeKnown { self.volumeKnown = false }
     }
 }
-
-/// Graph throughput on events already decoded in memory (for `make bench`).
-public enum GraphBench {
-    public static func eventsPerSecond(events: [MarketEvent], config: PipelineConfig, symbols: SymbolTable) -> Double {
-        final class Count: GraphSink { var n = 0; func emit(_ o: GraphOutput) { n += 1 } }
-        let clock = SimulatedClock()
-        let sink = Count()
-        let g = Graph(config: config, clock: clock, symbols: symbols, sink: sink)
-        let t0 = WallClock.nanos()
-        for e in events {
-            clock.advance(to: e.receiveTime)
-            g.onEvent(e)
-        }
-        g.finish()
-        let dt = Double(WallClock.nanos() - t0) / 1e9
-        return Double(events.count) / max(dt, 1e-9)
-    }
-}

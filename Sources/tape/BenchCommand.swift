@@ -104,9 +104,12 @@ struct BenchCommand: ParsableCommand {
             }
             pass += 1
         }
-        let rate = GraphBench.eventsPerSecond(events: events, config: PipelineConfig(), symbols: symbols)
+        let rate = graphEventsPerSecond(events: events, config: PipelineConfig(), symbols: symbols)
         print(String(format: "graph alone: %d events (real trades+quotes, %d symbols) through the full graph in memory: %.2f M events/s",
                      events.count, symbols.count - 1, rate / 1e6))
+        let engineRate = engineEventsPerSecond(events: events, config: PipelineConfig(), symbols: symbols)
+        print(String(format: "engine path: the same events through Engine.process (filters, clock, graph, digests): %.2f M events/s",
+                     engineRate / 1e6))
     }
 
     /// The run's own sinks (global + per-symbol digest and run-folder CSVs) on real outputs: each
@@ -164,4 +167,34 @@ struct BenchCommand: ParsableCommand {
                      Double(outputs.count) / onceSeconds / 1e6, onceSeconds * 1e9 / Double(outputs.count),
                      Double(outputs.count) / stringsSeconds / 1e6, stringsSeconds * 1e9 / Double(outputs.count)))
     }
+}
+
+/// Graph throughput on events already decoded in memory: the clock advanced to each receive time and
+/// the event delivered, outputs counted. Wall time is read here, in the CLI, never in the graph.
+func graphEventsPerSecond(events: [MarketEvent], config: PipelineConfig, symbols: SymbolTable) -> Double {
+    final class CountingSink: GraphSink {
+        var count = 0
+        func emit(_ output: GraphOutput) { count += 1 }
+    }
+    let clock = SimulatedClock()
+    let graph = Graph(config: config, clock: clock, symbols: symbols, sink: CountingSink())
+    let start = WallClock.nanos()
+    for event in events {
+        clock.advance(to: event.receiveTime)
+        graph.onEvent(event)
+    }
+    graph.finish()
+    let seconds = Double(WallClock.nanos() - start) / 1e9
+    return Double(events.count) / max(seconds, 1e-9)
+}
+
+/// The same through the engine's per-item path (`Engine.process`: input position, filters, clock,
+/// graph, global and per-symbol digests), with no run folder.
+func engineEventsPerSecond(events: [MarketEvent], config: PipelineConfig, symbols: SymbolTable) -> Double {
+    let engine = Engine(settings: EngineSettings(config: config), symbols: symbols, sinks: [])
+    let start = WallClock.nanos()
+    for event in events { engine.process(event) }
+    engine.finish()
+    let seconds = Double(WallClock.nanos() - start) / 1e9
+    return Double(events.count) / max(seconds, 1e-9)
 }
