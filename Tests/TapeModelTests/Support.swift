@@ -1,4 +1,5 @@
 import XCTest
+import TapeTestSupport
 import Foundation
 import TapeCore
 import TapeGraph

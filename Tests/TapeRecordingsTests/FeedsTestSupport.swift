@@ -1,5 +1,6 @@
 import Foundation
 import XCTest
+import TapeTestSupport
 import TapeCore
 import TapeFeeds
 import TapeRecordings

@@ -1,5 +1,6 @@
 import Foundation
 import XCTest
+import TapeTestSupport
 import TapeCore
 
 /// The `tape` executable itself: exit codes, pause/resume by SIGUSR1.

@@ -1,5 +1,6 @@
 import Foundation
 import XCTest
+import TapeTestSupport
 
 /// Determinism across processes: Swift seeds its hashing per process, so a `Dictionary` or `Set`
 /// iterated in hash order gives another order in another process. Two runs inside one test process

@@ -1,5 +1,6 @@
 import Foundation
 import XCTest
+import TapeTestSupport
 import TapeCore
 
 /// Checkpoints across processes: `tape replay --stop-at T --snapshot-out F` then `tape replay

@@ -1,5 +1,6 @@
 import Foundation
 import XCTest
+import TapeTestSupport
 
 /// Locations of the package and of the shared real data (../shared/data beside the package).
 enum Paths {

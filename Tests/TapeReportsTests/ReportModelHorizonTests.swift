@@ -1,5 +1,6 @@
 import Foundation
 import XCTest
+import TapeTestSupport
 import TapeReports
 import TapeScenarios
 

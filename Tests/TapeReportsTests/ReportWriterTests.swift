@@ -1,4 +1,5 @@
 import XCTest
+import TapeTestSupport
 import TapeReplay
 import TapeEngine
 import TapeIO

@@ -1,5 +1,6 @@
 import Foundation
 import XCTest
+import TapeTestSupport
 import TapeScenarios
 
 /// `tape train --timeframe` and a scenario's `model.train.timeframe` add a timeframe the config does
