@@ -94,24 +94,29 @@ public enum Numbers {
         return s.withUTF8 { b in b.count == 0 ? nil : parseDouble(b.baseAddress!, b.count) }
     }
 
-    /// Parses an optionally signed decimal integer; nil on overflow or stray characters.
+    /// Parses an optionally `-`-signed decimal integer of at most 20 bytes (Int64.min ... Int64.max);
+    /// nil on overflow or stray characters.
     @inlinable
     public static func parseInt(_ p: UnsafePointer<UInt8>, _ n: Int) -> Int64? {
         if n <= 0 || n > 20 { return nil }
         var i = 0
-        var neg = false
-        if p[0] == UInt8(ascii: "-") { neg = true; i = 1; if n == 1 { return nil } }
-        var v: Int64 = 0
+        var negative = false
+        if p[0] == UInt8(ascii: "-") { negative = true; i = 1; if n == 1 { return nil } }
+        var magnitude: UInt64 = 0
         while i < n {
-            let d = p[i] &- 48
-            if d > 9 { return nil }
-            let (m, o1) = v.multipliedReportingOverflow(by: 10)
-            let (a, o2) = m.addingReportingOverflow(Int64(d))
-            if o1 || o2 { return nil }
-            v = a
+            let digit = p[i] &- 48
+            if digit > 9 { return nil }
+            let (scaled, overflowMultiply) = magnitude.multipliedReportingOverflow(by: 10)
+            let (sum, overflowAdd) = scaled.addingReportingOverflow(UInt64(digit))
+            if overflowMultiply || overflowAdd { return nil }
+            magnitude = sum
             i += 1
         }
-        return neg ? -v : v
+        if negative {
+            // Int64.min's magnitude is one more than Int64.max's.
+            return magnitude <= Int64.max.magnitude + 1 ? Int64(truncatingIfNeeded: 0 &- magnitude) : nil
+        }
+        return magnitude <= Int64.max.magnitude ? Int64(magnitude) : nil
     }
 
     public static func parseInt(_ s: String) -> Int64? {

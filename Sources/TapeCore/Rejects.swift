@@ -15,6 +15,7 @@ public enum RejectReason: String, Sendable, CaseIterable, Comparable {
     case corruptGzip = "corrupt_gzip"              // a damaged deflate block
     case unknownMessage = "unknown_message"        // valid JSON of a kind the decoder does not know
     case outOfRange = "out_of_range"               // bar with high < low etc.
+    case badSymbol = "bad_symbol"                  // symbol bytes not valid UTF-8 (or a control byte)
 
     public static func < (a: RejectReason, b: RejectReason) -> Bool { a.rawValue < b.rawValue }
 }

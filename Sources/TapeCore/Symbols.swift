@@ -55,6 +55,9 @@ public final class SymbolTable: @unchecked Sendable {
     }
 
     /// Interns the name spelled by these bytes (UTF-8). Allocation-free when already known.
+    /// Returns 0 ("none") for bytes that are not a valid name (`isValidName`): a reader rejects such a
+    /// record (`bad_symbol`) rather than deliver a phantom symbol. Only a name not seen before is
+    /// validated, so the check costs nothing on the hot path.
     public func intern(bytes b: UnsafeRawBufferPointer) -> SymbolID {
         if b.count == 0 { return 0 }
         if lastID != 0 && equal(lastID, b) { return lastID }
@@ -65,6 +68,7 @@ public final class SymbolTable: @unchecked Sendable {
             if equal(s, b) { lastID = s; return s }
             i = (i + 1) & mask
         }
+        guard SymbolTable.isValidName(b) else { return 0 }
         let name = String(decoding: b, as: UTF8.self)
         let id = SymbolID(names.count)
         names.append(name)
@@ -74,6 +78,37 @@ public final class SymbolTable: @unchecked Sendable {
         if names.count * 2 > slots.count { rehash() }
         lastID = id
         return id
+    }
+
+    /// A valid name is UTF-8 text without control bytes (0x00–0x1F, 0x7F). ASCII is checked byte by byte;
+    /// only a name with a byte ≥ 0x80 goes through the UTF-8 validator.
+    public static func isValidName(_ bytes: UnsafeRawBufferPointer) -> Bool {
+        var asciiOnly = true
+        for byte in bytes {
+            if byte < 0x20 || byte == 0x7F { return false }
+            if byte >= 0x80 { asciiOnly = false }
+        }
+        return asciiOnly || String(validating: bytes, as: UTF8.self) != nil
+    }
+
+    /// The bytes as a quoted ASCII string for messages: printable ASCII as is, `"` and `\\` escaped,
+    /// every other byte as `\xHH` (at most 60 bytes shown).
+    public static func escaped(_ bytes: UnsafeRawBufferPointer) -> String {
+        let hexDigits = Array("0123456789ABCDEF".utf8)
+        var text: [UInt8] = [UInt8(ascii: "\"")]
+        for byte in bytes.prefix(60) {
+            if byte == UInt8(ascii: "\"") || byte == UInt8(ascii: "\\") {
+                text.append(contentsOf: [UInt8(ascii: "\\"), byte])
+            } else if byte >= 0x20 && byte < 0x7F {
+                text.append(byte)
+            } else {
+                text.append(contentsOf: [UInt8(ascii: "\\"), UInt8(ascii: "x")])
+                text.append(contentsOf: [hexDigits[Int(byte >> 4)], hexDigits[Int(byte & 0xF)]])
+            }
+        }
+        if bytes.count > 60 { text.append(contentsOf: Array("…".utf8)) }
+        text.append(UInt8(ascii: "\""))
+        return String(decoding: text, as: UTF8.self)
     }
 
     private func rehash() {
@@ -108,7 +143,7 @@ public struct SymbolNamer {
         scratch = s
     }
 
-    /// Interns `venue:` + the bytes (upper-cased when `upper`).
+    /// Interns `venue:` + the bytes (upper-cased when `upper`); 0 when they are not a valid name.
     @inline(__always)
     public mutating func intern(_ p: UnsafePointer<UInt8>, _ n: Int, upper: Bool = false) -> SymbolID {
         scratch.removeSubrange(prefixLength...)

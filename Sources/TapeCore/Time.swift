@@ -3,6 +3,34 @@ public enum TimeUtil {
     public static let nsPerSecond: Int64 = 1_000_000_000
     public static let nsPerMinute: Int64 = 60_000_000_000
 
+    /// The accepted range of every time Tape reads (event and receive times, bar times, `--from`/`--to`):
+    /// 1970-01-01T00:00:00Z ≤ t ≤ 2200-01-01T00:00:00Z, in ns since the epoch. Parsers reject a time
+    /// outside it (`bad_timestamp`), so an accepted time is far inside Int64 (which ends in 2262): later
+    /// arithmetic (a bar's end, `end + lateness`, a stale-feed due time) has 62 years of headroom and
+    /// cannot overflow.
+    public static let acceptedNanosMin: Nanos = 0
+    public static let acceptedNanosMax: Nanos = 7_258_118_400_000_000_000
+    /// The same range as calendar years (a date in `acceptedYearMax` is accepted only on its first instant).
+    public static let acceptedYearMin = 1970
+    public static let acceptedYearMax = 2200
+    /// The longest duration a configuration may give (a timeframe, an allowed lateness, a stale-feed
+    /// delay): 366 days. An accepted time plus a few such durations stays far inside Int64.
+    public static let durationNanosMax: Nanos = 366 * 86_400 * nsPerSecond
+    /// The range as text, for messages.
+    public static let acceptedRangeText = "1970-01-01T00:00:00Z ... 2200-01-01T00:00:00Z"
+
+    /// True when `t` (ns) is inside the accepted range.
+    @inline(__always)
+    public static func isAccepted(_ t: Nanos) -> Bool { t >= acceptedNanosMin && t <= acceptedNanosMax }
+
+    /// `value × nsPerUnit` when the product is inside the accepted range, else nil (never traps): the one
+    /// checked conversion from s, ms or µs to ns.
+    @inline(__always)
+    public static func acceptedNanos(_ value: Int64, unitNanos nsPerUnit: Int64) -> Nanos? {
+        let (product, overflow) = value.multipliedReportingOverflow(by: nsPerUnit)
+        return !overflow && isAccepted(product) ? product : nil
+    }
+
     /// Days since 1970-01-01 for a proleptic Gregorian date (Howard Hinnant's algorithm).
     public static func daysFromCivil(_ y0: Int, _ m: Int, _ d: Int) -> Int {
         let y = m <= 2 ? y0 - 1 : y0
@@ -28,7 +56,8 @@ public enum TimeUtil {
     }
 
     /// Parses `YYYY-MM-DD[ T]HH:MM[:SS[.fffffffff]][Z|+00:00|-05:00]` (UTC unless an offset is given),
-    /// or `YYYY-MM-DD`, into ns since the epoch. Returns nil if malformed.
+    /// or `YYYY-MM-DD`, into ns since the epoch. Returns nil if malformed, if the day does not exist in
+    /// its month (`2013-02-30`), or if the time is outside the accepted range (`isAccepted`).
     public static func parseDateTime(_ p: UnsafePointer<UInt8>, _ n: Int) -> Nanos? {
         func num(_ at: Int, _ len: Int) -> Int? {
             if at + len > n { return nil }
@@ -41,7 +70,9 @@ public enum TimeUtil {
             return v
         }
         guard n >= 10, let y = num(0, 4), p[4] == UInt8(ascii: "-"), let mo = num(5, 2), p[7] == UInt8(ascii: "-"),
-              let d = num(8, 2), (1...12).contains(mo), (1...31).contains(d) else { return nil }
+              let d = num(8, 2), (1...12).contains(mo), (1...daysInMonth(y, mo)).contains(d) else { return nil }
+        // One year of margin each side for offsets; the exact range is checked on the result.
+        guard y >= acceptedYearMin - 1 && y <= acceptedYearMax + 1 else { return nil }
         var secs = Int64(daysFromCivil(y, mo, d)) * 86400
         var frac: Int64 = 0
         var i = 10
@@ -78,7 +109,17 @@ public enum TimeUtil {
             }
             if i != n { return nil }
         }
-        return secs * nsPerSecond + frac
+        let nanos = secs * nsPerSecond + frac
+        return isAccepted(nanos) ? nanos : nil
+    }
+
+    /// Days in a month of the proleptic Gregorian calendar.
+    public static func daysInMonth(_ year: Int, _ month: Int) -> Int {
+        switch month {
+        case 2: return year % 4 == 0 && (year % 100 != 0 || year % 400 == 0) ? 29 : 28
+        case 4, 6, 9, 11: return 30
+        default: return 31
+        }
     }
 
     public static func parseDateTime(_ s: String) -> Nanos? {
@@ -101,9 +142,10 @@ public enum TimeUtil {
         return "\(y)-\(p2(Int64(m)))-\(p2(Int64(d)))T\(p2(rem / 3600)):\(p2(rem % 3600 / 60)):\(p2(rem % 60)).\(nsStr)Z"
     }
 
-    /// Parses a user-facing time: integer ns, or a date/time as `parseDateTime` accepts.
+    /// Parses a user-facing time: integer ns, or a date/time as `parseDateTime` accepts; nil when
+    /// malformed or outside the accepted range.
     public static func parseUserTime(_ s: String) -> Nanos? {
-        if let v = Numbers.parseInt(s), s.count > 10 { return v }
+        if let v = Numbers.parseInt(s), s.count > 10 { return isAccepted(v) ? v : nil }
         return parseDateTime(s)
     }
 }
