@@ -11,7 +11,9 @@ import TapeCore
 ///   a skip); a line that is not a stream message (REST snapshot
 ///   `{"lastUpdateId":…}`) → skipped `non_stream`; other streams → `unknown_message`; broken JSON or a
 ///   missing/unparsable field → malformed.
-/// Symbol: `data.s` (else the stream name, upper-cased), as `venue:SYMBOL` when a venue is given.
+/// Symbol: `data.s` (else the stream name, upper-cased), as `venue:SYMBOL` when a venue is given; a symbol
+/// that is not valid UTF-8 text is malformed (`bad_symbol`). `T`/`E` (ms) must convert to a time inside
+/// `TimeUtil`'s accepted range, else `bad_timestamp`.
 public struct BinanceDecoder: WireDecoder {
     public var namer: SymbolNamer
 
@@ -90,13 +92,15 @@ public struct BinanceDecoder: WireDecoder {
         if let s = s, s.kind == .string, s.count > 0 { symbol = namer.intern(p + s.start, s.count) }
         else if at > streamStart { symbol = namer.intern(p + streamStart, at - streamStart, upper: true) }
         else { return .malformed(reason: .malformedLine, detail: "no symbol") }
+        if symbol == 0 { return Self.badSymbol(p, s, streamStart, at) }
 
         var eventTime = receiveTime
         if let tv = T ?? E {
-            guard let ms = d.int(tv), ms > 0, ms < 9_000_000_000_000 else {
-                return .malformed(reason: .badTimestamp, detail: "bad exchange time \(d.text(tv.start, tv.count))")
+            guard let ms = d.int(tv), ms > 0, let nanos = TimeUtil.acceptedNanos(ms, unitNanos: 1_000_000) else {
+                return .malformed(reason: .badTimestamp, detail: "bad exchange time \(d.text(tv.start, tv.count)) "
+                                  + "(ms; accepted \(TimeUtil.acceptedRangeText))")
             }
-            eventTime = ms * 1_000_000
+            eventTime = nanos
         }
         switch kind {
         case .trade:
@@ -170,6 +174,18 @@ public struct BinanceDecoder: WireDecoder {
             return .quote
         }
         return nil
+    }
+
+    /// The symbol bytes (`data.s`, else the stream name) escaped, as a `bad_symbol` outcome.
+    @inline(never)
+    private static func badSymbol(_ p: UnsafePointer<UInt8>, _ s: JSONScanner.Value?, _ streamStart: Int,
+                                  _ at: Int) -> DecodeOutcome {
+        let bytes = if let s, s.kind == .string, s.count > 0 {
+            UnsafeRawBufferPointer(start: p + s.start, count: s.count)
+        } else {
+            UnsafeRawBufferPointer(start: p + streamStart, count: at - streamStart)
+        }
+        return .malformed(reason: .badSymbol, detail: "symbol \(SymbolTable.escaped(bytes)) is not valid UTF-8 text")
     }
 
     private static func missing(_ f: String, _ v: JSONScanner.Value?, _ d: JSONScanner) -> DecodeOutcome {

@@ -94,10 +94,17 @@ public struct PolygonDecoder: WireDecoder {
         let isT = o.equals(e.start, e.count, "T"), isQ = o.equals(e.start, e.count, "Q")
         if !isT && !isQ { return .success(o.equals(e.start, e.count, "status") ? .status : .other) }
         guard let sv = sym, sv.kind == .string, sv.count > 0 else { return fail(.malformedLine, "missing sym") }
-        guard let tv = t, let ms = o.int(tv), ms > 0, ms < 9_000_000_000_000 else { return fail(.badTimestamp, "missing or bad t") }
+        guard let tv = t, let ms = o.int(tv), ms > 0,
+              let eventTime = TimeUtil.acceptedNanos(ms, unitNanos: 1_000_000) else {
+            return fail(.badTimestamp, "missing or bad t (ms; accepted \(TimeUtil.acceptedRangeText))")
+        }
         let seq = q.flatMap { o.int($0) } ?? 0
         func num(_ v: V?, _ name: String) -> Double? { v.flatMap { o.double($0) } }
         let symbol = namer.intern(o.p + sv.start, sv.count)
+        if symbol == 0 {
+            let bytes = UnsafeRawBufferPointer(start: o.p + sv.start, count: sv.count)
+            return fail(.badSymbol, "sym \(SymbolTable.escaped(bytes)) is not valid UTF-8 text")
+        }
         let ex = (isT ? x : bx).map { v in namer.symbols.intern(bytes: UnsafeRawBufferPointer(start: o.p + v.start, count: v.count)) } ?? 0
         if isT {
             guard let price = num(pr, "p") else { return fail(.badNumber, "missing or bad p") }
@@ -106,12 +113,12 @@ public struct PolygonDecoder: WireDecoder {
             if let cv = c, cv.kind == .array, cv.count > 2 {
                 cond = namer.symbols.intern(bytes: UnsafeRawBufferPointer(start: o.p + cv.start + 1, count: cv.count - 2))
             }
-            out.append(MarketEvent(eventTime: ms * 1_000_000, receiveTime: receiveTime, sequence: seq, symbol: symbol,
+            out.append(MarketEvent(eventTime: eventTime, receiveTime: receiveTime, sequence: seq, symbol: symbol,
                                    kind: .trade, side: 0, exchange: ex, conditions: cond, price: price, size: size))
         } else {
             guard let bid = num(bp, "bp"), let bidSize = num(bs, "bs"), let ask = num(ap, "ap"), let askSize = num(asz, "as")
             else { return fail(.badNumber, "missing or bad bp/bs/ap/as") }
-            out.append(MarketEvent(eventTime: ms * 1_000_000, receiveTime: receiveTime, sequence: seq, symbol: symbol,
+            out.append(MarketEvent(eventTime: eventTime, receiveTime: receiveTime, sequence: seq, symbol: symbol,
                                    kind: .quote, exchange: ex, bid: bid, bidSize: bidSize, ask: ask, askSize: askSize))
         }
         return .success(.event)

@@ -126,3 +126,10 @@ extension String {
 @inline(__always) func badTime(_ row: CSVRow, _ i: Int, _ name: String) -> RowResult {
     .reject(.badTimestamp, "\(name) '\(row.string(i))' is not a timestamp")
 }
+@inline(never) func outOfRangeTime(_ row: CSVRow, _ i: Int, _ name: String) -> RowResult {
+    .reject(.badTimestamp, "\(name) '\(row.string(i))' is outside the accepted range \(TimeUtil.acceptedRangeText)")
+}
+/// A symbol column whose bytes are not a valid name (invalid UTF-8 or a control byte): never interned.
+@inline(never) func badSymbol(_ row: CSVRow, _ i: Int, _ name: String) -> RowResult {
+    .reject(.badSymbol, "\(name) \(SymbolTable.escaped(row.bytes(i))) is not valid UTF-8 text")
+}

@@ -5,8 +5,10 @@ import TapeSources
 // Row decoders of the CSV formats. Columns are looked up by name; see docs/formats.md.
 
 /// 1-minute OHLC(V) bars: `timestamp,open,high,low,close[,volume]`; the timestamp is the bar's OPEN
-/// time (`2021-12-31 23:01:00.000000`, `2012-02-01 00:00:00+00:00`, ISO-8601, or integer s/ms/ns).
-/// Event time = receive time = open + 1 minute (the bar is known at its end).
+/// time (`2021-12-31 23:01:00.000000`, `2012-02-01 00:00:00+00:00`, ISO-8601, or integer epoch s/ms/µs/ns,
+/// told apart by magnitude: below 1e11 s, below 1e14 ms, below 1e17 µs, else ns).
+/// Event time = receive time = open + 1 minute (the bar is known at its end); both must be inside
+/// `TimeUtil`'s accepted range, else the row is a `bad_timestamp` reject.
 public struct BarRowDecoder: CSVRowDecoder {
     public static let format = RecordingFormat.bars
     public static let checkDuplicates = false
@@ -48,8 +50,11 @@ public struct BarRowDecoder: CSVRowDecoder {
         let tb = row.bytes(ts)
         guard tb.count > 0 else { return badTime(row, ts, "timestamp") }
         var open: Nanos
-        if let iv = row.int(ts) {
-            open = iv > 100_000_000_000_000_000 ? iv : iv > 100_000_000_000 ? iv * 1_000_000 : iv * 1_000_000_000
+        if let integer = row.int(ts) {
+            guard let t = TimeUtil.acceptedNanos(integer, unitNanos: Self.epochUnitNanos(integer)) else {
+                return outOfRangeTime(row, ts, "timestamp")
+            }
+            open = t
         } else if let t = TimeUtil.parseDateTime(tb.baseAddress!.assumingMemoryBound(to: UInt8.self), tb.count) {
             open = t
         } else { return badTime(row, ts, "timestamp") }
@@ -62,9 +67,20 @@ public struct BarRowDecoder: CSVRowDecoder {
             if row.isEmpty(v) { vol = .nan } else if let x = row.double(v) { vol = x } else { return badNumber(row, v, "volume") }
         }
         open += TimeUtil.nsPerMinute
+        guard TimeUtil.isAccepted(open) else { return outOfRangeTime(row, ts, "timestamp") }
         e = .bar(endTime: open, receiveTime: open, symbol: symbol, open: op, high: hi, low: lo, close: cl, volume: vol,
                  sequence: Int64(line))
         return .event
+    }
+
+    /// ns per unit of an integer epoch time, by magnitude: s below 1e11 (year 5138), ms below 1e14,
+    /// µs below 1e17, else ns.
+    static func epochUnitNanos(_ value: Int64) -> Int64 {
+        let magnitude = value.magnitude
+        if magnitude >= 100_000_000_000_000_000 { return 1 }
+        if magnitude >= 100_000_000_000_000 { return 1_000 }
+        if magnitude >= 100_000_000_000 { return 1_000_000 }
+        return 1_000_000_000
     }
 }
 
@@ -92,6 +108,8 @@ public struct TickRowDecoder: CSVRowDecoder {
     public mutating func decode(_ row: CSVRow, line: Int, into e: inout MarketEvent) -> RowResult {
         guard let ev = row.int(et) else { return badTime(row, et, "event_time_ns") }
         guard let rv = row.int(rt) else { return badTime(row, rt, "receive_time_ns") }
+        guard TimeUtil.isAccepted(ev) else { return outOfRangeTime(row, et, "event_time_ns") }
+        guard TimeUtil.isAccepted(rv) else { return outOfRangeTime(row, rt, "receive_time_ns") }
         let k = row.bytes(kind)
         if k.elementsEqual("tick".utf8) {
             guard ev == rv else { return .reject(.malformedLine, "clock tick with event time \(ev) != receive time \(rv)") }
@@ -106,6 +124,7 @@ public struct TickRowDecoder: CSVRowDecoder {
         }
         e.eventTime = ev; e.receiveTime = rv
         e.symbol = names.intern(row.bytes(sym))
+        guard e.symbol != 0 else { return badSymbol(row, sym, "symbol") }
         e.sequence = row.isEmpty(seq) ? Int64(line) : (row.int(seq) ?? Int64(line))
         if !row.isEmpty(exch) { e.exchange = table.intern(bytes: row.bytes(exch)) }
         if !row.isEmpty(cond) { e.conditions = table.intern(bytes: row.bytes(cond)) }
@@ -142,10 +161,14 @@ public struct PolygonTradeRowDecoder: CSVRowDecoder {
     }
     public mutating func decode(_ row: CSVRow, line: Int, into e: inout MarketEvent) -> RowResult {
         guard let s = row.int(sip) else { return badTime(row, sip, "sip_timestamp") }
+        guard TimeUtil.isAccepted(s) else { return outOfRangeTime(row, sip, "sip_timestamp") }
         let p = row.isEmpty(part) ? s : (row.int(part) ?? s)
+        guard TimeUtil.isAccepted(p) else { return outOfRangeTime(row, part, "participant_timestamp") }
+        let symbol = names.intern(row.bytes(ticker))
+        guard symbol != 0 else { return badSymbol(row, ticker, "ticker") }
         guard let px = row.double(price) else { return badNumber(row, price, "price") }
         guard let sz = row.double(size) else { return badNumber(row, size, "size") }
-        e = .trade(eventTime: p, receiveTime: s, symbol: names.intern(row.bytes(ticker)), price: px, size: sz,
+        e = .trade(eventTime: p, receiveTime: s, symbol: symbol, price: px, size: sz,
                    sequence: row.int(seq) ?? Int64(line))
         if !row.isEmpty(exch) { e.exchange = table.intern(bytes: row.bytes(exch)) }
         if !row.isEmpty(cond) { e.conditions = table.intern(bytes: row.bytes(cond)) }
@@ -170,10 +193,14 @@ public struct PolygonQuoteRowDecoder: CSVRowDecoder {
     }
     public mutating func decode(_ row: CSVRow, line: Int, into e: inout MarketEvent) -> RowResult {
         guard let s = row.int(sip) else { return badTime(row, sip, "sip_timestamp") }
+        guard TimeUtil.isAccepted(s) else { return outOfRangeTime(row, sip, "sip_timestamp") }
         let p = row.isEmpty(part) ? s : (row.int(part) ?? s)
+        guard TimeUtil.isAccepted(p) else { return outOfRangeTime(row, part, "participant_timestamp") }
+        let symbol = names.intern(row.bytes(ticker))
+        guard symbol != 0 else { return badSymbol(row, ticker, "ticker") }
         guard let b = row.double(bp) else { return badNumber(row, bp, "bid_price") }
         guard let a = row.double(ap) else { return badNumber(row, ap, "ask_price") }
-        e = .quote(eventTime: p, receiveTime: s, symbol: names.intern(row.bytes(ticker)), bid: b,
+        e = .quote(eventTime: p, receiveTime: s, symbol: symbol, bid: b,
                    bidSize: row.double(bs) ?? .nan, ask: a, askSize: row.double(asz) ?? .nan, sequence: row.int(seq) ?? Int64(line))
         if !row.isEmpty(exch) { e.exchange = table.intern(bytes: row.bytes(exch)) }
         if !row.isEmpty(cond) { e.conditions = table.intern(bytes: row.bytes(cond)) }
@@ -195,20 +222,27 @@ public struct PolygonMinuteAggRowDecoder: CSVRowDecoder {
     }
     public mutating func decode(_ row: CSVRow, line: Int, into e: inout MarketEvent) -> RowResult {
         guard let start = row.int(ws) else { return badTime(row, ws, "window_start") }
+        // The end (start + 1 min) must be accepted too: checked on the start, one minute inside the range.
+        guard TimeUtil.isAccepted(start), start <= TimeUtil.acceptedNanosMax - TimeUtil.nsPerMinute else {
+            return outOfRangeTime(row, ws, "window_start")
+        }
+        let symbol = names.intern(row.bytes(ticker))
+        guard symbol != 0 else { return badSymbol(row, ticker, "ticker") }
         guard let op = row.double(o) else { return badNumber(row, o, "open") }
         guard let hi = row.double(h) else { return badNumber(row, h, "high") }
         guard let lo = row.double(l) else { return badNumber(row, l, "low") }
         guard let cl = row.double(c) else { return badNumber(row, c, "close") }
         guard let v = row.double(vol) else { return badNumber(row, vol, "volume") }
         let end = start + TimeUtil.nsPerMinute
-        e = .bar(endTime: end, receiveTime: end, symbol: names.intern(row.bytes(ticker)), open: op, high: hi, low: lo,
+        e = .bar(endTime: end, receiveTime: end, symbol: symbol, open: op, high: hi, low: lo,
                  close: cl, volume: v, sequence: Int64(line))
         return .event
     }
 }
 
 /// tardis.dev `trades` CSV (µs): event = timestamp, receive = local_timestamp, symbol
-/// `<exchange>:<symbol>`, side buy → 1, sell → 2. `id` is a string at some exchanges: it is the
+/// `<exchange>:<symbol>`, side buy → 1, sell → 2; both times (µs) must be inside the accepted range. `id` is a
+/// string at some exchanges: it is the
 /// sequence when numeric, else the line number (and no duplicate check applies to it).
 public struct TardisTradeRowDecoder: CSVRowDecoder {
     public static let format = RecordingFormat.tardisTrades
@@ -225,12 +259,20 @@ public struct TardisTradeRowDecoder: CSVRowDecoder {
     public mutating func decode(_ row: CSVRow, line: Int, into e: inout MarketEvent) -> RowResult {
         guard let t = row.int(ts) else { return badTime(row, ts, "timestamp") }
         guard let lt = row.int(lts) else { return badTime(row, lts, "local_timestamp") }
+        guard let eventTime = TimeUtil.acceptedNanos(t, unitNanos: 1_000) else {
+            return outOfRangeTime(row, ts, "timestamp")
+        }
+        guard let receiveTime = TimeUtil.acceptedNanos(lt, unitNanos: 1_000) else {
+            return outOfRangeTime(row, lts, "local_timestamp")
+        }
+        let symbol = names.intern(row.bytes(sym), venue: row.bytes(exch))
+        guard symbol != 0 else { return badSymbol(row, sym, "symbol") }
         guard let p = row.double(price) else { return badNumber(row, price, "price") }
         guard let q = row.double(amount) else { return badNumber(row, amount, "amount") }
         let sd = row.bytes(side)
         let s: UInt8 = sd.count > 0 && sd[0] == UInt8(ascii: "b") ? 1 : sd.count > 0 && sd[0] == UInt8(ascii: "s") ? 2 : 0
-        e = .trade(eventTime: t * 1000, receiveTime: lt * 1000, symbol: names.intern(row.bytes(sym), venue: row.bytes(exch)),
-                   price: p, size: q, sequence: row.int(id) ?? Int64(line), side: s)
+        e = .trade(eventTime: eventTime, receiveTime: receiveTime, symbol: symbol, price: p, size: q,
+                   sequence: row.int(id) ?? Int64(line), side: s)
         return .event
     }
 }

@@ -93,7 +93,7 @@ public final class RawCaptureReader<Decoder: WireDecoder>: EventSource {
             guard let sp = memchrSpace(base, n) else {
                 reject(.malformedLine, ln, "no space between receive time and message: \(Self.excerpt(line))"); continue
             }
-            guard let ts = Numbers.parseInt(base, sp), ts > 0 else {
+            guard let ts = Numbers.parseInt(base, sp), ts > 0, TimeUtil.isAccepted(ts) else {
                 reject(.badTimestamp, ln, "receive time \(Self.excerpt(UnsafeRawBufferPointer(rebasing: line[0..<sp]))) is not a positive integer ns"); continue
             }
             var ms = sp + 1
