@@ -183,6 +183,9 @@ public final class Graph: TimerTarget {
 
     /// Delivers one event. The driver has already advanced the clock to `event.receiveTime`.
     public func onEvent(_ e: MarketEvent) {
+        // Parsers accept only times in TimeUtil's range, which keeps `end + lateness` and `floorTo` in Int64.
+        assert(TimeUtil.isAccepted(e.eventTime) && TimeUtil.isAccepted(e.receiveTime),
+               "event time \(e.eventTime) / receive time \(e.receiveTime) outside \(TimeUtil.acceptedRangeText)")
         let s = state(e.symbol)
         let now = clock.now
         for index in eventRules { rules[index].onEvent(e, now: now, context: context(index)) }

@@ -12,16 +12,19 @@ public struct Timeframe: Hashable, Comparable, Sendable, CustomStringConvertible
         if seconds % 60 == 0 { return "\(seconds / 60)m" }
         return "\(seconds)s"
     }
-    /// Parses `30s`, `1m`, `15m`, `1h`, `1d`.
+    /// Parses `30s`, `1m`, `15m`, `1h`, `1d`; nil beyond `TimeUtil.durationNanosMax` (366 days).
     public init?(_ s: String) {
         guard let unit = s.last, let n = Int64(s.dropLast()), n > 0 else { return nil }
+        let unitSeconds: Int64
         switch unit {
-        case "s": seconds = n
-        case "m": seconds = n * 60
-        case "h": seconds = n * 3600
-        case "d": seconds = n * 86400
+        case "s": unitSeconds = 1
+        case "m": unitSeconds = 60
+        case "h": unitSeconds = 3600
+        case "d": unitSeconds = 86400
         default: return nil
         }
+        guard n <= TimeUtil.durationNanosMax / TimeUtil.nsPerSecond / unitSeconds else { return nil }
+        seconds = n * unitSeconds
     }
 }
 

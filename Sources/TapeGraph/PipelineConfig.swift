@@ -105,14 +105,16 @@ public struct PipelineConfig: Sendable, Equatable {
     }
 }
 
-/// Parses durations: `500ms`, `2s`, `1m`, `1h`, `250us`, `10ns`, or a bare number of seconds.
+/// Parses durations: `500ms`, `2s`, `1m`, `1h`, `250us`, `10ns`, or a bare number of seconds; nil beyond
+/// `TimeUtil.durationNanosMax` (366 days), so that a time plus a duration cannot overflow.
 public func parseDuration(_ s: String) -> Nanos? {
+    let maximum = Double(TimeUtil.durationNanosMax)
     let units: [(String, Double)] = [("ms", 1e6), ("us", 1e3), ("ns", 1), ("s", 1e9), ("m", 60e9), ("h", 3600e9)]
     for (u, mult) in units where s.hasSuffix(u) {
-        guard let v = Double(s.dropLast(u.count)), v >= 0, v.isFinite else { return nil }
+        guard let v = Double(s.dropLast(u.count)), v >= 0, v * mult <= maximum else { return nil }
         return Nanos((v * mult).rounded())
     }
-    if let v = Double(s), v >= 0, v.isFinite { return Nanos((v * 1e9).rounded()) }
+    if let v = Double(s), v >= 0, v * 1e9 <= maximum { return Nanos((v * 1e9).rounded()) }
     return nil
 }
 
@@ -157,13 +159,13 @@ private struct Parser {
 
     func duration(_ n: Node, _ key: String) throws -> Nanos {
         let s = try scalar(n, key)
-        guard let v = parseDuration(s) else { throw err(key, "expected a duration like 500ms, 2s, 1m, got \"\(s)\"") }
+        guard let v = parseDuration(s) else { throw err(key, "expected a duration like 500ms, 2s, 1m (≤ 366 days), got \"\(s)\"") }
         return v
     }
 
     func timeframe(_ n: Node, _ key: String) throws -> Timeframe {
         let s = try scalar(n, key)
-        guard let t = Timeframe(s) else { throw err(key, "expected a timeframe like 30s, 1m, 15m, 1h, got \"\(s)\"") }
+        guard let t = Timeframe(s) else { throw err(key, "expected a timeframe like 30s, 1m, 15m, 1h (≤ 366d), got \"\(s)\"") }
         return t
     }
 
