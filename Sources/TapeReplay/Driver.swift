@@ -167,10 +167,10 @@ final class ReplayPacer: EngineDriver {
 
     func willDeliver(receiveTime: Nanos) {
         guard let first = firstReceive else { firstReceive = receiveTime; paceOrigin = WallClock.nanos(); return }
-        let target = paceOrigin + Int64(Double(receiveTime - first) / factor)
+        let target = paceOrigin + Int64(min(Double(receiveTime - first) / factor, 4e18))
         if target - WallClock.nanos() > ReplayPacer.sleepThresholdNs {
             if pause.maybePaused { paceOrigin += pause.waitIfPaused() }
-            sleepUntil(paceOrigin + Int64(Double(receiveTime - first) / factor))
+            sleepUntil(paceOrigin + Int64(min(Double(receiveTime - first) / factor, 4e18)))
         }
     }
 

@@ -54,6 +54,11 @@ struct InputOptions: ParsableArguments {
     @Option(help: "How far receive time may go back inside one file before a record is rejected, in ms.")
     var backwardsToleranceMs: Int64 = 1000
 
+    /// Largest `--backwards-tolerance-ms`: one day (a larger tolerance is no check at all).
+    static let toleranceMsMax: Int64 = 86_400_000
+    /// What `--from`/`--to` accept: the times every parser accepts (TimeUtil's range).
+    static let userTimeExpected = "expected ISO-8601 UTC or integer ns in \(TimeUtil.acceptedRangeText)"
+
     func replayOptions() throws -> ReplayOptions {
         var o = ReplayOptions(inputs: inputs)
         if let f = format {
@@ -66,12 +71,20 @@ struct InputOptions: ParsableArguments {
         o.venue = venue
         o.engine.symbols = symbols.map { $0.split(separator: ",").map { String($0).trimmingCharacters(in: .whitespaces) } }
         if let f = from {
-            guard let t = TimeUtil.parseUserTime(f) else { throw ValidationError("--from '\(f)': expected ISO-8601 UTC or integer ns") }
+            guard let t = TimeUtil.parseUserTime(f) else {
+                throw ValidationError("--from '\(f)': \(Self.userTimeExpected)")
+            }
             o.engine.from = t
         }
         if let t0 = to {
-            guard let t = TimeUtil.parseUserTime(t0) else { throw ValidationError("--to '\(t0)': expected ISO-8601 UTC or integer ns") }
+            guard let t = TimeUtil.parseUserTime(t0) else {
+                throw ValidationError("--to '\(t0)': \(Self.userTimeExpected)")
+            }
             o.engine.to = t
+        }
+        guard (0...Self.toleranceMsMax).contains(backwardsToleranceMs) else {
+            throw ValidationError(
+                "--backwards-tolerance-ms \(backwardsToleranceMs): expected 0 ... \(Self.toleranceMsMax) (one day)")
         }
         o.backwardsTolerance = backwardsToleranceMs * 1_000_000
         try loadConfig(into: &o, path: config)
@@ -103,6 +116,10 @@ struct ReplayCommand: ParsableCommand {
 
     @Option(help: "Replay speed: `max` (as fast as possible) or N (N x real time, e.g. 1, 10, 0.5).")
     var speed: String = "max"
+    /// The `--speed N` range: from 1000× slower than real time to a million times faster (pacing computes
+    /// `(t − t0) / N` in ns, which must stay a finite Int64).
+    static let speedMin = 0.001
+    static let speedMax = 1_000_000.0
 
     @Option(help: "Run folder (default reports/<run-id>/).")
     var out: String?
@@ -140,8 +157,10 @@ struct ReplayCommand: ParsableCommand {
         do { o = try input.replayOptions() } catch let e as UnusableInput { fail(e.description, code: TapeExit.unusableInput) }
         o.inputs = inputs
         if speed == "max" { o.speed = .max }
-        else if let f = Double(speed), f > 0, f.isFinite { o.speed = .factor(f) }
-        else { throw ValidationError("--speed '\(speed)': expected `max` or a positive number") }
+        else if let f = Double(speed), (Self.speedMin...Self.speedMax).contains(f) { o.speed = .factor(f) }
+        else {
+            throw ValidationError("--speed '\(speed)': expected `max` or a number in \(Self.speedMin) ... \(Self.speedMax)")
+        }
         o.outDir = out
         o.quiet = quiet
         o.interactive = true
