@@ -185,7 +185,7 @@ public struct BinanceDecoder: WireDecoder {
         } else {
             UnsafeRawBufferPointer(start: p + streamStart, count: at - streamStart)
         }
-        return .malformed(reason: .badSymbol, detail: "symbol \(SymbolTable.escaped(bytes)) is not valid UTF-8 text")
+        return .malformed(reason: .badSymbol, detail: "symbol \(SymbolTable.escaped(bytes)) is not UTF-8 text without control bytes")
     }
 
     private static func missing(_ f: String, _ v: JSONScanner.Value?, _ d: JSONScanner) -> DecodeOutcome {

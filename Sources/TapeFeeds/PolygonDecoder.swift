@@ -103,7 +103,7 @@ public struct PolygonDecoder: WireDecoder {
         let symbol = namer.intern(o.p + sv.start, sv.count)
         if symbol == 0 {
             let bytes = UnsafeRawBufferPointer(start: o.p + sv.start, count: sv.count)
-            return fail(.badSymbol, "sym \(SymbolTable.escaped(bytes)) is not valid UTF-8 text")
+            return fail(.badSymbol, "sym \(SymbolTable.escaped(bytes)) is not UTF-8 text without control bytes")
         }
         let ex = (isT ? x : bx).map { v in namer.symbols.intern(bytes: UnsafeRawBufferPointer(start: o.p + v.start, count: v.count)) } ?? 0
         if isT {

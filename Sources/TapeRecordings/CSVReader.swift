@@ -129,7 +129,15 @@ extension String {
 @inline(never) func outOfRangeTime(_ row: CSVRow, _ i: Int, _ name: String) -> RowResult {
     .reject(.badTimestamp, "\(name) '\(row.string(i))' is outside the accepted range \(TimeUtil.acceptedRangeText)")
 }
-/// A symbol column whose bytes are not a valid name (invalid UTF-8 or a control byte): never interned.
+/// A name column (symbol, exchange, conditions) whose bytes are not a valid name (invalid UTF-8 or a
+/// control byte): never interned.
 @inline(never) func badSymbol(_ row: CSVRow, _ i: Int, _ name: String) -> RowResult {
-    .reject(.badSymbol, "\(name) \(SymbolTable.escaped(row.bytes(i))) is not valid UTF-8 text")
+    .reject(.badSymbol, "\(name) \(SymbolTable.escaped(row.bytes(i))) is not UTF-8 text without control bytes")
+}
+/// Interns a text column (exchange, conditions) into `id` (left as is when the field is empty); false when
+/// its bytes are not a valid name.
+@inline(__always) func internText(_ row: CSVRow, _ i: Int, _ table: SymbolTable, into id: inout SymbolID) -> Bool {
+    if row.isEmpty(i) { return true }
+    id = table.intern(bytes: row.bytes(i))
+    return id != 0
 }

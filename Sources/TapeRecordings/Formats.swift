@@ -126,8 +126,8 @@ public struct TickRowDecoder: CSVRowDecoder {
         e.symbol = names.intern(row.bytes(sym))
         guard e.symbol != 0 else { return badSymbol(row, sym, "symbol") }
         e.sequence = row.isEmpty(seq) ? Int64(line) : (row.int(seq) ?? Int64(line))
-        if !row.isEmpty(exch) { e.exchange = table.intern(bytes: row.bytes(exch)) }
-        if !row.isEmpty(cond) { e.conditions = table.intern(bytes: row.bytes(cond)) }
+        guard internText(row, exch, table, into: &e.exchange) else { return badSymbol(row, exch, "exchange") }
+        guard internText(row, cond, table, into: &e.conditions) else { return badSymbol(row, cond, "conditions") }
         if isTrade {
             e.kind = .trade
             guard let p = row.double(price) else { return badNumber(row, price, "price") }
@@ -170,8 +170,8 @@ public struct PolygonTradeRowDecoder: CSVRowDecoder {
         guard let sz = row.double(size) else { return badNumber(row, size, "size") }
         e = .trade(eventTime: p, receiveTime: s, symbol: symbol, price: px, size: sz,
                    sequence: row.int(seq) ?? Int64(line))
-        if !row.isEmpty(exch) { e.exchange = table.intern(bytes: row.bytes(exch)) }
-        if !row.isEmpty(cond) { e.conditions = table.intern(bytes: row.bytes(cond)) }
+        guard internText(row, exch, table, into: &e.exchange) else { return badSymbol(row, exch, "exchange") }
+        guard internText(row, cond, table, into: &e.conditions) else { return badSymbol(row, cond, "conditions") }
         return .event
     }
 }
@@ -202,8 +202,8 @@ public struct PolygonQuoteRowDecoder: CSVRowDecoder {
         guard let a = row.double(ap) else { return badNumber(row, ap, "ask_price") }
         e = .quote(eventTime: p, receiveTime: s, symbol: symbol, bid: b,
                    bidSize: row.double(bs) ?? .nan, ask: a, askSize: row.double(asz) ?? .nan, sequence: row.int(seq) ?? Int64(line))
-        if !row.isEmpty(exch) { e.exchange = table.intern(bytes: row.bytes(exch)) }
-        if !row.isEmpty(cond) { e.conditions = table.intern(bytes: row.bytes(cond)) }
+        guard internText(row, exch, table, into: &e.exchange) else { return badSymbol(row, exch, "bid_exchange") }
+        guard internText(row, cond, table, into: &e.conditions) else { return badSymbol(row, cond, "conditions") }
         return .event
     }
 }

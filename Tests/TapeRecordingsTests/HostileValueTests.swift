@@ -122,7 +122,8 @@ final class HostileValueTests: XCTestCase {
     }
 
     /// Invalid UTF-8 in a CSV symbol column (a lone continuation byte, a truncated sequence) and a control
-    /// byte: `bad_symbol` naming the bytes escaped; valid multi-byte UTF-8 is a symbol like any other.
+    /// byte, also in the exchange column: `bad_symbol` naming the bytes escaped; valid multi-byte UTF-8 is a
+/// symbol like any other.
     func testInvalidUTF8SymbolsInCSVAreRejected() throws {
         let noon = noonSeconds * 1_000_000_000
         var bytes = Array("\(TickRowDecoder.header)\n".utf8)
@@ -131,11 +132,12 @@ final class HostileValueTests: XCTestCase {
             bytes += Array("\(noon + Int64(index)),\(noon + Int64(index)),".utf8) + symbol
             bytes += Array(",trade,1,1,,,,,,,\(index + 1)\n".utf8)
         }
+        bytes += Array("\(noon + 5),\(noon + 5),BTCUSDT,trade,1,1,,,,,X".utf8) + [0xFE] + Array(",,6\n".utf8)
         let path = try write("ticks-symbols.csv", bytes)
         let (events, rejects, symbols) = try readAll(path, format: .tickCSV)
         XCTAssertEqual(events.map { symbols.name($0.symbol) }, ["BTC\u{00C4}", "BTCUSDT"])
         assertRejects(rejects, [(3, .badSymbol, #""B\x80C""#), (4, .badSymbol, #""E\xE2\x82""#),
-                                (5, .badSymbol, #""A\x01""#)])
+                                (5, .badSymbol, #""A\x01""#), (7, .badSymbol, #"exchange "X\xFE""#)])
         XCTAssertEqual(symbols.count, 3, "none, BTCÄ, BTCUSDT: no phantom symbol interned")
 
         let trades = try write("2024-08-08.trades.csv", Array("""
