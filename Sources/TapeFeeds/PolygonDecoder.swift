@@ -106,12 +106,21 @@ public struct PolygonDecoder: WireDecoder {
             return fail(.badSymbol, "sym \(SymbolTable.escaped(bytes)) is not UTF-8 text without control bytes")
         }
         let ex = (isT ? x : bx).map { v in namer.symbols.intern(bytes: UnsafeRawBufferPointer(start: o.p + v.start, count: v.count)) } ?? 0
+        if ex == 0, let v = isT ? x : bx, v.count > 0 {
+            let bytes = UnsafeRawBufferPointer(start: o.p + v.start, count: v.count)
+            return fail(.badSymbol, "exchange \(SymbolTable.escaped(bytes)) is not UTF-8 text without control bytes")
+        }
         if isT {
             guard let price = num(pr, "p") else { return fail(.badNumber, "missing or bad p") }
             guard let size = num(s, "s") else { return fail(.badNumber, "missing or bad s") }
             var cond: SymbolID = 0
             if let cv = c, cv.kind == .array, cv.count > 2 {
-                cond = namer.symbols.intern(bytes: UnsafeRawBufferPointer(start: o.p + cv.start + 1, count: cv.count - 2))
+                let bytes = UnsafeRawBufferPointer(start: o.p + cv.start + 1, count: cv.count - 2)
+                cond = namer.symbols.intern(bytes: bytes)
+                if cond == 0 {
+                    let text = SymbolTable.escaped(bytes)
+                    return fail(.badSymbol, "conditions \(text) are not UTF-8 text without control bytes")
+                }
             }
             out.append(MarketEvent(eventTime: eventTime, receiveTime: receiveTime, sequence: seq, symbol: symbol,
                                    kind: .trade, side: 0, exchange: ex, conditions: cond, price: price, size: size))

@@ -61,6 +61,9 @@ public struct ScenarioRunner {
 
     // MARK: running
 
+    /// What `from`/`to` accept: the times every parser accepts (TimeUtil's range).
+    static let userTimeExpected = "expected ISO-8601 UTC or integer ns in \(TimeUtil.acceptedRangeText)"
+
     /// Runs one scenario (replay [+ training]) into `<workDir>/<name>/`; returns the run summary.
     public func execute(_ s: ScenarioFile) throws -> ReplaySummary {
         let runDir = (workDir as NSString).appendingPathComponent(s.name)
@@ -83,11 +86,15 @@ public struct ScenarioRunner {
             o.format = fmt
         }
         if let f = s.from {
-            guard let t = TimeUtil.parseUserTime(f) else { throw ScenarioError(file: s.path, key: "from", message: "expected ISO-8601 UTC or integer ns") }
+            guard let t = TimeUtil.parseUserTime(f) else {
+                throw ScenarioError(file: s.path, key: "from", message: Self.userTimeExpected)
+            }
             o.engine.from = t
         }
         if let t = s.to {
-            guard let v = TimeUtil.parseUserTime(t) else { throw ScenarioError(file: s.path, key: "to", message: "expected ISO-8601 UTC or integer ns") }
+            guard let v = TimeUtil.parseUserTime(t) else {
+                throw ScenarioError(file: s.path, key: "to", message: Self.userTimeExpected)
+            }
             o.engine.to = v
         }
         o.engine.symbols = s.symbols

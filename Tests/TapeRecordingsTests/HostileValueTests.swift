@@ -177,7 +177,7 @@ final class HostileValueTests: XCTestCase {
         XCTAssertEqual(symbols.count, 2, "none and spot:BTCUSDT only")
     }
 
-    /// Polygon WebSocket: `t` (ms) that overflows ns, and a `sym` that is not UTF-8.
+    /// Polygon WebSocket: `t` (ms) that overflows ns, and a `sym` or `x` that is not UTF-8.
     func testPolygonWebSocketTimesAndSymbols() {
         var decoder = PolygonDecoder(symbols: SymbolTable(), venue: nil)
         func decode(_ bytes: [UInt8]) -> DecodeOutcome {
@@ -190,6 +190,10 @@ final class HostileValueTests: XCTestCase {
                              + Array(#"","p":1,"s":1,"t":1723118400000,"q":1}]"#.utf8))
         guard case .malformed(.badSymbol, let detail) = invalid else { return XCTFail("\(invalid)") }
         XCTAssertTrue(detail.contains(#""A\xC0\xAF""#), detail)
+        let exchange = decode(Array(#"[{"ev":"T","sym":"AAPL","x":""#.utf8) + [0xFF]
+                              + Array(#"","p":1,"s":1,"t":1723118400000,"q":1}]"#.utf8))
+        guard case .malformed(.badSymbol, let exchangeDetail) = exchange else { return XCTFail("\(exchange)") }
+        XCTAssertTrue(exchangeDetail.contains(#"exchange "\xFF""#), exchangeDetail)
         let valid = decode(Array(#"[{"ev":"T","sym":"AAPL","p":1,"s":1,"t":1723118400000,"q":1}]"#.utf8))
         guard case .decoded(1) = valid else { return XCTFail("\(valid)") }
     }
