@@ -18,8 +18,10 @@ struct Tape: ParsableCommand {
         discussion: """
             Exit codes: 0 clean; 3 some input records were rejected (see the run's summary.json and \
             rejects.csv.gz; everything valid was processed); 4 unusable input (missing file, unknown \
-            format, bad config); 5 an output could not be written (disk full, I/O error); 64 bad command line; \
-            1 internal error.
+            format, bad config); 5 an output could not be written (disk full, I/O error, unusable --out, \
+            the report); 6 nothing delivered (the filters left no event); 130/143 interrupted by \
+            SIGINT/SIGTERM (outputs complete up to the stop, summary.json says interrupted); 64 bad \
+            command line; 1 internal error.
             """,
         subcommands: [ReplayCommand.self, RecordCommand.self, TrainCommand.self, ReportCommand.self,
                       ScenarioCommand.self, BenchCommand.self])
@@ -64,7 +66,12 @@ struct InputOptions: ParsableArguments {
         }
         o.symbol = symbol
         o.venue = venue
-        o.engine.symbols = symbols.map { $0.split(separator: ",").map { String($0).trimmingCharacters(in: .whitespaces) } }
+        if let symbols {
+            let names = symbols.split(separator: ",").map { String($0).trimmingCharacters(in: .whitespaces) }
+                .filter { !$0.isEmpty }
+            guard !names.isEmpty else { throw ValidationError("--symbols '\(symbols)': give at least one symbol") }
+            o.engine.symbols = names
+        }
         if let f = from {
             guard let t = TimeUtil.parseUserTime(f) else { throw ValidationError("--from '\(f)': expected ISO-8601 UTC or integer ns") }
             o.engine.from = t
@@ -72,6 +79,9 @@ struct InputOptions: ParsableArguments {
         if let t0 = to {
             guard let t = TimeUtil.parseUserTime(t0) else { throw ValidationError("--to '\(t0)': expected ISO-8601 UTC or integer ns") }
             o.engine.to = t
+        }
+        if let from = o.engine.from, let to = o.engine.to, from >= to {
+            throw ValidationError("--from \(self.from!) is not before --to \(self.to!): the range [from, to) is empty")
         }
         o.backwardsTolerance = backwardsToleranceMs * 1_000_000
         try loadConfig(into: &o, path: config)
@@ -101,7 +111,8 @@ struct ReplayCommand: ParsableCommand {
 
     @OptionGroup var input: InputOptions
 
-    @Option(help: "Replay speed: `max` (as fast as possible) or N (N x real time, e.g. 1, 10, 0.5).")
+    // Unconditional: `--speed -1` reaches the check below (a clear message), not "Missing value".
+    @Option(parsing: .unconditional, help: "Replay speed: `max` (as fast as possible) or N (N x real time, e.g. 1, 10, 0.5).")
     var speed: String = "max"
 
     @Option(help: "Run folder (default reports/<run-id>/).")
@@ -158,15 +169,31 @@ struct ReplayCommand: ParsableCommand {
         catch let e as UnusableInput { fail(e.description, code: TapeExit.unusableInput) }
         catch let e as OutputFailed { fail(e.description, code: TapeExit.outputFailed) }
         printSummary(s)
-        if !noReport { writeReport(s.runDir) }
+        for warning in filterWarnings(requestedSymbols: o.engine.symbols, inputSymbols: s.inputSymbols,
+                                      from: o.engine.from, to: o.engine.to, delivered: s.summary.ticksDelivered,
+                                      eventsIn: s.ticksIn) {
+            FileHandle.standardError.write(Data(("tape: warning: " + warning + "\n").utf8))
+        }
+        let reportWritten = noReport || writeReport(s.runDir)
+        // An interrupt or a failed output outranks the report; a failed report outranks rejects.
+        if s.exitCode != 0 && s.exitCode != TapeExit.inputRejected && s.exitCode != TapeExit.nothingDelivered {
+            throw ArgumentParser.ExitCode(s.exitCode)
+        }
+        if !reportWritten { throw ArgumentParser.ExitCode(TapeExit.outputFailed) }
         if s.exitCode != 0 { throw ArgumentParser.ExitCode(s.exitCode) }
     }
 }
 
-/// Writes the run's HTML report; a failure to write it is reported but does not fail the run.
-func writeReport(_ runDir: String) {
-    do { print("report          \(try ReportWriter.write(runDir: runDir))") }
-    catch { FileHandle.standardError.write(("tape: report not written: \(error)\n").data(using: .utf8)!) }
+/// Writes the run's HTML report. A failure is reported on stderr and returns false: the run's own
+/// outputs are complete, but the command exits 5 (an output could not be written).
+func writeReport(_ runDir: String) -> Bool {
+    do {
+        print("report          \(try ReportWriter.write(runDir: runDir))")
+        return true
+    } catch {
+        FileHandle.standardError.write(Data("tape: output failed (report): \(error)\n".utf8))
+        return false
+    }
 }
 
 func printSummary(_ s: ReplaySummary) {
@@ -209,9 +236,15 @@ struct RecordCommand: ParsableCommand {
     mutating func run() throws {
         guard fromReplay else { throw ValidationError("only --from-replay is available (live recording comes with the live connectors)") }
         guard !input.inputs.isEmpty else { throw ValidationError("give the recordings to convert") }
+        guard maxMb > 0, maxMb.isFinite else { throw ValidationError("--max-mb \(maxMb): expected a positive size in MB") }
+        guard flushEvery > 0 else { throw ValidationError("--flush-every \(flushEvery): expected a positive count") }
+        guard !prefix.isEmpty, !prefix.contains("/"), !prefix.contains(".."), prefix != "." else {
+            throw ValidationError("--prefix '\(prefix)': a file name prefix, without '/' or '..' (files go in --out)")
+        }
         var o: ReplayOptions
         do { o = try input.replayOptions() } catch let e as UnusableInput { fail(e.description, code: TapeExit.unusableInput) }
         o.quiet = quiet
+        o.interactive = true
         let s: RecordSummary
         do {
             s = try recordFromReplay(o, directory: out, prefix: prefix, maxBytes: Int64(maxMb * 1_048_576),
@@ -219,6 +252,10 @@ struct RecordCommand: ParsableCommand {
         } catch let e as UnusableInput { fail(e.description, code: TapeExit.unusableInput) }
         catch let e as OutputFailed { fail(e.description, code: TapeExit.outputFailed) }
         for f in s.files { print(f) }
+        if s.interruptSignal != 0 {
+            FileHandle.standardError.write(Data("tape: interrupted: every file written so far is closed and valid\n".utf8))
+            throw ArgumentParser.ExitCode(TapeExit.interrupted(signal: s.interruptSignal))
+        }
         print("events written \(s.eventsWritten), filtered \(s.filtered), rejected \(s.ticksRejected), bars not written \(s.barsRefused)")
         if s.ticksRejected > 0 { throw ArgumentParser.ExitCode(TapeExit.inputRejected) }
     }
