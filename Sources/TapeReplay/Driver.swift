@@ -24,7 +24,8 @@ public func runReplay(_ options: ReplayOptions) throws -> ReplaySummary {
         throw OutputFailed(sink: "run-folder", underlying: RunFolderUnusable(path: runDir, detail: "\(error)"))
     }
     guard FS.isWritableDirectory(runDir) else {
-        throw OutputFailed(sink: "run-folder", underlying: RunFolderUnusable(path: runDir, detail: "not a writable folder"))
+        let detail = "not a writable folder"
+        throw OutputFailed(sink: "run-folder", underlying: RunFolderUnusable(path: runDir, detail: detail))
     }
 
     let symbols = SymbolTable()

@@ -164,7 +164,8 @@ public final class EventValidator {
         }
         jumpCandidate = time
         return fail(.timeJump, line, "\(what) \(time) is \(time &- maxReceiveTime) ns after \(maxReceiveTime), "
-                    + "beyond the forward-jump limit \(forwardJumpLimit) ns (accepted once the next record confirms it)")
+                    + "beyond the forward-jump limit \(forwardJumpLimit) ns "
+                    + "(accepted once the next record confirms it)")
     }
 
     private func valueReject(_ e: MarketEvent, _ line: Int, price: Double, size: Double, priceName: String,

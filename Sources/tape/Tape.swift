@@ -112,7 +112,8 @@ struct ReplayCommand: ParsableCommand {
     @OptionGroup var input: InputOptions
 
     // Unconditional: `--speed -1` reaches the check below (a clear message), not "Missing value".
-    @Option(parsing: .unconditional, help: "Replay speed: `max` (as fast as possible) or N (N x real time, e.g. 1, 10, 0.5).")
+    @Option(parsing: .unconditional,
+            help: "Replay speed: `max` (as fast as possible) or N (N x real time, e.g. 1, 10, 0.5).")
     var speed: String = "max"
 
     @Option(help: "Run folder (default reports/<run-id>/).")
@@ -236,7 +237,9 @@ struct RecordCommand: ParsableCommand {
     mutating func run() throws {
         guard fromReplay else { throw ValidationError("only --from-replay is available (live recording comes with the live connectors)") }
         guard !input.inputs.isEmpty else { throw ValidationError("give the recordings to convert") }
-        guard maxMb > 0, maxMb.isFinite else { throw ValidationError("--max-mb \(maxMb): expected a positive size in MB") }
+        guard maxMb > 0, maxMb.isFinite else {
+            throw ValidationError("--max-mb \(maxMb): expected a positive size in MB")
+        }
         guard flushEvery > 0 else { throw ValidationError("--flush-every \(flushEvery): expected a positive count") }
         guard !prefix.isEmpty, !prefix.contains("/"), !prefix.contains(".."), prefix != "." else {
             throw ValidationError("--prefix '\(prefix)': a file name prefix, without '/' or '..' (files go in --out)")
@@ -253,7 +256,8 @@ struct RecordCommand: ParsableCommand {
         catch let e as OutputFailed { fail(e.description, code: TapeExit.outputFailed) }
         for f in s.files { print(f) }
         if s.interruptSignal != 0 {
-            FileHandle.standardError.write(Data("tape: interrupted: every file written so far is closed and valid\n".utf8))
+            let message = "tape: interrupted: every file written so far is closed and valid\n"
+            FileHandle.standardError.write(Data(message.utf8))
             throw ArgumentParser.ExitCode(TapeExit.interrupted(signal: s.interruptSignal))
         }
         print("events written \(s.eventsWritten), filtered \(s.filtered), rejected \(s.ticksRejected), bars not written \(s.barsRefused)")
