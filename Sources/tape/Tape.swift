@@ -56,6 +56,16 @@ struct InputOptions: ParsableArguments {
     @Option(help: "How far receive time may go back inside one file before a record is rejected, in ms.")
     var backwardsToleranceMs: Int64 = 1000
 
+    @Option(help: ArgumentHelp("How far receive time may jump forward inside one file, in hours, before the "
+                               + "jump must be confirmed by the next record (the first after it is rejected: time_jump)."))
+    var forwardJumpLimitHours: Double = 168
+
+    @Option(help: "Largest accepted price (above: out_of_range).")
+    var maxPrice: Double = ValueBounds.defaultPriceMax
+
+    @Option(help: "Largest accepted size or volume (above: out_of_range).")
+    var maxSize: Double = ValueBounds.defaultSizeMax
+
     func replayOptions() throws -> ReplayOptions {
         var o = ReplayOptions(inputs: inputs)
         if let f = format {
@@ -84,6 +94,15 @@ struct InputOptions: ParsableArguments {
             throw ValidationError("--from \(self.from!) is not before --to \(self.to!): the range [from, to) is empty")
         }
         o.backwardsTolerance = backwardsToleranceMs * 1_000_000
+        // Up to 100 years in ns fits Int64 (2.9e18 < 9.2e18).
+        guard forwardJumpLimitHours > 0, forwardJumpLimitHours <= 876_000 else {
+            throw ValidationError("--forward-jump-limit-hours \(forwardJumpLimitHours): expected 0 < hours <= 876000")
+        }
+        o.forwardJumpLimit = Int64(forwardJumpLimitHours * 3_600e9)
+        guard maxPrice > 0, maxPrice.isFinite, maxSize > 0, maxSize.isFinite else {
+            throw ValidationError("--max-price/--max-size: expected positive finite numbers")
+        }
+        o.valueBounds = ValueBounds(priceMax: maxPrice, sizeMax: maxSize)
         try loadConfig(into: &o, path: config)
         return o
     }

@@ -91,6 +91,13 @@ final class HostileRunTests: XCTestCase {
                 XCTAssertTrue(stderr.contains("out_of_range: size 1e+308 above the bound 1000000000000"), stderr)
             }
         }
+        // The bounds are the user's: a lower --max-size rejects more (every trade above 1 here).
+        let bounded = Paths.tempDir("bounded")
+        (rc, _, stderr) = try run(["replay", without, "--max-size", "1", "--forward-jump-limit-hours", "1",
+                                   "--out", bounded, "--quiet", "--no-report"])
+        XCTAssertEqual(rc, 3, stderr)
+        let boundedReasons = try summaryValue(bounded, "ticks_rejected_by_reason") as? [String: Int]
+        XCTAssertEqual(Array((boundedReasons ?? [:]).keys), ["out_of_range"])
     }
 
     /// Defect 6 on real data: trade 3735683259 delivered again 1 ns after 3735683260 is a duplicate only
