@@ -56,8 +56,9 @@ struct InputOptions: ParsableArguments {
     @Option(help: "How far receive time may go back inside one file before a record is rejected, in ms.")
     var backwardsToleranceMs: Int64 = 1000
 
-    @Option(help: ArgumentHelp("How far receive time may jump forward inside one file, in hours, before the "
-                               + "jump must be confirmed by the next record (the first after it is rejected: time_jump)."))
+    @Option(help: ArgumentHelp("How far receive time may jump forward inside one file, in hours, before "
+                               + "the jump must be confirmed by the next record "
+                               + "(the first after it is rejected: time_jump)."))
     var forwardJumpLimitHours: Double = 168
 
     @Option(help: "Largest accepted price (above: out_of_range).")
