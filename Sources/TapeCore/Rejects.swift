@@ -9,6 +9,7 @@ public enum RejectReason: String, Sendable, CaseIterable, Comparable {
     case zeroValue = "zero_value"                  // zero price (or zero size on a trade)
     case crossedQuote = "crossed_quote"            // bid > ask
     case timeBackwards = "time_backwards"          // receive time went back more than the tolerance
+    case timeJump = "time_jump"                    // receive time jumped forward beyond the limit, unconfirmed
     case duplicate = "duplicate"                   // same source sequence seen again
     case unknownHeader = "unknown_header"          // CSV header not recognised / unusable
     case truncatedGzip = "truncated_gzip"          // file ends inside a gzip member

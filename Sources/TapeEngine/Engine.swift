@@ -183,9 +183,13 @@ public final class Engine {
             case .event:
                 if event.receiveTime >= stopAt { return .reachedStopTime }
                 advancePosition(event.source)
-                if !accepts(event) { counted.filtered += 1; continue }
-                if paces { driver.willDeliver(receiveTime: event.receiveTime) }
-                deliver(event)
+                if accepts(event) {
+                    if paces { driver.willDeliver(receiveTime: event.receiveTime) }
+                    deliver(event)
+                } else {
+                    counted.filtered += 1
+                }
+                // Filtered items count too: a run that filters everything still checks (interrupts).
                 sinceCheck += 1
                 if sinceCheck >= interval {
                     sinceCheck = 0

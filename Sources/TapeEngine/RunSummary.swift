@@ -14,6 +14,18 @@ public enum TapeExit {
     /// An output could not be written (full disk, a sink's server gone): the run stopped; its outputs
     /// are incomplete and summary.json says which sink failed and why.
     public static let outputFailed: Int32 = 5
+    /// Nothing was delivered to the graph although the inputs had events: the filters (`--symbols`,
+    /// `--from`/`--to`) left nothing. Outputs are empty; a warning on stderr says which filter.
+    public static let nothingDelivered: Int32 = 6
+    /// Interrupted by SIGINT: the shell convention 128 + 2. Outputs hold every complete row up to the stop.
+    public static let interruptedBySIGINT: Int32 = 130
+    /// Interrupted by SIGTERM: 128 + 15.
+    public static let interruptedBySIGTERM: Int32 = 143
+    /// The exit code of a run interrupted by `signal`: 128 + signal (130 SIGINT, 143 SIGTERM).
+    public static func interrupted(signal: Int32) -> Int32 {
+        precondition(signal > 0 && signal < 64, "a signal number")
+        return 128 + signal
+    }
 }
 
 /// One input of a run (a file in replay; a feed or a partition live), as summary.json lists it.
@@ -88,7 +100,8 @@ public struct RunSummary: Codable, Sendable {
     public var lastEventNs: Int64?
     public var firstReceiveNs: Int64?
     public var lastReceiveNs: Int64?
-    /// Why the run stopped: `end_of_stream`, `stopped`, `sink_failed`, `stop_time` (`--stop-at`).
+    /// Why the run stopped: `end_of_stream`, `stopped`, `sink_failed`, `stop_time` (`--stop-at`),
+    /// `interrupted` (SIGINT/SIGTERM).
     public var stop: String
     public var sinkFailures: [SinkFailureSummary]
     /// The snapshot the run continued from / ended in, if any.
@@ -97,6 +110,13 @@ public struct RunSummary: Codable, Sendable {
     public var exitCode: Int32
     /// `tape train`: the training summary with the walk-forward metrics.
     public var model: JSONValue?
+    /// Stored optional so that a summary.json written before the field existed still reads.
+    var interruptedValue: Bool? = nil
+    /// True when SIGINT/SIGTERM stopped the run: its outputs hold the complete rows up to the stop.
+    public var interrupted: Bool {
+        get { interruptedValue ?? false }
+        set { interruptedValue = newValue }
+    }
 
     enum CodingKeys: String, CodingKey {
         case tapeVersion = "tape_version", digest, digestsBySymbol = "digests_by_symbol", ticksIn = "ticks_in"
@@ -108,7 +128,7 @@ public struct RunSummary: Codable, Sendable {
         case fromNs = "from_ns", toNs = "to_ns", symbols, firstEventNs = "first_event_ns"
         case lastEventNs = "last_event_ns", firstReceiveNs = "first_receive_ns", lastReceiveNs = "last_receive_ns"
         case stop, sinkFailures = "sink_failures", snapshotIn = "snapshot_in", snapshotOut = "snapshot_out"
-        case exitCode = "exit_code", model
+        case exitCode = "exit_code", model, interruptedValue = "interrupted"
     }
 
     /// Encodes every key, nil values as `null` (readers can rely on the keys being there).
@@ -145,6 +165,7 @@ public struct RunSummary: Codable, Sendable {
         try container.encode(snapshotIn, forKey: .snapshotIn)
         try container.encode(snapshotOut, forKey: .snapshotOut)
         try container.encode(exitCode, forKey: .exitCode)
+        try container.encode(interrupted, forKey: .interruptedValue)
         if let model { try container.encode(model, forKey: .model) }
     }
 

@@ -108,6 +108,13 @@ public enum FS {
 
     public static func exists(_ path: String) -> Bool { access(path, F_OK) == 0 }
 
+    /// True if `path` is a folder this process may create files in.
+    public static func isWritableDirectory(_ path: String) -> Bool {
+        var status = stat()
+        guard stat(path, &status) == 0, (status.st_mode & S_IFMT) == S_IFDIR else { return false }
+        return access(path, W_OK | X_OK) == 0
+    }
+
     public static func fileSize(_ path: String) -> Int64? {
         var st = stat()
         return stat(path, &st) == 0 ? Int64(st.st_size) : nil

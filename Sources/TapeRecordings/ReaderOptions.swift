@@ -33,6 +33,10 @@ public struct ReaderOptions {
     public var venue: String?
     /// How far receive time may go back within one file before a record is rejected (`time_backwards`).
     public var backwardsTolerance: Nanos
+    /// How far receive time may jump forward within one file before the jump must be confirmed (`time_jump`).
+    public var forwardJumpLimit: Nanos = EventValidator.defaultForwardJumpLimit
+    /// Sanity bounds of prices and sizes (`out_of_range` above them).
+    public var valueBounds = ValueBounds()
     public init(symbols: SymbolTable, rejects: RejectHandler, sourceIndex: UInt32 = 0, symbol: String? = nil,
                 venue: String? = nil, backwardsTolerance: Nanos = 1_000_000_000) {
         self.symbols = symbols; self.rejects = rejects; self.sourceIndex = sourceIndex
@@ -43,6 +47,7 @@ public struct ReaderOptions {
 extension EventValidator {
     public convenience init(file: String, options: ReaderOptions, checkDuplicates: Bool = true) {
         self.init(file: file, rejects: options.rejects, backwardsTolerance: options.backwardsTolerance,
+                  forwardJumpLimit: options.forwardJumpLimit, bounds: options.valueBounds,
                   checkDuplicates: checkDuplicates)
     }
 }

@@ -19,19 +19,29 @@ public func runReplay(_ options: ReplayOptions) throws -> ReplaySummary {
     defer { options.pause.restoreTerminal() }
 
     let runDir = options.outDir ?? "reports/\(defaultRunID(wallStart))"
+    // A run folder that cannot be made or written is an output failure (exit 5), not a bug.
     do { try FS.makeDirectories(runDir) } catch {
-        throw UnusableInput("\(runDir): cannot create run folder: \(error)")
+        throw OutputFailed(sink: "run-folder", underlying: RunFolderUnusable(path: runDir, detail: "\(error)"))
+    }
+    guard FS.isWritableDirectory(runDir) else {
+        let detail = "not a writable folder"
+        throw OutputFailed(sink: "run-folder", underlying: RunFolderUnusable(path: runDir, detail: detail))
     }
 
     let symbols = SymbolTable()
-    let rejectWriter: LineWriter = try options.makeRejectsWriter(runDir)
+    let rejectWriter: LineWriter
+    do { rejectWriter = try options.makeRejectsWriter(runDir) }
+    catch { throw OutputFailed(sink: "rejects", underlying: error) }
     let rejects = RejectLog(writer: rejectWriter, printLimit: options.quiet ? 0 : 5, printer: options.messagePrinter)
     let readerRejects = MutableRejects(rejects)
 
     // The run folder and the digests are fed by one sink that formats each output once.
     let digest = DigestSink(symbols: symbols)
-    let folder = try RunFolderSink(directory: runDir, symbols: symbols,
+    let folder: RunFolderSink
+    do {
+        folder = try RunFolderSink(directory: runDir, symbols: symbols,
                                    withPredictions: !options.engine.extraNodes.isEmpty)
+    } catch { throw OutputFailed(sink: "run-folder", underlying: error) }
     let runOutput = RunOutputSink(symbols: symbols, digest: digest, folder: folder)
     let engine = Engine(settings: options.engine, symbols: symbols, sinks: [runOutput] + options.extraSinks,
                         digest: digest)
@@ -100,7 +110,14 @@ public func runReplay(_ options: ReplayOptions) throws -> ReplaySummary {
     case .max: summary.speed = "max"
     case .factor(let factor): summary.speed = Numbers.format(factor)
     }
+    let interruptSignal = options.pause.interruptSignal
+    if interruptSignal != 0 {
+        summary.interrupted = true
+        summary.stop = "interrupted"
+    }
     summary.exitCode = !sinkFailures.isEmpty ? TapeExit.outputFailed
+        : interruptSignal != 0 ? TapeExit.interrupted(signal: interruptSignal)
+        : summary.ticksDelivered == 0 && summary.ticksIn > 0 ? TapeExit.nothingDelivered
         : rejects.total > 0 ? TapeExit.inputRejected : TapeExit.clean
     summary.sinkFailures = sinkFailures.map { SinkFailureSummary(sink: $0.sink, error: "\($0.error)") }
     do { try summary.write(to: "\(runDir)/summary.json") }
@@ -108,7 +125,15 @@ public func runReplay(_ options: ReplayOptions) throws -> ReplaySummary {
     // The run stopped on an output it could not write: summary.json says so (exit_code 5) where it
     // could be written, and the caller gets the error (the CLI names the file and exits 5).
     if let first = sinkFailures.first { throw OutputFailed(sink: first.sink, underlying: first.error) }
-    return ReplaySummary(runDir: runDir, summary: summary)
+    let inputSymbols = (0..<symbols.count).map { symbols.name(SymbolID($0)) }
+    return ReplaySummary(runDir: runDir, summary: summary, inputSymbols: inputSymbols)
+}
+
+/// A run folder that cannot be created or written (`--out` names a file, a read-only folder).
+struct RunFolderUnusable: Error, CustomStringConvertible {
+    let path: String
+    let detail: String
+    var description: String { "\(path): cannot use as run folder: \(detail)" }
 }
 
 /// The readers' reject handler: forwards to the run's reject log, except while a continued run skips
@@ -126,9 +151,11 @@ final class MutableRejects: RejectHandler {
 func openInputs(_ options: ReplayOptions, symbols: SymbolTable, rejects: RejectHandler) throws -> [EventSource] {
     try options.inputs.enumerated().map { (index, path) in
         guard FS.exists(path) else { throw UnusableInput("\(path): no such file") }
-        let readerOptions = ReaderOptions(symbols: symbols, rejects: rejects, sourceIndex: UInt32(index),
+        var readerOptions = ReaderOptions(symbols: symbols, rejects: rejects, sourceIndex: UInt32(index),
                                           symbol: options.symbol, venue: options.venue,
                                           backwardsTolerance: options.backwardsTolerance)
+        readerOptions.forwardJumpLimit = options.forwardJumpLimit
+        readerOptions.valueBounds = options.valueBounds
         do { return try openSource(path: path, format: options.format, options: readerOptions) }
         catch { throw UnusableInput("\(error)") }
     }
@@ -170,14 +197,15 @@ final class ReplayPacer: EngineDriver {
         let target = paceOrigin + Int64(min(Double(receiveTime - first) / factor, 4e18))
         if target - WallClock.nanos() > ReplayPacer.sleepThresholdNs {
             if pause.maybePaused { paceOrigin += pause.waitIfPaused() }
-            sleepUntil(paceOrigin + Int64(min(Double(receiveTime - first) / factor, 4e18)))
+            sleepUntil(paceOrigin + Int64(min(Double(receiveTime - first) / factor, 4e18)), pause: pause)
         }
     }
 
     func checkpoint(delivered: Int, streamTime: Nanos) -> Bool {
         if pause.maybePaused { paceOrigin += pause.waitIfPaused() }
         if progress.enabled { progress.maybePrint(delivered: delivered, streamTime: streamTime) }
-        return rejects.failure == nil   // a reject log that cannot be written stops the run
+        // SIGINT/SIGTERM stop the run; so does a reject log that cannot be written.
+        return !pause.isInterrupted && rejects.failure == nil
     }
 
     /// File sources are never idle; a merge of them neither.

@@ -14,6 +14,8 @@ public struct RecordSummary {
     public var rejectsByReason: [String: Int]
     public var filtered: Int
     public var barsRefused: Int
+    /// The signal (SIGINT, SIGTERM) that stopped the recording; 0 = it read to the end.
+    public var interruptSignal: Int32 = 0
 }
 
 /// Converts recordings into Tape tick CSV (format conversion, slicing by symbol and event time),
@@ -21,6 +23,9 @@ public struct RecordSummary {
 /// reported as in a replay (messages, `rejects.csv.gz` in `directory`).
 public func recordFromReplay(_ o: ReplayOptions, directory: String, prefix: String, maxBytes: Int64,
                              rotateHourly: Bool, flushEvery: Int) throws -> RecordSummary {
+    // SIGUSR1 pauses and resumes; SIGINT/SIGTERM stop reading and the files are closed valid. Installed
+    // before any other thread starts (reader threads inherit the blocked signals).
+    if o.interactive { o.pause.install(keys: false) }
     do { try FS.makeDirectories(directory) } catch { throw UnusableInput("\(directory): cannot create: \(error)") }
     let symbols = SymbolTable()
     let rejects = RejectLog(writer: try o.makeRejectsWriter(directory), printLimit: o.quiet ? 0 : 5, printer: o.messagePrinter)
@@ -34,6 +39,10 @@ public func recordFromReplay(_ o: ReplayOptions, directory: String, prefix: Stri
     var filtered = 0
     var writeFailure: (any Error)? = nil
     while merged.next(&e) == .event {
+        if o.pause.maybePaused {
+            _ = o.pause.waitIfPaused()
+            if o.pause.isInterrupted { break }
+        }
         let isTick = e.kind == .clockTick
         if e.eventTime < from || e.eventTime >= to || (!isTick && !filter.accepts(e.symbol, symbols)) {
             filtered += 1
@@ -47,5 +56,6 @@ public func recordFromReplay(_ o: ReplayOptions, directory: String, prefix: Stri
     do { try rejects.close() } catch { if first == nil { first = OutputFailed(sink: rejects.name, underlying: error) } }
     if let first { throw first }
     return RecordSummary(files: writer.files, eventsWritten: writer.eventsWritten, ticksRejected: rejects.total,
-                         rejectsByReason: rejects.byReason, filtered: filtered, barsRefused: writer.barsRefused)
+                         rejectsByReason: rejects.byReason, filtered: filtered, barsRefused: writer.barsRefused,
+                         interruptSignal: o.pause.interruptSignal)
 }

@@ -27,6 +27,10 @@ public struct ReplayOptions {
     public var symbol: String? = nil
     public var venue: String? = nil
     public var backwardsTolerance: Nanos = 1_000_000_000
+    /// A forward jump of receive time beyond this within one file must be confirmed (`time_jump`).
+    public var forwardJumpLimit: Nanos = EventValidator.defaultForwardJumpLimit
+    /// Sanity bounds of prices and sizes (`out_of_range` above them).
+    public var valueBounds = ValueBounds()
     public var speed: ReplaySpeed = .max
     /// Run folder; nil = `reports/<run-id>/`.
     public var outDir: String? = nil
@@ -67,8 +71,69 @@ public struct ReplaySummary: Sendable {
     public var eventsOutByKind: [String: Int] { summary.eventsOutByKind }
     public var wallSeconds: Double { summary.wallSeconds }
     public var ticksPerSecond: Double { summary.ticksPerSecond }
-    /// 0 clean, 3 some input rejected, 5 an output failed (see README: exit codes).
+    /// 0 clean, 3 some input rejected, 5 an output failed, 6 nothing delivered, 130/143 interrupted
+    /// (see README: exit codes).
     public var exitCode: Int32 { summary.exitCode }
+    /// Every symbol name the inputs carried (filtered or not), for the warnings on `--symbols`.
+    public var inputSymbols: [String] = []
+    public init(runDir: String, summary: RunSummary, inputSymbols: [String] = []) {
+        self.runDir = runDir
+        self.summary = summary
+        self.inputSymbols = inputSymbols
+    }
+}
+
+/// What to tell a user whose filters left nothing or named something the inputs do not have: one line
+/// per requested symbol that matched no input symbol (with the closest known names), and one line when
+/// nothing at all was delivered. Empty when every requested symbol matched and something was delivered.
+public func filterWarnings(requestedSymbols: [String]?, inputSymbols: [String], from: Nanos?, to: Nanos?,
+                           delivered: Int, eventsIn: Int) -> [String] {
+    var warnings: [String] = []
+    let known = Set(inputSymbols.map { $0.uppercased() })
+    let knownBare = Set(known.map { String($0.split(separator: ":").last ?? Substring($0)) })
+    for requested in requestedSymbols ?? [] {
+        let name = requested.uppercased()
+        if known.contains(name) || knownBare.contains(name) { continue }
+        let closest = closestNames(to: name, among: inputSymbols, limit: 3)
+        warnings.append("--symbols: '\(requested)' matches no symbol in the inputs"
+                        + (closest.isEmpty ? "" : "; closest: \(closest.joined(separator: ", "))"))
+    }
+    if delivered == 0 && eventsIn > 0 {
+        var filters: [String] = []
+        if requestedSymbols != nil { filters.append("--symbols") }
+        if from != nil || to != nil { filters.append("--from/--to") }
+        warnings.append("nothing delivered: the filters (\(filters.joined(separator: ", "))) left none of the "
+                        + "\(eventsIn) events in the inputs")
+    }
+    return warnings
+}
+
+/// The `limit` names nearest to `name` by edit distance (case-insensitive; a venue prefix is compared
+/// both with and without), nearest first, ties by name.
+func closestNames(to name: String, among names: [String], limit: Int) -> [String] {
+    let target = Array(name.uppercased().utf8)
+    let scored = Set(names.filter { !$0.isEmpty }).map { candidate -> (Int, String) in
+        let upper = candidate.uppercased()
+        let bare = String(upper.split(separator: ":").last ?? Substring(upper))
+        return (min(editDistance(target, Array(upper.utf8)), editDistance(target, Array(bare.utf8))), candidate)
+    }
+    return scored.sorted { $0.0 != $1.0 ? $0.0 < $1.0 : $0.1 < $1.1 }.prefix(limit).map(\.1)
+}
+
+/// Levenshtein distance over bytes (short names only: symbol names).
+func editDistance(_ left: [UInt8], _ right: [UInt8]) -> Int {
+    if left.isEmpty { return right.count }
+    var previous = Array(0...right.count)
+    var current = previous
+    for (leftIndex, leftByte) in left.enumerated() {
+        current[0] = leftIndex + 1
+        for (rightIndex, rightByte) in right.enumerated() {
+            let substitution = previous[rightIndex] + (leftByte == rightByte ? 0 : 1)
+            current[rightIndex + 1] = min(substitution, previous[rightIndex + 1] + 1, current[rightIndex] + 1)
+        }
+        swap(&previous, &current)
+    }
+    return previous[right.count]
 }
 
 /// Input that cannot be used at all (missing file, undetectable format): exit code 4.

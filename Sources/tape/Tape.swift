@@ -18,8 +18,10 @@ struct Tape: ParsableCommand {
         discussion: """
             Exit codes: 0 clean; 3 some input records were rejected (see the run's summary.json and \
             rejects.csv.gz; everything valid was processed); 4 unusable input (missing file, unknown \
-            format, bad config); 5 an output could not be written (disk full, I/O error); 64 bad command line; \
-            1 internal error.
+            format, bad config); 5 an output could not be written (disk full, I/O error, unusable --out, \
+            the report); 6 nothing delivered (the filters left no event); 130/143 interrupted by \
+            SIGINT/SIGTERM (outputs complete up to the stop, summary.json says interrupted); 64 bad \
+            command line; 1 internal error.
             """,
         subcommands: [ReplayCommand.self, RecordCommand.self, TrainCommand.self, ReportCommand.self,
                       ScenarioCommand.self, BenchCommand.self])
@@ -59,6 +61,17 @@ struct InputOptions: ParsableArguments {
     /// What `--from`/`--to` accept: the times every parser accepts (TimeUtil's range).
     static let userTimeExpected = "expected ISO-8601 UTC or integer ns in \(TimeUtil.acceptedRangeText)"
 
+    @Option(help: ArgumentHelp("How far receive time may jump forward inside one file, in hours, before "
+                               + "the jump must be confirmed by the next record "
+                               + "(the first after it is rejected: time_jump)."))
+    var forwardJumpLimitHours: Double = 168
+
+    @Option(help: "Largest accepted price (above: out_of_range).")
+    var maxPrice: Double = ValueBounds.defaultPriceMax
+
+    @Option(help: "Largest accepted size or volume (above: out_of_range).")
+    var maxSize: Double = ValueBounds.defaultSizeMax
+
     func replayOptions() throws -> ReplayOptions {
         var o = ReplayOptions(inputs: inputs)
         if let f = format {
@@ -69,7 +82,12 @@ struct InputOptions: ParsableArguments {
         }
         o.symbol = symbol
         o.venue = venue
-        o.engine.symbols = symbols.map { $0.split(separator: ",").map { String($0).trimmingCharacters(in: .whitespaces) } }
+        if let symbols {
+            let names = symbols.split(separator: ",").map { String($0).trimmingCharacters(in: .whitespaces) }
+                .filter { !$0.isEmpty }
+            guard !names.isEmpty else { throw ValidationError("--symbols '\(symbols)': give at least one symbol") }
+            o.engine.symbols = names
+        }
         if let f = from {
             guard let t = TimeUtil.parseUserTime(f) else {
                 throw ValidationError("--from '\(f)': \(Self.userTimeExpected)")
@@ -86,7 +104,19 @@ struct InputOptions: ParsableArguments {
             throw ValidationError(
                 "--backwards-tolerance-ms \(backwardsToleranceMs): expected 0 ... \(Self.toleranceMsMax) (one day)")
         }
+        if let from = o.engine.from, let to = o.engine.to, from >= to {
+            throw ValidationError("--from \(self.from!) is not before --to \(self.to!): the range [from, to) is empty")
+        }
         o.backwardsTolerance = backwardsToleranceMs * 1_000_000
+        // Up to 100 years in ns fits Int64 (2.9e18 < 9.2e18).
+        guard forwardJumpLimitHours > 0, forwardJumpLimitHours <= 876_000 else {
+            throw ValidationError("--forward-jump-limit-hours \(forwardJumpLimitHours): expected 0 < hours <= 876000")
+        }
+        o.forwardJumpLimit = Int64(forwardJumpLimitHours * 3_600e9)
+        guard maxPrice > 0, maxPrice.isFinite, maxSize > 0, maxSize.isFinite else {
+            throw ValidationError("--max-price/--max-size: expected positive finite numbers")
+        }
+        o.valueBounds = ValueBounds(priceMax: maxPrice, sizeMax: maxSize)
         try loadConfig(into: &o, path: config)
         return o
     }
@@ -114,7 +144,9 @@ struct ReplayCommand: ParsableCommand {
 
     @OptionGroup var input: InputOptions
 
-    @Option(help: "Replay speed: `max` (as fast as possible) or N (N x real time, e.g. 1, 10, 0.5).")
+    // Unconditional: `--speed -1` reaches the check below (a clear message), not "Missing value".
+    @Option(parsing: .unconditional,
+            help: "Replay speed: `max` (as fast as possible) or N (N x real time, e.g. 1, 10, 0.5).")
     var speed: String = "max"
     /// The `--speed N` range: from 1000× slower than real time to a million times faster (pacing computes
     /// `(t − t0) / N` in ns, which must stay a finite Int64).
@@ -177,15 +209,31 @@ struct ReplayCommand: ParsableCommand {
         catch let e as UnusableInput { fail(e.description, code: TapeExit.unusableInput) }
         catch let e as OutputFailed { fail(e.description, code: TapeExit.outputFailed) }
         printSummary(s)
-        if !noReport { writeReport(s.runDir) }
+        for warning in filterWarnings(requestedSymbols: o.engine.symbols, inputSymbols: s.inputSymbols,
+                                      from: o.engine.from, to: o.engine.to, delivered: s.summary.ticksDelivered,
+                                      eventsIn: s.ticksIn) {
+            FileHandle.standardError.write(Data(("tape: warning: " + warning + "\n").utf8))
+        }
+        let reportWritten = noReport || writeReport(s.runDir)
+        // An interrupt or a failed output outranks the report; a failed report outranks rejects.
+        if s.exitCode != 0 && s.exitCode != TapeExit.inputRejected && s.exitCode != TapeExit.nothingDelivered {
+            throw ArgumentParser.ExitCode(s.exitCode)
+        }
+        if !reportWritten { throw ArgumentParser.ExitCode(TapeExit.outputFailed) }
         if s.exitCode != 0 { throw ArgumentParser.ExitCode(s.exitCode) }
     }
 }
 
-/// Writes the run's HTML report; a failure to write it is reported but does not fail the run.
-func writeReport(_ runDir: String) {
-    do { print("report          \(try ReportWriter.write(runDir: runDir))") }
-    catch { FileHandle.standardError.write(("tape: report not written: \(error)\n").data(using: .utf8)!) }
+/// Writes the run's HTML report. A failure is reported on stderr and returns false: the run's own
+/// outputs are complete, but the command exits 5 (an output could not be written).
+func writeReport(_ runDir: String) -> Bool {
+    do {
+        print("report          \(try ReportWriter.write(runDir: runDir))")
+        return true
+    } catch {
+        FileHandle.standardError.write(Data("tape: output failed (report): \(error)\n".utf8))
+        return false
+    }
 }
 
 func printSummary(_ s: ReplaySummary) {
@@ -228,9 +276,17 @@ struct RecordCommand: ParsableCommand {
     mutating func run() throws {
         guard fromReplay else { throw ValidationError("only --from-replay is available (live recording comes with the live connectors)") }
         guard !input.inputs.isEmpty else { throw ValidationError("give the recordings to convert") }
+        guard maxMb > 0, maxMb.isFinite else {
+            throw ValidationError("--max-mb \(maxMb): expected a positive size in MB")
+        }
+        guard flushEvery > 0 else { throw ValidationError("--flush-every \(flushEvery): expected a positive count") }
+        guard !prefix.isEmpty, !prefix.contains("/"), !prefix.contains(".."), prefix != "." else {
+            throw ValidationError("--prefix '\(prefix)': a file name prefix, without '/' or '..' (files go in --out)")
+        }
         var o: ReplayOptions
         do { o = try input.replayOptions() } catch let e as UnusableInput { fail(e.description, code: TapeExit.unusableInput) }
         o.quiet = quiet
+        o.interactive = true
         let s: RecordSummary
         do {
             s = try recordFromReplay(o, directory: out, prefix: prefix, maxBytes: Int64(maxMb * 1_048_576),
@@ -238,6 +294,11 @@ struct RecordCommand: ParsableCommand {
         } catch let e as UnusableInput { fail(e.description, code: TapeExit.unusableInput) }
         catch let e as OutputFailed { fail(e.description, code: TapeExit.outputFailed) }
         for f in s.files { print(f) }
+        if s.interruptSignal != 0 {
+            let message = "tape: interrupted: every file written so far is closed and valid\n"
+            FileHandle.standardError.write(Data(message.utf8))
+            throw ArgumentParser.ExitCode(TapeExit.interrupted(signal: s.interruptSignal))
+        }
         print("events written \(s.eventsWritten), filtered \(s.filtered), rejected \(s.ticksRejected), bars not written \(s.barsRefused)")
         if s.ticksRejected > 0 { throw ArgumentParser.ExitCode(TapeExit.inputRejected) }
     }

@@ -96,8 +96,9 @@ struct TrainCommand: ParsableCommand {
         print("direction       \(f(m.directionalAccuracy))   ic \(f(m.ic))")
         print("cum log return  \(f(m.cumReturn))  after cost \(f(m.cumReturnAfterCost))")
         print("evaluation      \(t.evaluationPath)")
-        if !noReport { writeReport(s.runDir) }
+        let reportWritten = noReport || writeReport(s.runDir)
         if s.exitCode != 0 { throw ArgumentParser.ExitCode(s.exitCode) }
+        if !reportWritten { throw ArgumentParser.ExitCode(TapeExit.outputFailed) }
     }
 }
 
