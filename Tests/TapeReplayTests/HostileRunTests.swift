@@ -214,7 +214,7 @@ final class HostileRunTests: XCTestCase {
         (rc, _, stderr) = try run(["replay", capture, "--speed", "-1", "--out", folder + "/speed"])
         XCTAssertEqual(rc, 64, stderr)
         XCTAssertFalse(stderr.contains("Missing value"), stderr)
-        XCTAssertTrue(stderr.contains("positive number"), stderr)
+        XCTAssertTrue(stderr.contains("--speed") && stderr.contains("expected `max`"), stderr)
 
         let existingFile = folder + "/a-file"
         FileManager.default.createFile(atPath: existingFile, contents: Data("x".utf8))
