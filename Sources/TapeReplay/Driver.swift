@@ -100,7 +100,10 @@ public func runReplay(_ options: ReplayOptions) throws -> ReplaySummary {
     case .max: summary.speed = "max"
     case .factor(let factor): summary.speed = Numbers.format(factor)
     }
-    summary.exitCode = !sinkFailures.isEmpty ? TapeExit.outputFailed
+    // An input whose format did not fit (header refused: nothing read from it) makes the run unusable.
+    let unusable = sources.compactMap { $0.stats.unusable }
+    for message in unusable { options.messagePrinter("tape: " + message) }
+    summary.exitCode = !sinkFailures.isEmpty ? TapeExit.outputFailed : !unusable.isEmpty ? TapeExit.unusableInput
         : rejects.total > 0 ? TapeExit.inputRejected : TapeExit.clean
     summary.sinkFailures = sinkFailures.map { SinkFailureSummary(sink: $0.sink, error: "\($0.error)") }
     do { try summary.write(to: "\(runDir)/summary.json") }
@@ -125,10 +128,10 @@ final class MutableRejects: RejectHandler {
 /// A missing file or an undetectable format is `UnusableInput`.
 func openInputs(_ options: ReplayOptions, symbols: SymbolTable, rejects: RejectHandler) throws -> [EventSource] {
     try options.inputs.enumerated().map { (index, path) in
-        guard FS.exists(path) else { throw UnusableInput("\(path): no such file") }
+        guard FS.exists(path) || path == GzipStream.standardInputPath else { throw UnusableInput("\(path): no such file") }
         let readerOptions = ReaderOptions(symbols: symbols, rejects: rejects, sourceIndex: UInt32(index),
                                           symbol: options.symbol, venue: options.venue,
-                                          backwardsTolerance: options.backwardsTolerance)
+                                          backwardsTolerance: options.backwardsTolerance, maxLineBytes: options.maxLineBytes)
         do { return try openSource(path: path, format: options.format, options: readerOptions) }
         catch { throw UnusableInput("\(error)") }
     }

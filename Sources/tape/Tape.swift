@@ -54,6 +54,9 @@ struct InputOptions: ParsableArguments {
     @Option(help: "How far receive time may go back inside one file before a record is rejected, in ms.")
     var backwardsToleranceMs: Int64 = 1000
 
+    @Option(help: "Longest input line in bytes; a longer line is rejected (line_too_long) and skipped.")
+    var maxLineBytes: Int = LineReader.defaultMaxLineBytes
+
     func replayOptions() throws -> ReplayOptions {
         var o = ReplayOptions(inputs: inputs)
         if let f = format {
@@ -74,6 +77,8 @@ struct InputOptions: ParsableArguments {
             o.engine.to = t
         }
         o.backwardsTolerance = backwardsToleranceMs * 1_000_000
+        guard maxLineBytes > 0 else { throw ValidationError("--max-line-bytes: expected a positive number of bytes") }
+        o.maxLineBytes = maxLineBytes
         try loadConfig(into: &o, path: config)
         return o
     }
