@@ -69,7 +69,8 @@ public final class GzipStream: @unchecked Sendable {
         public var description: String {
             switch self {
             case .cannotOpen(let p, let e): return "\(p): cannot open: \(String(cString: strerror(e)))"
-            case .directory(let p): return "\(p): is a directory, not a recording (give the files in it, e.g. \(p)/*.gz)"
+            case .directory(let p):
+                return "\(p): is a directory, not a recording (give the files in it, e.g. \(p)/*.gz)"
             }
         }
     }

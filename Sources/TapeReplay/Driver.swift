@@ -128,10 +128,13 @@ final class MutableRejects: RejectHandler {
 /// A missing file or an undetectable format is `UnusableInput`.
 func openInputs(_ options: ReplayOptions, symbols: SymbolTable, rejects: RejectHandler) throws -> [EventSource] {
     try options.inputs.enumerated().map { (index, path) in
-        guard FS.exists(path) || path == GzipStream.standardInputPath else { throw UnusableInput("\(path): no such file") }
+        guard FS.exists(path) || path == GzipStream.standardInputPath else {
+            throw UnusableInput("\(path): no such file")
+        }
         let readerOptions = ReaderOptions(symbols: symbols, rejects: rejects, sourceIndex: UInt32(index),
                                           symbol: options.symbol, venue: options.venue,
-                                          backwardsTolerance: options.backwardsTolerance, maxLineBytes: options.maxLineBytes)
+                                          backwardsTolerance: options.backwardsTolerance,
+                                          maxLineBytes: options.maxLineBytes)
         do { return try openSource(path: path, format: options.format, options: readerOptions) }
         catch { throw UnusableInput("\(error)") }
     }
