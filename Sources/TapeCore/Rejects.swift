@@ -17,6 +17,7 @@ public enum RejectReason: String, Sendable, CaseIterable, Comparable {
     case unknownMessage = "unknown_message"        // valid JSON of a kind the decoder does not know
     case outOfRange = "out_of_range"               // bar with high < low etc.
     case badSymbol = "bad_symbol"                  // symbol bytes not valid UTF-8 (or a control byte)
+    case lineTooLong = "line_too_long"             // a line longer than --max-line-bytes (skipped)
 
     public static func < (a: RejectReason, b: RejectReason) -> Bool { a.rawValue < b.rawValue }
 }
@@ -27,8 +28,13 @@ public struct Reject: Sendable {
     public var line: Int
     public var reason: RejectReason
     public var detail: String
+    /// `file` and `detail` are kept with their control bytes escaped (`MessageText.escaped`): a reject
+    /// is one line on stderr and one row of `rejects.csv.gz`, whatever bytes the input held.
     public init(file: String, line: Int, reason: RejectReason, detail: String) {
-        self.file = file; self.line = line; self.reason = reason; self.detail = detail
+        self.file = MessageText.escaped(file)
+        self.line = line
+        self.reason = reason
+        self.detail = MessageText.escaped(detail)
     }
     /// `file:line: reason: detail` — the one message a person reads.
     public var message: String { "\(file):\(line): \(reason.rawValue): \(detail)" }
@@ -50,4 +56,34 @@ public final class RejectCollector: RejectHandler, @unchecked Sendable {
     public func reject(_ r: Reject) { rejects.append(r) }
     public func skipped(_ what: String, count: Int) { skips[what, default: 0] += count }
     public func count(_ reason: RejectReason) -> Int { rejects.filter { $0.reason == reason }.count }
+}
+
+/// Text from an input, made safe for a one-line message (stderr, `rejects.csv.gz`, an error): control
+/// bytes (C0, DEL, C1) are written as `\xNN`, so a NUL cannot cut a message and a newline cannot split
+/// it. The one escaping function for messages.
+public enum MessageText {
+    public static func escaped(_ text: String) -> String {
+        if !text.unicodeScalars.contains(where: isControl) { return text }
+        var out = ""
+        out.reserveCapacity(text.utf8.count + 16)
+        for scalar in text.unicodeScalars {
+            if isControl(scalar) { out += "\\x" + hexByte(UInt8(scalar.value)) }
+            else { out.unicodeScalars.append(scalar) }
+        }
+        return out
+    }
+
+    /// Bytes as space-separated lowercase hex (`1f 8c 08`).
+    public static func hex<Bytes: Sequence>(_ bytes: Bytes) -> String where Bytes.Element == UInt8 {
+        bytes.map(hexByte).joined(separator: " ")
+    }
+
+    private static func isControl(_ scalar: Unicode.Scalar) -> Bool {
+        scalar.value < 0x20 || (scalar.value >= 0x7F && scalar.value < 0xA0)
+    }
+
+    private static func hexByte(_ byte: UInt8) -> String {
+        let digits = Array("0123456789abcdef")
+        return String([digits[Int(byte >> 4)], digits[Int(byte & 0x0F)]])
+    }
 }

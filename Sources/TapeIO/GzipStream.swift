@@ -37,6 +37,13 @@ public final class GzipStream: @unchecked Sendable {
     private var memberOpen = false
     private var finished = false
     private(set) public var issues: [GzipIssue] = []
+    /// Whether the input is not gzip (passed through as it is).
+    public private(set) var isPlain = false
+    /// The input's first bytes as read from the file (for messages about an input that is not text).
+    public private(set) var firstBytes: [UInt8] = []
+    /// Zero bytes skipped after a gzip member (padding, e.g. from a block device or a preallocated
+    /// file): reported by `LineReader` as the skip `trailing_zero_bytes`. Final once the stream ended.
+    public private(set) var zeroPaddingBytes: Int64 = 0
     /// Bytes read from the file so far (the inflate thread reads ahead of the consumer).
     public private(set) var compressedBytes: Int64 = 0
     /// Compressed bytes behind the chunks handed out by `nextChunk` so far: the consumer's position
@@ -58,16 +65,27 @@ public final class GzipStream: @unchecked Sendable {
 
     public enum OpenError: Error, CustomStringConvertible {
         case cannotOpen(String, Int32)
+        case directory(String)
         public var description: String {
-            switch self { case .cannotOpen(let p, let e): return "\(p): cannot open: \(String(cString: strerror(e)))" }
+            switch self {
+            case .cannotOpen(let p, let e): return "\(p): cannot open: \(String(cString: strerror(e)))"
+            case .directory(let p):
+                return "\(p): is a directory, not a recording (give the files in it, e.g. \(p)/*.gz)"
+            }
         }
     }
 
+    /// The path that means standard input.
+    public static let standardInputPath = "-"
+    /// How long opening a FIFO waits for a writer before saying so on stderr (it then waits on).
+    public static let fifoWriterNoticeMs: Int32 = 2_000
+
     /// - Parameter threaded: inflate on a background thread (default). Tests may turn it off.
+    /// `path` may be `-` (standard input), a FIFO or a process substitution (`<(zcat …)`): the input is
+    /// read once, front to back, and never reopened.
     public init(path: String, threaded: Bool = true) throws {
         self.path = path
-        fd = open(path, O_RDONLY)
-        if fd < 0 { throw OpenError.cannotOpen(path, errno) }
+        fd = try GzipStream.openInput(path)
         inBuf = .allocate(capacity: GzipStream.chunkSize)
         slots = (0..<3).map { _ in UnsafeMutablePointer<UInt8>.allocate(capacity: GzipStream.chunkSize) }
         slotLen = [0, 0, 0]
@@ -80,6 +98,8 @@ public final class GzipStream: @unchecked Sendable {
         fillInput()
         // Plain (not gzip) input is passed through: lets users replay an uncompressed file too.
         plain = !(inLen >= 2 && inBuf[0] == 0x1f && inBuf[1] == 0x8b)
+        isPlain = plain
+        firstBytes = Array(UnsafeBufferPointer(start: inBuf, count: min(inLen, 16)))
         if !plain { startMember() }
         if threaded { startThread() }
     }
@@ -94,6 +114,34 @@ public final class GzipStream: @unchecked Sendable {
         inBuf.deallocate()
         for s in slots { s.deallocate() }
         pthread_cond_destroy(&cond); pthread_mutex_destroy(&mutex)
+    }
+
+    /// Opens `path` for reading: `-` is standard input; a directory is refused by name; a FIFO is opened
+    /// without blocking, and if no writer comes within `fifoWriterNoticeMs` a line on stderr says what
+    /// the run waits for (then it waits on, as `cat` would).
+    private static func openInput(_ path: String) throws -> Int32 {
+        if path == standardInputPath {
+            let fd = dup(0)
+            if fd < 0 { throw OpenError.cannotOpen("standard input", errno) }
+            return fd
+        }
+        var info = stat()
+        if stat(path, &info) == 0 && (info.st_mode & S_IFMT) == S_IFDIR { throw OpenError.directory(path) }
+        let isFIFO = stat(path, &info) == 0 && (info.st_mode & S_IFMT) == S_IFIFO
+        let fd = open(path, isFIFO ? O_RDONLY | O_NONBLOCK : O_RDONLY)
+        if fd < 0 { throw OpenError.cannotOpen(path, errno) }
+        guard isFIFO else { return fd }
+        // A FIFO opened without blocking: poll sees data or a writer that came and went (POLLHUP).
+        var waiting = pollfd(fd: fd, events: Int16(POLLIN), revents: 0)
+        var ready = poll(&waiting, 1, fifoWriterNoticeMs)
+        if ready == 0 {
+            let notice = Array("tape: waiting for a writer on \(MessageText.escaped(path))\n".utf8)
+            _ = notice.withUnsafeBytes { write(2, $0.baseAddress, $0.count) }
+            repeat { ready = poll(&waiting, 1, -1) } while ready < 0 && errno == EINTR
+        }
+        let flags = fcntl(fd, F_GETFL)
+        _ = fcntl(fd, F_SETFL, flags & ~O_NONBLOCK)
+        return fd
     }
 
     private func fillInput() {
@@ -143,7 +191,7 @@ public final class GzipStream: @unchecked Sendable {
             }
             if !memberOpen {
                 // Between members: skip zero padding; anything else must be a new member header.
-                while inPos < inLen && inBuf[inPos] == 0 { inPos += 1 }
+                while inPos < inLen && inBuf[inPos] == 0 { inPos += 1; zeroPaddingBytes += 1 }
                 if inPos >= inLen { continue }
                 if inLen - inPos < 2 && !eof { fillInput(); continue }
                 if inBuf[inPos] == 0x1f && inPos + 1 < inLen && inBuf[inPos + 1] == 0x8b { startMember() }

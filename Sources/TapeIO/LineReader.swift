@@ -8,7 +8,16 @@ import Darwin
 /// Splits a `GzipStream` into lines without copying (except a line that straddles two chunks).
 /// Tracks 1-based line numbers and turns container damage into rejects that name file and line:
 /// a line cut by truncation or by a corrupt block is rejected, never delivered half.
+///
+/// A line is at most `maxLineBytes` long: a longer one is rejected (`line_too_long`, with its length)
+/// and skipped up to its newline without being buffered, so memory stays flat whatever the input.
+/// `peekFirstLine()` lets a format detector look at the first non-empty line and leave it (and the
+/// empty lines before it) to the reader: the input is opened and read once, so a pipe works.
 public final class LineReader {
+    /// The default bound on one line (`--max-line-bytes`): far above any real record.
+    public static let defaultMaxLineBytes = 4 << 20
+    /// Lines longer than this are rejected and skipped.
+    public let maxLineBytes: Int
     public let stream: GzipStream
     /// Name used in messages (the path as the user gave it).
     public let fileName: String
@@ -25,16 +34,45 @@ public final class LineReader {
     private var chunkEndsDamaged = false
     private var atEnd = false
     private var issues: [GzipIssue] = []
+    /// Bytes of an over-long line seen so far while skipping to its newline; -1 when not skipping.
+    private var longLineBytes: Int64 = -1
+    /// A peeked line handed out again: the line numbers still to replay (empty lines, then the line).
+    private var replayUntilLine = 0
+    private var peeked = UnsafeRawBufferPointer(start: nil, count: 0)
 
-    public init(stream: GzipStream, fileName: String? = nil, rejects: RejectHandler?) {
+    public init(stream: GzipStream, fileName: String? = nil, rejects: RejectHandler?,
+                maxLineBytes: Int = LineReader.defaultMaxLineBytes) {
+        precondition(maxLineBytes > 0, "a line bound is positive")
         self.stream = stream
         self.fileName = fileName ?? stream.path
         self.rejects = rejects
+        self.maxLineBytes = maxLineBytes
         carry.reserveCapacity(4096)
     }
 
-    public convenience init(path: String, rejects: RejectHandler?, threaded: Bool = true) throws {
-        self.init(stream: try GzipStream(path: path, threaded: threaded), fileName: path, rejects: rejects)
+    public convenience init(path: String, rejects: RejectHandler?, threaded: Bool = true,
+                            maxLineBytes: Int = LineReader.defaultMaxLineBytes) throws {
+        self.init(stream: try GzipStream(path: path, threaded: threaded), fileName: path, rejects: rejects,
+                  maxLineBytes: maxLineBytes)
+    }
+
+    /// The first non-empty line (a leading UTF-8 byte order mark removed), left unread: the next calls
+    /// of `next()` return the empty lines before it, then it, with their line numbers. Call it before
+    /// the first `next()` only; nil when the input has no non-empty line.
+    public func peekFirstLine() -> UnsafeRawBufferPointer? {
+        precondition(lineNumber == 0 && replayUntilLine == 0, "peek before reading")
+        while let line = next() {
+            if line.count == 0 { continue }
+            var first = line
+            if first.count >= 3 && first[0] == 0xEF && first[1] == 0xBB && first[2] == 0xBF {
+                first = UnsafeRawBufferPointer(rebasing: first[3...])
+            }
+            peeked = first
+            replayUntilLine = lineNumber
+            lineNumber = 0
+            return first
+        }
+        return nil
     }
 
     private func report(_ iss: GzipIssue, partialLine: Bool) {
@@ -49,6 +87,7 @@ public final class LineReader {
     /// Next line without its `\n` (and without a trailing `\r`), valid until the next call; nil at the end.
     @inline(__always)
     public func next() -> UnsafeRawBufferPointer? {
+        if _slowPath(replayUntilLine > 0) { return replayPeeked() }
         while true {
             if pos < chunk.count {
                 let base = chunk.baseAddress! + pos
@@ -57,26 +96,47 @@ public final class LineReader {
                     let len = base.distance(to: UnsafeRawPointer(nl))
                     pos += len + 1
                     lineNumber += 1
+                    if _slowPath(longLineBytes >= 0) {
+                        rejectLongLine(length: longLineBytes + Int64(len))
+                        continue
+                    }
                     if carryActive {
-                        carry.append(contentsOf: UnsafeRawBufferPointer(start: base, count: len))
                         carryActive = false
+                        if _slowPath(carry.count + len > maxLineBytes) {
+                            rejectLongLine(length: Int64(carry.count + len))
+                            continue
+                        }
+                        carry.append(contentsOf: UnsafeRawBufferPointer(start: base, count: len))
                         return finishCarry()
                     }
+                    if _slowPath(len > maxLineBytes) { rejectLongLine(length: Int64(len)); continue }
                     var l = len
                     if l > 0 && base.load(fromByteOffset: l - 1, as: UInt8.self) == 0x0D { l -= 1 }
                     return UnsafeRawBufferPointer(start: base, count: l)
                 }
-                // No newline in the rest of this chunk: carry it over.
-                if !carryActive { carry.removeAll(keepingCapacity: true); carryActive = true }
-                carry.append(contentsOf: UnsafeRawBufferPointer(start: base, count: remaining))
+                // No newline in the rest of this chunk: carry it over (or count it, past the bound).
+                if longLineBytes >= 0 {
+                    longLineBytes += Int64(remaining)
+                } else {
+                    if !carryActive { carry.removeAll(keepingCapacity: true); carryActive = true }
+                    if carry.count + remaining > maxLineBytes {
+                        longLineBytes = Int64(carry.count + remaining)
+                        carry.removeAll(keepingCapacity: false)
+                        carry.reserveCapacity(4096)
+                        carryActive = false
+                    } else {
+                        carry.append(contentsOf: UnsafeRawBufferPointer(start: base, count: remaining))
+                    }
+                }
                 pos = chunk.count
             }
             // Chunk exhausted.
             if chunkEndsDamaged {
                 // The chunk ended at damage: a pending partial line is cut and must not be joined.
                 chunkEndsDamaged = false
-                let partial = carryActive && !carry.isEmpty
+                let partial = (carryActive && !carry.isEmpty) || longLineBytes >= 0
                 carryActive = false
+                longLineBytes = -1
                 for iss in issues { report(iss, partialLine: partial) }
                 issues.removeAll()
             }
@@ -85,6 +145,13 @@ public final class LineReader {
             guard let c = stream.nextChunk(issues: &issues) else {
                 atEnd = true
                 compressedBytesRead = stream.consumedCompressedBytes
+                if stream.zeroPaddingBytes > 0 {
+                    rejects?.skipped("trailing_zero_bytes", count: Int(stream.zeroPaddingBytes))
+                }
+                if longLineBytes >= 0 {  // the input ends inside an over-long line
+                    lineNumber += 1
+                    rejectLongLine(length: longLineBytes)
+                }
                 let partial = carryActive && !carry.isEmpty
                 if !issues.isEmpty {
                     for iss in issues { report(iss, partialLine: partial) }
@@ -105,6 +172,23 @@ public final class LineReader {
             pos = 0
             if !issues.isEmpty { chunkEndsDamaged = true }
         }
+    }
+
+    /// Rejects the line just ended (`lineNumber`) for its length; the reader goes on with the next line.
+    @inline(never)
+    private func rejectLongLine(length: Int64) {
+        longLineBytes = -1
+        rejects?.reject(Reject(file: fileName, line: lineNumber, reason: .lineTooLong,
+                               detail: "line of \(length) bytes is longer than the limit of \(maxLineBytes) "
+                                   + "(--max-line-bytes); skipped"))
+    }
+
+    @inline(never)
+    private func replayPeeked() -> UnsafeRawBufferPointer {
+        lineNumber += 1
+        if lineNumber < replayUntilLine { return UnsafeRawBufferPointer(start: peeked.baseAddress, count: 0) }
+        replayUntilLine = 0
+        return peeked
     }
 
     private func finishCarry() -> UnsafeRawBufferPointer {

@@ -54,27 +54,43 @@ public final class CSVEventReader<D: CSVRowDecoder>: EventSource {
     private let sourceIndex: UInt32
     private var minFields = 0
 
-    public init(path: String, options: ReaderOptions, threaded: Bool = true) throws {
+    public convenience init(path: String, options: ReaderOptions, threaded: Bool = true) throws {
+        self.init(lines: try LineReader(path: path, rejects: options.rejects, threaded: threaded,
+                                        maxLineBytes: options.maxLineBytes),
+                  options: options)
+    }
+
+    /// Reads from `lines` (possibly peeked by `FormatDetector`: the first line is still to come).
+    public init(lines: LineReader, options: ReaderOptions) {
+        let path = lines.fileName
         name = path
         rejects = options.rejects
         sourceIndex = options.sourceIndex
-        lines = try LineReader(path: path, rejects: options.rejects, threaded: threaded)
+        self.lines = lines
         validator = EventValidator(file: path, options: options, checkDuplicates: D.checkDuplicates)
-        // Header: the first non-empty line.
+        // Header: the first non-empty line. One that cannot be used is one `unknown_header` reject, and
+        // the input is marked unusable (no event can come from it: the run ends with exit 4).
         while let l = lines.next() {
             counters.lines += 1
             if l.count == 0 { continue }
             var r = CSVRow()
-            guard r.split(l) else { break }
+            guard r.split(l) else {
+                refuseHeader(options, "not a \(D.format.rawValue) header: unterminated quote in \(snippet(l))")
+                break
+            }
             let header = (0..<r.count).map { r.string($0).trimmingCharacters(in: " \u{FEFF}") }
             do { decoder = try D(header: header, options: options, path: path); minFields = header.count }
-            catch let m as HeaderMismatch {
-                options.rejects.reject(Reject(file: path, line: lines.lineNumber, reason: .unknownHeader,
-                                              detail: "not a \(D.format.rawValue) header: \(m.detail)"))
-                counters.rejected += 1
-            }
+            catch let m as HeaderMismatch { refuseHeader(options, "not a \(D.format.rawValue) header: \(m.detail)") }
+            catch { refuseHeader(options, "not a \(D.format.rawValue) header: \(error)") }
             break
         }
+    }
+
+    private func refuseHeader(_ options: ReaderOptions, _ detail: String) {
+        options.rejects.reject(Reject(file: name, line: lines.lineNumber, reason: .unknownHeader, detail: detail))
+        counters.rejected += 1
+        counters.unusable = "\(name): no event read: the content is not \(D.format.rawValue) "
+            + "(line \(lines.lineNumber) is not its header)"
     }
 
     public func next(_ e: inout MarketEvent) -> SourceStep {

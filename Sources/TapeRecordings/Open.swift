@@ -6,21 +6,44 @@ import TapeFeeds
 /// An input that cannot be used at all (cannot be opened, format not recognised).
 public struct UnusableInputError: Error, CustomStringConvertible {
     public var description: String
-    public init(_ d: String) { description = d }
+    public init(_ d: String) { description = MessageText.escaped(d) }
 }
 
 /// Detects a recording's format from its first non-empty line, never from the file name.
+///
+/// Detection peeks at the line through the reader's own `LineReader` (`peekFirstLine`): the input is
+/// opened once and the reader continues from the same buffer, so standard input (`-`), a FIFO or
+/// `<(zcat …)` lose nothing.
 public enum FormatDetector {
-    public static func detect(path: String) throws -> RecordingFormat {
-        let r: LineReader
-        do { r = try LineReader(path: path, rejects: nil, threaded: false) }
-        catch { throw UnusableInputError("\(error)") }
-        while let l = r.next() {
-            if l.count == 0 { continue }
-            if let f = detect(firstLine: String(decoding: l.prefix(4096), as: UTF8.self)) { return f }
-            throw UnusableInputError("\(path): unknown format (first line: \(String(decoding: l.prefix(100), as: UTF8.self))); use --format")
+    /// The format of the input behind `lines`, leaving its first line unread.
+    public static func detect(lines: LineReader) throws -> RecordingFormat {
+        let path = lines.fileName
+        guard let line = lines.peekFirstLine() else {
+            throw UnusableInputError("\(path): empty (no line could be read)")
         }
-        throw UnusableInputError("\(path): empty or unreadable (no line could be read)")
+        if let format = detect(firstLine: String(decoding: line.prefix(4096), as: UTF8.self)) { return format }
+        if !looksLikeText(line) {
+            let bytes = MessageText.hex(lines.stream.firstBytes)
+            throw UnusableInputError(lines.stream.isPlain
+                ? "\(path): not gzip or text: first bytes \(bytes)"
+                : "\(path): gzip holding something that is not text: first decompressed bytes "
+                    + MessageText.hex(line.prefix(16)))
+        }
+        throw UnusableInputError("\(path): unknown format (first line: "
+                                 + "\(String(decoding: line.prefix(100), as: UTF8.self))); use --format")
+    }
+
+    /// The format of the file at `path` (opens it; for a pipe use `detect(lines:)` on the reader's lines).
+    public static func detect(path: String) throws -> RecordingFormat {
+        let lines: LineReader
+        do { lines = try LineReader(path: path, rejects: nil, threaded: false) }
+        catch { throw UnusableInputError("\(error)") }
+        return try detect(lines: lines)
+    }
+
+    /// Text: no control byte but tab and carriage return in the first 256 bytes of the line.
+    static func looksLikeText(_ line: UnsafeRawBufferPointer) -> Bool {
+        !line.prefix(256).contains { $0 < 0x20 && $0 != 0x09 && $0 != 0x0D }
     }
 
     public static func detect(firstLine l: String) -> RecordingFormat? {
@@ -37,18 +60,27 @@ public enum FormatDetector {
     }
 }
 
-/// Opens a recording as an `EventSource`: `format` nil = detected from the content.
+/// Opens a recording as an `EventSource`: `format` nil = detected from the content. The input is opened
+/// once (`path` `-` is standard input); detection and the reader share one `LineReader`.
 public func openSource(path: String, format: RecordingFormat?, options: ReaderOptions) throws -> EventSource {
-    let f = try format ?? FormatDetector.detect(path: path)
     do {
-        switch f {
-        case .rawCapture: return try RawCaptureReader<BinanceDecoder>(path: path, options: options)
-        case .tickCSV: return try CSVEventReader<TickRowDecoder>(path: path, options: options)
-        case .polygonTrades: return try CSVEventReader<PolygonTradeRowDecoder>(path: path, options: options)
-        case .polygonQuotes: return try CSVEventReader<PolygonQuoteRowDecoder>(path: path, options: options)
-        case .polygonMinuteAggs: return try CSVEventReader<PolygonMinuteAggRowDecoder>(path: path, options: options)
-        case .tardisTrades: return try CSVEventReader<TardisTradeRowDecoder>(path: path, options: options)
-        case .bars: return try CSVEventReader<BarRowDecoder>(path: path, options: options)
+        let lines = try LineReader(path: path, rejects: options.rejects, maxLineBytes: options.maxLineBytes)
+        // Peeked even when the format is given: a leading byte order mark is dropped the same way.
+        let detected: RecordingFormat
+        if let format {
+            _ = lines.peekFirstLine()
+            detected = format
+        } else {
+            detected = try FormatDetector.detect(lines: lines)
+        }
+        switch detected {
+        case .rawCapture: return RawCaptureReader<BinanceDecoder>(lines: lines, options: options)
+        case .tickCSV: return CSVEventReader<TickRowDecoder>(lines: lines, options: options)
+        case .polygonTrades: return CSVEventReader<PolygonTradeRowDecoder>(lines: lines, options: options)
+        case .polygonQuotes: return CSVEventReader<PolygonQuoteRowDecoder>(lines: lines, options: options)
+        case .polygonMinuteAggs: return CSVEventReader<PolygonMinuteAggRowDecoder>(lines: lines, options: options)
+        case .tardisTrades: return CSVEventReader<TardisTradeRowDecoder>(lines: lines, options: options)
+        case .bars: return CSVEventReader<BarRowDecoder>(lines: lines, options: options)
         }
     } catch let e as UnusableInputError { throw e } catch { throw UnusableInputError("\(error)") }
 }

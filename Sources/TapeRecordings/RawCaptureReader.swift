@@ -38,13 +38,20 @@ public final class RawCaptureReader<Decoder: WireDecoder>: EventSource {
     private var finished = false
 
     /// Reads `path` with an explicit decoder (any venue).
-    public init(path: String, options: ReaderOptions, decoder: Decoder, threaded: Bool = true) throws {
-        name = path
+    public convenience init(path: String, options: ReaderOptions, decoder: Decoder, threaded: Bool = true) throws {
+        self.init(lines: try LineReader(path: path, rejects: options.rejects, threaded: threaded,
+                                        maxLineBytes: options.maxLineBytes),
+                  options: options, decoder: decoder)
+    }
+
+    /// Reads from `lines` (possibly peeked by `FormatDetector`: the first line is still to come).
+    public init(lines: LineReader, options: ReaderOptions, decoder: Decoder) {
+        name = lines.fileName
         self.decoder = decoder
         rejects = options.rejects
         sourceIndex = options.sourceIndex
-        lines = try LineReader(path: path, rejects: options.rejects, threaded: threaded)
-        validator = EventValidator(file: path, options: options, checkDuplicates: true)
+        self.lines = lines
+        validator = EventValidator(file: lines.fileName, options: options, checkDuplicates: true)
         pending.reserveCapacity(64)
     }
 
@@ -125,6 +132,12 @@ public final class RawCaptureReader<Decoder: WireDecoder>: EventSource {
         finished = true
         flushSkips()
         counters.rejected = ownRejects + validator.rejected + lines.stream.issues.count
+        // Every line refused by the reader itself: the content is not a raw capture (e.g. `--format raw`
+        // forced on a CSV file).
+        if counters.events == 0 && counters.skipped == 0 && ownRejects > 0 && ownRejects == counters.lines {
+            counters.unusable = "\(name): no event read: the content is not a raw capture "
+                + "(all \(ownRejects) lines refused)"
+        }
     }
 
     /// Rejects so far (own + validator; container damage is added at the end).
@@ -138,6 +151,12 @@ extension RawCaptureReader where Decoder == BinanceDecoder {
         let venue = options.venue ?? BinanceDecoder.venue(fromFileName: path)
         try self.init(path: path, options: options,
                       decoder: BinanceDecoder(symbols: options.symbols, venue: venue), threaded: threaded)
+    }
+
+    /// A Binance capture read from `lines` (venue as above, from the name the lines carry).
+    public convenience init(lines: LineReader, options: ReaderOptions) {
+        let venue = options.venue ?? BinanceDecoder.venue(fromFileName: lines.fileName)
+        self.init(lines: lines, options: options, decoder: BinanceDecoder(symbols: options.symbols, venue: venue))
     }
 }
 

@@ -37,10 +37,14 @@ public struct ReaderOptions {
     public var forwardJumpLimit: Nanos = EventValidator.defaultForwardJumpLimit
     /// Sanity bounds of prices and sizes (`out_of_range` above them).
     public var valueBounds = ValueBounds()
+    /// The longest line read (`--max-line-bytes`); a longer one is a `line_too_long` reject.
+    public var maxLineBytes: Int
     public init(symbols: SymbolTable, rejects: RejectHandler, sourceIndex: UInt32 = 0, symbol: String? = nil,
-                venue: String? = nil, backwardsTolerance: Nanos = 1_000_000_000) {
+                venue: String? = nil, backwardsTolerance: Nanos = 1_000_000_000,
+                maxLineBytes: Int = LineReader.defaultMaxLineBytes) {
         self.symbols = symbols; self.rejects = rejects; self.sourceIndex = sourceIndex
         self.symbol = symbol; self.venue = venue; self.backwardsTolerance = backwardsTolerance
+        self.maxLineBytes = maxLineBytes
     }
 }
 

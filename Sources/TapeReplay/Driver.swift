@@ -110,6 +110,9 @@ public func runReplay(_ options: ReplayOptions) throws -> ReplaySummary {
     case .max: summary.speed = "max"
     case .factor(let factor): summary.speed = Numbers.format(factor)
     }
+    // An input whose format did not fit (header refused: nothing read from it) makes the run unusable.
+    let unusable = sources.compactMap { $0.stats.unusable }
+    for message in unusable { options.messagePrinter("tape: " + message) }
     let interruptSignal = options.pause.interruptSignal
     if interruptSignal != 0 {
         summary.interrupted = true
@@ -117,6 +120,7 @@ public func runReplay(_ options: ReplayOptions) throws -> ReplaySummary {
     }
     summary.exitCode = !sinkFailures.isEmpty ? TapeExit.outputFailed
         : interruptSignal != 0 ? TapeExit.interrupted(signal: interruptSignal)
+        : !unusable.isEmpty ? TapeExit.unusableInput
         : summary.ticksDelivered == 0 && summary.ticksIn > 0 ? TapeExit.nothingDelivered
         : rejects.total > 0 ? TapeExit.inputRejected : TapeExit.clean
     summary.sinkFailures = sinkFailures.map { SinkFailureSummary(sink: $0.sink, error: "\($0.error)") }
@@ -150,10 +154,13 @@ final class MutableRejects: RejectHandler {
 /// A missing file or an undetectable format is `UnusableInput`.
 func openInputs(_ options: ReplayOptions, symbols: SymbolTable, rejects: RejectHandler) throws -> [EventSource] {
     try options.inputs.enumerated().map { (index, path) in
-        guard FS.exists(path) else { throw UnusableInput("\(path): no such file") }
+        guard FS.exists(path) || path == GzipStream.standardInputPath else {
+            throw UnusableInput("\(path): no such file")
+        }
         var readerOptions = ReaderOptions(symbols: symbols, rejects: rejects, sourceIndex: UInt32(index),
                                           symbol: options.symbol, venue: options.venue,
-                                          backwardsTolerance: options.backwardsTolerance)
+                                          backwardsTolerance: options.backwardsTolerance,
+                                          maxLineBytes: options.maxLineBytes)
         readerOptions.forwardJumpLimit = options.forwardJumpLimit
         readerOptions.valueBounds = options.valueBounds
         do { return try openSource(path: path, format: options.format, options: readerOptions) }

@@ -6,6 +6,9 @@ import TapeIO
 import TapeSources
 import TapeEngine
 
+/// The subfolder of a `tape record` output folder that holds the reject log.
+public let recordRejectsFolder = "rejects"
+
 /// What `tape record --from-replay` did.
 public struct RecordSummary {
     public var files: [String]
@@ -20,7 +23,8 @@ public struct RecordSummary {
 
 /// Converts recordings into Tape tick CSV (format conversion, slicing by symbol and event time),
 /// merged in replay order, through the same `RecordingWriter` live recording uses. Rejects are
-/// reported as in a replay (messages, `rejects.csv.gz` in `directory`).
+/// reported as in a replay (messages, and `rejects/rejects.csv.gz` under `directory`: a subfolder, so
+/// that `tape replay out/*.gz` globs the recordings only).
 public func recordFromReplay(_ o: ReplayOptions, directory: String, prefix: String, maxBytes: Int64,
                              rotateHourly: Bool, flushEvery: Int) throws -> RecordSummary {
     // SIGUSR1 pauses and resumes; SIGINT/SIGTERM stop reading and the files are closed valid. Installed
@@ -28,7 +32,13 @@ public func recordFromReplay(_ o: ReplayOptions, directory: String, prefix: Stri
     if o.interactive { o.pause.install(keys: false) }
     do { try FS.makeDirectories(directory) } catch { throw UnusableInput("\(directory): cannot create: \(error)") }
     let symbols = SymbolTable()
-    let rejects = RejectLog(writer: try o.makeRejectsWriter(directory), printLimit: o.quiet ? 0 : 5, printer: o.messagePrinter)
+    // The reject log goes in a subfolder: `replay out/*.gz` must find only recordings.
+    let rejectsDirectory = directory + "/" + recordRejectsFolder
+    do { try FS.makeDirectories(rejectsDirectory) } catch {
+        throw UnusableInput("\(rejectsDirectory): cannot create: \(error)")
+    }
+    let rejects = RejectLog(writer: try o.makeRejectsWriter(rejectsDirectory), printLimit: o.quiet ? 0 : 5,
+                            rejectsFileName: recordRejectsFolder + "/rejects.csv.gz", printer: o.messagePrinter)
     let sources = try openInputs(o, symbols: symbols, rejects: rejects)
     let merged = MergedSource(sources)
     let writer = RecordingWriter(directory: directory, prefix: prefix, symbols: symbols, maxBytes: maxBytes,

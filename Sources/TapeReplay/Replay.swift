@@ -44,6 +44,8 @@ public struct ReplayOptions {
     public var pause = PauseControl()
     /// Where reject messages are printed (stderr by default).
     public var messagePrinter: (String) -> Void = { fputs($0 + "\n", stderr) }
+    /// The longest input line read (`--max-line-bytes`); longer lines are `line_too_long` rejects.
+    public var maxLineBytes = LineReader.defaultMaxLineBytes
     /// Opens the writer for `rejects.csv.gz` in the run folder.
     public var makeRejectsWriter: (String) throws -> LineWriter = { dir in
         try GzipLineWriter(path: dir + "/rejects.csv.gz")
@@ -139,6 +141,6 @@ func editDistance(_ left: [UInt8], _ right: [UInt8]) -> Int {
 /// Input that cannot be used at all (missing file, undetectable format): exit code 4.
 public struct UnusableInput: Error, CustomStringConvertible {
     public var description: String
-    public init(_ d: String) { description = d }
+    public init(_ d: String) { description = MessageText.escaped(d) }
 }
 

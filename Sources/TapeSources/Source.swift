@@ -21,6 +21,9 @@ public struct SourceStats: Sendable {
     /// (the progress line's percent and ETA); at the end, the compressed count is the file's size.
     public var decompressedBytes: Int64 = 0
     public var compressedBytes: Int64 = 0
+    /// Why nothing can be read from this input (its format does not fit, e.g. a CSV header refused):
+    /// the run reports it and ends with exit 4 (`TapeExit.unusableInput`). nil for a usable input.
+    public var unusable: String? = nil
     public init() {}
 }
 

@@ -72,6 +72,9 @@ struct InputOptions: ParsableArguments {
     @Option(help: "Largest accepted size or volume (above: out_of_range).")
     var maxSize: Double = ValueBounds.defaultSizeMax
 
+    @Option(help: "Longest input line in bytes; a longer line is rejected (line_too_long) and skipped.")
+    var maxLineBytes: Int = LineReader.defaultMaxLineBytes
+
     func replayOptions() throws -> ReplayOptions {
         var o = ReplayOptions(inputs: inputs)
         if let f = format {
@@ -117,6 +120,8 @@ struct InputOptions: ParsableArguments {
             throw ValidationError("--max-price/--max-size: expected positive finite numbers")
         }
         o.valueBounds = ValueBounds(priceMax: maxPrice, sizeMax: maxSize)
+        guard maxLineBytes > 0 else { throw ValidationError("--max-line-bytes: expected a positive number of bytes") }
+        o.maxLineBytes = maxLineBytes
         try loadConfig(into: &o, path: config)
         return o
     }
