@@ -100,7 +100,7 @@ public func runReplay(_ options: ReplayOptions) throws -> ReplaySummary {
     summary.inputs = sources.enumerated().map { index, source in
         let stats = source.stats
         return InputSummary(path: options.inputs[index],
-                            sha256: options.hashInputs ? FileHash.sha256(path: options.inputs[index]) ?? "" : nil,
+                            sha256: options.hashInputs ? FileHash.sha256(path: options.inputs[index]) : nil,
                             format: source.formatName, lines: stats.lines, events: stats.events,
                             rejected: stats.rejected, skipped: stats.skipped, bytes: inputSizes[index])
     }

@@ -93,7 +93,11 @@ public enum Hex {
 
 /// SHA-256 of a file's bytes (the summary records each input's hash).
 public enum FileHash {
+    /// nil for anything but a regular file: a FIFO, a pipe or stdin was consumed by the run and reopening
+    /// it would wait for a writer that never comes.
     public static func sha256(path: String) -> String? {
+        var info = stat()
+        guard stat(path, &info) == 0, (info.st_mode & S_IFMT) == S_IFREG else { return nil }
         guard let f = fopen(path, "rb") else { return nil }
         defer { fclose(f) }
         var h = SHA256()

@@ -94,7 +94,8 @@ final class HostileInputTests: XCTestCase {
         let fifo = dir + "/nobody.gz"
         XCTAssertEqual(mkfifo(fifo, 0o600), 0)
         let (rc, _, err) = try sh("timeout -s KILL 6 '\(tape)' replay '\(fifo)' --out '\(dir)/out' --no-report")
-        XCTAssertEqual(rc, 137, "killed by the timeout: it waits for a writer")
+        // `timeout -s KILL` kills its process group: the shell reports 137, or the shell itself is killed (9).
+        XCTAssertTrue(rc == 137 || rc == 9, "killed by the timeout (it waits for a writer), got \(rc)")
         XCTAssertTrue(err.contains("waiting for a writer on \(fifo)"), err)
     }
 
@@ -121,7 +122,7 @@ final class HostileInputTests: XCTestCase {
         var (rc, out, err) = try sh("python3 '\(dir)/gen.py' '\(file)' '\(head)' '\(tail)'")
         XCTAssertEqual(rc, 0, err)
         (rc, out, err) = try sh("/usr/bin/time -f 'peak_kb=%M' '\(tape)' replay '\(file)' --out '\(dir)/out' "
-                                + "--no-report --backwards-tolerance-ms 100000000")
+                                + "--no-report")
         XCTAssertEqual(rc, 3, err)
         XCTAssertTrue(err.contains("\(file):3001: line_too_long: line of 1073741845 bytes"), String(err.prefix(2000)))
         XCTAssertEqual(ticksIn(out), expected, out)
@@ -129,8 +130,9 @@ final class HostileInputTests: XCTestCase {
         XCTAssertNotNil(peak)
         XCTAssertLessThan(peak ?? .max, 200_000, "peak RSS in KB")
         // The limit is configurable.
+        // Every line of the capture is longer than 100 bytes: nothing can be read from it, exit 4.
         (rc, _, err) = try replay("'\(spot)'", dir + "/small", "--max-line-bytes 100")
-        XCTAssertEqual(rc, 3, err)
+        XCTAssertEqual(rc, 4, err)
         XCTAssertTrue(err.contains("line_too_long"), err)
     }
 
