@@ -39,12 +39,7 @@ public final class CSVEventReader<D: CSVRowDecoder>: EventSource {
     public var format: RecordingFormat { D.format }
     public var formatName: String { D.format.rawValue }
     /// Counters so far; the byte counts come from the line reader as it goes (progress while reading).
-    public var stats: SourceStats {
-        var current = counters
-        current.compressedBytes = lines.compressedBytesRead
-        current.decompressedBytes = lines.bytesRead
-        return current
-    }
+    public var stats: SourceStats { lines.progress(of: counters) }
     private var counters = SourceStats()
     private let lines: LineReader
     private var decoder: D?

@@ -17,12 +17,7 @@ public final class RawCaptureReader<Decoder: WireDecoder>: EventSource {
     public var format: RecordingFormat { .rawCapture }
     public var formatName: String { RecordingFormat.rawCapture.rawValue }
     /// Counters so far; the byte counts come from the line reader as it goes (progress while reading).
-    public var stats: SourceStats {
-        var current = counters
-        current.compressedBytes = lines.compressedBytesRead
-        current.decompressedBytes = lines.bytesRead
-        return current
-    }
+    public var stats: SourceStats { lines.progress(of: counters) }
     private var counters = SourceStats()
     public let validator: EventValidator
 

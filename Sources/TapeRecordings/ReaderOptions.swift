@@ -55,3 +55,14 @@ extension EventValidator {
                   checkDuplicates: checkDuplicates)
     }
 }
+
+extension LineReader {
+    /// A reader's counters with the byte counts this line reader has consumed so far (progress while
+    /// reading: the compressed count reaches the file's size at the end).
+    func progress(of counters: SourceStats) -> SourceStats {
+        var current = counters
+        current.compressedBytes = compressedBytesRead
+        current.decompressedBytes = bytesRead
+        return current
+    }
+}

@@ -30,19 +30,6 @@ public enum OutputKind: Int, CaseIterable, Sendable {
     public var csvHeader: String { GraphOutput.csvHeaders[name]! }
 }
 
-extension GraphOutput {
-    /// The symbol every output belongs to (the key of the per-symbol digest).
-    public var symbolID: SymbolID {
-        switch self {
-        case .bar(let bar): return bar.symbol
-        case .indicators(let indicators): return indicators.symbol
-        case .anomaly(let anomaly): return anomaly.symbol
-        case .lateTick(let lateTick): return lateTick.symbol
-        case .prediction(let prediction): return prediction.symbol
-        }
-    }
-}
-
 /// Formats each output once, into a reused byte buffer, as its canonical digest line
 /// `<kind>,<csv row>\n` — the bytes of `GraphOutput.canonicalLine(symbols:)` plus the newline. The CSV
 /// row (with its newline) is the tail from `rowStart`. The digest hashes `line`, the run folder
@@ -65,7 +52,7 @@ public struct OutputLineFormatter {
     public mutating func format(_ output: GraphOutput, symbols: SymbolTable) {
         bytes.removeAll(keepingCapacity: true)
         kind = OutputKind(output)
-        symbol = output.symbolID
+        symbol = output.symbol
         appendText(kind.name)
         rowStart = bytes.count + 1
         appendComma()

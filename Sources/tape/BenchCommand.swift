@@ -153,7 +153,7 @@ struct BenchCommand: ParsableCommand {
         for output in outputs {
             let kind = OutputKind(output)
             var line = output.canonicalLine(symbols: symbols) + "\n"
-            line.withUTF8 { digest.consume(line: UnsafeRawBufferPointer($0), kind: kind, symbol: output.symbolID) }
+            line.withUTF8 { digest.consume(line: UnsafeRawBufferPointer($0), kind: kind, symbol: output.symbol) }
             var row = output.csvRow(symbols: symbols) + "\n"
             row.withUTF8 { folder.write(row: UnsafeRawBufferPointer($0), kind: kind) }
         }
