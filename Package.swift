@@ -56,12 +56,15 @@ let package = Package(
                                                    "TapeGraph", "TapeSinks", "TapeEngine"]),
         // Reports (HTML/CSV) and scenario regression tests.
         .target(name: "TapeReports", dependencies: ["TapeCore", "TapeIO", "TapeGraph", "TapeRecordings"]),
+        // Run comparison (`tape diff`): two run folders, per symbol and kind, per-symbol digests first.
+        .target(name: "TapeDiff", dependencies: ["TapeCore", "TapeSinks", "TapeEngine", "TapeReports"],
+                swiftSettings: swift6),
         .target(name: "TapeScenarios", dependencies: ["TapeCore", "TapeIO", "TapeSources", "TapeGraph", "TapeReplay",
                                                       "TapeSinks", "TapeEngine", "TapeModel", "Yams"]),
         // The one executable.
         .executableTarget(name: "tape", dependencies: [
             "TapeCore", "TapeClock", "TapeIO", "TapeSources", "TapeRecordings", "TapeGraph", "TapeSinks", "TapeEngine",
-            "TapeReplay", "TapeModel", "TapeReports", "TapeScenarios",
+            "TapeReplay", "TapeModel", "TapeReports", "TapeScenarios", "TapeDiff",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ]),
 
@@ -88,6 +91,7 @@ let package = Package(
                                                             "TapeSources", "TapeRecordings", "TapeGraph", "TapeSinks",
                                                             "TapeReplay", "TapeEngine",
                                                             .product(name: "Crypto", package: "swift-crypto")]),
+        .testTarget(name: "TapeDiffTests", dependencies: ["TapeTestSupport", "TapeDiff"], swiftSettings: swift6),
         .testTarget(name: "TapeEngineTests", dependencies: ["TapeTestSupport", "TapeCore", "TapeClock", "TapeSources",
                                                             "TapeGraph", "TapeSinks", "TapeEngine"],
                     swiftSettings: swift6),

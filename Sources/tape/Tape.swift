@@ -21,10 +21,11 @@ struct Tape: ParsableCommand {
             format, bad config); 5 an output could not be written (disk full, I/O error, unusable --out, \
             the report); 6 nothing delivered (the filters left no event); 130/143 interrupted by \
             SIGINT/SIGTERM (outputs complete up to the stop, summary.json says interrupted); 64 bad \
-            command line; 1 internal error.
+            command line; 1 internal error. `tape diff` has its own: 0 equal, 1 the runs differ, 4 not a \
+            run folder, 64 bad command line.
             """,
         subcommands: [ReplayCommand.self, RecordCommand.self, TrainCommand.self, ReportCommand.self,
-                      ScenarioCommand.self, BenchCommand.self])
+                      ScenarioCommand.self, BenchCommand.self, DiffCommand.self])
 }
 
 /// Options shared by every command that replays recordings.
