@@ -45,7 +45,8 @@ public enum DecodeOutcome: Sendable, Equatable {
 /// `EventValidator` on every event. `source` is left 0; the reader sets it.
 ///
 /// Implemented: `BinanceDecoder` (combined streams, spot and futures), `PolygonDecoder` (stocks WS
-/// `T`/`Q`). A Finage decoder plugs in the same way: one struct, one `decode`.
+/// `T`/`Q`), `FinageDecoder` (stocks, ETF, crypto and forex WS). Another vendor plugs in the same way:
+/// one struct, one `decode`.
 public protocol WireDecoder {
     mutating func decode(_ message: UnsafeRawBufferPointer, receiveTime: Nanos,
                          into out: inout [MarketEvent]) -> DecodeOutcome
