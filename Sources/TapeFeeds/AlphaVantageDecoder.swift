@@ -71,8 +71,10 @@ public struct AlphaVantageDecoder: WireDecoder {
         return nil
     }
 
-    public mutating func decode(_ message: UnsafeRawBufferPointer, receiveTime: Nanos,
-                                into out: inout [MarketEvent]) -> DecodeOutcome {
+    public mutating func decode(
+        _ message: UnsafeRawBufferPointer, receiveTime: Nanos,
+        into out: inout [MarketEvent]
+    ) -> DecodeOutcome {
         guard let base = message.baseAddress, message.count > 0 else {
             return .malformed(reason: .malformedLine, detail: "empty message")
         }
@@ -85,14 +87,18 @@ public struct AlphaVantageDecoder: WireDecoder {
         guard scanner.beginObject() else { return .malformed(reason: .malformedLine, detail: "not a JSON object") }
         while let key = scanner.nextKey() {
             guard let value = scanner.value() else { break }
-            if scanner.equals(key.start, key.count, "Meta Data") { metaData = value }
-            else if scanner.equals(key.start, key.count, "Time Series (1min)") { series = value }
-            else if scanner.equals(key.start, key.count, "Global Quote") { quote = value }
-            else if value.kind == .string && notice == nil {
-                let text = scanner.text(value.start, value.count)
-                if scanner.equals(key.start, key.count, "Note") { notice = .note(text) }
-                else if scanner.equals(key.start, key.count, "Information") { notice = .information(text) }
-                else if scanner.equals(key.start, key.count, "Error Message") { notice = .errorMessage(text) }
+            if scanner.equals(key.start, key.count, "Meta Data") {
+                metaData = value
+            } else if scanner.equals(key.start, key.count, "Time Series (1min)") {
+                series = value
+            } else if scanner.equals(key.start, key.count, "Global Quote") {
+                quote = value
+            } else if value.kind == .string && notice == nil && scanner.equals(key.start, key.count, "Note") {
+                notice = .note(scanner.text(value.start, value.count))
+            } else if value.kind == .string && notice == nil && scanner.equals(key.start, key.count, "Information") {
+                notice = .information(scanner.text(value.start, value.count))
+            } else if value.kind == .string && notice == nil && scanner.equals(key.start, key.count, "Error Message") {
+                notice = .errorMessage(scanner.text(value.start, value.count))
             } else if Self.hasPrefix(scanner, key, "Time Series (") {
                 otherSeries = scanner.text(key.start, key.count)
             }
@@ -113,33 +119,44 @@ public struct AlphaVantageDecoder: WireDecoder {
             return decodeSeries(bytes, metaData: metaData, series: series, receiveTime: receiveTime, into: &out)
         }
         if let quote {
-            guard quote.kind == .object else { return .malformed(reason: .malformedLine, detail: "Global Quote is not an object") }
+            guard quote.kind == .object else {
+                return .malformed(reason: .malformedLine, detail: "Global Quote is not an object")
+            }
             return decodeQuote(bytes, quote: quote, receiveTime: receiveTime, into: &out)
         }
         if let otherSeries { return .unknown(detail: "\(otherSeries): only 1min bars are read") }
         return .unknown(detail: "no Time Series (1min), Global Quote, Note, Information or Error Message")
     }
 
-    private static func hasPrefix(_ scanner: JSONScanner, _ key: (start: Int, count: Int), _ prefix: StaticString) -> Bool {
+    private static func hasPrefix(_ scanner: JSONScanner, _ key: (start: Int, count: Int), _ prefix: StaticString)
+        -> Bool
+    {
         key.count >= prefix.utf8CodeUnitCount && scanner.equals(key.start, prefix.utf8CodeUnitCount, prefix)
     }
 
-    private static func hasSuffix(_ scanner: JSONScanner, _ key: (start: Int, count: Int), _ suffix: StaticString) -> Bool {
+    private static func hasSuffix(_ scanner: JSONScanner, _ key: (start: Int, count: Int), _ suffix: StaticString)
+        -> Bool
+    {
         let length = suffix.utf8CodeUnitCount
         return key.count >= length && scanner.equals(key.start + key.count - length, length, suffix)
     }
 
-    private mutating func decodeSeries(_ bytes: UnsafePointer<UInt8>, metaData: JSONScanner.Value,
-                                       series: JSONScanner.Value, receiveTime: Nanos,
-                                       into out: inout [MarketEvent]) -> DecodeOutcome {
+    private mutating func decodeSeries(
+        _ bytes: UnsafePointer<UInt8>, metaData: JSONScanner.Value,
+        series: JSONScanner.Value, receiveTime: Nanos,
+        into out: inout [MarketEvent]
+    ) -> DecodeOutcome {
         // Meta Data: the symbol and the time zone (keys are numbered; matched by their name part).
         var meta = JSONScanner(bytes, metaData.start + metaData.count, start: metaData.start)
         var symbolValue: JSONScanner.Value? = nil, zoneValue: JSONScanner.Value? = nil
         guard meta.beginObject() else { return .malformed(reason: .malformedLine, detail: "bad Meta Data") }
         while let key = meta.nextKey() {
             guard let value = meta.value() else { break }
-            if Self.hasSuffix(meta, key, ". Symbol") { symbolValue = value }
-            else if Self.hasSuffix(meta, key, ". Time Zone") { zoneValue = value }
+            if Self.hasSuffix(meta, key, ". Symbol") {
+                symbolValue = value
+            } else if Self.hasSuffix(meta, key, ". Time Zone") {
+                zoneValue = value
+            }
         }
         guard let symbolValue, symbolValue.kind == .string, symbolValue.count > 0 else {
             return .malformed(reason: .malformedLine, detail: "Meta Data without a Symbol")
@@ -153,7 +170,8 @@ public struct AlphaVantageDecoder: WireDecoder {
         }
         let symbol = namer.intern(bytes + symbolValue.start, symbolValue.count)
         if symbol == 0 {
-            let text = SymbolTable.escaped(UnsafeRawBufferPointer(start: bytes + symbolValue.start, count: symbolValue.count))
+            let text = SymbolTable.escaped(
+                UnsafeRawBufferPointer(start: bytes + symbolValue.start, count: symbolValue.count))
             return .malformed(reason: .badSymbol, detail: "Symbol \(text) is not UTF-8 text without control bytes")
         }
         bars.beginMessage()
@@ -165,30 +183,42 @@ public struct AlphaVantageDecoder: WireDecoder {
                 return .malformed(reason: .badTimestamp, detail: "bar time \(entries.text(key.start, key.count))")
             }
             let time = entries.text(key.start, key.count)
-            guard value.kind == .object else { return .malformed(reason: .malformedLine, detail: "bar \(time) is not an object") }
+            guard value.kind == .object else {
+                return .malformed(reason: .malformedLine, detail: "bar \(time) is not an object")
+            }
             var fields = JSONScanner(bytes, value.start + value.count, start: value.start)
             var open: Double? = nil, high: Double? = nil, low: Double? = nil, close: Double? = nil
             var volume = Double.nan
             _ = fields.beginObject()
             while let field = fields.nextKey() {
                 guard let number = fields.value() else { break }
-                if fields.equals(field.start, field.count, "1. open") { open = fields.double(number) ?? .signalingNaN }
-                else if fields.equals(field.start, field.count, "2. high") { high = fields.double(number) ?? .signalingNaN }
-                else if fields.equals(field.start, field.count, "3. low") { low = fields.double(number) ?? .signalingNaN }
-                else if fields.equals(field.start, field.count, "4. close") { close = fields.double(number) ?? .signalingNaN }
-                else if fields.equals(field.start, field.count, "5. volume") { volume = fields.double(number) ?? .signalingNaN }
+                if fields.equals(field.start, field.count, "1. open") {
+                    open = fields.double(number) ?? .signalingNaN
+                } else if fields.equals(field.start, field.count, "2. high") {
+                    high = fields.double(number) ?? .signalingNaN
+                } else if fields.equals(field.start, field.count, "3. low") {
+                    low = fields.double(number) ?? .signalingNaN
+                } else if fields.equals(field.start, field.count, "4. close") {
+                    close = fields.double(number) ?? .signalingNaN
+                } else if fields.equals(field.start, field.count, "5. volume") {
+                    volume = fields.double(number) ?? .signalingNaN
+                }
             }
             if fields.failed { return .malformed(reason: .malformedLine, detail: "bad JSON in bar \(time)") }
             guard let open, let high, let low, let close else {
-                return .malformed(reason: .malformedLine, detail: "bar \(time) lacks 1. open, 2. high, 3. low or 4. close")
+                return .malformed(
+                    reason: .malformedLine, detail: "bar \(time) lacks 1. open, 2. high, 3. low or 4. close")
             }
-            for (name, number) in [("1. open", open), ("2. high", high), ("3. low", low), ("4. close", close),
-                                   ("5. volume", volume)] where number.isSignalingNaN {
+            for (name, number) in [
+                ("1. open", open), ("2. high", high), ("3. low", low), ("4. close", close),
+                ("5. volume", volume),
+            ] where number.isSignalingNaN {
                 return .malformed(reason: .badNumber, detail: "bar \(time): bad \(name)")
             }
             let openTime = zone.utc(fromLocal: local)
             guard TimeUtil.isAccepted(openTime + TimeUtil.nsPerMinute) else {
-                return .malformed(reason: .badTimestamp, detail: "bar time \(time) (accepted \(TimeUtil.acceptedRangeText))")
+                return .malformed(
+                    reason: .badTimestamp, detail: "bar time \(time) (accepted \(TimeUtil.acceptedRangeText))")
             }
             bars.add(.init(openTime: openTime, open: open, high: high, low: low, close: close, volume: volume))
         }
@@ -197,8 +227,10 @@ public struct AlphaVantageDecoder: WireDecoder {
         return count > 0 ? .decoded(count: count) : .skipped(.repeated)
     }
 
-    private mutating func decodeQuote(_ bytes: UnsafePointer<UInt8>, quote: JSONScanner.Value, receiveTime: Nanos,
-                                      into out: inout [MarketEvent]) -> DecodeOutcome {
+    private mutating func decodeQuote(
+        _ bytes: UnsafePointer<UInt8>, quote: JSONScanner.Value, receiveTime: Nanos,
+        into out: inout [MarketEvent]
+    ) -> DecodeOutcome {
         var fields = JSONScanner(bytes, quote.start + quote.count, start: quote.start)
         var symbolValue: JSONScanner.Value? = nil, dayValue: JSONScanner.Value? = nil
         var price: Double? = nil, volume: Double? = nil
@@ -207,10 +239,15 @@ public struct AlphaVantageDecoder: WireDecoder {
         while let key = fields.nextKey() {
             guard let value = fields.value() else { break }
             keys += 1
-            if Self.hasSuffix(fields, key, ". symbol") { symbolValue = value }
-            else if Self.hasSuffix(fields, key, ". price") { price = fields.double(value) }
-            else if Self.hasSuffix(fields, key, ". volume") { volume = fields.double(value) }
-            else if Self.hasSuffix(fields, key, ". latest trading day") { dayValue = value }
+            if Self.hasSuffix(fields, key, ". symbol") {
+                symbolValue = value
+            } else if Self.hasSuffix(fields, key, ". price") {
+                price = fields.double(value)
+            } else if Self.hasSuffix(fields, key, ". volume") {
+                volume = fields.double(value)
+            } else if Self.hasSuffix(fields, key, ". latest trading day") {
+                dayValue = value
+            }
         }
         if fields.failed { return .malformed(reason: .malformedLine, detail: "bad JSON in Global Quote") }
         if keys == 0 { return .skipped(.other) }
@@ -218,13 +255,16 @@ public struct AlphaVantageDecoder: WireDecoder {
             return .malformed(reason: .malformedLine, detail: "Global Quote without 01. symbol")
         }
         guard let price else { return .malformed(reason: .badNumber, detail: "Global Quote: missing or bad 05. price") }
-        guard let volume else { return .malformed(reason: .badNumber, detail: "Global Quote: missing or bad 06. volume") }
+        guard let volume else {
+            return .malformed(reason: .badNumber, detail: "Global Quote: missing or bad 06. volume")
+        }
         guard let dayValue, let dayStart = TimeUtil.parseDateTime(bytes + dayValue.start, dayValue.count) else {
             return .malformed(reason: .badTimestamp, detail: "Global Quote: missing or bad 07. latest trading day")
         }
         let symbol = namer.intern(bytes + symbolValue.start, symbolValue.count)
         if symbol == 0 {
-            let text = SymbolTable.escaped(UnsafeRawBufferPointer(start: bytes + symbolValue.start, count: symbolValue.count))
+            let text = SymbolTable.escaped(
+                UnsafeRawBufferPointer(start: bytes + symbolValue.start, count: symbolValue.count))
             return .malformed(reason: .badSymbol, detail: "01. symbol \(text) is not UTF-8 text without control bytes")
         }
         let day = dayStart / VendorTimeZone.dayNanos

@@ -31,15 +31,19 @@ public struct FMPDecoder: WireDecoder {
     /// The key under which `FMPPoller` wraps a chart body.
     public static let chartKey = "historical_chart_1min"
 
-    public init(symbols: SymbolTable, venue: String?, timeZone: VendorTimeZone = .usEastern,
-                defaultSymbol: String? = nil) {
+    public init(
+        symbols: SymbolTable, venue: String?, timeZone: VendorTimeZone = .usEastern,
+        defaultSymbol: String? = nil
+    ) {
         namer = SymbolNamer(symbols: symbols, venue: venue)
         self.timeZone = timeZone
         self.defaultSymbol = defaultSymbol
     }
 
-    public mutating func decode(_ message: UnsafeRawBufferPointer, receiveTime: Nanos,
-                                into out: inout [MarketEvent]) -> DecodeOutcome {
+    public mutating func decode(
+        _ message: UnsafeRawBufferPointer, receiveTime: Nanos,
+        into out: inout [MarketEvent]
+    ) -> DecodeOutcome {
         guard let base = message.baseAddress, message.count > 0 else {
             return .malformed(reason: .malformedLine, detail: "empty message")
         }
@@ -61,17 +65,22 @@ public struct FMPDecoder: WireDecoder {
         return outcome
     }
 
-    private mutating func decodeObject(_ bytes: UnsafePointer<UInt8>, _ object: JSONScanner.Value, receiveTime: Nanos,
-                                       into out: inout [MarketEvent]) -> DecodeOutcome {
+    private mutating func decodeObject(
+        _ bytes: UnsafePointer<UInt8>, _ object: JSONScanner.Value, receiveTime: Nanos,
+        into out: inout [MarketEvent]
+    ) -> DecodeOutcome {
         var scanner = JSONScanner(bytes, object.start + object.count, start: object.start)
         var symbolValue: JSONScanner.Value? = nil, chart: JSONScanner.Value? = nil
         _ = scanner.beginObject()
         while let key = scanner.nextKey() {
             guard let value = scanner.value() else { break }
-            if scanner.equals(key.start, key.count, "symbol") { symbolValue = value }
-            else if scanner.equals(key.start, key.count, "historical_chart_1min") { chart = value }
-            else if scanner.equals(key.start, key.count, "Error Message") {
-                return .malformed(reason: .malformedLine, detail: "Error Message: \(scanner.text(value.start, value.count))")
+            if scanner.equals(key.start, key.count, "symbol") {
+                symbolValue = value
+            } else if scanner.equals(key.start, key.count, "historical_chart_1min") {
+                chart = value
+            } else if scanner.equals(key.start, key.count, "Error Message") {
+                return .malformed(
+                    reason: .malformedLine, detail: "Error Message: \(scanner.text(value.start, value.count))")
             }
         }
         if scanner.failed { return .malformed(reason: .malformedLine, detail: "bad JSON near byte \(scanner.i)") }
@@ -90,8 +99,10 @@ public struct FMPDecoder: WireDecoder {
     }
 
     /// An array of chart bars (all of `symbol`) or of quotes (each naming its symbol).
-    private mutating func decodeArray(_ bytes: UnsafePointer<UInt8>, _ array: JSONScanner.Value, symbol chartSymbol: SymbolID?,
-                                      receiveTime: Nanos, into out: inout [MarketEvent]) -> DecodeOutcome {
+    private mutating func decodeArray(
+        _ bytes: UnsafePointer<UInt8>, _ array: JSONScanner.Value, symbol chartSymbol: SymbolID?,
+        receiveTime: Nanos, into out: inout [MarketEvent]
+    ) -> DecodeOutcome {
         var scanner = JSONScanner(bytes, array.start + array.count, start: array.start)
         _ = scanner.take(UInt8(ascii: "["))
         if scanner.take(UInt8(ascii: "]")) { return .skipped(.other) }
@@ -100,29 +111,41 @@ public struct FMPDecoder: WireDecoder {
         var isChart: Bool? = nil
         while true {
             guard let element = scanner.value(), element.kind == .object else {
-                return .malformed(reason: .malformedLine, detail: "array element is not an object near byte \(scanner.i)")
+                return .malformed(
+                    reason: .malformedLine, detail: "array element is not an object near byte \(scanner.i)")
             }
             var fields = JSONScanner(bytes, element.start + element.count, start: element.start)
-            var date: JSONScanner.Value? = nil, symbolValue: JSONScanner.Value? = nil, timestamp: JSONScanner.Value? = nil
+            var date: JSONScanner.Value? = nil, symbolValue: JSONScanner.Value? = nil,
+                timestamp: JSONScanner.Value? = nil
             var open: Double? = nil, high: Double? = nil, low: Double? = nil, close: Double? = nil
             var price: Double? = nil, volume = Double.nan, volumeSeen = false
             _ = fields.beginObject()
             while let key = fields.nextKey() {
                 guard let value = fields.value() else { break }
-                if fields.equals(key.start, key.count, "date") { date = value }
-                else if fields.equals(key.start, key.count, "open") { open = fields.double(value) ?? .signalingNaN }
-                else if fields.equals(key.start, key.count, "high") { high = fields.double(value) ?? .signalingNaN }
-                else if fields.equals(key.start, key.count, "low") { low = fields.double(value) ?? .signalingNaN }
-                else if fields.equals(key.start, key.count, "close") { close = fields.double(value) ?? .signalingNaN }
-                else if fields.equals(key.start, key.count, "volume") {
+                if fields.equals(key.start, key.count, "date") {
+                    date = value
+                } else if fields.equals(key.start, key.count, "open") {
+                    open = fields.double(value) ?? .signalingNaN
+                } else if fields.equals(key.start, key.count, "high") {
+                    high = fields.double(value) ?? .signalingNaN
+                } else if fields.equals(key.start, key.count, "low") {
+                    low = fields.double(value) ?? .signalingNaN
+                } else if fields.equals(key.start, key.count, "close") {
+                    close = fields.double(value) ?? .signalingNaN
+                } else if fields.equals(key.start, key.count, "volume") {
                     volume = value.kind == .null ? .nan : (fields.double(value) ?? .signalingNaN)
                     volumeSeen = true
+                } else if fields.equals(key.start, key.count, "symbol") {
+                    symbolValue = value
+                } else if fields.equals(key.start, key.count, "price") {
+                    price = fields.double(value) ?? .signalingNaN
+                } else if fields.equals(key.start, key.count, "timestamp") {
+                    timestamp = value
                 }
-                else if fields.equals(key.start, key.count, "symbol") { symbolValue = value }
-                else if fields.equals(key.start, key.count, "price") { price = fields.double(value) ?? .signalingNaN }
-                else if fields.equals(key.start, key.count, "timestamp") { timestamp = value }
             }
-            if fields.failed { return .malformed(reason: .malformedLine, detail: "bad JSON in element near byte \(fields.i)") }
+            if fields.failed {
+                return .malformed(reason: .malformedLine, detail: "bad JSON in element near byte \(fields.i)")
+            }
             let elementIsChart = date != nil
             if isChart == nil { isChart = elementIsChart }
             if isChart != elementIsChart {
@@ -136,33 +159,41 @@ public struct FMPDecoder: WireDecoder {
                 guard let open, let high, let low, let close else {
                     return .malformed(reason: .malformedLine, detail: "bar \(time) lacks open, high, low or close")
                 }
-                for (name, number) in [("open", open), ("high", high), ("low", low), ("close", close), ("volume", volume)]
+                for (name, number) in [
+                    ("open", open), ("high", high), ("low", low), ("close", close), ("volume", volume),
+                ]
                 where number.isSignalingNaN {
                     return .malformed(reason: .badNumber, detail: "bar \(time): bad \(name)")
                 }
                 let openTime = timeZone.utc(fromLocal: local)
                 guard TimeUtil.isAccepted(openTime + TimeUtil.nsPerMinute) else {
-                    return .malformed(reason: .badTimestamp, detail: "bar time \(time) (accepted \(TimeUtil.acceptedRangeText))")
+                    return .malformed(
+                        reason: .badTimestamp, detail: "bar time \(time) (accepted \(TimeUtil.acceptedRangeText))")
                 }
                 bars.add(.init(openTime: openTime, open: open, high: high, low: low, close: close, volume: volume))
             } else {
                 guard let symbolValue, symbolValue.kind == .string, symbolValue.count > 0 else {
                     return .malformed(reason: .malformedLine, detail: "quote without symbol")
                 }
-                guard let price, !price.isSignalingNaN else { return .malformed(reason: .badNumber, detail: "quote: bad price") }
+                guard let price, !price.isSignalingNaN else {
+                    return .malformed(reason: .badNumber, detail: "quote: bad price")
+                }
                 guard volumeSeen, !volume.isSignalingNaN else {
                     return .malformed(reason: .badNumber, detail: "quote: missing or bad volume")
                 }
                 guard let timestamp, let seconds = fields.int(timestamp), seconds > 0,
-                      let eventTime = TimeUtil.acceptedNanos(seconds, unitNanos: TimeUtil.nsPerSecond) else {
+                    let eventTime = TimeUtil.acceptedNanos(seconds, unitNanos: TimeUtil.nsPerSecond)
+                else {
                     return .malformed(reason: .badTimestamp, detail: "quote: missing or bad timestamp (s)")
                 }
                 let symbol = namer.intern(bytes + symbolValue.start, symbolValue.count)
                 if symbol == 0 { return badSymbol(bytes, symbolValue) }
                 let day = timeZone.local(fromUTC: eventTime) / VendorTimeZone.dayNanos
                 if let size = bars.volumeSincePreviousSnapshot(symbol: symbol, day: day, dayVolume: volume) {
-                    out.append(.trade(eventTime: eventTime, receiveTime: receiveTime, symbol: symbol, price: price,
-                                      size: size))
+                    out.append(
+                        .trade(
+                            eventTime: eventTime, receiveTime: receiveTime, symbol: symbol, price: price,
+                            size: size))
                     quotes += 1
                 } else {
                     repeatedQuotes += 1
@@ -179,7 +210,8 @@ public struct FMPDecoder: WireDecoder {
                 symbol = text.withUTF8 { namer.intern($0.baseAddress!, $0.count) }
             }
             guard symbol != 0 else {
-                return .malformed(reason: .malformedLine, detail: "chart bars without a symbol (no envelope, no defaultSymbol)")
+                return .malformed(
+                    reason: .malformedLine, detail: "chart bars without a symbol (no envelope, no defaultSymbol)")
             }
             let count = bars.emit(symbol: symbol, receiveTime: receiveTime, into: &out)
             return count > 0 ? .decoded(count: count) : .skipped(.repeated)

@@ -34,8 +34,12 @@ public struct RateLimit: Sendable, Equatable, CustomStringConvertible {
         self.windowNanoseconds = windowNanoseconds
     }
 
-    public static func perMinute(_ calls: Int) -> RateLimit { RateLimit(calls: calls, windowNanoseconds: 60 * nanosPerSecond) }
-    public static func perDay(_ calls: Int) -> RateLimit { RateLimit(calls: calls, windowNanoseconds: 86_400 * nanosPerSecond) }
+    public static func perMinute(_ calls: Int) -> RateLimit {
+        RateLimit(calls: calls, windowNanoseconds: 60 * nanosPerSecond)
+    }
+    public static func perDay(_ calls: Int) -> RateLimit {
+        RateLimit(calls: calls, windowNanoseconds: 86_400 * nanosPerSecond)
+    }
 
     public var description: String { "\(calls) calls per \(Double(windowNanoseconds) / 1e9) s" }
 }
@@ -89,8 +93,10 @@ public struct Backoff: Sendable {
     private var generator: SplitMix64
     public private(set) var attempt = 0
 
-    public init(initialNanoseconds: Int64 = 1_000_000_000, maxNanoseconds: Int64 = 300_000_000_000,
-                seed: UInt64) {
+    public init(
+        initialNanoseconds: Int64 = 1_000_000_000, maxNanoseconds: Int64 = 300_000_000_000,
+        seed: UInt64
+    ) {
         precondition(initialNanoseconds > 0 && maxNanoseconds >= initialNanoseconds, "Backoff bounds")
         self.initialNanoseconds = initialNanoseconds
         self.maxNanoseconds = maxNanoseconds
@@ -140,15 +146,18 @@ public enum Redaction {
     }
 
     /// Replaces every occurrence of `secret` in `bytes` with `***` (in place; the array may shrink).
-    static func redact(_ bytes: inout [UInt8], secret: [UInt8]) {
+    public static func redact(_ bytes: inout [UInt8], secret: [UInt8]) {
         guard !secret.isEmpty, bytes.count >= secret.count else { return }
         var output: [UInt8] = []
         var index = 0
         var found = false
         while index < bytes.count {
             if bytes[index] == secret[0], index + secret.count <= bytes.count,
-               bytes[index..<(index + secret.count)].elementsEqual(secret) {
-                if !found { output.reserveCapacity(bytes.count); output.append(contentsOf: bytes[..<index]); found = true }
+                bytes[index..<(index + secret.count)].elementsEqual(secret)
+            {
+                if !found {
+                    output.reserveCapacity(bytes.count); output.append(contentsOf: bytes[..<index]); found = true
+                }
                 output.append(contentsOf: mask.utf8)
                 index += secret.count
                 continue

@@ -59,10 +59,12 @@ public struct RESTPollerSettings: Sendable {
     public static let symbolsMax = 1_000
     public static let attemptsPerPollLimit = 100
 
-    public init(symbols: [String], baseURL: String, apiKey: String, limits: [RateLimit],
-                roundIntervalNanoseconds: Int64 = 60_000_000_000, timeoutMilliseconds: Int = 10_000,
-                backoffInitialNanoseconds: Int64 = 2_000_000_000, backoffMaxNanoseconds: Int64 = 300_000_000_000,
-                attemptsPerPollMax: Int = 6, seed: UInt64 = 1) {
+    public init(
+        symbols: [String], baseURL: String, apiKey: String, limits: [RateLimit],
+        roundIntervalNanoseconds: Int64 = 60_000_000_000, timeoutMilliseconds: Int = 10_000,
+        backoffInitialNanoseconds: Int64 = 2_000_000_000, backoffMaxNanoseconds: Int64 = 300_000_000_000,
+        attemptsPerPollMax: Int = 6, seed: UInt64 = 1
+    ) {
         precondition(!symbols.isEmpty && symbols.count <= Self.symbolsMax, "1...\(Self.symbolsMax) symbols")
         precondition(attemptsPerPollMax >= 1 && attemptsPerPollMax <= Self.attemptsPerPollLimit, "attemptsPerPollMax")
         precondition(roundIntervalNanoseconds >= 0, "roundIntervalNanoseconds")
@@ -79,8 +81,10 @@ public struct RESTPollerSettings: Sendable {
     }
 
     /// `explicit` if given, else the environment variable; nil when neither is set (or empty).
-    public static func apiKey(explicit: String?, variable: String,
-                              environment: [String: String] = ProcessInfo.processInfo.environment) -> String? {
+    public static func apiKey(
+        explicit: String?, variable: String,
+        environment: [String: String] = ProcessInfo.processInfo.environment
+    ) -> String? {
         if let explicit, !explicit.isEmpty { return explicit }
         if let value = environment[variable], !value.isEmpty { return value }
         return nil
@@ -144,8 +148,10 @@ public class RESTPoller: @unchecked Sendable {
     private var limiter: SlidingWindowRateLimiter
     private var backoff: Backoff
 
-    init(settings: RESTPollerSettings, rules: VendorRules, clock: RESTClock,
-         log: @escaping @Sendable (String) -> Void, deliver: @escaping @Sendable (_ body: UnsafeRawBufferPointer) -> Void) throws {
+    init(
+        settings: RESTPollerSettings, rules: VendorRules, clock: RESTClock,
+        log: @escaping @Sendable (String) -> Void, deliver: @escaping @Sendable (_ body: UnsafeRawBufferPointer) -> Void
+    ) throws {
         self.peer = "\(rules.vendor) \(HTTPClient.host(of: settings.baseURL))"
         if settings.apiKey.isEmpty { throw RESTPollerError.missingAPIKey(peer: peer, variable: rules.keyVariable) }
         for symbol in settings.symbols where !RESTPoller.isUsable(symbol) {
@@ -157,15 +163,17 @@ public class RESTPoller: @unchecked Sendable {
         self.log = log
         self.deliver = deliver
         limiter = SlidingWindowRateLimiter(limits: settings.limits)
-        backoff = Backoff(initialNanoseconds: settings.backoffInitialNanoseconds,
-                          maxNanoseconds: settings.backoffMaxNanoseconds, seed: settings.seed)
+        backoff = Backoff(
+            initialNanoseconds: settings.backoffInitialNanoseconds,
+            maxNanoseconds: settings.backoffMaxNanoseconds, seed: settings.seed)
     }
 
     /// Letters, digits and `.-_^=:` only: safe in a URL path, a query and a JSON string.
     static func isUsable(_ symbol: String) -> Bool {
-        !symbol.isEmpty && symbol.count <= 32 && symbol.unicodeScalars.allSatisfy {
-            ($0.isASCII && (CharacterSet.alphanumerics.contains($0))) || ".-_^=:".unicodeScalars.contains($0)
-        }
+        !symbol.isEmpty && symbol.count <= 32
+            && symbol.unicodeScalars.allSatisfy {
+                ($0.isASCII && (CharacterSet.alphanumerics.contains($0))) || ".-_^=:".unicodeScalars.contains($0)
+            }
     }
 
     public var counters: RESTCounters { lock.lock(); defer { lock.unlock() }; return counterValues }
@@ -325,7 +333,9 @@ public class RESTPoller: @unchecked Sendable {
             delay = max(delay, min(Int64(retryAfterSeconds) * nanosPerSecond, settings.backoffMaxNanoseconds))
         }
         count { $0.backoffWaits += 1 }
-        let next = attempt < settings.attemptsPerPollMax ? "retry in \(Self.seconds(delay)) s" : "wait \(Self.seconds(delay)) s"
+        let next =
+            attempt < settings.attemptsPerPollMax
+            ? "retry in \(Self.seconds(delay)) s" : "wait \(Self.seconds(delay)) s"
         lock.lock()
         let already = stateValue == .backingOff
         lock.unlock()

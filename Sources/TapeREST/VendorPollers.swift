@@ -21,27 +21,33 @@ public final class AlphaVantagePoller: RESTPoller, @unchecked Sendable {
     public let endpoint: Endpoint
 
     /// `apiKey` nil: `ALPHAVANTAGE_API_KEY`. Throws `missingAPIKey` when there is none.
-    public convenience init(symbols: [String], endpoint: Endpoint, apiKey: String? = nil,
-                baseURL: String = AlphaVantagePoller.defaultBaseURL,
-                limits: [RateLimit] = AlphaVantagePoller.defaultLimits,
-                roundIntervalNanoseconds: Int64 = 60_000_000_000, seed: UInt64 = 1,
-                clock: RESTClock = .system, log: @escaping @Sendable (String) -> Void = RESTLog.standardError,
-                deliver: @escaping @Sendable (_ body: UnsafeRawBufferPointer) -> Void) throws {
+    public convenience init(
+        symbols: [String], endpoint: Endpoint, apiKey: String? = nil,
+        baseURL: String = AlphaVantagePoller.defaultBaseURL,
+        limits: [RateLimit] = AlphaVantagePoller.defaultLimits,
+        roundIntervalNanoseconds: Int64 = 60_000_000_000, seed: UInt64 = 1,
+        clock: RESTClock = .system, log: @escaping @Sendable (String) -> Void = RESTLog.standardError,
+        deliver: @escaping @Sendable (_ body: UnsafeRawBufferPointer) -> Void
+    ) throws {
         let key = RESTPollerSettings.apiKey(explicit: apiKey, variable: Self.keyVariable) ?? ""
-        let settings = RESTPollerSettings(symbols: symbols, baseURL: baseURL, apiKey: key, limits: limits,
-                                          roundIntervalNanoseconds: roundIntervalNanoseconds, seed: seed)
+        let settings = RESTPollerSettings(
+            symbols: symbols, baseURL: baseURL, apiKey: key, limits: limits,
+            roundIntervalNanoseconds: roundIntervalNanoseconds, seed: seed)
         try self.init(settings: settings, endpoint: endpoint, clock: clock, log: log, deliver: deliver)
     }
 
     /// Every setting explicit (tests: short backoff, a fake clock).
-    public init(settings: RESTPollerSettings, endpoint: Endpoint, clock: RESTClock = .system,
-                log: @escaping @Sendable (String) -> Void = RESTLog.standardError,
-                deliver: @escaping @Sendable (_ body: UnsafeRawBufferPointer) -> Void) throws {
+    public init(
+        settings: RESTPollerSettings, endpoint: Endpoint, clock: RESTClock = .system,
+        log: @escaping @Sendable (String) -> Void = RESTLog.standardError,
+        deliver: @escaping @Sendable (_ body: UnsafeRawBufferPointer) -> Void
+    ) throws {
         self.endpoint = endpoint
         let rules = VendorRules(
             vendor: "alphavantage", keyVariable: Self.keyVariable,
             url: { base, symbol, key in
-                let query = endpoint == .intraday1min
+                let query =
+                    endpoint == .intraday1min
                     ? "function=TIME_SERIES_INTRADAY&symbol=\(symbol)&interval=1min&outputsize=compact"
                     : "function=GLOBAL_QUOTE&symbol=\(symbol)"
                 return "\(base)/query?\(query)&apikey=\(RESTLog.queryEscaped(key))"
@@ -88,20 +94,25 @@ public final class FMPPoller: RESTPoller, @unchecked Sendable {
     public let endpoint: Endpoint
 
     /// `apiKey` nil: `FMP_API_KEY`. Throws `missingAPIKey` when there is none.
-    public convenience init(symbols: [String], endpoint: Endpoint, apiKey: String? = nil,
-                baseURL: String = FMPPoller.defaultBaseURL, limits: [RateLimit] = FMPPoller.defaultLimits,
-                roundIntervalNanoseconds: Int64 = 60_000_000_000, seed: UInt64 = 1,
-                clock: RESTClock = .system, log: @escaping @Sendable (String) -> Void = RESTLog.standardError,
-                deliver: @escaping @Sendable (_ body: UnsafeRawBufferPointer) -> Void) throws {
+    public convenience init(
+        symbols: [String], endpoint: Endpoint, apiKey: String? = nil,
+        baseURL: String = FMPPoller.defaultBaseURL, limits: [RateLimit] = FMPPoller.defaultLimits,
+        roundIntervalNanoseconds: Int64 = 60_000_000_000, seed: UInt64 = 1,
+        clock: RESTClock = .system, log: @escaping @Sendable (String) -> Void = RESTLog.standardError,
+        deliver: @escaping @Sendable (_ body: UnsafeRawBufferPointer) -> Void
+    ) throws {
         let key = RESTPollerSettings.apiKey(explicit: apiKey, variable: Self.keyVariable) ?? ""
-        let settings = RESTPollerSettings(symbols: symbols, baseURL: baseURL, apiKey: key, limits: limits,
-                                          roundIntervalNanoseconds: roundIntervalNanoseconds, seed: seed)
+        let settings = RESTPollerSettings(
+            symbols: symbols, baseURL: baseURL, apiKey: key, limits: limits,
+            roundIntervalNanoseconds: roundIntervalNanoseconds, seed: seed)
         try self.init(settings: settings, endpoint: endpoint, clock: clock, log: log, deliver: deliver)
     }
 
-    public init(settings: RESTPollerSettings, endpoint: Endpoint, clock: RESTClock = .system,
-                log: @escaping @Sendable (String) -> Void = RESTLog.standardError,
-                deliver: @escaping @Sendable (_ body: UnsafeRawBufferPointer) -> Void) throws {
+    public init(
+        settings: RESTPollerSettings, endpoint: Endpoint, clock: RESTClock = .system,
+        log: @escaping @Sendable (String) -> Void = RESTLog.standardError,
+        deliver: @escaping @Sendable (_ body: UnsafeRawBufferPointer) -> Void
+    ) throws {
         self.endpoint = endpoint
         let rules = VendorRules(
             vendor: "fmp", keyVariable: Self.keyVariable,
