@@ -134,6 +134,10 @@ public struct AlphaVantageDecoder: WireDecoder {
         key.count >= prefix.utf8CodeUnitCount && scanner.equals(key.start, prefix.utf8CodeUnitCount, prefix)
     }
 
+    static func text(_ bytes: UnsafePointer<UInt8>, _ start: Int, _ count: Int) -> String {
+        String(decoding: UnsafeBufferPointer(start: bytes + start, count: count), as: UTF8.self)
+    }
+
     private static func hasSuffix(_ scanner: JSONScanner, _ key: (start: Int, count: Int), _ suffix: StaticString)
         -> Bool
     {
@@ -182,7 +186,8 @@ public struct AlphaVantageDecoder: WireDecoder {
             guard let local = TimeUtil.parseDateTime(bytes + key.start, key.count) else {
                 return .malformed(reason: .badTimestamp, detail: "bar time \(entries.text(key.start, key.count))")
             }
-            let time = entries.text(key.start, key.count)
+            // The bar's time as text: built only for a message (error paths).
+            var time: String { Self.text(bytes, key.start, key.count) }
             guard value.kind == .object else {
                 return .malformed(reason: .malformedLine, detail: "bar \(time) is not an object")
             }
@@ -209,10 +214,9 @@ public struct AlphaVantageDecoder: WireDecoder {
                 return .malformed(
                     reason: .malformedLine, detail: "bar \(time) lacks 1. open, 2. high, 3. low or 4. close")
             }
-            for (name, number) in [
-                ("1. open", open), ("2. high", high), ("3. low", low), ("4. close", close),
-                ("5. volume", volume),
-            ] where number.isSignalingNaN {
+            if let name = PolledBars.firstBadNumber(
+                open, high, low, close, volume, names: ("1. open", "2. high", "3. low", "4. close", "5. volume"))
+            {
                 return .malformed(reason: .badNumber, detail: "bar \(time): bad \(name)")
             }
             let openTime = zone.utc(fromLocal: local)

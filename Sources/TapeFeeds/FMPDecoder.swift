@@ -30,6 +30,8 @@ public struct FMPDecoder: WireDecoder {
     public let defaultSymbol: String?
     /// The key under which `FMPPoller` wraps a chart body.
     public static let chartKey = "historical_chart_1min"
+    /// Scratch: the exchange-local day of each quote of the message being decoded.
+    private var quoteDays: [Int64] = []
 
     public init(
         symbols: SymbolTable, venue: String?, timeZone: VendorTimeZone = .usEastern,
@@ -107,7 +109,8 @@ public struct FMPDecoder: WireDecoder {
         _ = scanner.take(UInt8(ascii: "["))
         if scanner.take(UInt8(ascii: "]")) { return .skipped(.other) }
         bars.beginMessage()
-        var quotes = 0, repeatedQuotes = 0
+        quoteDays.removeAll(keepingCapacity: true)
+        let start = out.count
         var isChart: Bool? = nil
         while true {
             guard let element = scanner.value(), element.kind == .object else {
@@ -155,14 +158,13 @@ public struct FMPDecoder: WireDecoder {
                 guard let date, let local = TimeUtil.parseDateTime(bytes + date.start, date.count) else {
                     return .malformed(reason: .badTimestamp, detail: "bad date near byte \(fields.i)")
                 }
-                let time = fields.text(date.start, date.count)
+                var time: String { AlphaVantageDecoder.text(bytes, date.start, date.count) }
                 guard let open, let high, let low, let close else {
                     return .malformed(reason: .malformedLine, detail: "bar \(time) lacks open, high, low or close")
                 }
-                for (name, number) in [
-                    ("open", open), ("high", high), ("low", low), ("close", close), ("volume", volume),
-                ]
-                where number.isSignalingNaN {
+                if let name = PolledBars.firstBadNumber(
+                    open, high, low, close, volume, names: ("open", "high", "low", "close", "volume"))
+                {
                     return .malformed(reason: .badNumber, detail: "bar \(time): bad \(name)")
                 }
                 let openTime = timeZone.utc(fromLocal: local)
@@ -189,15 +191,13 @@ public struct FMPDecoder: WireDecoder {
                 let symbol = namer.intern(bytes + symbolValue.start, symbolValue.count)
                 if symbol == 0 { return badSymbol(bytes, symbolValue) }
                 let day = timeZone.local(fromUTC: eventTime) / VendorTimeZone.dayNanos
-                if let size = bars.volumeSincePreviousSnapshot(symbol: symbol, day: day, dayVolume: volume) {
-                    out.append(
-                        .trade(
-                            eventTime: eventTime, receiveTime: receiveTime, symbol: symbol, price: price,
-                            size: size))
-                    quotes += 1
-                } else {
-                    repeatedQuotes += 1
-                }
+                // Size = the day volume for now; turned into the volume since the previous snapshot once the
+                // whole message is known to be good (a broken element leaves the snapshot state untouched).
+                out.append(
+                    .trade(
+                        eventTime: eventTime, receiveTime: receiveTime, symbol: symbol, price: price,
+                        size: volume))
+                quoteDays.append(day)
             }
             if scanner.take(UInt8(ascii: ",")) { continue }
             if scanner.take(UInt8(ascii: "]")) { break }
@@ -216,6 +216,17 @@ public struct FMPDecoder: WireDecoder {
             let count = bars.emit(symbol: symbol, receiveTime: receiveTime, into: &out)
             return count > 0 ? .decoded(count: count) : .skipped(.repeated)
         }
-        return quotes > 0 ? .decoded(count: quotes) : .skipped(.repeated)
+        var kept = start
+        for index in start..<out.count {
+            var trade = out[index]
+            let day = quoteDays[index - start]
+            guard let size = bars.volumeSincePreviousSnapshot(symbol: trade.symbol, day: day, dayVolume: trade.size)
+            else { continue }
+            trade.size = size
+            out[kept] = trade
+            kept += 1
+        }
+        out.removeSubrange(kept...)
+        return kept > start ? .decoded(count: kept - start) : .skipped(.repeated)
     }
 }

@@ -26,6 +26,19 @@ public struct PolledBars {
     /// End time of the newest bar emitted for `symbol` (nil: none yet).
     public func newestEndTime(of symbol: SymbolID) -> Nanos? { newestEnd[symbol] }
 
+    /// Decoders mark an unparsable number with a signaling NaN (a quiet NaN is a parsed `"NaN"`, which
+    /// the validator reports as `nan_value`); the name of the first one marked, nil if none.
+    static func firstBadNumber(
+        _ open: Double, _ high: Double, _ low: Double, _ close: Double, _ volume: Double,
+        names: (String, String, String, String, String)
+    ) -> String? {
+        if open.isSignalingNaN { return names.0 }
+        if high.isSignalingNaN { return names.1 }
+        if low.isSignalingNaN { return names.2 }
+        if close.isSignalingNaN { return names.3 }
+        return volume.isSignalingNaN ? names.4 : nil
+    }
+
     mutating func beginMessage() { pending.removeAll(keepingCapacity: true) }
 
     mutating func add(_ bar: Bar) { pending.append(bar) }
@@ -41,10 +54,12 @@ public struct PolledBars {
         for bar in pending {
             let end = bar.openTime + TimeUtil.nsPerMinute
             if end > receiveTime { break }  // still forming (and every later bar too)
-            if end <= newest { continue }   // emitted by an earlier poll (or twice in this one)
-            out.append(.bar(endTime: end, receiveTime: receiveTime, symbol: symbol, open: bar.open, high: bar.high,
-                            low: bar.low, close: bar.close, volume: bar.volume,
-                            sequence: end / TimeUtil.nsPerMinute))
+            if end <= newest { continue }  // emitted by an earlier poll (or twice in this one)
+            out.append(
+                .bar(
+                    endTime: end, receiveTime: receiveTime, symbol: symbol, open: bar.open, high: bar.high,
+                    low: bar.low, close: bar.close, volume: bar.volume,
+                    sequence: end / TimeUtil.nsPerMinute))
             newest = end
             count += 1
         }

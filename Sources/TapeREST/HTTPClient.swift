@@ -45,6 +45,7 @@ public final class HTTPClient {
 
     public init(timeoutMilliseconds: Int = 10_000, bodyBytesMax: Int = HTTPClient.bodyBytesMaxDefault) throws {
         precondition(timeoutMilliseconds > 0 && bodyBytesMax > 0, "HTTPClient limits must be positive")
+        precondition(HTTPClient.globalInit == CURLE_OK, "curl_global_init failed")
         guard let handle = curl_easy_init() else {
             throw HTTPError(host: "-", message: "curl_easy_init failed")
         }
@@ -112,6 +113,8 @@ public final class HTTPClient {
     }
 
     private static let userAgent: StaticString = "tape"
+    /// libcurl's process-wide set-up, done once (a Swift static is initialised once, thread-safely).
+    private static let globalInit: CURLcode = curl_global_init(Int(CURL_GLOBAL_DEFAULT))
 }
 
 /// Body and the headers of one transfer; reused across transfers.

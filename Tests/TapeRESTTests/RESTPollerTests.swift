@@ -86,6 +86,7 @@ final class RESTPollerTests: XCTestCase {
         }
         XCTAssertLessThan(Date().timeIntervalSince(wallStart), 30, "the fake clock makes the waits free")
         XCTAssertTrue(logs.all.contains { $0.contains("waiting for rate limit") })
+        XCTAssertFalse(logs.all.contains { $0.contains(Self.key) }, "the key never appears in a log line")
         XCTAssertEqual(poller.counters.polls, 12)
         XCTAssertEqual(poller.counters.bodiesDelivered, 12)
         XCTAssertFalse(delivered.contains { $0.body.contains(0x0A) }, "newlines became spaces")

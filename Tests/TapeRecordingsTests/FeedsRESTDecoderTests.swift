@@ -174,6 +174,18 @@ final class FeedsRESTDecoderTests: XCTestCase {
         XCTAssertEqual(events.first?.eventTime, 1_704_470_400 * TimeUtil.nsPerSecond)
         XCTAssertEqual(events.first.map { [$0.price, $0.size] }, [181.9, 5000])
         XCTAssertEqual(decode(&decoder, quote, at: utc("2024-01-05T16:00:02Z")).0, .skipped(.repeated))
+        // A broken later element rejects the message and leaves the snapshot state as it was.
+        let twoQuotes =
+            #"[{"symbol": "AAPL", "price": 182.0, "volume": 5600, "timestamp": 1704470460}, "#
+            + #"{"symbol": "MSFT", "price": "x", "volume": 10, "timestamp": 1704470460}]"#
+        XCTAssertEqual(
+            decode(&decoder, twoQuotes, at: utc("2024-01-05T16:01:01Z")).0,
+            .malformed(reason: .badNumber, detail: "quote: bad price"))
+        (outcome, events) = decode(
+            &decoder, twoQuotes.replacingOccurrences(of: #""x""#, with: "400.5"),
+            at: utc("2024-01-05T16:01:02Z"))
+        XCTAssertEqual(outcome, .decoded(count: 2))
+        XCTAssertEqual(events.map { [$0.price, $0.size] }, [[182.0, 600], [400.5, 10]])
         XCTAssertEqual(decode(&decoder, "[]", at: utc("2030-01-01")).0, .skipped(.other))
         XCTAssertEqual(
             decode(&decoder, #"{"Error Message": "Invalid API KEY."}"#, at: utc("2030-01-01")).0,
