@@ -3,6 +3,7 @@ import XCTest
 import TapeTestSupport
 import TapeCore
 import TapeFeeds
+import TapeRecordings
 import TapeREST
 
 /// Pollers against a real HTTP server on loopback (vendor_server.py) serving real bars
@@ -104,6 +105,45 @@ final class RESTPollerTests: XCTestCase {
         }
         XCTAssertEqual(outcome, .skipped(.repeated))
         XCTAssertTrue(again.isEmpty)
+    }
+
+    /// Delivered bodies are one line each: recorded as a raw capture (`<ns> <body>`) and replayed through
+    /// `RawCaptureReader` with the same decoder, they give the bar reader's bars (validated, no rejects).
+    func testRecordedBodiesReplayAsARawCapture() throws {
+        let bars = try RESTTestData.bars(Self.barFile)
+        let server = try VendorServer(
+            bars: bars, symbol: Self.symbol, key: Self.key, window: 100, step: 40,
+            faults: "av:3=note")
+        defer { server.stop() }
+        let fake = FakeClock()
+        let deliveries = Collected<Delivery>()
+        let poller = try AlphaVantagePoller(
+            settings: settings(server, limits: [.perMinute(5), .perDay(25)]), endpoint: .intraday1min,
+            clock: fake.clock, log: { _ in },
+            deliver: { body in deliveries.append(Delivery(time: fake.now, body: Array(body))) })
+        try poller.run(roundsMax: 5)
+        var capture: [UInt8] = []
+        for (index, delivery) in deliveries.all.enumerated() {
+            capture.append(contentsOf: "\(Self.receiveTime + Int64(index)) ".utf8)
+            capture.append(contentsOf: delivery.body)
+            capture.append(0x0A)
+        }
+        let path = NSTemporaryDirectory() + "tape-rest-capture-\(getpid())-\(UInt64.random(in: 0..<UInt64.max)).txt"
+        XCTAssertTrue(FileManager.default.createFile(atPath: path, contents: Data(capture)))
+        defer { XCTAssertNoThrow(try FileManager.default.removeItem(atPath: path)) }
+        let rejects = RejectCollector()
+        let options = ReaderOptions(symbols: SymbolTable(), rejects: rejects)
+        let reader = try RawCaptureReader(
+            path: path, options: options, decoder: AlphaVantageDecoder(symbols: options.symbols, venue: nil),
+            threaded: false)
+        var events: [MarketEvent] = []
+        var event = MarketEvent()
+        while reader.next(&event) == .event { events.append(event) }
+        XCTAssertEqual(reader.stats.lines, 6)
+        XCTAssertEqual(reader.stats.rejected, 0, "\(rejects)")
+        XCTAssertEqual(reader.stats.skipped, 1, "the throttle note")
+        let expected = try RESTTestData.readerBars(bars, count: 100 + 40 * 4)
+        XCTAssertEqual(events.map(RESTTestData.barFields), expected.map(RESTTestData.barFields))
     }
 
     func testFMPPollsGiveTheBarReadersBars() throws {
