@@ -25,12 +25,15 @@ public enum RESTPollerError: Error, Sendable, Equatable, CustomStringConvertible
     case missingAPIKey(peer: String, variable: String)
     /// A symbol that cannot be put in a URL path or a JSON string.
     case unusableSymbol(peer: String, symbol: String)
+    /// libcurl could not give an easy handle.
+    case httpClientUnavailable(peer: String, detail: String)
 
     public var description: String {
         switch self {
         case .authenticationFailed(let peer, let detail): return "\(peer): authentication failed: \(detail)"
         case .missingAPIKey(let peer, let variable): return "\(peer): no API key (set \(variable))"
         case .unusableSymbol(let peer, let symbol): return "\(peer): symbol \(symbol.debugDescription) is not usable"
+        case .httpClientUnavailable(let peer, let detail): return "\(peer): no HTTP client: \(detail)"
         }
     }
 }
@@ -237,7 +240,7 @@ public class RESTPoller: @unchecked Sendable {
             client = try HTTPClient(timeoutMilliseconds: settings.timeoutMilliseconds)
         } catch {
             enter(.failed, "\(error)")
-            throw .authenticationFailed(peer: peer, detail: "no HTTP client: \(error)")
+            throw .httpClientUnavailable(peer: peer, detail: "\(error)")
         }
         enter(.polling, "\(settings.symbols.count) symbols, limits \(settings.limits.map(\.description))")
         var round = 0
