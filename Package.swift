@@ -28,6 +28,8 @@ let package = Package(
         // C libraries, each behind one small module (module map + header shim only).
         .systemLibrary(name: "CZlib", path: "Sources/CZlib", pkgConfig: "zlib", providers: [.apt(["zlib1g-dev"])]),
         .systemLibrary(name: "CXGBoost", path: "Sources/CXGBoost", providers: [.apt(["libxgboost-dev"])]),
+        .systemLibrary(name: "CCurl", path: "Sources/CCurl", pkgConfig: "libcurl",
+                       providers: [.apt(["libcurl4-openssl-dev"])]),
 
         // Core: events, symbols and symbol naming, time, numbers, rejects. No I/O.
         .target(name: "TapeCore"),
@@ -39,6 +41,8 @@ let package = Package(
         .target(name: "TapeSources", dependencies: ["TapeCore"], swiftSettings: swift6 + hotPathSettings),
         // Wire decoders, shared by live connectors and raw-capture replay. No zlib.
         .target(name: "TapeFeeds", dependencies: ["TapeCore"]),
+        // REST polling connectors (Alpha Vantage, FMP): the only code touching libcurl, rate limits, backoff.
+        .target(name: "TapeREST", dependencies: ["TapeCore", "TapeFeeds", "CCurl"], swiftSettings: swift6),
         // Recordings: format detection, file readers, the recorder.
         .target(name: "TapeRecordings", dependencies: ["TapeCore", "TapeSources", "TapeIO", "TapeFeeds"]),
         // Graph: bars, indicators, anomaly rules. No I/O, no wall clock.
@@ -92,6 +96,9 @@ let package = Package(
                                                             "TapeReplay", "TapeEngine",
                                                             .product(name: "Crypto", package: "swift-crypto")]),
         .testTarget(name: "TapeDiffTests", dependencies: ["TapeTestSupport", "TapeDiff"], swiftSettings: swift6),
+        .testTarget(name: "TapeRESTTests", dependencies: ["TapeTestSupport", "TapeCore", "TapeSources", "TapeFeeds",
+                                                          "TapeRecordings", "TapeREST"],
+                    exclude: ["vendor_server.py"], swiftSettings: swift6),
         .testTarget(name: "TapeEngineTests", dependencies: ["TapeTestSupport", "TapeCore", "TapeClock", "TapeSources",
                                                             "TapeGraph", "TapeSinks", "TapeEngine"],
                     swiftSettings: swift6),

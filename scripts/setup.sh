@@ -6,6 +6,7 @@ set -euo pipefail
 APT_PACKAGES=(
   zlib1g-dev        # gzip streams (CZlib)
   libxgboost-dev    # XGBoost C API (CXGBoost)
+  libcurl4-openssl-dev  # HTTP client of the REST pollers (CCurl)
   libjs-chart.js    # chart library inlined into HTML reports
   chromium          # headless check of the HTML report in tests
   python3 python3-pip

@@ -10,6 +10,9 @@ public enum SkipKind: Int, Sendable, CaseIterable {
     case status = 2
     /// Message kinds a venue sends that Tape does not use (aggregates, …).
     case other = 3
+    /// A polled REST body whose records were all delivered by an earlier poll (polls overlap), or whose
+    /// only new bar is still forming: nothing new.
+    case repeated = 4
 
     /// The name used in `RejectHandler.skipped` and the summary.
     public var name: String {
@@ -18,6 +21,7 @@ public enum SkipKind: Int, Sendable, CaseIterable {
         case .nonStream: return "non_stream"
         case .status: return "status"
         case .other: return "other"
+        case .repeated: return "repeated"
         }
     }
 }
