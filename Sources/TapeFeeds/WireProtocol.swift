@@ -1,0 +1,23 @@
+import TapeCore
+
+/// The wire protocols Tape decodes: one `WireDecoder` each. A live connector speaks one, its recording
+/// names it in its header (`RawCapture.Header`), and the replay picks the same decoder from it.
+public enum WireProtocol: String, Sendable, CaseIterable, Codable {
+    /// Binance combined streams (spot, USDⓈ-M, COIN-M): `BinanceDecoder`.
+    case binance
+    /// Polygon/Massive stocks WebSocket: `PolygonDecoder`.
+    case polygon
+    /// The live driver's clock ticks only (`<ns> #tick` lines); no wire message is expected.
+    case clock
+}
+
+/// The decoder of the `clock` recording: it holds clock ticks only, which never reach a decoder; any
+/// other message in it is `unknown_message`.
+public struct ClockOnlyDecoder: WireDecoder {
+    public init() {}
+
+    public mutating func decode(_ message: UnsafeRawBufferPointer, receiveTime: Nanos,
+                                into out: inout [MarketEvent]) -> DecodeOutcome {
+        .unknown(detail: "a message in a clock recording (only `#tick` lines belong there)")
+    }
+}
