@@ -11,6 +11,17 @@ public enum WireProtocol: String, Sendable, CaseIterable, Codable {
     case clock
 }
 
+extension WireProtocol {
+    /// True if the protocol's events carry ids (trade ids, update ids, sequence numbers) that repeat only
+    /// when a message is delivered twice: the validator then rejects repeats as `duplicate`.
+    public var hasIds: Bool {
+        switch self {
+        case .binance, .polygon: return true
+        case .clock: return false
+        }
+    }
+}
+
 /// The decoder of the `clock` recording: it holds clock ticks only, which never reach a decoder; any
 /// other message in it is `unknown_message`.
 public struct ClockOnlyDecoder: WireDecoder {

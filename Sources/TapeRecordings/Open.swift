@@ -94,14 +94,15 @@ func openRawCapture(lines: LineReader, options: ReaderOptions) throws -> EventSo
     do { header = try RawCapture.Header.parse(first) } catch { throw UnusableInputError("\(lines.fileName): \(error)") }
     guard let header else { return RawCaptureReader<BinanceDecoder>(lines: lines, options: options) }
     let venue = options.venue ?? header.venue
+    let ids = header.wireProtocol.hasIds
     switch header.wireProtocol {
     case .binance:
         return RawCaptureReader(lines: lines, options: options,
-                                decoder: BinanceDecoder(symbols: options.symbols, venue: venue))
+                                decoder: BinanceDecoder(symbols: options.symbols, venue: venue), checkDuplicates: ids)
     case .polygon:
         return RawCaptureReader(lines: lines, options: options,
-                                decoder: PolygonDecoder(symbols: options.symbols, venue: venue))
+                                decoder: PolygonDecoder(symbols: options.symbols, venue: venue), checkDuplicates: ids)
     case .clock:
-        return RawCaptureReader(lines: lines, options: options, decoder: ClockOnlyDecoder())
+        return RawCaptureReader(lines: lines, options: options, decoder: ClockOnlyDecoder(), checkDuplicates: ids)
     }
 }

@@ -41,10 +41,11 @@ public final class RawCaptureReader<Decoder: WireDecoder>: EventSource {
     }
 
     /// Reads from `lines` (possibly peeked by `FormatDetector`: the first line is still to come).
-    public init(lines: LineReader, options: ReaderOptions, decoder: Decoder) {
+    public init(lines: LineReader, options: ReaderOptions, decoder: Decoder, checkDuplicates: Bool = true) {
         name = lines.fileName
         self.lines = lines
-        messages = StampedMessages(name: lines.fileName, decoder: decoder, options: options)
+        messages = StampedMessages(name: lines.fileName, decoder: decoder, options: options,
+                                   checkDuplicates: checkDuplicates)
     }
 
     @_specialize(where Decoder == BinanceDecoder)

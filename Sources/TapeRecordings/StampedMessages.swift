@@ -32,12 +32,13 @@ public final class StampedMessages<Decoder: WireDecoder> {
     private var pendingLine = 0
     private var skipCounts = [Int](repeating: 0, count: SkipKind.allCases.count)
 
-    public init(name: String, decoder: Decoder, options: ReaderOptions) {
+    /// `checkDuplicates`: the protocol carries ids that repeat only when a message does (`WireProtocol.hasIds`).
+    public init(name: String, decoder: Decoder, options: ReaderOptions, checkDuplicates: Bool = true) {
         self.name = name
         self.decoder = decoder
         rejects = options.rejects
         sourceIndex = options.sourceIndex
-        validator = EventValidator(file: name, options: options, checkDuplicates: true)
+        validator = EventValidator(file: name, options: options, checkDuplicates: checkDuplicates)
         pending.reserveCapacity(64)
     }
 
