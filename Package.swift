@@ -23,6 +23,11 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
         .package(url: "https://github.com/jpsim/Yams", from: "5.0.1"),
         .package(url: "https://github.com/apple/swift-crypto", "3.0.0"..<"5.0.0"),
+        .package(url: "https://github.com/apple/swift-nio", from: "2.80.0"),
+        .package(url: "https://github.com/apple/swift-nio-ssl", from: "2.29.0"),
+        .package(url: "https://github.com/apple/swift-log", from: "1.6.0"),
+        .package(url: "https://github.com/hummingbird-project/hummingbird-websocket", from: "2.8.1"),
+        .package(url: "https://github.com/HdrHistogram/hdrhistogram-swift", from: "0.2.0"),
     ],
     targets: [
         // C libraries, each behind one small module (module map + header shim only).
@@ -58,6 +63,20 @@ let package = Package(
         // Replay driver: opens recordings, paces at N x, pause and progress; the engine does the rest.
         .target(name: "TapeReplay", dependencies: ["TapeCore", "TapeClock", "TapeIO", "TapeSources", "TapeRecordings",
                                                    "TapeGraph", "TapeSinks", "TapeEngine"]),
+        // Live: the stamped inbox, the live source (record, decode, validate), the live driver, `runLive`.
+        .target(name: "TapeLive", dependencies: ["TapeCore", "TapeClock", "TapeIO", "TapeSources", "TapeFeeds",
+                                                 "TapeRecordings", "TapeSinks", "TapeEngine", "TapeReplay",
+                                                 .product(name: "Histogram", package: "hdrhistogram-swift")],
+                swiftSettings: swift6),
+        // Connectors: WebSocket (Binance, Polygon/Massive, Finage; the only code touching the WS client) and the
+        // REST pollers (TapeREST) behind the one `FeedConnector` protocol.
+        .target(name: "TapeConnectors", dependencies: [
+            "TapeCore", "TapeFeeds", "TapeLive", "TapeREST",
+            .product(name: "HummingbirdWSClient", package: "hummingbird-websocket"),
+            .product(name: "NIOCore", package: "swift-nio"),
+            .product(name: "NIOSSL", package: "swift-nio-ssl"),
+            .product(name: "Logging", package: "swift-log"),
+        ], swiftSettings: swift6),
         // Reports (HTML/CSV) and scenario regression tests.
         .target(name: "TapeReports", dependencies: ["TapeCore", "TapeIO", "TapeGraph", "TapeRecordings"]),
         // Run comparison (`tape diff`): two run folders, per symbol and kind, per-symbol digests first.
@@ -68,7 +87,7 @@ let package = Package(
         // The one executable.
         .executableTarget(name: "tape", dependencies: [
             "TapeCore", "TapeClock", "TapeIO", "TapeSources", "TapeRecordings", "TapeGraph", "TapeSinks", "TapeEngine",
-            "TapeReplay", "TapeModel", "TapeReports", "TapeScenarios", "TapeDiff",
+            "TapeReplay", "TapeModel", "TapeReports", "TapeScenarios", "TapeDiff", "TapeLive", "TapeConnectors",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ]),
 

@@ -110,6 +110,8 @@ public struct RunSummary: Codable, Sendable {
     public var exitCode: Int32
     /// `tape train`: the training summary with the walk-forward metrics.
     public var model: JSONValue?
+    /// `tape live`: feeds (counters, connection, latency percentiles, recordings), tick period, warm-up.
+    public var live: JSONValue? = nil
     /// Stored optional so that a summary.json written before the field existed still reads.
     var interruptedValue: Bool? = nil
     /// True when SIGINT/SIGTERM stopped the run: its outputs hold the complete rows up to the stop.
@@ -128,7 +130,7 @@ public struct RunSummary: Codable, Sendable {
         case fromNs = "from_ns", toNs = "to_ns", symbols, firstEventNs = "first_event_ns"
         case lastEventNs = "last_event_ns", firstReceiveNs = "first_receive_ns", lastReceiveNs = "last_receive_ns"
         case stop, sinkFailures = "sink_failures", snapshotIn = "snapshot_in", snapshotOut = "snapshot_out"
-        case exitCode = "exit_code", model, interruptedValue = "interrupted"
+        case exitCode = "exit_code", model, interruptedValue = "interrupted", live
     }
 
     /// Encodes every key, nil values as `null` (readers can rely on the keys being there).
@@ -167,6 +169,7 @@ public struct RunSummary: Codable, Sendable {
         try container.encode(exitCode, forKey: .exitCode)
         try container.encode(interrupted, forKey: .interruptedValue)
         if let model { try container.encode(model, forKey: .model) }
+        if let live { try container.encode(live, forKey: .live) }
     }
 
     /// The JSON text: pretty, keys sorted, `/` unescaped, trailing newline.

@@ -359,12 +359,16 @@ public final class Graph: TimerTarget {
         }
     }
 
-    /// End of input: every open window closes (as if the watermark went to +infinity), in symbol id
-    /// then timeframe order. Stale-feed timers do not fire for it.
+    /// End of input: every open window closes (as if the watermark went to +infinity), in symbol *name*
+    /// then timeframe order. Stale-feed timers do not fire for it. Name order, not symbol id order: ids
+    /// follow the order in which readers interned names, which differs between a live session (arrival
+    /// order) and the replay of its recording (merge priming reads each file's first line), while names
+    /// do not — so the last outputs of a run are the same whoever drove the graph.
     public func finish() {
         finishing = true
-        for case let s? in states {
-            for t in 0..<s.series.count { closeWindows(s, t, upTo: .max) }
+        let open = states.compactMap { $0 }.sorted { symbols.name($0.id) < symbols.name($1.id) }
+        for state in open {
+            for timeframe in 0..<state.series.count { closeWindows(state, timeframe, upTo: .max) }
         }
     }
 }

@@ -58,8 +58,9 @@ public final class LineReader {
 
     /// The first non-empty line (a leading UTF-8 byte order mark removed), left unread: the next calls
     /// of `next()` return the empty lines before it, then it, with their line numbers. Call it before
-    /// the first `next()` only; nil when the input has no non-empty line.
+    /// the first `next()` only (again before it: the same line); nil when the input has no non-empty line.
     public func peekFirstLine() -> UnsafeRawBufferPointer? {
+        if lineNumber == 0 && replayUntilLine > 0 { return peeked }
         precondition(lineNumber == 0 && replayUntilLine == 0, "peek before reading")
         while let line = next() {
             if line.count == 0 { continue }

@@ -47,6 +47,7 @@ public enum FormatDetector {
     }
 
     public static func detect(firstLine l: String) -> RecordingFormat? {
+        if l.hasPrefix(RawCapture.Header.prefix) { return .rawCapture }
         let digits = l.prefix(while: { $0.isNumber })
         if digits.count >= 10, l.dropFirst(digits.count).hasPrefix(" {") || l.dropFirst(digits.count).hasPrefix(" [") { return .rawCapture }
         let cols = Set(l.split(separator: ",").map { String($0).trimmingCharacters(in: " \"\r\u{FEFF}") })
@@ -74,7 +75,7 @@ public func openSource(path: String, format: RecordingFormat?, options: ReaderOp
             detected = try FormatDetector.detect(lines: lines)
         }
         switch detected {
-        case .rawCapture: return RawCaptureReader<BinanceDecoder>(lines: lines, options: options)
+        case .rawCapture: return try openRawCapture(lines: lines, options: options)
         case .tickCSV: return CSVEventReader<TickRowDecoder>(lines: lines, options: options)
         case .polygonTrades: return CSVEventReader<PolygonTradeRowDecoder>(lines: lines, options: options)
         case .polygonQuotes: return CSVEventReader<PolygonQuoteRowDecoder>(lines: lines, options: options)
@@ -83,4 +84,25 @@ public func openSource(path: String, format: RecordingFormat?, options: ReaderOp
         case .bars: return CSVEventReader<BarRowDecoder>(lines: lines, options: options)
         }
     } catch let e as UnusableInputError { throw e } catch { throw UnusableInputError("\(error)") }
+}
+
+/// A raw capture: Binance unless its first line is a `RawCapture.Header` naming another wire protocol.
+/// `options.venue` (`--venue`) wins over the header's venue, which wins over the file name.
+func openRawCapture(lines: LineReader, options: ReaderOptions) throws -> EventSource {
+    let first = lines.peekFirstLine().map { String(decoding: $0.prefix(512), as: UTF8.self) } ?? ""
+    let header: RawCapture.Header?
+    do { header = try RawCapture.Header.parse(first) } catch { throw UnusableInputError("\(lines.fileName): \(error)") }
+    guard let header else { return RawCaptureReader<BinanceDecoder>(lines: lines, options: options) }
+    let venue = options.venue ?? header.venue
+    let ids = header.wireProtocol.hasIds
+    switch header.wireProtocol {
+    case .binance:
+        return RawCaptureReader(lines: lines, options: options,
+                                decoder: BinanceDecoder(symbols: options.symbols, venue: venue), checkDuplicates: ids)
+    case .polygon:
+        return RawCaptureReader(lines: lines, options: options,
+                                decoder: PolygonDecoder(symbols: options.symbols, venue: venue), checkDuplicates: ids)
+    case .clock:
+        return RawCaptureReader(lines: lines, options: options, decoder: ClockOnlyDecoder(), checkDuplicates: ids)
+    }
 }

@@ -17,20 +17,21 @@ public final class RawCaptureReader<Decoder: WireDecoder>: EventSource {
     public var format: RecordingFormat { .rawCapture }
     public var formatName: String { RecordingFormat.rawCapture.rawValue }
     /// Counters so far; the byte counts come from the line reader as it goes (progress while reading).
-    public var stats: SourceStats { lines.progress(of: counters) }
+    public var stats: SourceStats {
+        var current = counters
+        current.events = messages.events
+        current.skipped = messages.skipped
+        return lines.progress(of: current)
+    }
     private var counters = SourceStats()
-    public let validator: EventValidator
+    public var validator: EventValidator { messages.validator }
 
     private let lines: LineReader
-    private var decoder: Decoder
-    private let rejects: RejectHandler
-    private let sourceIndex: UInt32
-    private var pending: [MarketEvent] = []
-    private var pendingPos = 0
-    private var pendingLine = 0
-    private var skipCounts = [Int](repeating: 0, count: SkipKind.allCases.count)
-    private var ownRejects = 0
+    /// Decoding and validation, shared with the live source.
+    private let messages: StampedMessages<Decoder>
     private var finished = false
+    private var headerLines = 0
+    private var sawContent = false
 
     /// Reads `path` with an explicit decoder (any venue).
     public convenience init(path: String, options: ReaderOptions, decoder: Decoder, threaded: Bool = true) throws {
@@ -40,103 +41,64 @@ public final class RawCaptureReader<Decoder: WireDecoder>: EventSource {
     }
 
     /// Reads from `lines` (possibly peeked by `FormatDetector`: the first line is still to come).
-    public init(lines: LineReader, options: ReaderOptions, decoder: Decoder) {
+    public init(lines: LineReader, options: ReaderOptions, decoder: Decoder, checkDuplicates: Bool = true) {
         name = lines.fileName
-        self.decoder = decoder
-        rejects = options.rejects
-        sourceIndex = options.sourceIndex
         self.lines = lines
-        validator = EventValidator(file: lines.fileName, options: options, checkDuplicates: true)
-        pending.reserveCapacity(64)
-    }
-
-    deinit { flushSkips() }
-
-    private func flushSkips() {
-        for k in SkipKind.allCases where skipCounts[k.rawValue] > 0 {
-            rejects.skipped(k.name, count: skipCounts[k.rawValue])
-            skipCounts[k.rawValue] = 0
-        }
-    }
-
-    @inline(never)
-    private func reject(_ r: RejectReason, _ line: Int, _ detail: String) {
-        ownRejects += 1
-        rejects.reject(Reject(file: name, line: line, reason: r, detail: detail))
-    }
-
-    private static func excerpt(_ b: UnsafeRawBufferPointer) -> String {
-        let n = min(b.count, 60)
-        var s = String(decoding: UnsafeRawBufferPointer(rebasing: b[0..<n]), as: UTF8.self)
-        if b.count > n { s += "…" }
-        return "\"\(s)\""
+        messages = StampedMessages(name: lines.fileName, decoder: decoder, options: options,
+                                   checkDuplicates: checkDuplicates)
     }
 
     @_specialize(where Decoder == BinanceDecoder)
     public func next(_ event: inout MarketEvent) -> SourceStep {
         while true {
-            while pendingPos < pending.count {
-                var e = pending[pendingPos]
-                pendingPos += 1
-                if validator.check(&e, line: pendingLine) {
-                    counters.events += 1
-                    event = e
-                    return .event
-                }
-            }
+            if messages.nextEvent(&event) { return .event }
             if finished { return .end }
             guard let line = lines.next() else { finish(); return .end }
             counters.lines += 1
-            let ln = lines.lineNumber
-            let n = line.count
-            guard n > 0, let base = line.baseAddress?.assumingMemoryBound(to: UInt8.self) else {
-                reject(.malformedLine, ln, "empty line"); continue
+            let lineNumber = lines.lineNumber
+            let count = line.count
+            guard count > 0, let base = line.baseAddress?.assumingMemoryBound(to: UInt8.self) else {
+                messages.reject(.malformedLine, line: lineNumber, "empty line"); continue
             }
-            guard let sp = memchrSpace(base, n) else {
-                reject(.malformedLine, ln, "no space between receive time and message: \(Self.excerpt(line))"); continue
+            // The first line may be the capture header a live recording starts with (`RawCapture.Header`).
+            if !sawContent {
+                sawContent = true
+                if RawCapture.Header.matches(line) { headerLines = 1; continue }
             }
-            guard let ts = Numbers.parseInt(base, sp), ts > 0, TimeUtil.isAccepted(ts) else {
-                reject(.badTimestamp, ln, "receive time \(Self.excerpt(UnsafeRawBufferPointer(rebasing: line[0..<sp]))) is not a positive integer ns"); continue
-            }
-            var ms = sp + 1
-            while ms < n && base[ms] == 0x20 { ms += 1 }
-            if ms >= n { reject(.malformedLine, ln, "empty message"); continue }
-            pending.removeAll(keepingCapacity: true)
-            pendingPos = 0
-            pendingLine = ln
-            let msg = UnsafeRawBufferPointer(start: base + ms, count: n - ms)
-            if msg.elementsEqual(RawCapture.clockTickMessage.utf8) {
-                pending.append(.clockTick(at: ts, sequence: Int64(ln), source: sourceIndex))
+            guard let space = memchrSpace(base, count) else {
+                messages.reject(.malformedLine, line: lineNumber, "no space between receive time and message: "
+                                + StampedMessages<Decoder>.excerpt(line))
                 continue
             }
-            switch decoder.decode(msg, receiveTime: ts, into: &pending) {
-            case .decoded:
-                for k in pending.indices { pending[k].source = sourceIndex }
-            case .skipped(let kind):
-                skipCounts[kind.rawValue] += 1
-                counters.skipped += 1
-            case .malformed(let reason, let detail):
-                reject(reason, ln, detail + " in \(Self.excerpt(msg))")
-            case .unknown(let detail):
-                reject(.unknownMessage, ln, detail)
+            guard let receiveTime = Numbers.parseInt(base, space), receiveTime > 0,
+                  TimeUtil.isAccepted(receiveTime) else {
+                let timeText = StampedMessages<Decoder>.excerpt(UnsafeRawBufferPointer(rebasing: line[0..<space]))
+                messages.reject(.badTimestamp, line: lineNumber, "receive time \(timeText) is not a positive integer ns")
+                continue
             }
+            var messageStart = space + 1
+            while messageStart < count && base[messageStart] == 0x20 { messageStart += 1 }
+            if messageStart >= count { messages.reject(.malformedLine, line: lineNumber, "empty message"); continue }
+            let message = UnsafeRawBufferPointer(start: base + messageStart, count: count - messageStart)
+            messages.submit(message, receiveTime: receiveTime, line: lineNumber)
         }
     }
 
     private func finish() {
         finished = true
-        flushSkips()
-        counters.rejected = ownRejects + validator.rejected + lines.stream.issues.count
+        messages.flushSkips()
+        counters.rejected = messages.ownRejects + messages.validator.rejected + lines.stream.issues.count
         // Every line refused by the reader itself: the content is not a raw capture (e.g. `--format raw`
         // forced on a CSV file).
-        if counters.events == 0 && counters.skipped == 0 && ownRejects > 0 && ownRejects == counters.lines {
+        let refused = messages.ownRejects
+        if messages.events == 0 && messages.skipped == 0 && refused > 0 && refused == counters.lines - headerLines {
             counters.unusable = "\(name): no event read: the content is not a raw capture "
-                + "(all \(ownRejects) lines refused)"
+                + "(all \(refused) lines refused)"
         }
     }
 
     /// Rejects so far (own + validator; container damage is added at the end).
-    public var rejectedSoFar: Int { ownRejects + validator.rejected }
+    public var rejectedSoFar: Int { messages.ownRejects + messages.validator.rejected }
 }
 
 extension RawCaptureReader where Decoder == BinanceDecoder {
@@ -160,6 +122,54 @@ public enum RawCapture {
     /// The message of a recorded clock tick: `<receive ns> #tick`. Not a wire message (no decoder sees
     /// it): the stamped instant at which the live driver ticked, so a replay fires timers where live did.
     public static let clockTickMessage = "#tick"
+
+    /// The first line of a capture written by `tape live`:
+    /// `# tape capture feed=binance-usdm protocol=binance venue=usdm` (space-separated `key=value`;
+    /// `venue` may be absent). It tells the replay which decoder reads the messages (the wire protocol)
+    /// and the venue prefix of the symbols, so a recording does not depend on its file name. Captures
+    /// without it (`../shared/data/binance-feed`) are Binance, venue from the file name.
+    public struct Header: Equatable, Sendable {
+        public static let prefix = "# tape capture"
+        /// The connector's name in the session (`binance-usdm`, `polygon`, `clock`...).
+        public var feed: String
+        public var wireProtocol: WireProtocol
+        public var venue: String?
+
+        public init(feed: String, wireProtocol: WireProtocol, venue: String?) {
+            precondition(!feed.contains(" ") && !(venue ?? "").contains(" "), "names without spaces")
+            self.feed = feed
+            self.wireProtocol = wireProtocol
+            self.venue = venue
+        }
+
+        /// The header line, without the newline.
+        public var line: String {
+            var text = "\(Header.prefix) feed=\(feed) protocol=\(wireProtocol.rawValue)"
+            if let venue { text += " venue=\(venue)" }
+            return text
+        }
+
+        public static func matches(_ line: UnsafeRawBufferPointer) -> Bool {
+            line.count >= prefix.utf8.count && line.prefix(prefix.utf8.count).elementsEqual(prefix.utf8)
+        }
+
+        /// Parses a header line; nil if it is not one. An unknown protocol is an error naming it.
+        public static func parse(_ text: String) throws -> Header? {
+            guard text.hasPrefix(prefix) else { return nil }
+            var fields: [String: String] = [:]
+            for token in text.dropFirst(prefix.count).split(separator: " ") {
+                let parts = token.split(separator: "=", maxSplits: 1)
+                if parts.count == 2 { fields[String(parts[0])] = String(parts[1]) }
+            }
+            let protocolName = fields["protocol"] ?? ""
+            guard let wireProtocol = WireProtocol(rawValue: protocolName) else {
+                let known = WireProtocol.allCases.map(\.rawValue).joined(separator: ", ")
+                throw UnusableInputError("capture header names protocol '\(protocolName)' (known: \(known))")
+            }
+            return Header(feed: fields["feed"] ?? wireProtocol.rawValue, wireProtocol: wireProtocol,
+                          venue: fields["venue"])
+        }
+    }
 }
 
 /// A Binance raw capture reader (the common case).

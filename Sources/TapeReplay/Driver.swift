@@ -18,33 +18,12 @@ public func runReplay(_ options: ReplayOptions) throws -> ReplaySummary {
     if options.interactive { options.pause.install(keys: !options.quiet) }
     defer { options.pause.restoreTerminal() }
 
-    let runDir = options.outDir ?? "reports/\(defaultRunID(wallStart))"
-    // A run folder that cannot be made or written is an output failure (exit 5), not a bug.
-    do { try FS.makeDirectories(runDir) } catch {
-        throw OutputFailed(sink: "run-folder", underlying: RunFolderUnusable(path: runDir, detail: "\(error)"))
-    }
-    guard FS.isWritableDirectory(runDir) else {
-        let detail = "not a writable folder"
-        throw OutputFailed(sink: "run-folder", underlying: RunFolderUnusable(path: runDir, detail: detail))
-    }
-
-    let symbols = SymbolTable()
-    let rejectWriter: LineWriter
-    do { rejectWriter = try options.makeRejectsWriter(runDir) }
-    catch { throw OutputFailed(sink: "rejects", underlying: error) }
-    let rejects = RejectLog(writer: rejectWriter, printLimit: options.quiet ? 0 : 5, printer: options.messagePrinter)
-    let readerRejects = MutableRejects(rejects)
-
-    // The run folder and the digests are fed by one sink that formats each output once.
-    let digest = DigestSink(symbols: symbols)
-    let folder: RunFolderSink
-    do {
-        folder = try RunFolderSink(directory: runDir, symbols: symbols,
-                                   withPredictions: !options.engine.extraNodes.isEmpty)
-    } catch { throw OutputFailed(sink: "run-folder", underlying: error) }
-    let runOutput = RunOutputSink(symbols: symbols, digest: digest, folder: folder)
-    let engine = Engine(settings: options.engine, symbols: symbols, sinks: [runOutput] + options.extraSinks,
-                        digest: digest)
+    let run = try RunSetup(options, wallStart: wallStart, defaultPrefix: "replay")
+    let runDir = run.directory
+    let symbols = run.symbols
+    let rejects = run.rejects
+    let readerRejects = run.readerRejects
+    let engine = run.engine
     // A continued run restores before any reader interns a name (ids must mean what they meant).
     if let path = options.snapshotIn {
         guard let bytes = FileManager.default.contents(atPath: path) else {
@@ -134,25 +113,65 @@ public func runReplay(_ options: ReplayOptions) throws -> ReplaySummary {
 }
 
 /// A run folder that cannot be created or written (`--out` names a file, a read-only folder).
-struct RunFolderUnusable: Error, CustomStringConvertible {
+public struct RunFolderUnusable: Error, CustomStringConvertible {
     let path: String
     let detail: String
-    var description: String { "\(path): cannot use as run folder: \(detail)" }
+    public var description: String { "\(path): cannot use as run folder: \(detail)" }
+}
+
+/// What every run of the engine opens before its first item, whoever drives it (replay, `tape live`):
+/// the run folder (made and checked writable), the reject log, the digest and run-folder sinks, the
+/// engine. A folder that cannot be used is `OutputFailed` (exit 5).
+public struct RunSetup {
+    public let directory: String
+    public let symbols: SymbolTable
+    public let rejects: RejectLog
+    /// The readers' reject handler (muted while a continued run skips what its checkpoint covers).
+    public let readerRejects: MutableRejects
+    public let engine: Engine
+
+    public init(_ options: ReplayOptions, wallStart: Int64, defaultPrefix: String) throws {
+        directory = options.outDir ?? "reports/\(defaultRunID(wallStart, prefix: defaultPrefix))"
+        // A run folder that cannot be made or written is an output failure (exit 5), not a bug.
+        do { try FS.makeDirectories(directory) } catch {
+            throw OutputFailed(sink: "run-folder", underlying: RunFolderUnusable(path: directory, detail: "\(error)"))
+        }
+        guard FS.isWritableDirectory(directory) else {
+            let detail = "not a writable folder"
+            throw OutputFailed(sink: "run-folder", underlying: RunFolderUnusable(path: directory, detail: detail))
+        }
+        symbols = SymbolTable()
+        let rejectWriter: LineWriter
+        do { rejectWriter = try options.makeRejectsWriter(directory) }
+        catch { throw OutputFailed(sink: "rejects", underlying: error) }
+        rejects = RejectLog(writer: rejectWriter, printLimit: options.quiet ? 0 : 5, printer: options.messagePrinter)
+        readerRejects = MutableRejects(rejects)
+        // The run folder and the digests are fed by one sink that formats each output once.
+        let digest = DigestSink(symbols: symbols)
+        let folder: RunFolderSink
+        do {
+            folder = try RunFolderSink(directory: directory, symbols: symbols,
+                                       withPredictions: !options.engine.extraNodes.isEmpty)
+        } catch { throw OutputFailed(sink: "run-folder", underlying: error) }
+        let runOutput = RunOutputSink(symbols: symbols, digest: digest, folder: folder)
+        engine = Engine(settings: options.engine, symbols: symbols, sinks: [runOutput] + options.extraSinks,
+                        digest: digest)
+    }
 }
 
 /// The readers' reject handler: forwards to the run's reject log, except while a continued run skips
 /// the items its checkpoint covers (those records were reported by the run that took it).
-final class MutableRejects: RejectHandler {
-    let log: RejectLog
-    var muted = false
-    init(_ log: RejectLog) { self.log = log }
-    func reject(_ reject: Reject) { if !muted { log.reject(reject) } }
-    func skipped(_ what: String, count: Int) { if !muted { log.skipped(what, count: count) } }
+public final class MutableRejects: RejectHandler {
+    public let log: RejectLog
+    public var muted = false
+    public init(_ log: RejectLog) { self.log = log }
+    public func reject(_ reject: Reject) { if !muted { log.reject(reject) } }
+    public func skipped(_ what: String, count: Int) { if !muted { log.skipped(what, count: count) } }
 }
 
 /// Opens every input of a run (in command-line order: the merge tie-break after receive time).
 /// A missing file or an undetectable format is `UnusableInput`.
-func openInputs(_ options: ReplayOptions, symbols: SymbolTable, rejects: RejectHandler) throws -> [EventSource] {
+public func openInputs(_ options: ReplayOptions, symbols: SymbolTable, rejects: RejectHandler) throws -> [EventSource] {
     try options.inputs.enumerated().map { (index, path) in
         guard FS.exists(path) || path == GzipStream.standardInputPath else {
             throw UnusableInput("\(path): no such file")
@@ -168,10 +187,10 @@ func openInputs(_ options: ReplayOptions, symbols: SymbolTable, rejects: RejectH
     }
 }
 
-func defaultRunID(_ wall: Int64) -> String {
+func defaultRunID(_ wall: Int64, prefix: String = "replay") -> String {
     let iso = TimeUtil.iso(wall) // 2024-08-09T00:00:54.123456789Z
     let compact = iso.prefix(19).replacingOccurrences(of: "-", with: "").replacingOccurrences(of: ":", with: "")
-    return "replay-" + compact.replacingOccurrences(of: "T", with: "-")
+    return prefix + "-" + compact.replacingOccurrences(of: "T", with: "-")
 }
 
 /// Replay's half of the run loop: pacing at N× (sleep until `origin + (t - t0) / N` in wall time),

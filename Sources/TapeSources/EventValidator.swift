@@ -79,6 +79,15 @@ public final class EventValidator {
         self.checkDuplicates = checkDuplicates
     }
 
+    /// Forgets the reference time, a pending jump and the id windows, as for a new file (the reject
+    /// count stays): what a live feed does when its recording rotates, so it decides as the replay of
+    /// the new file will.
+    public func reset() {
+        maxReceiveTime = .min
+        jumpCandidate = .min
+        recentIds = RecentIdWindows()
+    }
+
     /// True if `e` may be delivered; otherwise the reject was reported (naming `file` and `line`).
     @inline(__always)
     public func check(_ e: inout MarketEvent, line: Int) -> Bool {

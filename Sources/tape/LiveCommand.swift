@@ -1,0 +1,154 @@
+import ArgumentParser
+import Foundation
+import TapeCore
+import TapeFeeds
+import TapeSinks
+import TapeEngine
+import TapeReplay
+import TapeLive
+import TapeConnectors
+
+/// `tape live`: connectors → stamped inbox → the replay's engine and run folder, recorded as it goes.
+struct LiveCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "live",
+        abstract: "Run the graph on live market feeds; record the stamped stream for an exact replay.",
+        discussion: """
+            Feeds: --feed NAME:SYMBOLS[=BASE_URL], repeatable. NAME is binance-spot, binance-usdm, \
+            binance-cm or polygon; BASE_URL points the connector elsewhere (tape feed-sim: \
+            --feed binance-usdm:btcusdt=ws://127.0.0.1:PORT). Keys: POLYGON_API_KEY (never logged). \
+            Exit codes as replay's, plus 7: a feed refused the credentials.
+            """)
+
+    @Option(name: .customLong("feed"), help: "A feed: NAME:SYMBOLS[=BASE_URL] (repeatable).")
+    var feeds: [String] = []
+
+    @Option(help: "Binance streams per symbol (comma-separated): trade, bookTicker, aggTrade.")
+    var binanceStreams: String = "trade,bookTicker"
+
+    @Option(help: "Polygon channels per symbol (comma-separated): T, Q, AM.")
+    var polygonChannels: String = "T,Q"
+
+    @Option(help: "Run folder (default reports/live-<time>/).")
+    var out: String?
+
+    @Option(help: "Record the stamped stream here (default <run folder>/recording).")
+    var record: String?
+
+    @Flag(help: "Do not record the stream.")
+    var noRecord = false
+
+    @Option(help: "Session length, e.g. 30s, 5m, 2h (default: until SIGINT/SIGTERM).")
+    var duration: String?
+
+    @Option(help: "Clock tick period in ms (ticks close bars while the market is quiet).")
+    var tickMs: Int = 100
+
+    @Option(help: "Replay these recordings first (flat out), then continue live (repeatable).")
+    var warmup: [String] = []
+
+    @Option(help: "Continue from this checkpoint.")
+    var snapshotIn: String?
+
+    @Option(help: "End in a checkpoint written here.")
+    var snapshotOut: String?
+
+    @Option(help: "Pipeline config (YAML; default config/pipeline.yaml if present).")
+    var config: String?
+
+    @Option(help: "Seconds without a message before a connection counts as silent and is reconnected.")
+    var readTimeoutSeconds: Double = 10
+
+    @Flag(help: "No per-reject messages on stderr.")
+    var quiet = false
+
+    mutating func run() throws {
+        guard !feeds.isEmpty else { throw ValidationError("give at least one --feed NAME:SYMBOLS") }
+        guard (1...60_000).contains(tickMs) else { throw ValidationError("--tick-ms \(tickMs): expected 1 ... 60000") }
+        guard readTimeoutSeconds > 0, readTimeoutSeconds <= 3_600 else {
+            throw ValidationError("--read-timeout-seconds: expected 0 < seconds <= 3600")
+        }
+        var settings = WebSocketSettings()
+        settings.readTimeoutNanos = Int64(readTimeoutSeconds * 1e9)
+        let connectors = try feeds.map { try Self.connector($0, settings: settings, binanceStreams: binanceStreams,
+                                                             polygonChannels: polygonChannels) }
+        var run = ReplayOptions(inputs: warmup)
+        do { try loadConfig(into: &run, path: config) }
+        catch let error as UnusableInput { fail(error.description, code: TapeExit.unusableInput) }
+        run.outDir = out
+        run.quiet = quiet
+        run.snapshotIn = snapshotIn
+        run.snapshotOut = snapshotOut
+        var options = LiveOptions(feeds: connectors, run: run)
+        options.tickNanos = Int64(tickMs) * 1_000_000
+        if let duration {
+            guard let nanos = Self.parseDuration(duration) else {
+                throw ValidationError("--duration '\(duration)': expected a number with s, m or h (e.g. 30s)")
+            }
+            options.durationNanos = nanos
+        }
+        if !noRecord {
+            // The default recording folder is inside the run folder, which RunSetup creates.
+            let runDir = out ?? "reports/live-\(ProcessInfo.processInfo.processIdentifier)-\(Int(Date().timeIntervalSince1970))"
+            options.run.outDir = runDir
+            options.recordDirectory = record ?? "\(runDir)/recording"
+        }
+        let summary: ReplaySummary
+        do { summary = try runLive(options) }
+        catch let error as UnusableInput { fail(error.description, code: TapeExit.unusableInput) }
+        catch let error as OutputFailed { fail(error.description, code: TapeExit.outputFailed) }
+        printSummary(summary)
+        if let recording = options.recordDirectory { print("recording       \(recording)") }
+        if summary.exitCode != 0 { throw ArgumentParser.ExitCode(summary.exitCode) }
+    }
+
+    /// `30s`, `5m`, `2h`, `1.5s` → ns.
+    static func parseDuration(_ text: String) -> Int64? {
+        guard let unit = text.last, let value = Double(text.dropLast()), value > 0, value.isFinite else { return nil }
+        let seconds: Double
+        switch unit {
+        case "s": seconds = value
+        case "m": seconds = value * 60
+        case "h": seconds = value * 3_600
+        default: return nil
+        }
+        guard seconds <= 366 * 86_400 else { return nil }
+        return Int64(seconds * 1e9)
+    }
+
+    /// `NAME:SYMBOLS[=BASE_URL]` → a connector.
+    static func connector(_ text: String, settings: WebSocketSettings, binanceStreams: String,
+                          polygonChannels: String) throws -> any FeedConnector {
+        let urlSplit = text.split(separator: "=", maxSplits: 1).map(String.init)
+        let nameAndSymbols = urlSplit[0].split(separator: ":", maxSplits: 1).map(String.init)
+        let name = nameAndSymbols[0]
+        let symbols = (nameAndSymbols.count > 1 ? nameAndSymbols[1] : "").split(separator: ",")
+            .map { $0.trimmingCharacters(in: .whitespaces) }.filter { !$0.isEmpty }
+        guard !symbols.isEmpty else { throw ValidationError("--feed '\(text)': name the symbols, NAME:SYM,SYM") }
+        let baseOverride = urlSplit.count > 1 ? urlSplit[1] : nil
+        if let base = baseOverride, !(base.hasPrefix("ws://") || base.hasPrefix("wss://")) {
+            throw ValidationError("--feed '\(name)': base URL must start with ws:// or wss://")
+        }
+        switch name {
+        case "binance-spot", "binance-usdm", "binance-cm":
+            let venue = String(name.dropFirst("binance-".count))
+            let kinds = binanceStreams.split(separator: ",").map { String($0) }
+            let streams = symbols.flatMap { symbol in kinds.map { "\(symbol.lowercased())@\($0)" } }
+            return WebSocketFeed(spec: FeedSpec(name: name, wireProtocol: .binance, venue: venue),
+                                 vendor: BinanceVendor(streams: streams),
+                                 baseURL: baseOverride ?? BinanceVendor.defaultBaseURL(venue: venue), settings: settings)
+        case "polygon":
+            guard let key = ProcessInfo.processInfo.environment["POLYGON_API_KEY"], !key.isEmpty else {
+                throw ValidationError("--feed polygon needs POLYGON_API_KEY in the environment")
+            }
+            let channels = symbols.flatMap { symbol in
+                polygonChannels.split(separator: ",").map { "\($0).\(symbol.uppercased())" }
+            }
+            return WebSocketFeed(spec: FeedSpec(name: name, wireProtocol: .polygon, venue: nil),
+                                 vendor: PolygonVendor(key: key, channels: channels),
+                                 baseURL: baseOverride ?? PolygonVendor.defaultBaseURL, settings: settings)
+        default:
+            throw ValidationError("--feed '\(name)': unknown feed (binance-spot, binance-usdm, binance-cm, polygon)")
+        }
+    }
+}
