@@ -66,6 +66,39 @@ public struct PolygonVendor: WebSocketVendor {
     }
 }
 
+/// Finage WebSocket (one server per market: stocks, crypto, forex): connect to
+/// `wss://{subdomain}.finage.ws:{port}/?token=<socket key>`; the server sends
+/// `{"status_code":200,"message":"authorizing",…}` then `…"connected to the adapter"…`, or a 401
+/// (`invalid socket key`) and closes; the client subscribes with `{"action":"subscribe","symbols":"AAPL,TSLA"}`.
+/// Events: one JSON object each (`FinageDecoder`). https://finage.co.uk/docs/websocket
+public struct FinageVendor: WebSocketVendor {
+    public let key: String
+    public let symbols: [String]
+    public init(key: String, symbols: [String]) {
+        precondition(!symbols.isEmpty, "Finage needs at least one symbol")
+        self.key = key
+        self.symbols = symbols
+    }
+
+    public func url(base: String) -> String {
+        let token = key.addingPercentEncoding(withAllowedCharacters: .urlQueryAllowed) ?? ""
+        return "\(base)/?token=\(token)"
+    }
+    public func openingMessages() -> [String] { [] }
+    public var needsHandshake: Bool { true }
+
+    public func inspect(_ message: UnsafeRawBufferPointer) -> HandshakeStep {
+        let text = String(decoding: message.prefix(4096), as: UTF8.self)
+        if text.contains("\"status_code\":401") || text.contains("\"status_code\": 401") {
+            return .fatal("authentication refused: \(MessageText.escaped(String(text.prefix(200))))")
+        }
+        if text.contains("connected to the adapter") || text.contains("Connected to the") {
+            return .done(send: [#"{"action":"subscribe","symbols":"\#(symbols.joined(separator: ","))"}"#])
+        }
+        return .waiting
+    }
+}
+
 /// JSON string escaping for the few texts a connector sends.
 enum JSONText {
     static func escaped(_ text: String) -> String {

@@ -7,6 +7,12 @@ public enum WireProtocol: String, Sendable, CaseIterable, Codable {
     case binance
     /// Polygon/Massive stocks WebSocket: `PolygonDecoder`.
     case polygon
+    /// Finage WebSocket (stocks, crypto, forex): `FinageDecoder`.
+    case finage
+    /// Alpha Vantage REST (one response body per message): `AlphaVantageDecoder`.
+    case alphavantage
+    /// Financial Modeling Prep REST: `FMPDecoder`.
+    case fmp
     /// The live driver's clock ticks only (`<ns> #tick` lines); no wire message is expected.
     case clock
 }
@@ -17,7 +23,8 @@ extension WireProtocol {
     public var hasIds: Bool {
         switch self {
         case .binance, .polygon: return true
-        case .clock: return false
+        // Finage messages carry no ids; polled bars are deduplicated by the decoders (by bar time).
+        case .finage, .alphavantage, .fmp, .clock: return false
         }
     }
 }

@@ -128,13 +128,24 @@ public final class LiveSource: EventSource {
 
     /// The decoder of each protocol behind the one seam.
     static func makeStream(_ feed: FeedSpec, name: String, options: ReaderOptions) -> any StampedMessageStream {
+        let symbols = options.symbols
+        let ids = feed.wireProtocol.hasIds
         switch feed.wireProtocol {
         case .binance:
-            return StampedMessages(name: name, decoder: BinanceDecoder(symbols: options.symbols, venue: feed.venue),
-                                   options: options, checkDuplicates: feed.wireProtocol.hasIds)
+            return StampedMessages(name: name, decoder: BinanceDecoder(symbols: symbols, venue: feed.venue),
+                                   options: options, checkDuplicates: ids)
         case .polygon:
-            return StampedMessages(name: name, decoder: PolygonDecoder(symbols: options.symbols, venue: feed.venue),
-                                   options: options, checkDuplicates: feed.wireProtocol.hasIds)
+            return StampedMessages(name: name, decoder: PolygonDecoder(symbols: symbols, venue: feed.venue),
+                                   options: options, checkDuplicates: ids)
+        case .finage:
+            return StampedMessages(name: name, decoder: FinageDecoder(symbols: symbols, venue: feed.venue),
+                                   options: options, checkDuplicates: ids)
+        case .alphavantage:
+            return StampedMessages(name: name, decoder: AlphaVantageDecoder(symbols: symbols, venue: feed.venue),
+                                   options: options, checkDuplicates: ids)
+        case .fmp:
+            return StampedMessages(name: name, decoder: FMPDecoder(symbols: symbols, venue: feed.venue),
+                                   options: options, checkDuplicates: ids)
         case .clock:
             return StampedMessages(name: name, decoder: ClockOnlyDecoder(), options: options, checkDuplicates: false)
         }

@@ -102,6 +102,16 @@ func openRawCapture(lines: LineReader, options: ReaderOptions) throws -> EventSo
     case .polygon:
         return RawCaptureReader(lines: lines, options: options,
                                 decoder: PolygonDecoder(symbols: options.symbols, venue: venue), checkDuplicates: ids)
+    case .finage:
+        return RawCaptureReader(lines: lines, options: options,
+                                decoder: FinageDecoder(symbols: options.symbols, venue: venue), checkDuplicates: ids)
+    case .alphavantage:
+        return RawCaptureReader(lines: lines, options: options,
+                                decoder: AlphaVantageDecoder(symbols: options.symbols, venue: venue),
+                                checkDuplicates: ids)
+    case .fmp:
+        return RawCaptureReader(lines: lines, options: options,
+                                decoder: FMPDecoder(symbols: options.symbols, venue: venue), checkDuplicates: ids)
     case .clock:
         return RawCaptureReader(lines: lines, options: options, decoder: ClockOnlyDecoder(), checkDuplicates: ids)
     }

@@ -7,6 +7,7 @@ import TapeEngine
 import TapeReplay
 import TapeLive
 import TapeConnectors
+import TapeREST
 
 /// `tape live`: connectors → stamped inbox → the replay's engine and run folder, recorded as it goes.
 struct LiveCommand: ParsableCommand {
@@ -15,8 +16,10 @@ struct LiveCommand: ParsableCommand {
         abstract: "Run the graph on live market feeds; record the stamped stream for an exact replay.",
         discussion: """
             Feeds: --feed NAME:SYMBOLS[=BASE_URL], repeatable. NAME is binance-spot, binance-usdm, \
-            binance-cm or polygon; BASE_URL points the connector elsewhere (tape feed-sim: \
-            --feed binance-usdm:btcusdt=ws://127.0.0.1:PORT). Keys: POLYGON_API_KEY (never logged). \
+            binance-cm, polygon, finage (BASE_URL required: the socket URL of your Finage market), \
+            alphavantage or fmp; BASE_URL points the connector elsewhere (tape feed-sim: \
+            --feed binance-usdm:btcusdt=ws://127.0.0.1:PORT). Keys from POLYGON_API_KEY, FINAGE_API_KEY, \
+            ALPHAVANTAGE_API_KEY, FMP_API_KEY (never logged or recorded). \
             Exit codes as replay's, plus 7: a feed refused the credentials.
             """)
 
@@ -28,6 +31,9 @@ struct LiveCommand: ParsableCommand {
 
     @Option(help: "Polygon channels per symbol (comma-separated): T, Q, AM.")
     var polygonChannels: String = "T,Q"
+
+    @Option(help: "Seconds between two polling rounds of a REST feed (each vendor's rate limits still apply).")
+    var pollSeconds: Double = 60
 
     @Option(help: "Run folder (default reports/live-<time>/).")
     var out: String?
@@ -70,8 +76,13 @@ struct LiveCommand: ParsableCommand {
         }
         var settings = WebSocketSettings()
         settings.readTimeoutNanos = Int64(readTimeoutSeconds * 1e9)
+        guard pollSeconds >= 0.01, pollSeconds <= 86_400 else {
+            throw ValidationError("--poll-seconds: expected 0.01 ... 86400")
+        }
+        let interval = Int64(pollSeconds * 1e9)
         let connectors = try feeds.map { try Self.connector($0, settings: settings, binanceStreams: binanceStreams,
-                                                             polygonChannels: polygonChannels) }
+                                                             polygonChannels: polygonChannels,
+                                                             restIntervalNanos: interval) }
         var run = ReplayOptions(inputs: warmup)
         do { try loadConfig(into: &run, path: config) }
         catch let error as UnusableInput { fail(error.description, code: TapeExit.unusableInput) }
@@ -118,7 +129,7 @@ struct LiveCommand: ParsableCommand {
 
     /// `NAME:SYMBOLS[=BASE_URL]` → a connector.
     static func connector(_ text: String, settings: WebSocketSettings, binanceStreams: String,
-                          polygonChannels: String) throws -> any FeedConnector {
+                          polygonChannels: String, restIntervalNanos: Int64) throws -> any FeedConnector {
         let urlSplit = text.split(separator: "=", maxSplits: 1).map(String.init)
         let nameAndSymbols = urlSplit[0].split(separator: ":", maxSplits: 1).map(String.init)
         let name = nameAndSymbols[0]
@@ -126,8 +137,18 @@ struct LiveCommand: ParsableCommand {
             .map { $0.trimmingCharacters(in: .whitespaces) }.filter { !$0.isEmpty }
         guard !symbols.isEmpty else { throw ValidationError("--feed '\(text)': name the symbols, NAME:SYM,SYM") }
         let baseOverride = urlSplit.count > 1 ? urlSplit[1] : nil
-        if let base = baseOverride, !(base.hasPrefix("ws://") || base.hasPrefix("wss://")) {
-            throw ValidationError("--feed '\(name)': base URL must start with ws:// or wss://")
+        let rest = name == "alphavantage" || name == "fmp"
+        if let base = baseOverride {
+            let schemes = rest ? ["http://", "https://"] : ["ws://", "wss://"]
+            guard schemes.contains(where: { base.hasPrefix($0) }) else {
+                throw ValidationError("--feed '\(name)': base URL must start with \(schemes.joined(separator: " or "))")
+            }
+        }
+        func key(_ variable: String) throws -> String {
+            guard let key = ProcessInfo.processInfo.environment[variable], !key.isEmpty else {
+                throw ValidationError("--feed \(name) needs \(variable) in the environment")
+            }
+            return key
         }
         switch name {
         case "binance-spot", "binance-usdm", "binance-cm":
@@ -138,17 +159,42 @@ struct LiveCommand: ParsableCommand {
                                  vendor: BinanceVendor(streams: streams),
                                  baseURL: baseOverride ?? BinanceVendor.defaultBaseURL(venue: venue), settings: settings)
         case "polygon":
-            guard let key = ProcessInfo.processInfo.environment["POLYGON_API_KEY"], !key.isEmpty else {
-                throw ValidationError("--feed polygon needs POLYGON_API_KEY in the environment")
-            }
+            let key = try key("POLYGON_API_KEY")
             let channels = symbols.flatMap { symbol in
                 polygonChannels.split(separator: ",").map { "\($0).\(symbol.uppercased())" }
             }
             return WebSocketFeed(spec: FeedSpec(name: name, wireProtocol: .polygon, venue: nil),
                                  vendor: PolygonVendor(key: key, channels: channels),
                                  baseURL: baseOverride ?? PolygonVendor.defaultBaseURL, settings: settings)
+        case "finage":
+            let key = try key("FINAGE_API_KEY")
+            guard let base = baseOverride else {
+                throw ValidationError("--feed finage needs its socket URL: finage:SYMBOLS=wss://<id>.finage.ws:<port>")
+            }
+            return WebSocketFeed(spec: FeedSpec(name: name, wireProtocol: .finage, venue: "finage"),
+                                 vendor: FinageVendor(key: key, symbols: symbols.map { $0.uppercased() }),
+                                 baseURL: base, settings: settings)
+        case "alphavantage":
+            let key = try key("ALPHAVANTAGE_API_KEY")
+            let base = baseOverride ?? AlphaVantagePoller.defaultBaseURL
+            let peer = "alphavantage " + (URLComponents(string: base)?.host ?? base)
+            let upper = symbols.map { $0.uppercased() }
+            return RESTFeed(spec: FeedSpec(name: name, wireProtocol: .alphavantage, venue: nil), peer: peer) { deliver in
+                try AlphaVantagePoller(symbols: upper, endpoint: .intraday1min, apiKey: key, baseURL: base,
+                                       roundIntervalNanoseconds: restIntervalNanos, deliver: deliver)
+            }
+        case "fmp":
+            let key = try key("FMP_API_KEY")
+            let base = baseOverride ?? FMPPoller.defaultBaseURL
+            let peer = "fmp " + (URLComponents(string: base)?.host ?? base)
+            let upper = symbols.map { $0.uppercased() }
+            return RESTFeed(spec: FeedSpec(name: name, wireProtocol: .fmp, venue: nil), peer: peer) { deliver in
+                try FMPPoller(symbols: upper, endpoint: .historicalChart1min, apiKey: key, baseURL: base,
+                              roundIntervalNanoseconds: restIntervalNanos, deliver: deliver)
+            }
         default:
-            throw ValidationError("--feed '\(name)': unknown feed (binance-spot, binance-usdm, binance-cm, polygon)")
+            throw ValidationError("--feed '\(name)': unknown feed (binance-spot, binance-usdm, binance-cm, polygon, "
+                                  + "finage, alphavantage, fmp)")
         }
     }
 }
