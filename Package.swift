@@ -23,6 +23,11 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
         .package(url: "https://github.com/jpsim/Yams", from: "5.0.1"),
         .package(url: "https://github.com/apple/swift-crypto", "3.0.0"..<"5.0.0"),
+        .package(url: "https://github.com/hummingbird-project/hummingbird", from: "2.28.1"),
+        .package(url: "https://github.com/hummingbird-project/hummingbird-websocket", from: "2.8.1"),
+        .package(url: "https://github.com/apple/swift-nio", from: "2.101.2"),
+        .package(url: "https://github.com/apple/swift-log", from: "1.16.2"),
+        .package(url: "https://github.com/swift-server/swift-service-lifecycle", from: "2.13.0"),
     ],
     targets: [
         // C libraries, each behind one small module (module map + header shim only).
@@ -58,10 +63,22 @@ let package = Package(
         .target(name: "TapeReports", dependencies: ["TapeCore", "TapeIO", "TapeGraph", "TapeRecordings"]),
         .target(name: "TapeScenarios", dependencies: ["TapeCore", "TapeIO", "TapeSources", "TapeGraph", "TapeReplay",
                                                       "TapeSinks", "TapeEngine", "TapeModel", "Yams"]),
+        // Feed simulator: serves recordings over loopback in vendors' own wire protocols (WebSocket and REST),
+        // with pacing, time shift and fault injection, so live connectors can be tested against it.
+        .target(name: "TapeFeedSim", dependencies: ["TapeCore", "TapeIO", "TapeSources", "TapeRecordings",
+                                                    "TapeFeeds",
+                                                    .product(name: "Hummingbird", package: "hummingbird"),
+                                                    .product(name: "HummingbirdWebSocket",
+                                                             package: "hummingbird-websocket"),
+                                                    .product(name: "NIOCore", package: "swift-nio"),
+                                                    .product(name: "Logging", package: "swift-log"),
+                                                    .product(name: "ServiceLifecycle",
+                                                             package: "swift-service-lifecycle")],
+                swiftSettings: swift6),
         // The one executable.
         .executableTarget(name: "tape", dependencies: [
             "TapeCore", "TapeClock", "TapeIO", "TapeSources", "TapeRecordings", "TapeGraph", "TapeSinks", "TapeEngine",
-            "TapeReplay", "TapeModel", "TapeReports", "TapeScenarios",
+            "TapeReplay", "TapeModel", "TapeReports", "TapeScenarios", "TapeFeedSim",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ]),
 
@@ -90,6 +107,12 @@ let package = Package(
                                                             .product(name: "Crypto", package: "swift-crypto")]),
         .testTarget(name: "TapeEngineTests", dependencies: ["TapeTestSupport", "TapeCore", "TapeClock", "TapeSources",
                                                             "TapeGraph", "TapeSinks", "TapeEngine"],
+                    swiftSettings: swift6),
+        // Runs the built `tape feed-sim` over loopback with a WebSocket client and checks what it serves.
+        .testTarget(name: "TapeFeedSimTests", dependencies: ["TapeTestSupport", "TapeCore", "TapeFeeds",
+                                                             .product(name: "HummingbirdWSClient",
+                                                                      package: "hummingbird-websocket"),
+                                                             .product(name: "Logging", package: "swift-log")],
                     swiftSettings: swift6),
     ],
     // Swift 5 language mode for the modules that predate the engine split (the graph is single-threaded

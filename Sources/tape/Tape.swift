@@ -24,7 +24,7 @@ struct Tape: ParsableCommand {
             command line; 1 internal error.
             """,
         subcommands: [ReplayCommand.self, RecordCommand.self, TrainCommand.self, ReportCommand.self,
-                      ScenarioCommand.self, BenchCommand.self])
+                      ScenarioCommand.self, BenchCommand.self, FeedSimCommand.self])
 }
 
 /// Options shared by every command that replays recordings.
