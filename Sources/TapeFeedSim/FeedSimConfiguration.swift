@@ -17,8 +17,9 @@ public struct FaultSettings: Sendable {
     public var dropEverySeconds: Double? = nil
     /// Close the connection after it has been sent this many data messages.
     public var dropAfterMessages: Int? = nil
-    /// Every `stallEverySeconds` of wall time on a connection, stop for `stallForSeconds`: no data sent,
-    /// nothing read (so no ping is answered), the socket stays open.
+    /// After every `stallEverySeconds` of wall time on a connection (from its start, then from the end of
+    /// the last stall), stop for `stallForSeconds`: no data sent, nothing read (so no ping is answered),
+    /// the socket stays open.
     public var stallEverySeconds: Double? = nil
     public var stallForSeconds: Double = 0
     /// Every Nth data message the server sends (counted over all connections) is garbled JSON.

@@ -110,7 +110,8 @@ public final class FeedSimServer: Sendable {
     }
 
     func writeFinalStats() {
-        timeline.finishAccounting()
+        // A REST client polls history; only a stream has messages that go by unseen.
+        if configuration.feedProtocol.isWebSocket { timeline.finishAccounting() }
         if timeline.finished { stats.setDone() }
         guard let path = configuration.statsPath else { return }
         do { try stats.write(to: path) } catch {

@@ -80,16 +80,20 @@ final class WebSocketSession: Sendable {
             do {
                 for try await message in inbound.messages(maxSize: Self.clientMessageBytesMaximum) {
                     guard case .text(let text) = message else { continue }
-                    let before = subscription.withLock { wire.isReady($0) }
-                    let reply = subscription.withLock { wire.reply(to: text, subscription: &$0) }
+                    // Only this task changes the subscription: the reply goes out before data under the new one.
+                    var changed = subscription.withLock { $0 }
+                    let before = wire.isReady(changed)
+                    let reply = wire.reply(to: text, subscription: &changed)
                     for answer in reply.messages { try await outbound.write(.text(answer)) }
+                    subscription.withLock { [changed] in $0 = changed }
                     if let closeReason = reply.closeReason {
                         if reply.authFailed { environment.stats.authFailed() }
                         reason = closeReason
                         break
                     }
-                    let after = subscription.withLock { wire.isReady($0) }
-                    if after && !before { environment.stats.note(identifier, peer: peer, "subscribed: \(text)") }
+                    if wire.isReady(changed) && !before {
+                        environment.stats.note(identifier, peer: peer, "subscribed: \(text)")
+                    }
                 }
             } catch {
                 reason = "client_error"
@@ -162,10 +166,11 @@ final class WebSocketSession: Sendable {
                 environment.stats.stalled(identifier)
                 environment.stats.note(identifier, peer: peer, "stalled for \(environment.faults.stallForSeconds) s")
                 try? await channel.setOption(ChannelOptions.autoRead, value: false).get()
-                try await Task.sleep(until: stallStart + .seconds(environment.faults.stallForSeconds))
+                let stallEnd = stallStart + .seconds(environment.faults.stallForSeconds)
+                try await Task.sleep(until: stallEnd)
                 try? await channel.setOption(ChannelOptions.autoRead, value: true).get()
                 environment.stats.note(identifier, peer: peer, "resumed")
-                nextStall = stallStart + .seconds(environment.faults.stallEverySeconds ?? 0)
+                nextStall = stallEnd + .seconds(environment.faults.stallEverySeconds ?? 0)
                 continue
             }
             let target = nextStall.map { min($0, instant) } ?? instant

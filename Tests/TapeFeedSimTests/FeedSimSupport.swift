@@ -102,6 +102,13 @@ final class FeedSimProcess {
     deinit { if process.isRunning { process.terminate() } }
 }
 
+/// A value shared between tasks.
+final class Locked<Value: Sendable>: Sendable {
+    private let mutex: Mutex<Value>
+    init(_ value: Value) { mutex = Mutex(value) }
+    func withLock<Result>(_ body: (inout Value) -> Result) -> Result { mutex.withLock { body(&$0) } }
+}
+
 /// What a WebSocket client saw on one connection.
 struct Received: Sendable {
     var messages: [String] = []
@@ -110,30 +117,36 @@ struct Received: Sendable {
 }
 
 /// A small WebSocket client (HummingbirdWSClient): connects, sends `send`, collects text messages until
-/// `stop` says so, the server closes, or `timeout` passes.
+/// `stop` (given the latest message and the count so far) says so, the server closes, or `timeout` passes.
 enum TestClient {
     static func collect(url: String, send: [String] = [], timeout: Duration = .seconds(60),
-                        stop: @escaping @Sendable ([String]) -> Bool) async throws -> Received {
-        let box = Mutex(Received())
+                        stop: @escaping @Sendable (_ latest: String, _ count: Int) -> Bool) async throws -> Received {
+        let box = Locked(Received())
+        let timedOut = Locked(false)
         let logger = Logger(label: "feed-sim-test")
         let work = Task {
             try await WebSocketClient.connect(url: url, configuration: .init(maxFrameSize: 1 << 22),
                                               logger: logger) { inbound, outbound, _ in
                 for text in send { try await outbound.write(.text(text)) }
-                for try await message in inbound.messages(maxSize: 1 << 22) {
-                    guard case .text(let text) = message else { continue }
-                    let finished = box.withLock { received -> Bool in
-                        received.messages.append(text)
-                        received.arrivals.append(.now)
-                        return stop(received.messages)
+                do {
+                    for try await message in inbound.messages(maxSize: 1 << 22) {
+                        guard case .text(let text) = message else { continue }
+                        let finished = box.withLock { received -> Bool in
+                            received.messages.append(text)
+                            received.arrivals.append(.now)
+                            return stop(text, received.messages.count)
+                        }
+                        if finished { return }
                     }
-                    if finished { return }
-                }
-                box.withLock { $0.closedByServer = true }
+                } catch {}
+                // The stream ended without the test stopping it: the server closed (unless time ran out).
+                let ranOut = timedOut.withLock { $0 }
+                box.withLock { $0.closedByServer = !ranOut }
             }
         }
         let timer = Task {
             try await Task.sleep(for: timeout)
+            timedOut.withLock { $0 = true }
             work.cancel()
         }
         _ = try? await work.value

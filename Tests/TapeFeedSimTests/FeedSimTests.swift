@@ -1,4 +1,5 @@
 import Foundation
+import Synchronization
 import TapeCore
 import TapeFeeds
 import TapeTestSupport
@@ -28,7 +29,7 @@ final class FeedSimTests: XCTestCase {
                                       "--speed", "max", "--shift", "none"])
         let expected = facts.messages.count
         let received = try await TestClient.collect(
-            url: "ws://\(sim.base)/stream?streams=btcusdt@trade/btcusdt@bookTicker") { $0.count >= expected }
+            url: "ws://\(sim.base)/stream?streams=btcusdt@trade/btcusdt@bookTicker") { $1 >= expected }
         let (stats, _) = sim.stop()
         XCTAssertEqual(received.messages.count, expected)
         XCTAssertTrue(received.messages == facts.messages, "byte-equal to the capture's lines, in order")
@@ -45,7 +46,7 @@ final class FeedSimTests: XCTestCase {
         let startMilliseconds = Int(Date().timeIntervalSince1970 * 1000)
         let received = try await TestClient.collect(
             url: "ws://\(sim.base)/stream",
-            send: [#"{"method":"SUBSCRIBE","params":["btcusdt@trade"],"id":7}"#]) { $0.count >= 50 }
+            send: [#"{"method":"SUBSCRIBE","params":["btcusdt@trade"],"id":7}"#]) { $1 >= 50 }
         XCTAssertEqual(received.messages.first, #"{"result":null,"id":7}"#)
         for message in received.messages.dropFirst() {
             XCTAssertTrue(message.hasPrefix(#"{"stream":"btcusdt@trade","data":{"#), message)
@@ -67,7 +68,7 @@ final class FeedSimTests: XCTestCase {
         while all.count < total && closes < 10 {
             let want = total - all.count
             let received = try await TestClient.collect(
-                url: "ws://\(sim.base)/stream?streams=btcusdt@trade/btcusdt@bookTicker") { $0.count >= want }
+                url: "ws://\(sim.base)/stream?streams=btcusdt@trade/btcusdt@bookTicker") { $1 >= want }
             all += received.messages
             if received.closedByServer { closes += 1 }
         }
@@ -86,7 +87,7 @@ final class FeedSimTests: XCTestCase {
         let sim = try FeedSimProcess([try FeedSimPaths.data(Self.capture), "--protocol", "binance", "--speed", "max",
                                       "--garble-every", "10"])
         let received = try await TestClient.collect(url: "ws://\(sim.base)/stream?streams=btcusdt@bookTicker") {
-            $0.count >= 100
+            $1 >= 100
         }
         let (stats, _) = sim.stop()
         for (index, message) in received.messages.prefix(100).enumerated() {
@@ -100,7 +101,7 @@ final class FeedSimTests: XCTestCase {
         let sim = try FeedSimProcess([try FeedSimPaths.data(Self.capture), "--protocol", "binance", "--speed", "1",
                                       "--stall-every", "1", "--stall-for", "1.5"])
         let received = try await TestClient.collect(url: "ws://\(sim.base)/stream?streams=btcusdt@bookTicker",
-                                                    timeout: .seconds(3)) { _ in false }
+                                                    timeout: .seconds(3)) { _, _ in false }
         let (stats, _) = sim.stop()
         XCTAssertFalse(received.closedByServer)
         let gaps = zip(received.arrivals, received.arrivals.dropFirst()).map { $1 - $0 }
@@ -117,11 +118,16 @@ final class FeedSimTests: XCTestCase {
                                       "--shift", "none", "--api-key", "good"])
         defer { sim.stop() }
         let expectedTrades = facts.trades.count
+        let tradesSeen = Locked(0)
         let received = try await TestClient.collect(
             url: "ws://\(sim.base)/stocks",
             send: [#"{"action":"auth","params":"good"}"#, #"{"action":"subscribe","params":"T.BTCUSDT"}"#]
-        ) { messages in
-            messages.reduce(0) { $0 + ($1.components(separatedBy: #""ev":"T""#).count - 1) } >= expectedTrades
+        ) { latest, _ in
+            let trades = latest.components(separatedBy: #""ev":"T""#).count - 1
+            return tradesSeen.withLock { seen in
+                seen += trades
+                return seen >= expectedTrades
+            }
         }
         XCTAssertEqual(received.messages.first,
                        #"[{"ev":"status","status":"connected","message":"Connected Successfully"}]"#)
@@ -147,7 +153,7 @@ final class FeedSimTests: XCTestCase {
                                       "--api-key", "good"])
         let received = try await TestClient.collect(url: "ws://\(sim.base)/stocks",
                                                     send: [#"{"action":"auth","params":"bad"}"#],
-                                                    timeout: .seconds(10)) { _ in false }
+                                                    timeout: .seconds(10)) { _, _ in false }
         let (stats, _) = sim.stop()
         XCTAssertEqual(received.messages.last,
                        #"[{"ev":"status","status":"auth_failed","message":"authentication failed"}]"#)
@@ -165,7 +171,7 @@ final class FeedSimTests: XCTestCase {
         let expected = facts.messages.count + 2
         let received = try await TestClient.collect(url: "ws://\(sim.base)/?token=key",
                                                     send: [#"{"action":"subscribe","symbols":"BTCUSDT"}"#]) {
-            $0.count >= expected
+            $1 >= expected
         }
         XCTAssertEqual(received.messages.count, expected)
         let greeting = received.messages.prefix(2).compactMap { Self.json($0) as? [String: Any] }
@@ -193,7 +199,7 @@ final class FeedSimTests: XCTestCase {
         let sim = try FeedSimProcess([try FeedSimPaths.data(Self.capture), "--protocol", "finage", "--api-key", "key"])
         defer { sim.stop() }
         let received = try await TestClient.collect(url: "ws://\(sim.base)/?token=wrong",
-                                                    timeout: .seconds(10)) { _ in false }
+                                                    timeout: .seconds(10)) { _, _ in false }
         XCTAssertEqual(received.messages, [#"{"status_code":401,"message":"invalid socket key"}"#])
         XCTAssertTrue(received.closedByServer)
     }
