@@ -26,7 +26,9 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-nio", from: "2.80.0"),
         .package(url: "https://github.com/apple/swift-nio-ssl", from: "2.29.0"),
         .package(url: "https://github.com/apple/swift-log", from: "1.6.0"),
+        .package(url: "https://github.com/hummingbird-project/hummingbird", from: "2.28.1"),
         .package(url: "https://github.com/hummingbird-project/hummingbird-websocket", from: "2.8.1"),
+        .package(url: "https://github.com/swift-server/swift-service-lifecycle", from: "2.13.0"),
         .package(url: "https://github.com/HdrHistogram/hdrhistogram-swift", from: "0.2.0"),
     ],
     targets: [
@@ -84,10 +86,23 @@ let package = Package(
                 swiftSettings: swift6),
         .target(name: "TapeScenarios", dependencies: ["TapeCore", "TapeIO", "TapeSources", "TapeGraph", "TapeReplay",
                                                       "TapeSinks", "TapeEngine", "TapeModel", "Yams"]),
+        // Feed simulator: serves recordings over loopback in vendors' own wire protocols (WebSocket and REST),
+        // with pacing, time shift and fault injection, so live connectors can be tested against it.
+        .target(name: "TapeFeedSim", dependencies: ["TapeCore", "TapeIO", "TapeSources", "TapeRecordings",
+                                                    "TapeFeeds",
+                                                    .product(name: "Hummingbird", package: "hummingbird"),
+                                                    .product(name: "HummingbirdWebSocket",
+                                                             package: "hummingbird-websocket"),
+                                                    .product(name: "NIOCore", package: "swift-nio"),
+                                                    .product(name: "Logging", package: "swift-log"),
+                                                    .product(name: "ServiceLifecycle",
+                                                             package: "swift-service-lifecycle")],
+                swiftSettings: swift6),
         // The one executable.
         .executableTarget(name: "tape", dependencies: [
             "TapeCore", "TapeClock", "TapeIO", "TapeSources", "TapeRecordings", "TapeGraph", "TapeSinks", "TapeEngine",
-            "TapeReplay", "TapeModel", "TapeReports", "TapeScenarios", "TapeDiff", "TapeLive", "TapeConnectors", "TapeREST",
+            "TapeReplay", "TapeModel", "TapeReports", "TapeScenarios", "TapeDiff", "TapeLive", "TapeConnectors",
+            "TapeREST", "TapeFeedSim",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ]),
 
@@ -120,6 +135,12 @@ let package = Package(
                     exclude: ["vendor_server.py"], swiftSettings: swift6),
         .testTarget(name: "TapeEngineTests", dependencies: ["TapeTestSupport", "TapeCore", "TapeClock", "TapeSources",
                                                             "TapeGraph", "TapeSinks", "TapeEngine"],
+                    swiftSettings: swift6),
+        // Runs the built `tape feed-sim` over loopback with a WebSocket client and checks what it serves.
+        .testTarget(name: "TapeFeedSimTests", dependencies: ["TapeTestSupport", "TapeCore", "TapeFeeds",
+                                                             .product(name: "HummingbirdWSClient",
+                                                                      package: "hummingbird-websocket"),
+                                                             .product(name: "Logging", package: "swift-log")],
                     swiftSettings: swift6),
     ],
     // Swift 5 language mode for the modules that predate the engine split (the graph is single-threaded

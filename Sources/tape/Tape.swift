@@ -25,7 +25,8 @@ struct Tape: ParsableCommand {
             run folder, 64 bad command line.
             """,
         subcommands: [ReplayCommand.self, RecordCommand.self, TrainCommand.self, ReportCommand.self,
-                      ScenarioCommand.self, BenchCommand.self, LiveCommand.self, DiffCommand.self])
+                      ScenarioCommand.self, BenchCommand.self, LiveCommand.self, DiffCommand.self,
+                      FeedSimCommand.self])
 }
 
 /// Options shared by every command that replays recordings.
