@@ -1,0 +1,158 @@
+import Foundation
+import TapeTestSupport
+import XCTest
+
+/// `tape live` against `tape feed-sim` serving the real captures, over loopback: what was served is
+/// what was received, and the replay of the session's own recording gives the same outputs, bit for bit
+/// (`tape diff` exit 0, equal digests) — across forced disconnects, garbled messages, and a bad key.
+final class LiveSessionTests: XCTestCase {
+    struct Run {
+        var status: Int32
+        var standardError: String
+        var summary: [String: Any]
+    }
+
+    private func run(_ arguments: [String], environment: [String: String] = [:]) throws -> Run {
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: try FeedSimPaths.tape())
+        process.arguments = arguments
+        var merged = ProcessInfo.processInfo.environment
+        for (key, value) in environment { merged[key] = value }
+        process.environment = merged
+        let errors = Pipe()
+        process.standardError = errors
+        process.standardOutput = FileHandle.nullDevice
+        try process.run()
+        let text = String(decoding: errors.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+        process.waitUntilExit()
+        var summary: [String: Any] = [:]
+        if let out = arguments.firstIndex(of: "--out").map({ arguments[$0 + 1] }),
+           let data = FileManager.default.contents(atPath: out + "/summary.json") {
+            summary = (try JSONSerialization.jsonObject(with: data)) as? [String: Any] ?? [:]
+        }
+        return Run(status: process.terminationStatus, standardError: text, summary: summary)
+    }
+
+    private func feed(_ summary: [String: Any]) -> [String: Any] {
+        let live = summary["live"] as? [String: Any] ?? [:]
+        return (live["feeds"] as? [[String: Any]])?.first ?? [:]
+    }
+
+    /// Lines of a gzip file that are wire messages (not the header), read with Python's gzip.
+    private func recordedMessages(_ directory: String, prefix: String) throws -> Int {
+        let files = try FileManager.default.contentsOfDirectory(atPath: directory).filter { $0.hasPrefix(prefix) }
+        XCTAssertEqual(files.count, 1, "one recording file for \(prefix)")
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+        process.arguments = ["python3", "-c", "import gzip,sys; print(sum(1 for l in gzip.open(sys.argv[1]) "
+                             + "if not l.startswith(b'#')))", directory + "/" + files[0]]
+        let output = Pipe()
+        process.standardOutput = output
+        try process.run()
+        let text = String(decoding: output.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+        process.waitUntilExit()
+        try requireOrSkip(process.terminationStatus == 0, "python3")
+        return Int(text.trimmingCharacters(in: .whitespacesAndNewlines)) ?? -1
+    }
+
+    /// Replays the session's recording and compares the two run folders with `tape diff`.
+    private func assertReplayEqualsLive(_ liveDirectory: String, file: StaticString = #filePath, line: UInt = #line) throws {
+        let recording = liveDirectory + "/recording"
+        let inputs = try FileManager.default.contentsOfDirectory(atPath: recording).sorted().map { recording + "/" + $0 }
+        let replayDirectory = FeedSimPaths.temporary("replay")
+        let replay = try run(["replay"] + inputs + ["--out", replayDirectory, "--quiet", "--no-report"])
+        XCTAssertTrue([0, 3].contains(replay.status), "replay: \(replay.standardError)", file: file, line: line)
+        let live = try run(["diff", liveDirectory, replayDirectory])
+        XCTAssertEqual(live.status, 0, "tape diff: live and the replay of its recording differ", file: file, line: line)
+        let liveSummary = try JSONSerialization.jsonObject(
+            with: Data(contentsOf: URL(fileURLWithPath: liveDirectory + "/summary.json"))) as? [String: Any]
+        XCTAssertEqual(liveSummary?["digest"] as? String, replay.summary["digest"] as? String,
+                       "global digest, live vs replay", file: file, line: line)
+        XCTAssertEqual(liveSummary?["clock_ticks"] as? Int, replay.summary["clock_ticks"] as? Int, file: file, line: line)
+    }
+
+    func testBinanceLiveEqualsReplayOfItsRecordingAcrossFiveDisconnects() throws {
+        let capture = try FeedSimPaths.data("binance-feed/usdm-btcusdt_20240808.gz")
+        // 93,954 lines; the trade and bookTicker messages are served, the 5th drop after 85,000.
+        let simulator = try FeedSimProcess([capture, "--protocol", "binance", "--speed", "max",
+                                            "--drop-after-messages", "17000"])
+        let out = FeedSimPaths.temporary("live-binance")
+        let session = try run(["live", "--feed", "binance-usdm:btcusdt=ws://\(simulator.base)", "--duration", "8s",
+                               "--out", out, "--quiet"])
+        let (stats, _) = simulator.stop()
+        XCTAssertEqual(session.status, 0, session.standardError)
+        let totals = stats["totals"] as? [String: Any] ?? [:]
+        let served = totals["messages_served"] as? Int ?? -1
+        XCTAssertEqual(totals["drops"] as? Int, 5)
+        let counters = feed(session.summary)["counters"] as? [String: Any] ?? [:]
+        let connection = feed(session.summary)["connection"] as? [String: Any] ?? [:]
+        XCTAssertGreaterThan(served, 87_000)
+        XCTAssertEqual(counters["messages"] as? Int, served, "every message served was received")
+        XCTAssertEqual(counters["events"] as? Int, served, "one event per trade/bookTicker message")
+        XCTAssertEqual(connection["reconnects"] as? Int, 5)
+        XCTAssertEqual(counters["gaps"] as? Int, 0, "the simulator resumes where it was at --speed max")
+        XCTAssertEqual(try recordedMessages(out + "/recording", prefix: "binance-usdm-"), served)
+        XCTAssertFalse(session.standardError.contains("fatal"))
+        try assertReplayEqualsLive(out)
+    }
+
+    func testPolygonLiveEqualsReplayAndTheKeyIsNeverWritten() throws {
+        let capture = try FeedSimPaths.data("binance-feed/spot-ethusdt_20240808.gz")
+        let key = "test-key-\(UUID().uuidString.prefix(8))"
+        let simulator = try FeedSimProcess([capture, "--protocol", "polygon", "--speed", "max", "--api-key", key])
+        let out = FeedSimPaths.temporary("live-polygon")
+        let session = try run(["live", "--feed", "polygon:ETHUSDT=ws://\(simulator.base)", "--duration", "6s",
+                               "--out", out, "--quiet"], environment: ["POLYGON_API_KEY": key])
+        let (stats, _) = simulator.stop()
+        XCTAssertEqual(session.status, 0, session.standardError)
+        let totals = stats["totals"] as? [String: Any] ?? [:]
+        let counters = feed(session.summary)["counters"] as? [String: Any] ?? [:]
+        XCTAssertEqual(counters["events"] as? Int, totals["events_served"] as? Int)
+        XCTAssertGreaterThan(counters["events"] as? Int ?? 0, 30_000)
+        XCTAssertFalse(session.standardError.contains(key))
+        for file in try FileManager.default.contentsOfDirectory(atPath: out + "/recording") {
+            let process = Process()
+            process.executableURL = URL(fileURLWithPath: "/bin/sh")
+            process.arguments = ["-c", "zcat '\(out)/recording/\(file)' | grep -c '\(key)'"]
+            let output = Pipe()
+            process.standardOutput = output
+            try process.run()
+            let count = String(decoding: output.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+            process.waitUntilExit()
+            XCTAssertEqual(count.trimmingCharacters(in: .whitespacesAndNewlines), "0", "key in \(file)")
+        }
+        try assertReplayEqualsLive(out)
+    }
+
+    func testBadKeyStopsTheSessionWithExitSevenNamingThePeer() throws {
+        let capture = try FeedSimPaths.data("binance-feed/spot-ethusdt_20240808.gz")
+        let simulator = try FeedSimProcess([capture, "--protocol", "polygon", "--speed", "max",
+                                            "--api-key", "the-right-one"])
+        let out = FeedSimPaths.temporary("live-badkey")
+        let session = try run(["live", "--feed", "polygon:ETHUSDT=ws://\(simulator.base)", "--duration", "20s",
+                               "--out", out, "--quiet"], environment: ["POLYGON_API_KEY": "a-wrong-key"])
+        simulator.stop()
+        XCTAssertEqual(session.status, 7, session.standardError)
+        XCTAssertTrue(session.standardError.contains("ws://\(simulator.base)"), session.standardError)
+        XCTAssertTrue(session.standardError.contains("authentication refused"), session.standardError)
+        XCTAssertFalse(session.standardError.contains("a-wrong-key"))
+    }
+
+    func testGarbledMessagesAreRejectedNamingTheFeedAndTheSessionGoesOn() throws {
+        let capture = try FeedSimPaths.data("binance-feed/spot-btcusdt_20240808.gz")
+        let simulator = try FeedSimProcess([capture, "--protocol", "binance", "--speed", "max",
+                                            "--garble-every", "1000"])
+        let out = FeedSimPaths.temporary("live-garbled")
+        let session = try run(["live", "--feed", "binance-spot:btcusdt=ws://\(simulator.base)", "--duration", "6s",
+                               "--out", out])
+        let (stats, _) = simulator.stop()
+        let garbled = (stats["totals"] as? [String: Any])?["garbled"] as? Int ?? -1
+        XCTAssertGreaterThan(garbled, 10)
+        XCTAssertEqual(session.status, 3, "rejects: exit 3 — \(session.standardError.suffix(500))")
+        XCTAssertEqual(session.summary["ticks_rejected"] as? Int, garbled)
+        XCTAssertTrue(session.standardError.contains("binance-spot"), "a reject names the feed's recording")
+        let counters = feed(session.summary)["counters"] as? [String: Any] ?? [:]
+        XCTAssertEqual(counters["messages"] as? Int, (stats["totals"] as? [String: Any])?["messages_served"] as? Int)
+        try assertReplayEqualsLive(out)
+    }
+}
