@@ -18,11 +18,15 @@ let package = Package(
     platforms: [.macOS(.v13)],
     products: [
         .executable(name: "tape", targets: ["tape"]),
+        // The input side (numbers, time, gzip, line reader, decoders, readers): what Fuzz/ links.
+        .library(name: "TapeInputs", targets: ["TapeCore", "TapeIO", "TapeSources", "TapeFeeds", "TapeRecordings"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
         .package(url: "https://github.com/jpsim/Yams", from: "5.0.1"),
         .package(url: "https://github.com/apple/swift-crypto", "3.0.0"..<"5.0.0"),
+        // Property-based tests (swift-testing `@Test` + `propertyCheck`) of the number and time parsers.
+        .package(url: "https://github.com/x-sheep/swift-property-based.git", exact: "2.0.1"),
     ],
     targets: [
         // C libraries, each behind one small module (module map + header shim only).
@@ -68,7 +72,8 @@ let package = Package(
         // Test support shared by the test targets: requirements that skip locally and fail under CI=true.
         .target(name: "TapeTestSupport", path: "Sources/TapeTestSupport", swiftSettings: swift6),
 
-        .testTarget(name: "TapeCoreTests", dependencies: ["TapeTestSupport", "TapeCore", "TapeClock"]),
+        .testTarget(name: "TapeCoreTests", dependencies: ["TapeTestSupport", "TapeCore", "TapeClock",
+                                                         .product(name: "PropertyBased", package: "swift-property-based")]),
         .testTarget(name: "TapeRecordingsTests", dependencies: ["TapeTestSupport", "TapeCore", "TapeIO",
                                                                 "TapeSources", "TapeFeeds", "TapeRecordings"]),
         .testTarget(name: "TapeGraphTests", dependencies: ["TapeTestSupport", "TapeCore", "TapeClock", "TapeGraph"]),
