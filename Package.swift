@@ -51,7 +51,8 @@ let package = Package(
         .target(name: "TapeSinks", dependencies: ["TapeCore", "TapeGraph", "TapeIO",
                                                   .product(name: "Crypto", package: "swift-crypto")]),
         // The engine: source -> clock -> graph -> sinks, counters and summary. Shared by replay, live, workers.
-        .target(name: "TapeEngine", dependencies: ["TapeCore", "TapeClock", "TapeSources", "TapeGraph", "TapeSinks"],
+        .target(name: "TapeEngine", dependencies: ["TapeCore", "TapeClock", "TapeIO", "TapeSources", "TapeGraph",
+                                                 "TapeSinks"],
                 swiftSettings: swift6 + hotPathSettings),
         // Gradient-boosted price model: features, training/evaluation, inference node. Only code touching XGBoost.
         .target(name: "TapeModel", dependencies: ["TapeCore", "TapeClock", "TapeGraph", "CXGBoost"]),
