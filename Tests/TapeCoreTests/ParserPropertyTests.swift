@@ -86,7 +86,8 @@ import Testing
     func calendarTextAgreesWithPythonDatetime() async throws {
         let python = try PythonDateTime()
         await propertyCheck(count: 3_000, input: Gen.int(in: 1965...2205), Gen.int(in: 1...12),
-                            Gen.int(in: 1...31), Gen.int(in: 0...86_399), Gen.int(in: 0...14), Gen.number.string(of: 12),
+                            Gen.int(in: 1...31), Gen.int(in: 0...86_399), Gen.int(in: 0...14),
+                            Gen.number.string(of: 12),
                             Gen.int(in: 0...7), Gen.int(in: -14 * 60...14 * 60)) {
             year, month, day, secondOfDay, form, fraction, zone, offsetMinutes in
             let date = String(format: "%04d-%02d-%02d", year, month, day)

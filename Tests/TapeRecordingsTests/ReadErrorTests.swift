@@ -42,7 +42,8 @@ final class ReadErrorTests: XCTestCase {
         var text = "timestamp,open,high,low,close\n"
         var minute = 0
         while text.utf8.count < mappedBytes + 100 {
-            text += String(format: "2024-08-09T%02d:%02d:00Z,61000.5,61010.25,60990,61005.75\n", minute / 60, minute % 60)
+            text += String(format: "2024-08-09T%02d:%02d:00Z,61000.5,61010.25,60990,61005.75\n",
+                           minute / 60, minute % 60)
             minute += 1
         }
         let bytes = Array(text.utf8.prefix(mappedBytes))
