@@ -1,13 +1,17 @@
 # Tape — the two commands a fresh machine needs (see README):
 #   make run    install everything, build, replay the sample recordings, write a report
-#   make test   install everything, build, run every test (unit, real-data, scenarios)
+#   make test   install everything, build, run every test (unit, real-data, scenarios), then every
+#               fuzz target for FUZZ_TEST_SECONDS in total (and every kept crash input)
+#   make fuzz   every fuzz target for FUZZ_SECONDS each (see README, "Fuzzing")
 SHELL := /bin/bash
 SHARED ?= ../shared
 SWIFT ?= swift
 TAPE := .build/release/tape
 RUN_DIR ?= reports/sample
+FUZZ_SECONDS ?= 180
+FUZZ_TEST_SECONDS ?= 60
 
-.PHONY: all setup build sample run test bench clean
+.PHONY: all setup build sample run test fuzz bench clean
 
 all: build
 
@@ -27,11 +31,18 @@ run: build sample
 	  if [ $$rc -ne 0 ] && [ $$rc -ne 3 ]; then exit $$rc; fi; \
 	  echo "report: $(RUN_DIR)/index.html"
 
+# The fuzz step runs even when a test failed (both results are printed); either failing fails `make test`.
 test: build
-	$(SWIFT) test -c release 2>&1 | tee .test.log; exit $${PIPESTATUS[0]}
+	$(SWIFT) test -c release 2>&1 | tee .test.log; tests=$${PIPESTATUS[0]}; \
+	  SWIFT=$(SWIFT) SHARED=$(SHARED) FUZZ_TOTAL_SECONDS=$(FUZZ_TEST_SECONDS) scripts/fuzz.sh 2>&1 | tee .fuzz.log; \
+	  fuzz=$${PIPESTATUS[0]}; [ $$tests -eq 0 ] && [ $$fuzz -eq 0 ]
+
+# Coverage-guided fuzzing of every reader and decoder, longer than in `make test`.
+fuzz: setup
+	SWIFT=$(SWIFT) SHARED=$(SHARED) FUZZ_SECONDS=$(FUZZ_SECONDS) scripts/fuzz.sh
 
 bench: build
 	@scripts/bench.sh
 
 clean:
-	rm -rf .build reports/sample recordings/bench
+	rm -rf .build reports/sample recordings/bench Fuzz/.build Fuzz/corpus Fuzz/findings

@@ -18,6 +18,8 @@ let package = Package(
     platforms: [.macOS(.v13)],
     products: [
         .executable(name: "tape", targets: ["tape"]),
+        // The input side (numbers, time, gzip, line reader, decoders, readers): what Fuzz/ links.
+        .library(name: "TapeInputs", targets: ["TapeCore", "TapeIO", "TapeSources", "TapeFeeds", "TapeRecordings"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
@@ -30,6 +32,8 @@ let package = Package(
         .package(url: "https://github.com/hummingbird-project/hummingbird-websocket", from: "2.8.1"),
         .package(url: "https://github.com/swift-server/swift-service-lifecycle", from: "2.13.0"),
         .package(url: "https://github.com/HdrHistogram/hdrhistogram-swift", from: "0.2.0"),
+        // Property-based tests (swift-testing `@Test` + `propertyCheck`) of the number and time parsers.
+        .package(url: "https://github.com/x-sheep/swift-property-based.git", exact: "2.0.1"),
     ],
     targets: [
         // C libraries, each behind one small module (module map + header shim only).
@@ -58,7 +62,8 @@ let package = Package(
         .target(name: "TapeSinks", dependencies: ["TapeCore", "TapeGraph", "TapeIO",
                                                   .product(name: "Crypto", package: "swift-crypto")]),
         // The engine: source -> clock -> graph -> sinks, counters and summary. Shared by replay, live, workers.
-        .target(name: "TapeEngine", dependencies: ["TapeCore", "TapeClock", "TapeSources", "TapeGraph", "TapeSinks"],
+        .target(name: "TapeEngine", dependencies: ["TapeCore", "TapeClock", "TapeIO", "TapeSources", "TapeGraph",
+                                                 "TapeSinks"],
                 swiftSettings: swift6 + hotPathSettings),
         // Gradient-boosted price model: features, training/evaluation, inference node. Only code touching XGBoost.
         .target(name: "TapeModel", dependencies: ["TapeCore", "TapeClock", "TapeGraph", "CXGBoost"]),
@@ -109,7 +114,8 @@ let package = Package(
         // Test support shared by the test targets: requirements that skip locally and fail under CI=true.
         .target(name: "TapeTestSupport", path: "Sources/TapeTestSupport", swiftSettings: swift6),
 
-        .testTarget(name: "TapeCoreTests", dependencies: ["TapeTestSupport", "TapeCore", "TapeClock"]),
+        .testTarget(name: "TapeCoreTests", dependencies: ["TapeTestSupport", "TapeCore", "TapeClock",
+                                                         .product(name: "PropertyBased", package: "swift-property-based")]),
         .testTarget(name: "TapeRecordingsTests", dependencies: ["TapeTestSupport", "TapeCore", "TapeIO",
                                                                 "TapeSources", "TapeFeeds", "TapeRecordings"]),
         .testTarget(name: "TapeGraphTests", dependencies: ["TapeTestSupport", "TapeCore", "TapeClock", "TapeGraph"]),

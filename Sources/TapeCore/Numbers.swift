@@ -71,9 +71,10 @@ public enum Numbers {
         return slowParse(p, n)
     }
 
+    /// `strtod` on a NUL-terminated copy (on the stack when short): any length, so a long mantissa
+    /// (more than 350 bytes of digits, e.g. `0.000…0001`) is read correctly rounded, not refused.
     @usableFromInline
     static func slowParse(_ p: UnsafePointer<UInt8>, _ n: Int) -> Double? {
-        if n > 350 { return nil }
         return withUnsafeTemporaryAllocation(of: CChar.self, capacity: n + 1) { buf -> Double? in
             for k in 0..<n { buf[k] = CChar(bitPattern: p[k]) }
             buf[n] = 0

@@ -18,6 +18,7 @@ public enum RejectReason: String, Sendable, CaseIterable, Comparable {
     case outOfRange = "out_of_range"               // bar with high < low etc.
     case badSymbol = "bad_symbol"                  // symbol bytes not valid UTF-8 (or a control byte)
     case lineTooLong = "line_too_long"             // a line longer than --max-line-bytes (skipped)
+    case readError = "read_error"                  // read(2) failed mid-input: the rest is not read
 
     public static func < (a: RejectReason, b: RejectReason) -> Bool { a.rawValue < b.rawValue }
 }

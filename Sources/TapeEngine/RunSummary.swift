@@ -1,5 +1,6 @@
 import Foundation
 import TapeCore
+import TapeIO
 import TapeSinks
 
 /// Documented exit codes of `tape replay` and of the commands built on the engine.
@@ -180,11 +181,20 @@ public struct RunSummary: Codable, Sendable {
         return String(decoding: data, as: UTF8.self) + "\n"
     }
 
-    /// Writes `summary.json` (via a temporary file and a rename, so a reader never sees half of it).
+    /// Writes `summary.json` (via a temporary file and a rename, so a reader never sees half of it): a
+    /// `.tmp` beside it, synced, then renamed over it. A failed write (a full disk) removes the `.tmp`
+    /// and throws a `FileWriteError` naming `path`.
     public func write(to path: String) throws {
         let text = try jsonText()
         let temporary = path + ".tmp"
-        try Data(text.utf8).write(to: URL(fileURLWithPath: temporary))
+        do {
+            let file = try BufferedFile(path: temporary)
+            file.write(text)
+            try file.close()
+        } catch let failure as FileWriteError {
+            unlink(temporary)
+            throw FileWriteError(path: path, operation: failure.operation, errnoCode: failure.errnoCode)
+        }
         guard rename(temporary, path) == 0 else {
             throw SummaryWriteError(path: path, detail: String(cString: strerror(errno)))
         }

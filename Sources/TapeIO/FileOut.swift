@@ -23,10 +23,12 @@ public final class BufferedFile {
     public private(set) var bytesWritten: Int64 = 0
     /// The failure has been thrown to the owner at least once (then deinit has nothing to add).
     private var failureThrown = false
-
+    /// Tests only: the byte at which writes fail as on a full disk (`WriteFaults`).
+    private let failingByte: Int64?
 
     public init(path: String) throws {
         self.path = path
+        failingByte = WriteFaults.failingByte(forPath: path)
         fileDescriptor = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0o644)
         if fileDescriptor < 0 { throw FileWriteError(path: path, operation: "create", errnoCode: errno) }
         buffer.reserveCapacity(BufferedFile.bufferBytes)
@@ -69,8 +71,9 @@ public final class BufferedFile {
         guard writeError == nil, fileDescriptor >= 0 else { return }
         var offset = 0
         while offset < buffer.count {
-            let written = buffer.withUnsafeBytes { bytes in
-                Glibc.write(fileDescriptor, bytes.baseAddress! + offset, bytes.count - offset)
+            let allowed = WriteFaults.allowedBytes(buffer.count - offset, at: bytesWritten, failingByte: failingByte)
+            let written = allowed == 0 ? 0 : buffer.withUnsafeBytes { bytes in
+                Glibc.write(fileDescriptor, bytes.baseAddress! + offset, allowed)
             }
             if written < 0 && errno == EINTR { continue }
             if written <= 0 {

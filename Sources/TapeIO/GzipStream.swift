@@ -8,7 +8,8 @@ import Darwin
 
 /// A problem with the gzip container itself (not with a line inside it).
 public struct GzipIssue: Sendable, Equatable {
-    public enum Kind: Sendable, Equatable { case truncated, corrupt }
+    /// `readError`: `read(2)` failed (EIO, EISDIR…); the input ends there and the rest is not read.
+    public enum Kind: Sendable, Equatable { case truncated, corrupt, readError }
     public var kind: Kind
     /// Offset in the compressed file where it happened.
     public var compressedOffset: Int64
@@ -46,6 +47,10 @@ public final class GzipStream: @unchecked Sendable {
     public private(set) var zeroPaddingBytes: Int64 = 0
     /// Bytes read from the file so far (the inflate thread reads ahead of the consumer).
     public private(set) var compressedBytes: Int64 = 0
+    /// The failed `read(2)` that ended the input early, if any: `read failed at byte N: <errno text>`.
+    /// Also delivered once as a `.readError` issue at the end of the data read before it.
+    public private(set) var readFailure: String?
+    private var readFailureReported = false
     /// Compressed bytes behind the chunks handed out by `nextChunk` so far: the consumer's position
     /// in the file (progress and ETA), updated once per chunk; the file's size after the last chunk.
     public private(set) var consumedCompressedBytes: Int64 = 0
@@ -83,9 +88,16 @@ public final class GzipStream: @unchecked Sendable {
     /// - Parameter threaded: inflate on a background thread (default). Tests may turn it off.
     /// `path` may be `-` (standard input), a FIFO or a process substitution (`<(zcat …)`): the input is
     /// read once, front to back, and never reopened.
-    public init(path: String, threaded: Bool = true) throws {
+    public convenience init(path: String, threaded: Bool = true) throws {
+        self.init(fileDescriptor: try GzipStream.openInput(path), path: path, threaded: threaded)
+    }
+
+    /// Reads an already open `fileDescriptor` (owned from now on: closed when the stream goes). `path`
+    /// is the name used in messages.
+    public init(fileDescriptor: Int32, path: String, threaded: Bool = true) {
+        precondition(fileDescriptor >= 0, "an open file descriptor")
         self.path = path
-        fd = try GzipStream.openInput(path)
+        fd = fileDescriptor
         inBuf = .allocate(capacity: GzipStream.chunkSize)
         slots = (0..<3).map { _ in UnsafeMutablePointer<UInt8>.allocate(capacity: GzipStream.chunkSize) }
         slotLen = [0, 0, 0]
@@ -151,7 +163,14 @@ public final class GzipStream: @unchecked Sendable {
         } else { compressedBase += Int64(inLen); inLen = 0; inPos = 0 }
         while inLen < GzipStream.chunkSize && !eof {
             let r = read(fd, inBuf + inLen, GzipStream.chunkSize - inLen)
-            if r < 0 { if errno == EINTR { continue }; eof = true; break }
+            if r < 0 {
+                let code = errno
+                if code == EINTR { continue }
+                // Not the end of the input: said once (`readError` issue), never taken for a clean EOF.
+                readFailure = "read failed at byte \(compressedBytes): \(String(cString: strerror(code)))"
+                eof = true
+                break
+            }
             if r == 0 { eof = true; break }
             inLen += r
             compressedBytes += Int64(r)
@@ -170,7 +189,7 @@ public final class GzipStream: @unchecked Sendable {
         if plain {
             if inPos >= inLen { fillInput() }
             let n = min(cap, inLen - inPos)
-            if n == 0 { finished = true; return 0 }
+            if n == 0 { finished = true; appendReadFailure(&newIssues); return 0 }
             memcpy(out, inBuf + inPos, n); inPos += n
             return n
         }
@@ -178,7 +197,9 @@ public final class GzipStream: @unchecked Sendable {
         while produced < cap {
             if inPos >= inLen {
                 if eof {
-                    if memberOpen && z.total_in > 0 {
+                    if readFailure != nil {
+                        appendReadFailure(&newIssues)
+                    } else if memberOpen && z.total_in > 0 {
                         newIssues.append(GzipIssue(kind: .truncated, compressedOffset: compressedBase + Int64(inPos),
                                                    detail: "file ends inside a gzip member (truncated)"))
                     }
@@ -198,7 +219,7 @@ public final class GzipStream: @unchecked Sendable {
                 else {
                     newIssues.append(GzipIssue(kind: .corrupt, compressedOffset: compressedBase + Int64(inPos),
                                                detail: "bytes after the last gzip member are not gzip data"))
-                    if !resync() { finished = true; return produced }
+                    if !resync() { finished = true; appendReadFailure(&newIssues); return produced }
                     continue
                 }
             }
@@ -219,12 +240,20 @@ public final class GzipStream: @unchecked Sendable {
                 newIssues.append(GzipIssue(kind: .corrupt, compressedOffset: compressedBase + Int64(inPos),
                                            detail: "corrupt gzip data (\(msg))"))
                 inflateEnd(&z); memberOpen = false
-                if !resync() { finished = true; return produced }
+                if !resync() { finished = true; appendReadFailure(&newIssues); return produced }
                 // Resume in the next member: the partial line before the damage is ended by the reader.
                 return produced
             }
         }
         return produced
+    }
+
+    /// The read failure as an issue, once (the end of the data that could be read).
+    private func appendReadFailure(_ newIssues: inout [GzipIssue]) {
+        guard let readFailure, !readFailureReported else { return }
+        readFailureReported = true
+        newIssues.append(GzipIssue(kind: .readError, compressedOffset: compressedBytes,
+                                   detail: readFailure + "; the rest of the input was not read"))
     }
 
     private func fillInputOrTruncate() {

@@ -30,10 +30,12 @@ public final class GzipWriter {
     public private(set) var writeError: FileWriteError?
     /// The failure has been thrown to the owner at least once (then deinit has nothing to add).
     private var failureThrown = false
-
+    /// Tests only: the byte at which writes fail as on a full disk (`WriteFaults`).
+    private let failingByte: Int64?
 
     public init(path: String, level: Int32 = 6) throws {
         self.path = path
+        failingByte = WriteFaults.failingByte(forPath: path)
         self.level = level
         fileDescriptor = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0o644)
         if fileDescriptor < 0 { throw FileWriteError(path: path, operation: "create", errnoCode: errno) }
@@ -89,7 +91,9 @@ public final class GzipWriter {
     private func writeAll(_ bytes: UnsafeMutablePointer<UInt8>, _ count: Int) throws {
         var offset = 0
         while offset < count {
-            let written = Glibc.write(fileDescriptor, bytes + offset, count - offset)
+            let allowed = WriteFaults.allowedBytes(count - offset, at: bytesWritten + Int64(offset),
+                                                   failingByte: failingByte)
+            let written = allowed == 0 ? 0 : Glibc.write(fileDescriptor, bytes + offset, allowed)
             if written < 0 && errno == EINTR { continue }
             if written <= 0 {
                 throw FileWriteError(path: path, operation: "write", errnoCode: written < 0 ? errno : ENOSPC)

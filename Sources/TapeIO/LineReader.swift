@@ -25,6 +25,9 @@ public final class LineReader {
     public private(set) var bytesRead: Int64 = 0
     /// Compressed bytes behind the lines handed out so far (per chunk: progress, not an exact offset).
     public private(set) var compressedBytesRead: Int64 = 0
+    /// Set when a `read(2)` failed (`read failed at byte N: <errno text>; the rest of the input was not
+    /// read`): reported once as a `read_error` reject, and the input counts as unusable.
+    public private(set) var readFailure: String?
     private let rejects: RejectHandler?
 
     private var chunk = UnsafeRawBufferPointer(start: nil, count: 0)
@@ -77,9 +80,15 @@ public final class LineReader {
     }
 
     private func report(_ iss: GzipIssue, partialLine: Bool) {
-        let reason: RejectReason = iss.kind == .truncated ? .truncatedGzip : .corruptGzip
+        let reason: RejectReason
+        switch iss.kind {
+        case .truncated: reason = .truncatedGzip
+        case .corrupt: reason = .corruptGzip
+        case .readError: reason = .readError
+        }
         let line = lineNumber + 1
-        var detail = "\(iss.detail) at compressed byte \(iss.compressedOffset)"
+        if iss.kind == .readError { readFailure = iss.detail }
+        var detail = iss.kind == .readError ? iss.detail : "\(iss.detail) at compressed byte \(iss.compressedOffset)"
         if partialLine { detail += "; the partial line \(line) was dropped" }
         rejects?.reject(Reject(file: fileName, line: line, reason: reason, detail: detail))
         if partialLine { lineNumber += 1 }

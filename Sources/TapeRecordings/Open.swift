@@ -19,6 +19,7 @@ public enum FormatDetector {
     public static func detect(lines: LineReader) throws -> RecordingFormat {
         let path = lines.fileName
         guard let line = lines.peekFirstLine() else {
+            if let readFailure = lines.readFailure { throw UnusableInputError("\(path): \(readFailure)") }
             throw UnusableInputError("\(path): empty (no line could be read)")
         }
         if let format = detect(firstLine: String(decoding: line.prefix(4096), as: UTF8.self)) { return format }

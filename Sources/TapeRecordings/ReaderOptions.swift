@@ -58,11 +58,13 @@ extension EventValidator {
 
 extension LineReader {
     /// A reader's counters with the byte counts this line reader has consumed so far (progress while
-    /// reading: the compressed count reaches the file's size at the end).
+    /// reading: the compressed count reaches the file's size at the end). A failed `read(2)` makes the
+    /// input unusable (exit 4): what came before it was delivered, the rest is lost.
     func progress(of counters: SourceStats) -> SourceStats {
         var current = counters
         current.compressedBytes = compressedBytesRead
         current.decompressedBytes = bytesRead
+        if current.unusable == nil, let readFailure { current.unusable = "\(fileName): \(readFailure)" }
         return current
     }
 }

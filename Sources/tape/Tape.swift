@@ -18,7 +18,7 @@ struct Tape: ParsableCommand {
         discussion: """
             Exit codes: 0 clean; 3 some input records were rejected (see the run's summary.json and \
             rejects.csv.gz; everything valid was processed); 4 unusable input (missing file, unknown \
-            format, bad config); 5 an output could not be written (disk full, I/O error, unusable --out, \
+            format, a read error, bad config); 5 an output could not be written (disk full, I/O error, unusable --out, \
             the report); 6 nothing delivered (the filters left no event); 130/143 interrupted by \
             SIGINT/SIGTERM (outputs complete up to the stop, summary.json says interrupted); 64 bad \
             command line; 1 internal error. `tape diff` has its own: 0 equal, 1 the runs differ, 4 not a \
