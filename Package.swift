@@ -147,7 +147,7 @@ let package = Package(
                                                              .product(name: "HummingbirdWSClient",
                                                                       package: "hummingbird-websocket"),
                                                              .product(name: "Logging", package: "swift-log")],
-                    swiftSettings: swift6),
+                    exclude: ["facts.py", "warmup_files.py"], swiftSettings: swift6),
     ],
     // Swift 5 language mode for the modules that predate the engine split (the graph is single-threaded
     // by design); every new module opts into Swift 6 above.

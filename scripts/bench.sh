@@ -37,3 +37,4 @@ printf 'peak RSS          %.1f MB   (goal < 200 MB)\n' "$(echo "$m / 1024" | bc 
 ticks=$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["ticks_in"])' reports/bench/replay/summary.json)
 printf 'replay throughput %.2f M ticks/s (ticks_in %s)\n' "$(echo "$ticks / $r / 1000000" | bc -l)" "$ticks"
 $TAPE bench --shared "$SHARED" 2>/dev/null || echo "(tape bench: graph/model figures unavailable)"
+scripts/bench_live.sh || echo "(live bench failed)"

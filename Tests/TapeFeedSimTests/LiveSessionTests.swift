@@ -155,4 +155,128 @@ final class LiveSessionTests: XCTestCase {
         XCTAssertEqual(counters["messages"] as? Int, (stats["totals"] as? [String: Any])?["messages_served"] as? Int)
         try assertReplayEqualsLive(out)
     }
+
+    /// Runs `warmup_files.py` (Python reads and writes the capture, independently of Tape's readers).
+    private func python(_ arguments: [String]) throws -> String {
+        let script = FeedSimPaths.packageRoot.appendingPathComponent("Tests/TapeFeedSimTests/warmup_files.py").path
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+        process.arguments = ["python3", script] + arguments
+        let output = Pipe()
+        process.standardOutput = output
+        try process.run()
+        let text = String(decoding: output.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+        process.waitUntilExit()
+        try requireOrSkip(process.terminationStatus == 0, "python3 for warmup_files.py")
+        return text.trimmingCharacters(in: .whitespacesAndNewlines)
+    }
+
+    /// The rows of a run-folder CSV (header dropped), sorted: emission order differs between a run whose
+    /// windows closed by timers and one whose windows closed at the end; the rows must not.
+    private func sortedRows(_ path: String) throws -> [String] {
+        let text = try String(contentsOfFile: path, encoding: .utf8)
+        return text.split(separator: "\n").dropFirst().map(String.init).sorted()
+    }
+
+    /// kdb+'s r.q handoff: the first half of a capture replayed as history, then live on the rest, with an
+    /// overlap the warm-up already covered — the same bars and indicators as replaying the whole capture,
+    /// and the overlap dropped and counted, by trade id and book update id.
+    func testWarmupOnTheFirstHalfThenLiveEqualsTheWholeCapture() throws {
+        let capture = try FeedSimPaths.data("binance-feed/usdm-btcusdt_20240808.gz")
+        let directory = FeedSimPaths.temporary("warmup")
+        let total = 93_954, split = 47_000, overlap = 1_000
+        // Live serves from 1,000 lines before the split: those are in the warm-up too.
+        _ = try python(["slice", capture, "\(split - overlap)", "\(total)", directory + "/usdm-rest.gz"])
+        let simulator = try FeedSimProcess([directory + "/usdm-rest.gz", "--protocol", "binance", "--speed", "max",
+                                            "--shift", "now"])
+        // The shift the simulator applied (its stats are written within a second of starting).
+        var shift: Int64? = nil
+        for _ in 0..<50 where shift == nil {
+            Thread.sleep(forTimeInterval: 0.1)
+            let data = FileManager.default.contents(atPath: simulator.statsPath) ?? Data()
+            let stats = (try? JSONSerialization.jsonObject(with: data)) as? [String: Any]
+            shift = (stats?["shift_ns"] as? NSNumber)?.int64Value
+        }
+        guard let shift else { simulator.stop(); return XCTFail("feed-sim wrote no shift_ns") }
+        _ = try python(["shifted", capture, "0", "\(split)", "\(shift)", directory + "/usdm-warmup.gz"])
+        _ = try python(["shifted", capture, "0", "\(total)", "\(shift)", directory + "/usdm-whole.gz"])
+        let expectedOverlap = Int(try python(["count", capture, "\(split - overlap)", "\(split)"])) ?? -1
+
+        // The simulated handoff starts seconds after the simulator took its shift (files written, warm-up
+        // replayed, connection made), so live receive stamps run some seconds ahead of the shifted event
+        // times; a real handoff has them together. A lateness above that start-up delay keeps the seam
+        // honest: no live event is late because of the test's own start-up. Same config for the reference.
+        let config = directory + "/pipeline.yaml"
+        try "timeframes: [1m, 5m, 15m]\nallowed_lateness: 60s\n".write(toFile: config, atomically: true, encoding: .utf8)
+        let live = directory + "/live"
+        let session = try run(["live", "--warmup", directory + "/usdm-warmup.gz", "--config", config,
+                               "--feed", "binance-usdm:btcusdt=ws://\(simulator.base)", "--duration", "8s",
+                               "--out", live, "--quiet"])
+        simulator.stop()
+        XCTAssertEqual(session.status, 0, session.standardError)
+        let whole = directory + "/whole"
+        let replay = try run(["replay", directory + "/usdm-whole.gz", "--config", config, "--out", whole, "--quiet",
+                              "--no-report"])
+        XCTAssertEqual(replay.status, 0, replay.standardError)
+        XCTAssertEqual((replay.summary["graph"] as? [String: Any])?["late_ticks"] as? Int, 0,
+                       "the reference run has no late tick (else live, whose clock lags, could differ)")
+
+        let counters = feed(session.summary)["counters"] as? [String: Any] ?? [:]
+        XCTAssertEqual(counters["warmup_overlap"] as? Int, expectedOverlap, "the overlap dropped and counted")
+        XCTAssertGreaterThan(expectedOverlap, 800, "most of the 1,000 overlap lines are trades and quotes")
+        XCTAssertEqual(session.summary["ticks_delivered"] as? Int, replay.summary["ticks_delivered"] as? Int,
+                       "nothing dropped at the seam, nothing counted twice")
+        for kind in ["bars", "indicators"] {
+            let liveRows = try sortedRows("\(live)/\(kind).csv")
+            let wholeRows = try sortedRows("\(whole)/\(kind).csv")
+            XCTAssertGreaterThan(wholeRows.count, 5)
+            XCTAssertEqual(liveRows, wholeRows, "\(kind): warm-up + live vs the whole capture")
+        }
+    }
+
+    /// Bars close by clock ticks while the market is quiet: 3 s of a capture served in real time, then
+    /// silence; the session ends in a checkpoint (`--snapshot-out`: nothing is closed by end of input), so
+    /// the bar of the last trade can only have been closed by a tick's timer. The replay of the recording,
+    /// also ending in a checkpoint, gives the same outputs.
+    func testBarsCloseOnClockTicksAfterTheFeedGoesQuiet() throws {
+        let capture = try FeedSimPaths.data("binance-feed/spot-btcusdt_20240808.gz")
+        let directory = FeedSimPaths.temporary("quiet")
+        _ = try python(["head-seconds", capture, "3", directory + "/spot-head.gz"])
+        let config = directory + "/pipeline.yaml"
+        try """
+            timeframes: [5s]
+            allowed_lateness: 500ms
+            anomalies:
+              price_spike: {enabled: true, timeframe: 5s, window: 20, z: 4}
+              volume_spike: {enabled: true, timeframe: 5s, window: 20, k: 5}
+
+            """.write(toFile: config, atomically: true, encoding: .utf8)
+        let simulator = try FeedSimProcess([directory + "/spot-head.gz", "--protocol", "binance", "--speed", "1"])
+        let live = directory + "/live"
+        let session = try run(["live", "--feed", "binance-spot:btcusdt=ws://\(simulator.base)", "--duration", "9s",
+                               "--config", config, "--snapshot-out", directory + "/live.snapshot",
+                               "--out", live, "--quiet"])
+        simulator.stop()
+        XCTAssertEqual(session.status, 0, session.standardError)
+        let recording = live + "/recording"
+        let feedFile = try FileManager.default.contentsOfDirectory(atPath: recording)
+            .first { $0.hasPrefix("binance-spot-") } ?? ""
+        guard let lastTradeMs = Int64(try python(["last-trade", recording + "/" + feedFile])) else {
+            return XCTFail("no trade was received")
+        }
+        let windowStart = lastTradeMs * 1_000_000 / 5_000_000_000 * 5_000_000_000
+        let bars = try String(contentsOfFile: live + "/bars.csv", encoding: .utf8)
+        XCTAssertTrue(bars.contains(",5s,\(windowStart),"),
+                      "the bar of the last trade (start \(windowStart)) was closed by a clock tick:\n\(bars.suffix(400))")
+        XCTAssertGreaterThan(session.summary["clock_ticks"] as? Int ?? 0, 50)
+
+        let inputs = try FileManager.default.contentsOfDirectory(atPath: recording).sorted().map { recording + "/" + $0 }
+        let replayDirectory = directory + "/replay"
+        let replay = try run(["replay"] + inputs + ["--config", config, "--snapshot-out", directory + "/replay.snapshot",
+                                                      "--out", replayDirectory, "--quiet", "--no-report"])
+        XCTAssertEqual(replay.status, 0, replay.standardError)
+        let liveSummary = try JSONSerialization.jsonObject(
+            with: Data(contentsOf: URL(fileURLWithPath: live + "/summary.json"))) as? [String: Any]
+        XCTAssertEqual(liveSummary?["digest"] as? String, replay.summary["digest"] as? String)
+    }
 }
