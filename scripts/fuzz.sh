@@ -38,12 +38,20 @@ RESOURCE_DIR=$("$SWIFT" -print-target-info 2>/dev/null | sed -n 's/.*"runtimeRes
 if ! ls "$RESOURCE_DIR"/../clang/*/lib/*/libclang_rt.fuzzer*.a >/dev/null 2>&1; then
   missing "libFuzzer runtime (libclang_rt.fuzzer) of the Swift toolchain ($SWIFT)"
 fi
-BUILD_FLAGS=(-c release --package-path Fuzz --sanitize=fuzzer --sanitize=address)
+# One frontend job per file: when a job compiles several files (WMO split over threads, SwiftPM's release
+# default, or batch mode) only its first file gets coverage counters (~100 edges instead of ~8000).
+BUILD_FLAGS=(-c release --package-path Fuzz --sanitize=fuzzer --sanitize=address -Xswiftc -no-whole-module-optimization -Xswiftc -disable-batch-mode
+             -Xswiftc -sanitize-coverage=edge,trace-cmp,inline-8bit-counters,pc-table)
 started=$(date +%s)
 "$SWIFT" build "${BUILD_FLAGS[@]}" 2>&1 | grep -E 'error|warning: unre|Compiling tape_fuzz|Build complete' || true
 BINARY="$("$SWIFT" build "${BUILD_FLAGS[@]}" --show-bin-path)/tape-fuzz"
 [ -x "$BINARY" ] || { echo "fuzz: FAILED: the fuzz build did not produce $BINARY" >&2; exit 1; }
 echo "fuzz: built in $(( $(date +%s) - started )) s"
+counters=$(TAPE_FUZZ_TARGET=numbers "$BINARY" -runs=1 2>&1 \
+  | sed -n 's/.*(\([0-9]*\) inline 8-bit counters).*/\1/p' | head -n 1)
+if [ "${counters:-0}" -lt 2000 ]; then
+  echo "fuzz: FAILED: only ${counters:-0} coverage counters: the modules are not instrumented" >&2; exit 1
+fi
 
 # 2. Seed corpus: synthetic seeds, then slices of the shared data (first lines, never committed).
 CORPUS=Fuzz/corpus

@@ -77,7 +77,8 @@ public enum TimeUtil {
         var frac: Int64 = 0
         var i = 10
         if i < n {
-            guard p[i] == UInt8(ascii: " ") || p[i] == UInt8(ascii: "T"), let h = num(i + 1, 2),
+            // `i + 3 < n` before looking for the `:`: "2024-08-09T12" ends right after the hour.
+            guard p[i] == UInt8(ascii: " ") || p[i] == UInt8(ascii: "T"), let h = num(i + 1, 2), i + 3 < n,
                   p[i + 3] == UInt8(ascii: ":"), let mi = num(i + 4, 2), h < 24, mi < 60 else { return nil }
             secs += Int64(h * 3600 + mi * 60)
             i += 6
