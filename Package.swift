@@ -74,7 +74,7 @@ let package = Package(
         .target(name: "TapeLive", dependencies: ["TapeCore", "TapeClock", "TapeIO", "TapeSources", "TapeFeeds",
                                                  "TapeRecordings", "TapeSinks", "TapeEngine", "TapeReplay",
                                                  .product(name: "Histogram", package: "hdrhistogram-swift")],
-                swiftSettings: swift6),
+                swiftSettings: swift6 + hotPathSettings),
         // Connectors: WebSocket (Binance, Polygon/Massive, Finage; the only code touching the WS client) and the
         // REST pollers (TapeREST) behind the one `FeedConnector` protocol.
         .target(name: "TapeConnectors", dependencies: [

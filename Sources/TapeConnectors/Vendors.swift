@@ -13,7 +13,8 @@ public struct BinanceVendor: WebSocketVendor {
     public let streams: [String]
     public init(streams: [String]) {
         precondition(!streams.isEmpty, "Binance needs at least one stream")
-        self.streams = streams.map { $0.lowercased() }
+        // As given: symbols are lower case, stream kinds are case-sensitive (`bookTicker`).
+        self.streams = streams
     }
 
     public static func defaultBaseURL(venue: String) -> String {

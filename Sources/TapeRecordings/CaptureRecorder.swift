@@ -1,3 +1,4 @@
+import Foundation
 import TapeCore
 import TapeIO
 
@@ -12,8 +13,14 @@ import TapeIO
 /// Files are `<feed>-<first receive time as yyyyMMdd-HHmmss.SSS>Z.gz`; a file that reaches `maxBytes`
 /// (uncompressed) is closed and the next message starts a new one (`rotated` says so: the live
 /// source then restarts the feed's decoder and validator, as the replay of the new file will).
-/// Crash safety: `flush()` ends the gzip member (complete members are readable after a kill -9; a cut
-/// member is reported by the reader as `truncated_gzip`, the lines before it kept).
+///
+/// **Off the engine's thread.** `append` only copies the line into a chunk; full chunks, flushes and
+/// file changes go to a writer thread that compresses and writes (`RecordingWriterThread`). Compressing on
+/// the engine's thread put the p99 of stamp → graph at 5 ms at 15,000 messages/s (0.9 ms without it).
+/// The queue is bounded (`maxQueuedChunks`): a disk slower than the feed makes `append` wait, never lose.
+/// Crash safety: `flush()` queues the end of the gzip member (complete members are readable after a
+/// kill -9; a cut member is reported by the reader as `truncated_gzip`, the lines before it kept).
+/// A write failure is kept and thrown by the next `append`, `flush` or `close`.
 public final class CaptureRecorder {
     public let directory: String
     public let header: RawCapture.Header
@@ -24,10 +31,19 @@ public final class CaptureRecorder {
     public private(set) var lineNumber = 0
     public private(set) var messages = 0
 
-    private var writer: GzipWriter?
+    /// zlib level of the recordings: 1, the fastest (raw JSON still shrinks about 6×).
+    public static let compressionLevel: Int32 = 1
+    /// Bytes collected before a chunk goes to the writer thread.
+    public static let chunkBytes = 1 << 16
+    /// Chunks waiting for the writer thread before `append` waits.
+    public static let maxQueuedChunks = 256
+
+    private let writer: RecordingWriterThread
+    private var fileOpen = false
+    private var fileBytes: Int64 = 0
+    private var chunk: [UInt8] = []
     /// Scratch for `<receive ns><space>`: 19 digits at most, then the space.
     private var prefix: [UInt8] = Array(repeating: UInt8(ascii: " "), count: 24)
-    private let newline: [UInt8] = [UInt8(ascii: "\n")]
 
     public init(directory: String, header: RawCapture.Header, maxBytes: Int64 = 256 << 20) throws {
         precondition(maxBytes > 0, "maxBytes must be positive")
@@ -35,57 +51,81 @@ public final class CaptureRecorder {
         self.header = header
         self.maxBytes = maxBytes
         try FS.makeDirectories(directory)
+        writer = RecordingWriterThread(name: "tape-record-\(header.feed)", maxQueued: Self.maxQueuedChunks)
+        chunk.reserveCapacity(Self.chunkBytes + 4096)
     }
 
+    deinit { writer.stop() }
+
     /// The current file's path (nil before the first message).
-    public var path: String? { writer == nil ? nil : paths.last }
+    public var path: String? { fileOpen ? paths.last : nil }
 
     /// Appends one message; returns its line number in the current file and whether a new file was
     /// started for it. Throws the first write failure (later calls throw it again).
     @discardableResult
-    public func append(receiveTime: Nanos, message: UnsafeRawBufferPointer) throws
-        -> (line: Int, rotated: Bool) {
+    public func append(receiveTime: Nanos, message: UnsafeRawBufferPointer) throws -> (line: Int, rotated: Bool) {
+        if let failure = writer.failure { throw failure }
         var rotated = false
-        if let open = writer, open.uncompressedBytes >= maxBytes {
-            try open.close()
-            writer = nil
+        if fileOpen && fileBytes >= maxBytes {
+            handOver()
+            writer.enqueue(.close)
+            fileOpen = false
             rotated = true
         }
-        if writer == nil { try startFile(at: receiveTime) }
-        guard let writer else { preconditionFailure("a file is open") }
-        if let failure = writer.writeError { throw failure }
+        if !fileOpen { startFile(at: receiveTime) }
         // `<digits><space>` right-aligned in `prefix`, then the message, then the newline.
         let digits = Self.decimal(receiveTime, into: &prefix, end: prefix.count - 1)
         let first = prefix.count - 1 - digits
-        prefix.withUnsafeBytes { writer.write(bytes: UnsafeRawBufferPointer(rebasing: $0[first...])) }
-        writer.write(bytes: message)
-        newline.withUnsafeBytes { writer.write(bytes: $0) }
+        chunk.append(contentsOf: prefix[first...])
+        chunk.append(contentsOf: message)
+        chunk.append(UInt8(ascii: "\n"))
+        fileBytes += Int64(digits + 2 + message.count)
+        if chunk.count >= Self.chunkBytes { handOver() }
         lineNumber += 1
         messages += 1
         return (lineNumber, rotated)
     }
 
-    /// Ends the current gzip member (complete on disk after a crash). Throws the first failure.
-    public func flush() throws { try writer?.flush() }
-
-    /// Ends the file (fsync) and releases it. Idempotent.
-    public func close() throws {
-        defer { writer = nil }
-        try writer?.close()
+    /// Queues the end of the current gzip member (complete on disk after a crash, once the writer
+    /// thread has written it). Throws the first failure seen so far.
+    public func flush() throws {
+        if let failure = writer.failure { throw failure }
+        guard fileOpen else { return }
+        handOver()
+        writer.enqueue(.flush)
     }
 
-    private func startFile(at receiveTime: Nanos) throws {
+    /// Writes everything queued, ends the file (fsync) and stops the writer thread. Idempotent.
+    public func close() throws {
+        if fileOpen {
+            handOver()
+            writer.enqueue(.close)
+            fileOpen = false
+        }
+        writer.stop()
+        if let failure = writer.failure { throw failure }
+    }
+
+    private func handOver() {
+        guard !chunk.isEmpty else { return }
+        writer.enqueue(.data(chunk))
+        chunk.removeAll(keepingCapacity: true)
+    }
+
+    private func startFile(at receiveTime: Nanos) {
         var name = "\(header.feed)-\(Self.fileStamp(receiveTime))Z.gz"
         var suffix = 2
-        while FS.exists("\(directory)/\(name)") {
+        while FS.exists("\(directory)/\(name)") || paths.contains("\(directory)/\(name)") {
             name = "\(header.feed)-\(Self.fileStamp(receiveTime))Z-\(suffix).gz"
             suffix += 1
         }
         let path = "\(directory)/\(name)"
-        let opened = try GzipWriter(path: path)
-        opened.writeLine(header.line)
-        writer = opened
+        writer.enqueue(.open(path: path, level: Self.compressionLevel))
+        chunk.append(contentsOf: header.line.utf8)
+        chunk.append(UInt8(ascii: "\n"))
         paths.append(path)
+        fileOpen = true
+        fileBytes = 0
         lineNumber = 1
     }
 
@@ -110,5 +150,106 @@ public final class CaptureRecorder {
             remaining /= 10
         } while remaining > 0
         return end - position
+    }
+}
+
+/// The recorder's writer thread: opens files, compresses and writes chunks, ends gzip members, closes
+/// (fsync) — in the order queued. The first failure is kept; later commands are dropped.
+final class RecordingWriterThread: @unchecked Sendable {
+    enum Command {
+        case open(path: String, level: Int32)
+        case data([UInt8])
+        case flush
+        case close
+    }
+
+    private let condition = NSCondition()
+    private var queue: [Command] = []
+    private var stopping = false
+    private var stopped = false
+    private let maxQueued: Int
+    private var failureValue: (any Error)? = nil
+    private var thread: Thread?
+
+    init(name: String, maxQueued: Int) {
+        precondition(maxQueued > 0, "queue bound")
+        self.maxQueued = maxQueued
+        let thread = Thread { [self] in self.loop() }
+        thread.name = name
+        self.thread = thread
+        thread.start()
+    }
+
+    var failure: (any Error)? {
+        condition.lock()
+        defer { condition.unlock() }
+        return failureValue
+    }
+
+    /// Queues a command; waits while `maxQueued` are waiting (the disk is behind).
+    func enqueue(_ command: Command) {
+        condition.lock()
+        precondition(!stopping, "enqueue after stop")
+        while queue.count >= maxQueued && !stopped { condition.wait() }
+        queue.append(command)
+        condition.broadcast()
+        condition.unlock()
+    }
+
+    /// Lets the thread write everything queued, then waits for it to end. Idempotent.
+    func stop() {
+        condition.lock()
+        stopping = true
+        condition.broadcast()
+        while !stopped { condition.wait() }
+        condition.unlock()
+    }
+
+    private func loop() {
+        var writer: GzipWriter? = nil
+        var batch: [Command] = []
+        while true {
+            condition.lock()
+            while queue.isEmpty && !stopping { condition.wait() }
+            if queue.isEmpty && stopping {
+                stopped = true
+                condition.broadcast()
+                condition.unlock()
+                break
+            }
+            swap(&batch, &queue)
+            condition.broadcast()
+            let failed = failureValue != nil
+            condition.unlock()
+            if failed { batch.removeAll(keepingCapacity: true); continue }
+            do {
+                for command in batch {
+                    switch command {
+                    case .open(let path, let level):
+                        try writer?.close()
+                        writer = try GzipWriter(path: path, level: level)
+                    case .data(let bytes):
+                        guard let writer else { preconditionFailure("data before open") }
+                        bytes.withUnsafeBytes { writer.write(bytes: $0) }
+                        if let error = writer.writeError { throw error }
+                    case .flush:
+                        try writer?.flush()
+                    case .close:
+                        try writer?.close()
+                        writer = nil
+                    }
+                }
+            } catch {
+                condition.lock()
+                if failureValue == nil { failureValue = error }
+                condition.unlock()
+            }
+            batch.removeAll(keepingCapacity: true)
+        }
+        do { try writer?.close() } catch {
+            condition.lock()
+            if failureValue == nil { failureValue = error }
+            condition.unlock()
+        }
     }
 }
