@@ -8,6 +8,7 @@ import TapeReplay
 import TapeLive
 import TapeConnectors
 import TapeREST
+import Yams
 
 /// `tape live`: connectors → stamped inbox → the replay's engine and run folder, recorded as it goes.
 struct LiveCommand: ParsableCommand {
@@ -33,7 +34,7 @@ struct LiveCommand: ParsableCommand {
     var polygonChannels: String = "T,Q"
 
     @Option(help: "Seconds between two polling rounds of a REST feed (each vendor's rate limits still apply).")
-    var pollSeconds: Double = 60
+    var pollSeconds: Double?
 
     @Option(help: "Run folder (default reports/live-<time>/).")
     var out: String?
@@ -48,7 +49,7 @@ struct LiveCommand: ParsableCommand {
     var duration: String?
 
     @Option(help: "Clock tick period in ms (ticks close bars while the market is quiet).")
-    var tickMs: Int = 100
+    var tickMs: Int?
 
     @Option(help: "Replay these recordings first (flat out), then continue live (repeatable).")
     var warmup: [String] = []
@@ -63,21 +64,34 @@ struct LiveCommand: ParsableCommand {
     var config: String?
 
     @Option(help: "Seconds without a message before a connection counts as silent and is reconnected.")
-    var readTimeoutSeconds: Double = 10
+    var readTimeoutSeconds: Double?
+
+    @Option(help: "Live settings file (YAML): tick_ms, read_timeout_seconds, poll_seconds, feeds (see README).")
+    var liveConfig: String?
 
     @Flag(help: "No per-reject messages on stderr.")
     var quiet = false
 
     mutating func run() throws {
+        // The settings file first; the command line adds feeds and overrides its values.
+        var file = LiveConfigFile()
+        if let liveConfig {
+            do { file = try LiveConfigFile.load(path: liveConfig) }
+            catch { fail("\(liveConfig): \(error)", code: TapeExit.unusableInput) }
+        }
+        let feeds = file.feeds + self.feeds
+        let tickMs = self.tickMs ?? file.tickMs ?? 100
+        let readTimeoutSeconds = self.readTimeoutSeconds ?? file.readTimeoutSeconds ?? 10
+        let pollSeconds = self.pollSeconds ?? file.pollSeconds ?? 60
         guard !feeds.isEmpty else { throw ValidationError("give at least one --feed NAME:SYMBOLS") }
-        guard (1...60_000).contains(tickMs) else { throw ValidationError("--tick-ms \(tickMs): expected 1 ... 60000") }
+        guard (1...60_000).contains(tickMs) else { throw ValidationError("tick ms \(tickMs): expected 1 ... 60000") }
         guard readTimeoutSeconds > 0, readTimeoutSeconds <= 3_600 else {
-            throw ValidationError("--read-timeout-seconds: expected 0 < seconds <= 3600")
+            throw ValidationError("read timeout seconds: expected 0 < seconds <= 3600")
         }
         var settings = WebSocketSettings()
         settings.readTimeoutNanos = Int64(readTimeoutSeconds * 1e9)
         guard pollSeconds >= 0.01, pollSeconds <= 86_400 else {
-            throw ValidationError("--poll-seconds: expected 0.01 ... 86400")
+            throw ValidationError("poll seconds: expected 0.01 ... 86400")
         }
         let interval = Int64(pollSeconds * 1e9)
         let connectors = try feeds.map { try Self.connector($0, settings: settings, binanceStreams: binanceStreams,
@@ -196,5 +210,78 @@ struct LiveCommand: ParsableCommand {
             throw ValidationError("--feed '\(name)': unknown feed (binance-spot, binance-usdm, binance-cm, polygon, "
                                   + "finage, alphavantage, fmp)")
         }
+    }
+}
+
+/// `tape live --live-config FILE`: the live settings as YAML, the same names as the flags.
+///
+///     tick_ms: 100
+///     read_timeout_seconds: 10
+///     poll_seconds: 60
+///     feeds:
+///       - {feed: binance-usdm, symbols: [btcusdt, ethusdt], url: "ws://127.0.0.1:9000"}
+///       - {feed: polygon, symbols: [AAPL]}
+///
+/// Unknown keys are errors naming their path (as in the pipeline config). Keys stay in the environment.
+struct LiveConfigFile {
+    var tickMs: Int? = nil
+    var readTimeoutSeconds: Double? = nil
+    var pollSeconds: Double? = nil
+    /// As `--feed` values: `NAME:SYMBOLS[=URL]`.
+    var feeds: [String] = []
+
+    struct Invalid: Error, CustomStringConvertible { let description: String }
+
+    static func load(path: String) throws -> LiveConfigFile {
+        guard let text = FileManager.default.contents(atPath: path).map({ String(decoding: $0, as: UTF8.self) }) else {
+            throw Invalid(description: "cannot read")
+        }
+        guard let root = try Yams.compose(yaml: text), let mapping = root.mapping else {
+            throw Invalid(description: "expected a mapping of settings")
+        }
+        var config = LiveConfigFile()
+        for (keyNode, value) in mapping {
+            let key = keyNode.string ?? ""
+            switch key {
+            case "tick_ms":
+                guard let number = value.int else { throw Invalid(description: "tick_ms: expected an integer") }
+                config.tickMs = number
+            case "read_timeout_seconds":
+                guard let number = value.float else { throw Invalid(description: "\(key): expected a number") }
+                config.readTimeoutSeconds = number
+            case "poll_seconds":
+                guard let number = value.float else { throw Invalid(description: "\(key): expected a number") }
+                config.pollSeconds = number
+            case "feeds":
+                guard let list = value.sequence else { throw Invalid(description: "feeds: expected a list") }
+                for (index, item) in list.enumerated() {
+                    config.feeds.append(try feed(item, path: "feeds[\(index)]"))
+                }
+            default:
+                throw Invalid(description: "\(key): unknown key (tick_ms, read_timeout_seconds, poll_seconds, feeds)")
+            }
+        }
+        return config
+    }
+
+    private static func feed(_ node: Node, path: String) throws -> String {
+        guard let mapping = node.mapping else { throw Invalid(description: "\(path): expected a mapping") }
+        var name: String? = nil
+        var symbols: [String] = []
+        var url: String? = nil
+        for (keyNode, value) in mapping {
+            let key = keyNode.string ?? ""
+            switch key {
+            case "feed": name = value.string
+            case "symbols":
+                guard let list = value.sequence else { throw Invalid(description: "\(path).symbols: expected a list") }
+                symbols = list.compactMap(\.string)
+            case "url": url = value.string
+            default: throw Invalid(description: "\(path).\(key): unknown key (feed, symbols, url)")
+            }
+        }
+        guard let name, !name.isEmpty else { throw Invalid(description: "\(path).feed: missing") }
+        guard !symbols.isEmpty else { throw Invalid(description: "\(path).symbols: give at least one") }
+        return "\(name):\(symbols.joined(separator: ","))" + (url.map { "=" + $0 } ?? "")
     }
 }

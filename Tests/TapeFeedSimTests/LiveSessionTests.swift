@@ -279,4 +279,32 @@ final class LiveSessionTests: XCTestCase {
             with: Data(contentsOf: URL(fileURLWithPath: live + "/summary.json"))) as? [String: Any]
         XCTAssertEqual(liveSummary?["digest"] as? String, replay.summary["digest"] as? String)
     }
+
+    /// The live settings file gives the feeds and the tick; an unknown key is exit 4 naming its path.
+    func testLiveConfigFileGivesFeedsAndTickAndRefusesUnknownKeys() throws {
+        let capture = try FeedSimPaths.data("binance-feed/spot-ethusdt_20240808.gz")
+        let directory = FeedSimPaths.temporary("live-config")
+        let simulator = try FeedSimProcess([capture, "--protocol", "binance", "--speed", "max"])
+        let config = directory + "/live.yaml"
+        try """
+            tick_ms: 50
+            feeds:
+              - {feed: binance-spot, symbols: [ethusdt], url: "ws://\(simulator.base)"}
+
+            """.write(toFile: config, atomically: true, encoding: .utf8)
+        let session = try run(["live", "--live-config", config, "--duration", "4s", "--out", directory + "/run",
+                               "--quiet"])
+        let (stats, _) = simulator.stop()
+        XCTAssertEqual(session.status, 0, session.standardError)
+        let live = session.summary["live"] as? [String: Any] ?? [:]
+        XCTAssertEqual(live["tick_ns"] as? Int, 50_000_000)
+        let counters = feed(session.summary)["counters"] as? [String: Any] ?? [:]
+        XCTAssertEqual(counters["messages"] as? Int, (stats["totals"] as? [String: Any])?["messages_served"] as? Int)
+
+        try "feeds:\n  - {feed: binance-spot, symbols: [ethusdt], colour: blue}\n"
+            .write(toFile: config, atomically: true, encoding: .utf8)
+        let refused = try run(["live", "--live-config", config, "--duration", "1s", "--out", directory + "/bad"])
+        XCTAssertEqual(refused.status, 4)
+        XCTAssertTrue(refused.standardError.contains("feeds[0].colour"), refused.standardError)
+    }
 }
