@@ -8,6 +8,7 @@ import TapeReplay
 import TapeLive
 import TapeConnectors
 import TapeREST
+import TapeModel
 import Yams
 
 /// `tape live`: connectors → stamped inbox → the replay's engine and run folder, recorded as it goes.
@@ -69,6 +70,9 @@ struct LiveCommand: ParsableCommand {
     @Option(help: "Live settings file (YAML): tick_ms, read_timeout_seconds, poll_seconds, feeds (see README).")
     var liveConfig: String?
 
+    @Option(help: "Run this trained model (a `tape train` run folder's model/ directory) on every bar: predictions.csv.")
+    var model: String?
+
     @Flag(help: "No per-reject messages on stderr.")
     var quiet = false
 
@@ -104,6 +108,10 @@ struct LiveCommand: ParsableCommand {
         run.quiet = quiet
         run.snapshotIn = snapshotIn
         run.snapshotOut = snapshotOut
+        if let model {
+            do { run.engine.extraNodes.append(try InferenceNode(modelPath: modelFile(model))) }
+            catch { fail("\(model): \(error)", code: TapeExit.unusableInput) }
+        }
         var options = LiveOptions(feeds: connectors, run: run)
         options.tickNanos = Int64(tickMs) * 1_000_000
         if let duration {

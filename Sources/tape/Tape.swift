@@ -4,6 +4,7 @@ import TapeCore
 import TapeGraph
 import TapeRecordings
 import TapeReplay
+import TapeModel
 import TapeEngine
 import TapeIO
 import TapeSources
@@ -139,6 +140,15 @@ func loadConfig(into o: inout ReplayOptions, path: String?) throws {
     catch { throw UnusableInput("\(error)") }
 }
 
+/// `--model`: a `tape train` run folder, its `model/` directory, or the `model.json` file itself.
+func modelFile(_ path: String) -> String {
+    var isDirectory: ObjCBool = false
+    guard FileManager.default.fileExists(atPath: path, isDirectory: &isDirectory), isDirectory.boolValue else { return path }
+    let inModelFolder = (path as NSString).appendingPathComponent("model.json")
+    if FileManager.default.fileExists(atPath: inModelFolder) { return inModelFolder }
+    return (path as NSString).appendingPathComponent("model/model.json")
+}
+
 func fail(_ message: String, code: Int32) -> Never {
     FileHandle.standardError.write(("tape: " + message + "\n").data(using: .utf8)!)
     Foundation.exit(code)
@@ -168,6 +178,9 @@ struct ReplayCommand: ParsableCommand {
 
     @Flag(help: "Do not write the HTML report.")
     var noReport = false
+
+    @Option(help: "Run this trained model (a `tape train` run folder's model/ directory) on every bar: predictions.csv.")
+    var model: String?
 
     @Option(help: "Continue from this checkpoint (graph state + input position) of an earlier run on the same inputs.")
     var snapshotIn: String?
@@ -205,6 +218,10 @@ struct ReplayCommand: ParsableCommand {
         o.interactive = true
         o.snapshotIn = snapshotIn
         o.snapshotOut = snapshotOut
+        if let model {
+            do { o.engine.extraNodes.append(try InferenceNode(modelPath: modelFile(model))) }
+            catch { fail("\(model): \(error)", code: TapeExit.unusableInput) }
+        }
         if let stopAt {
             guard let time = TimeUtil.parseUserTime(stopAt) else {
                 throw ValidationError("--stop-at '\(stopAt)': expected ISO-8601 UTC or integer ns")

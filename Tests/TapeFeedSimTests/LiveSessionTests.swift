@@ -307,4 +307,35 @@ final class LiveSessionTests: XCTestCase {
         XCTAssertEqual(refused.status, 4)
         XCTAssertTrue(refused.standardError.contains("feeds[0].colour"), refused.standardError)
     }
+
+    /// A model from `tape train` runs in the live graph (predictions.csv), and the replay of the recording
+    /// with the same model gives the same outputs.
+    func testLiveWithATrainedModelPredictsAsTheReplayDoes() throws {
+        let bars = try FeedSimPaths.data("bars/btc-perp-20211231-20220201_1m.csv.gz")
+        let capture = try FeedSimPaths.data("binance-feed/usdm-btcusdt_20240808.gz")
+        let directory = FeedSimPaths.temporary("live-model")
+        let train = try run(["train", bars, "--from", "2022-01-03T00:00:00Z", "--to", "2022-01-05T00:00:00Z",
+                             "--timeframe", "1m", "--rounds", "20", "--folds", "2", "--out", directory + "/train",
+                             "--quiet", "--no-report"])
+        XCTAssertEqual(train.status, 0, train.standardError)
+        let model = directory + "/train/model"
+        try requireOrSkip(FileManager.default.fileExists(atPath: model), "tape train wrote \(model)")
+        let simulator = try FeedSimProcess([capture, "--protocol", "binance", "--speed", "max"])
+        let live = directory + "/live"
+        let session = try run(["live", "--feed", "binance-usdm:btcusdt=ws://\(simulator.base)", "--duration", "6s",
+                               "--model", model, "--out", live, "--quiet"])
+        simulator.stop()
+        XCTAssertEqual(session.status, 0, session.standardError)
+        let predictions = try String(contentsOfFile: live + "/predictions.csv", encoding: .utf8)
+        XCTAssertGreaterThan(predictions.split(separator: "\n").count, 2, "predictions written live")
+        let recording = live + "/recording"
+        let inputs = try FileManager.default.contentsOfDirectory(atPath: recording).sorted().map { recording + "/" + $0 }
+        let replay = try run(["replay"] + inputs + ["--model", model, "--out", directory + "/replay", "--quiet",
+                                                      "--no-report"])
+        XCTAssertEqual(replay.status, 0, replay.standardError)
+        let liveSummary = try JSONSerialization.jsonObject(
+            with: Data(contentsOf: URL(fileURLWithPath: live + "/summary.json"))) as? [String: Any]
+        XCTAssertEqual(liveSummary?["digest"] as? String, replay.summary["digest"] as? String)
+        XCTAssertEqual(try String(contentsOfFile: directory + "/replay/predictions.csv", encoding: .utf8), predictions)
+    }
 }
