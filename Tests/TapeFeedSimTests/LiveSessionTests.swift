@@ -338,4 +338,20 @@ final class LiveSessionTests: XCTestCase {
         XCTAssertEqual(liveSummary?["digest"] as? String, replay.summary["digest"] as? String)
         XCTAssertEqual(try String(contentsOfFile: directory + "/replay/predictions.csv", encoding: .utf8), predictions)
     }
+
+    func testFinageLiveEqualsReplayOfItsRecording() throws {
+        let capture = try FeedSimPaths.data("binance-feed/spot-ethusdt_20240808.gz")
+        let key = "finage-\(UUID().uuidString.prefix(8))"
+        let simulator = try FeedSimProcess([capture, "--protocol", "finage", "--speed", "max", "--api-key", key])
+        let out = FeedSimPaths.temporary("live-finage")
+        let session = try run(["live", "--feed", "finage:ETHUSDT=ws://\(simulator.base)", "--duration", "5s",
+                               "--out", out, "--quiet"], environment: ["FINAGE_API_KEY": key])
+        let (stats, _) = simulator.stop()
+        XCTAssertEqual(session.status, 0, session.standardError)
+        let counters = feed(session.summary)["counters"] as? [String: Any] ?? [:]
+        XCTAssertEqual(counters["events"] as? Int, (stats["totals"] as? [String: Any])?["events_served"] as? Int)
+        XCTAssertGreaterThan(counters["events"] as? Int ?? 0, 25_000)
+        XCTAssertFalse(session.standardError.contains(key))
+        try assertReplayEqualsLive(out)
+    }
 }
