@@ -38,7 +38,9 @@ public struct WebSocketSettings: Sendable {
     public var pingPeriodNanos: Int64 = 5_000_000_000
     /// The largest message accepted (bytes).
     public var maxMessageBytes: Int = 4 << 20
-    public var backoff = Backoff()
+    /// 250 ms doubling to 30 s, jittered (`Backoff`, shared with the REST pollers).
+    public var backoff = Backoff(initialNanoseconds: 250_000_000, maxNanoseconds: 30_000_000_000,
+                                 seed: 0x9E37_79B9)
     public init() {}
 }
 
@@ -67,7 +69,6 @@ public struct WebSocketFeed<Vendor: WebSocketVendor>: FeedConnector {
 
     public func run(feedIndex: Int, inbox: Inbox, report: ConnectorReport) async {
         var backoff = settings.backoff
-        var attempt = 0
         let logger = Logger(label: "tape.feed.\(spec.name)")
         while !Task.isCancelled {
             report.state(feedIndex, spec.name, peer: peer, "connecting")
@@ -102,11 +103,10 @@ public struct WebSocketFeed<Vendor: WebSocketVendor>: FeedConnector {
                 report.state(feedIndex, spec.name, peer: peer, "error: \(Self.scrub("\(error)", baseURL: baseURL))")
             }
             if Task.isCancelled { break }
-            if outcome.receivedAny { attempt = 0 }
-            let wait = backoff.delay(attempt: attempt)
-            attempt += 1
+            if outcome.receivedAny { backoff.reset() }
+            let wait = backoff.nextDelay()
             report.state(feedIndex, spec.name, peer: peer,
-                         "reconnecting in \(Numbers.format(Double(wait / 1_000_000))) ms (attempt \(attempt))")
+                         "reconnecting in \(Numbers.format(Double(wait / 1_000_000))) ms (attempt \(backoff.attempt))")
             do { try await Task.sleep(nanoseconds: UInt64(wait)) } catch { break }
         }
         report.state(feedIndex, spec.name, peer: peer, "stopped")

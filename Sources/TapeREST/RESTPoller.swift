@@ -1,4 +1,5 @@
 import Foundation
+import TapeCore
 import TapeFeeds
 
 /// What a poller counted. `polls` counts HTTP requests sent (retries included).
