@@ -354,4 +354,44 @@ final class LiveSessionTests: XCTestCase {
         XCTAssertFalse(session.standardError.contains(key))
         try assertReplayEqualsLive(out)
     }
+
+    /// REST polling through `tape live`: Alpha Vantage and FMP against the simulator serving the real
+    /// 1-minute bars in real time. The bar delivered equals the bar file's first row (read with Python's
+    /// csv, moved by the simulator's shift); repeated polls deliver it once (`repeated` skips); Alpha
+    /// Vantage's 5 calls per minute hold (the simulator counts the requests).
+    func testRESTFeedsDeliverTheBarFileRowsOnceAndObeyTheLimit() throws {
+        let bars = try FeedSimPaths.data("bars/btc-perp-20211231-20220201_1m.csv.gz")
+        let first = try python(["first-bar", bars]).split(separator: ",").map(String.init)
+        XCTAssertEqual(first.count, 6)
+        for (vendor, variable) in [("alphavantage", "ALPHAVANTAGE_API_KEY"), ("fmp", "FMP_API_KEY")] {
+            let directory = FeedSimPaths.temporary("live-\(vendor)")
+            let simulator = try FeedSimProcess([bars, "--protocol", vendor, "--symbol", "BTC-PERP", "--speed", "1",
+                                                "--api-key", "k-\(vendor)"])
+            // Polled bars arrive after their end (the poll period, the vendor's delay): a lateness above it.
+            let config = directory + "/pipeline.yaml"
+            try "allowed_lateness: 3h\n".write(toFile: config, atomically: true, encoding: .utf8)
+            let out = directory + "/run"
+            let session = try run(["live", "--feed", "\(vendor):BTC-PERP=http://\(simulator.base)",
+                                   "--poll-seconds", "1", "--config", config, "--duration", "6s", "--out", out,
+                                   "--quiet"], environment: [variable: "k-\(vendor)"])
+            let (stats, _) = simulator.stop()
+            XCTAssertEqual(session.status, 0, "\(vendor): \(session.standardError)")
+            let requests = (stats["totals"] as? [String: Any])?["http_requests"] as? Int ?? -1
+            let shift = (stats["shift_ns"] as? NSNumber)?.int64Value ?? 0
+            if vendor == "alphavantage" { XCTAssertEqual(requests, 5, "5 calls per minute") }
+            else { XCTAssertGreaterThanOrEqual(requests, 4) }
+            let counters = feed(session.summary)["counters"] as? [String: Any] ?? [:]
+            XCTAssertEqual(counters["events"] as? Int, 1, "\(vendor): one bar, delivered once")
+            XCTAssertEqual((session.summary["skipped"] as? [String: Any])?["repeated"] as? Int, requests - 1)
+            let rows = try String(contentsOfFile: out + "/bars.csv", encoding: .utf8).split(separator: "\n")
+                .filter { $0.contains(",1m,") }
+            XCTAssertEqual(rows.count, 1, "\(vendor): \(rows)")
+            let fields = rows.first.map { $0.split(separator: ",").map(String.init) } ?? []
+            guard fields.count >= 9 else { continue }
+            XCTAssertEqual(Int64(fields[2]), (Int64(first[0]) ?? 0) + shift, "\(vendor): bar start = row time + shift")
+            for (index, name) in ["open", "high", "low", "close", "volume"].enumerated() {
+                XCTAssertEqual(Double(fields[4 + index]), Double(first[1 + index]), "\(vendor): \(name)")
+            }
+        }
+    }
 }

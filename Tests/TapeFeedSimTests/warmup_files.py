@@ -8,7 +8,11 @@
   warmup_files.py count CAPTURE FIRST LAST            events (trade + bookTicker messages) in those lines
   warmup_files.py head-seconds CAPTURE SECONDS OUT    the lines of the first SECONDS of receive time
   warmup_files.py last-trade RECORDING                exchange time (ms) of the last trade message in it
+  warmup_files.py first-bar BARS.csv.gz                the first row: open time ns UTC,open,high,low,close,volume
 """
+import calendar
+import csv
+import io
 import gzip
 import re
 import sys
@@ -37,6 +41,13 @@ def main():
                 if receive - first >= limit:
                     break
                 out.write(line)
+        return
+    if command == 'first-bar':
+        with gzip.open(path, 'rt') as handle:
+            row = next(csv.DictReader(handle))
+        seconds = calendar.timegm(__import__('time').strptime(row['timestamp'][:19], '%Y-%m-%d %H:%M:%S'))
+        print('%d,%s,%s,%s,%s,%s' % (seconds * 1_000_000_000, row['open'], row['high'], row['low'], row['close'],
+                                     row['volume']))
         return
     if command == 'last-trade':
         last = None
