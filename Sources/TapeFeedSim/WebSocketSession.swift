@@ -1,6 +1,7 @@
 import Foundation
 import HummingbirdWebSocket
 import NIOCore
+import NIOWebSocket
 import Synchronization
 import TapeCore
 
@@ -133,7 +134,10 @@ final class WebSocketSession: Sendable {
                     let garbled = environment.garble.next()
                     var bytes = wireMessage.bytes
                     if garbled { bytes = Array(bytes.prefix(bytes.count / 2)) + Array("#garbled".utf8) }
-                    try await outbound.write(.text(String(decoding: bytes, as: UTF8.self)))
+                    // The bytes as one text frame, without a round trip through String (one copy, no
+                    // UTF-8 validation: the simulator sends what the recording holds, garbled or not).
+                    try await outbound.write(.custom(WebSocketFrame(fin: true, opcode: .text,
+                                                                    data: ByteBuffer(bytes: bytes))))
                     environment.stats.served(identifier, events: garbled ? 0 : wireMessage.eventCount, garbled: garbled)
                     sentOnConnection += 1
                     if let limit = faults.dropAfterMessages, sentOnConnection >= limit {
