@@ -18,8 +18,9 @@ public struct LiveOptions {
     public var run: ReplayOptions
     /// Clock tick period (`live.tick_ms`): ticks close bars and notice stale feeds while markets are quiet.
     public var tickNanos: Int64 = 100_000_000
-    /// Where the stamped stream is recorded (nil: not recorded).
+    /// Where the stamped stream is recorded (nil: in `<run folder>/recording`, unless `record` is false).
     public var recordDirectory: String?
+    public var record = true
     public var recordMaxBytes: Int64 = 256 << 20
     /// Wall-time length of the session (nil: until SIGINT/SIGTERM).
     public var durationNanos: Int64?
@@ -100,8 +101,9 @@ public func runLive(_ options: LiveOptions) throws -> ReplaySummary {
     readerOptions.forwardJumpLimit = options.run.forwardJumpLimit
     readerOptions.valueBounds = options.run.valueBounds
     let inbox = Inbox(maxMessageBytes: options.run.maxLineBytes - 32)
+    let recordDirectory = options.record ? options.recordDirectory ?? "\(run.directory)/recording" : nil
     let source = try LiveSource(inbox: inbox, feeds: specs, options: readerOptions,
-                                recordDirectory: options.recordDirectory, recordMaxBytes: options.recordMaxBytes,
+                                recordDirectory: recordDirectory, recordMaxBytes: options.recordMaxBytes,
                                 overlap: options.run.inputs.isEmpty ? nil : overlap)
     let report = ConnectorReport(feeds: options.feeds.count, log: options.log)
     let connections = ConnectorTasks(options.feeds, inbox: inbox, report: report)
@@ -115,7 +117,7 @@ public func runLive(_ options: LiveOptions) throws -> ReplaySummary {
         inbox.close()
     }
     options.log("live: \(specs.count) feed(s), tick \(options.tickNanos / 1_000_000) ms"
-                + (options.recordDirectory.map { ", recording to \($0)" } ?? ""))
+                + (recordDirectory.map { ", recording to \($0)" } ?? ""))
     let stop = engine.run(source, driver: driver)
     driver.shutdown()
     connections.wait(graceNanos: options.shutdownGraceNanos)

@@ -43,6 +43,9 @@ struct LiveCommand: ParsableCommand {
     @Option(help: "Record the stamped stream here (default <run folder>/recording).")
     var record: String?
 
+    @Option(help: "Start a new recording file per feed after this many MB (uncompressed).")
+    var recordMaxMb: Int = 256
+
     @Flag(help: "Do not record the stream.")
     var noRecord = false
 
@@ -120,18 +123,16 @@ struct LiveCommand: ParsableCommand {
             }
             options.durationNanos = nanos
         }
-        if !noRecord {
-            // The default recording folder is inside the run folder, which RunSetup creates.
-            let runDir = out ?? "reports/live-\(ProcessInfo.processInfo.processIdentifier)-\(Int(Date().timeIntervalSince1970))"
-            options.run.outDir = runDir
-            options.recordDirectory = record ?? "\(runDir)/recording"
-        }
+        options.record = !noRecord
+        options.recordDirectory = record
+        guard (1...1_000_000).contains(recordMaxMb) else { throw ValidationError("--record-max-mb: expected 1 ... 1000000") }
+        options.recordMaxBytes = Int64(recordMaxMb) << 20
         let summary: ReplaySummary
         do { summary = try runLive(options) }
         catch let error as UnusableInput { fail(error.description, code: TapeExit.unusableInput) }
         catch let error as OutputFailed { fail(error.description, code: TapeExit.outputFailed) }
         printSummary(summary)
-        if let recording = options.recordDirectory { print("recording       \(recording)") }
+        if !noRecord { print("recording       \(record ?? summary.runDir + "/recording")") }
         if summary.exitCode != 0 { throw ArgumentParser.ExitCode(summary.exitCode) }
     }
 

@@ -394,4 +394,20 @@ final class LiveSessionTests: XCTestCase {
             }
         }
     }
+
+    /// A recording that rotates (`--record-max-mb 1`) still replays to the live session's outputs: the live
+    /// side restarts the feed's decoder and validator at each new file, as the replay of that file does.
+    func testRotatedRecordingReplaysToTheSameOutputs() throws {
+        let capture = try FeedSimPaths.data("binance-feed/spot-ethusdt_20240808.gz")
+        let simulator = try FeedSimProcess([capture, "--protocol", "binance", "--speed", "max"])
+        let out = FeedSimPaths.temporary("live-rotated")
+        let session = try run(["live", "--feed", "binance-spot:ethusdt=ws://\(simulator.base)", "--duration", "4s",
+                               "--record-max-mb", "1", "--out", out, "--quiet"])
+        simulator.stop()
+        XCTAssertEqual(session.status, 0, session.standardError)
+        let files = try FileManager.default.contentsOfDirectory(atPath: out + "/recording")
+            .filter { $0.hasPrefix("binance-spot-") }
+        XCTAssertGreaterThanOrEqual(files.count, 3, "rotated at 1 MB: \(files)")
+        try assertReplayEqualsLive(out)
+    }
 }
