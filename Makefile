@@ -11,7 +11,7 @@ RUN_DIR ?= reports/sample
 FUZZ_SECONDS ?= 180
 FUZZ_TEST_SECONDS ?= 60
 
-.PHONY: all setup build sample run test fuzz bench clean
+.PHONY: all setup build sample run test fuzz bench clean services services-stop services-status
 
 all: build
 
@@ -38,7 +38,9 @@ test: setup
 	$(SWIFT) build -c release --build-tests
 	$(SWIFT) test -c release --skip-build 2>&1 | tee .test.log; tests=$${PIPESTATUS[0]}; \
 	  SWIFT=$(SWIFT) SHARED=$(SHARED) FUZZ_TOTAL_SECONDS=$(FUZZ_TEST_SECONDS) scripts/fuzz.sh 2>&1 | tee .fuzz.log; \
-	  fuzz=$${PIPESTATUS[0]}; [ $$tests -eq 0 ] && [ $$fuzz -eq 0 ]
+	  fuzz=$${PIPESTATUS[0]}; \
+	  scripts/services.sh check 2>&1 | tee .services.log; services=$${PIPESTATUS[0]}; \
+	  [ $$tests -eq 0 ] && [ $$fuzz -eq 0 ] && [ $$services -eq 0 ]
 
 # Coverage-guided fuzzing of every reader and decoder, longer than in `make test`.
 fuzz: setup
@@ -49,3 +51,14 @@ bench: build
 
 clean:
 	rm -rf .build reports/sample recordings/bench Fuzz/.build Fuzz/corpus Fuzz/findings
+
+# Local PostgreSQL 15 (+ pg_partman), Redis and InfluxDB on the loopback ports of config/services.env,
+# data under .tape/ (idempotent; see README "Storage").
+services: setup
+	@scripts/services.sh start
+
+services-stop:
+	@scripts/services.sh stop
+
+services-status:
+	@scripts/services.sh status

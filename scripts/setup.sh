@@ -11,6 +11,9 @@ APT_PACKAGES=(
   chromium          # headless check of the HTML report in tests
   python3 python3-pip
   time gzip bc      # /usr/bin/time (peak RSS) and bc in `make bench`
+  postgresql-15 postgresql-15-partman libpq-dev   # `make services`: history store (libpq), partitions
+  redis-server libhiredis-dev                      # `make services`: hot cache (hiredis)
+  influxdb curl                                    # `make services`: metrics (InfluxDB 1.x, line protocol)
 )
 PIP_PACKAGES=(numpy TA-Lib xgboost-cpu scipy)
 
