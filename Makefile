@@ -36,6 +36,7 @@ run: build sample
 # The fuzz step runs even when a test failed (both results are printed); either failing fails `make test`.
 test: setup
 	$(SWIFT) build -c release --build-tests
+	scripts/services.sh start
 	$(SWIFT) test -c release --skip-build 2>&1 | tee .test.log; tests=$${PIPESTATUS[0]}; \
 	  SWIFT=$(SWIFT) SHARED=$(SHARED) FUZZ_TOTAL_SECONDS=$(FUZZ_TEST_SECONDS) scripts/fuzz.sh 2>&1 | tee .fuzz.log; \
 	  fuzz=$${PIPESTATUS[0]}; \

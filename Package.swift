@@ -38,6 +38,7 @@ let package = Package(
     targets: [
         // C libraries, each behind one small module (module map + header shim only).
         .systemLibrary(name: "CZlib", path: "Sources/CZlib", pkgConfig: "zlib", providers: [.apt(["zlib1g-dev"])]),
+        .systemLibrary(name: "CLibPQ", path: "Sources/CLibPQ", pkgConfig: "libpq", providers: [.apt(["libpq-dev"])]),
         .systemLibrary(name: "CXGBoost", path: "Sources/CXGBoost", providers: [.apt(["libxgboost-dev"])]),
         .systemLibrary(name: "CCurl", path: "Sources/CCurl", pkgConfig: "libcurl",
                        providers: [.apt(["libcurl4-openssl-dev"])]),
@@ -84,6 +85,8 @@ let package = Package(
             .product(name: "NIOSSL", package: "swift-nio-ssl"),
             .product(name: "Logging", package: "swift-log"),
         ], swiftSettings: swift6),
+        // Stores: PostgreSQL through libpq (the only code touching it); Redis and InfluxDB next (issue 11).
+        .target(name: "TapeStore", dependencies: ["TapeCore", "CLibPQ"], swiftSettings: swift6),
         // Reports (HTML/CSV) and scenario regression tests.
         .target(name: "TapeReports", dependencies: ["TapeCore", "TapeIO", "TapeGraph", "TapeRecordings"]),
         // Run comparison (`tape diff`): two run folders, per symbol and kind, per-symbol digests first.
@@ -136,6 +139,7 @@ let package = Package(
                                                             "TapeSources", "TapeRecordings", "TapeGraph", "TapeSinks",
                                                             "TapeReplay", "TapeEngine",
                                                             .product(name: "Crypto", package: "swift-crypto")]),
+        .testTarget(name: "TapeStoreTests", dependencies: ["TapeTestSupport", "TapeStore"], swiftSettings: swift6),
         .testTarget(name: "TapeDiffTests", dependencies: ["TapeTestSupport", "TapeDiff"], swiftSettings: swift6),
         .testTarget(name: "TapeRESTTests", dependencies: ["TapeTestSupport", "TapeCore", "TapeSources", "TapeFeeds",
                                                           "TapeRecordings", "TapeREST"],
