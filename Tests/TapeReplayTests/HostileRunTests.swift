@@ -222,6 +222,16 @@ final class HostileRunTests: XCTestCase {
         XCTAssertEqual(rc, 5, stderr)
         XCTAssertTrue(stderr.contains(existingFile), stderr)
 
+        // A read-only folder. Root writes anywhere, so as root the command runs as `nobody`.
+        let readOnly = folder + "/read-only"
+        try FileManager.default.createDirectory(atPath: readOnly, withIntermediateDirectories: true)
+        try FileManager.default.setAttributes([.posixPermissions: 0o555], ofItemAtPath: readOnly)
+        try FileManager.default.setAttributes([.posixPermissions: 0o755], ofItemAtPath: folder)
+        let asUser = getuid() == 0 ? "runuser -u nobody -- " : ""
+        let readOnlyRun = try sh("\(asUser)'\(tape)' replay '\(capture)' --quiet --no-report --out '\(readOnly)'")
+        XCTAssertEqual(readOnlyRun.0, 5, readOnlyRun.2)
+        XCTAssertTrue(readOnlyRun.2.contains(readOnly) && readOnlyRun.2.contains("not a writable folder"), readOnlyRun.2)
+
         // The report's index.html is a directory: the report cannot be written.
         let reportRun = folder + "/report"
         try FileManager.default.createDirectory(atPath: reportRun + "/index.html", withIntermediateDirectories: true)
