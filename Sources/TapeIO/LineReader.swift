@@ -42,6 +42,7 @@ public final class LineReader {
     /// A peeked line handed out again: the line numbers still to replay (empty lines, then the line).
     private var replayUntilLine = 0
     private var peeked = UnsafeRawBufferPointer(start: nil, count: 0)
+    private var peekAttempted = false
 
     public init(stream: GzipStream, fileName: String? = nil, rejects: RejectHandler?,
                 maxLineBytes: Int = LineReader.defaultMaxLineBytes) {
@@ -63,8 +64,11 @@ public final class LineReader {
     /// of `next()` return the empty lines before it, then it, with their line numbers. Call it before
     /// the first `next()` only (again before it: the same line); nil when the input has no non-empty line.
     public func peekFirstLine() -> UnsafeRawBufferPointer? {
-        if lineNumber == 0 && replayUntilLine > 0 { return peeked }
+        // Asked again before reading (format detection, then the reader): the same answer — the line, or
+        // nil when the first look found no usable line (which may have consumed rejected lines).
+        if peekAttempted { return lineNumber == 0 && replayUntilLine > 0 ? peeked : nil }
         precondition(lineNumber == 0 && replayUntilLine == 0, "peek before reading")
+        peekAttempted = true
         while let line = next() {
             if line.count == 0 { continue }
             var first = line

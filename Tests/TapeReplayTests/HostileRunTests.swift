@@ -197,6 +197,18 @@ final class HostileRunTests: XCTestCase {
     /// Filters that leave nothing say so and exit 6; usage errors exit 64 with a clear message; an unusable
     /// `--out` exits 5; a report that cannot be written exits 5. Before: exit 0 silently, "Missing value",
     /// exit 1, one file per event, a file outside --out, exit 0.
+    /// Found by the raw-capture fuzz target: `--format raw` on an input whose only line is too long
+    /// asked the line reader for its first line twice, and the second ask trapped. Now: a reject, exit 3.
+    func testForcedRawFormatOnAnInputWithOnlyATooLongLine() throws {
+        let path = Paths.tempDir("too-long") + "/only-long.txt"
+        try Data(("1723161254087891268 " + String(repeating: "x", count: 5_000) + "\n").utf8)
+            .write(to: URL(fileURLWithPath: path))
+        let (rc, stdout, stderr) = try run(["replay", path, "--format", "raw", "--max-line-bytes", "100", "--quiet",
+                                            "--no-report", "--out", Paths.tempDir("too-long-run")])
+        XCTAssertEqual(rc, 3, stderr)
+        XCTAssertTrue(stdout.contains("line_too_long=1"), stdout)
+    }
+
     func testUsageAndOutputErrorsHaveTheirExitCodes() throws {
         let capture = try spotCapture()
         let folder = Paths.tempDir("usage")
