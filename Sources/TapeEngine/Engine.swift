@@ -93,6 +93,8 @@ public final class Engine {
     public let digest: DigestSink
     /// Sinks that may fail, checked every `checkInterval` items and at the end.
     public let engineSinks: [EngineSink]
+    /// The sinks that also record every delivered market event (stores of ticks).
+    public let eventSinks: [EventSink]
     public var counters: EngineCounters {
         var current = counted
         if eventTimeMinimum != .max { current.firstEvent = eventTimeMinimum }
@@ -123,6 +125,7 @@ public final class Engine {
         clock = SimulatedClock(start: 0)
         self.digest = digest ?? DigestSink(symbols: symbols)
         engineSinks = sinks.compactMap { $0 as? EngineSink }
+        eventSinks = sinks.compactMap { $0 as? EventSink }
         graph = Graph(config: settings.config, clock: clock, symbols: symbols,
                       sink: SinkFanout(digest == nil ? [self.digest] + sinks : sinks))
         for node in settings.extraNodes { graph.addNode(node) }
@@ -151,6 +154,7 @@ public final class Engine {
             counted.clockTicks += 1
             return
         }
+        for sink in eventSinks { sink.record(event) }
         graph.onEvent(event)
         counted.delivered += 1
         if event.eventTime < eventTimeMinimum { eventTimeMinimum = event.eventTime }
@@ -210,6 +214,12 @@ public final class Engine {
     /// Records newly failed sinks; returns the name of the first failed one, if any.
     @discardableResult
     public func checkSinks() -> String? {
+        for sink in engineSinks { sink.poll() }
+        return collectFailures()
+    }
+
+    @discardableResult
+    private func collectFailures() -> String? {
         for sink in engineSinks {
             if let error = sink.failure, !sinkFailures.contains(where: { $0.sink == sink.name }) {
                 sinkFailures.append((sink.name, error))
@@ -235,7 +245,7 @@ public final class Engine {
                 if !sinkFailures.contains(where: { $0.sink == sink.name }) { sinkFailures.append((sink.name, error)) }
             }
         }
-        checkSinks()
+        collectFailures()
         return sinkFailures
     }
 }

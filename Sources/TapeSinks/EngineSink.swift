@@ -1,3 +1,4 @@
+import TapeCore
 import TapeGraph
 
 /// A sink the engine owns: sees every output, may do I/O, and reports failure instead of hiding it.
@@ -11,6 +12,8 @@ public protocol EngineSink: GraphSink {
     func flush() throws
     /// Flushes and releases; idempotent. Throws the failure.
     func close() throws
+    /// Housekeeping on the engine thread (see the extension below); default nothing.
+    func poll()
 }
 
 /// An output that could not be written (a sink's failure): the run stops and `tape` exits with
@@ -43,4 +46,21 @@ public struct OutputFailed: Error, CustomStringConvertible {
         }
         if let first { throw first }
     }
+}
+
+/// An `EngineSink` that also sees every market event the engine delivers to the graph (the ticks the
+/// stores keep), on the engine thread, in delivery order, just before the graph sees it. Clock ticks and
+/// filtered events are not recorded.
+///
+/// Implementations batch on the engine thread and hand full batches to their own I/O thread (see
+/// `TapeStore`); `record` must not block on the network and must not allocate per event once warm.
+public protocol EventSink: EngineSink {
+    func record(_ event: MarketEvent)
+}
+
+extension EngineSink {
+    /// Called by the engine on its thread every `checkInterval` items and whenever the source is idle
+    /// (live), before it reads `failure`. A batching sink hands over a partial batch that has waited
+    /// longer than its time limit here. Default: nothing.
+    public func poll() {}
 }
