@@ -86,7 +86,8 @@ let package = Package(
             .product(name: "Logging", package: "swift-log"),
         ], swiftSettings: swift6),
         // Stores: PostgreSQL through libpq (the only code touching it); Redis and InfluxDB next (issue 11).
-        .target(name: "TapeStore", dependencies: ["TapeCore", "CLibPQ"], swiftSettings: swift6),
+        .target(name: "TapeStore", dependencies: ["TapeCore", "TapeClock", "TapeIO", "TapeGraph", "TapeSinks", "CLibPQ"],
+                swiftSettings: swift6),
         // Reports (HTML/CSV) and scenario regression tests.
         .target(name: "TapeReports", dependencies: ["TapeCore", "TapeIO", "TapeGraph", "TapeRecordings"]),
         // Run comparison (`tape diff`): two run folders, per symbol and kind, per-symbol digests first.
@@ -111,7 +112,7 @@ let package = Package(
         .executableTarget(name: "tape", dependencies: [
             "TapeCore", "TapeClock", "TapeIO", "TapeSources", "TapeRecordings", "TapeGraph", "TapeSinks", "TapeEngine",
             "TapeReplay", "TapeModel", "TapeReports", "TapeScenarios", "TapeDiff", "TapeLive", "TapeConnectors",
-            "TapeREST", "TapeFeedSim", "Yams",
+            "TapeREST", "TapeFeedSim", "TapeStore", "Yams",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ]),
 

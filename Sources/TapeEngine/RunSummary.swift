@@ -113,6 +113,8 @@ public struct RunSummary: Codable, Sendable {
     public var model: JSONValue?
     /// `tape live`: feeds (counters, connection, latency percentiles, recordings), tick period, warm-up.
     public var live: JSONValue? = nil
+    /// `--store`: per store (`postgres`, `redis`, `influx`) what it wrote, spooled and replayed.
+    public var stores: JSONValue? = nil
     /// Stored optional so that a summary.json written before the field existed still reads.
     var interruptedValue: Bool? = nil
     /// True when SIGINT/SIGTERM stopped the run: its outputs hold the complete rows up to the stop.
@@ -131,7 +133,7 @@ public struct RunSummary: Codable, Sendable {
         case fromNs = "from_ns", toNs = "to_ns", symbols, firstEventNs = "first_event_ns"
         case lastEventNs = "last_event_ns", firstReceiveNs = "first_receive_ns", lastReceiveNs = "last_receive_ns"
         case stop, sinkFailures = "sink_failures", snapshotIn = "snapshot_in", snapshotOut = "snapshot_out"
-        case exitCode = "exit_code", model, interruptedValue = "interrupted", live
+        case exitCode = "exit_code", model, interruptedValue = "interrupted", live, stores
     }
 
     /// Encodes every key, nil values as `null` (readers can rely on the keys being there).
@@ -171,6 +173,7 @@ public struct RunSummary: Codable, Sendable {
         try container.encode(interrupted, forKey: .interruptedValue)
         if let model { try container.encode(model, forKey: .model) }
         if let live { try container.encode(live, forKey: .live) }
+        if let stores { try container.encode(stores, forKey: .stores) }
     }
 
     /// The JSON text: pretty, keys sorted, `/` unescaped, trailing newline.

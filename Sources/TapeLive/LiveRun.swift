@@ -178,8 +178,10 @@ public func runLive(_ options: LiveOptions) throws -> ReplaySummary {
         : summary.ticksDelivered == 0 ? TapeExit.nothingDelivered
         : run.rejects.total > 0 ? TapeExit.inputRejected : TapeExit.clean
     summary.sinkFailures = sinkFailures.map { SinkFailureSummary(sink: $0.sink, error: "\($0.error)") }
+    run.addStores(to: &summary)
     do { try summary.write(to: "\(run.directory)/summary.json") }
     catch { throw OutputFailed(sink: "summary", underlying: error) }
+    run.finishStores(summaryPath: "\(run.directory)/summary.json")
     if let first = sinkFailures.first { throw OutputFailed(sink: first.sink, underlying: first.error) }
     let inputSymbols = (0..<run.symbols.count).map { run.symbols.name(SymbolID($0)) }
     return ReplaySummary(runDir: run.directory, summary: summary, inputSymbols: inputSymbols)
@@ -316,13 +318,5 @@ final class ConnectorTasks: @unchecked Sendable {
     /// Waits for every connector task to end, at most `graceNanos`.
     func wait(graceNanos: Int64) {
         _ = done.wait(timeout: .now() + .nanoseconds(Int(graceNanos)))
-    }
-}
-
-extension JSONValue {
-    /// Any Codable value as a JSON value (for the summary's free-form sections).
-    init<Value: Encodable>(encoding value: Value) throws {
-        let data = try JSONEncoder().encode(value)
-        self = try JSONDecoder().decode(JSONValue.self, from: data)
     }
 }

@@ -103,8 +103,10 @@ public func runReplay(_ options: ReplayOptions) throws -> ReplaySummary {
         : summary.ticksDelivered == 0 && summary.ticksIn > 0 ? TapeExit.nothingDelivered
         : rejects.total > 0 ? TapeExit.inputRejected : TapeExit.clean
     summary.sinkFailures = sinkFailures.map { SinkFailureSummary(sink: $0.sink, error: "\($0.error)") }
+    run.addStores(to: &summary)
     do { try summary.write(to: "\(runDir)/summary.json") }
     catch { throw OutputFailed(sink: "summary", underlying: error) }
+    run.finishStores(summaryPath: "\(runDir)/summary.json")
     // The run stopped on an output it could not write: summary.json says so (exit_code 5) where it
     // could be written, and the caller gets the error (the CLI names the file and exits 5).
     if let first = sinkFailures.first { throw OutputFailed(sink: first.sink, underlying: first.error) }
@@ -129,9 +131,15 @@ public struct RunSetup {
     /// The readers' reject handler (muted while a continued run skips what its checkpoint covers).
     public let readerRejects: MutableRejects
     public let engine: Engine
+    /// Unique per run: the folder's name and 8 random hex digits (rows in the stores carry it).
+    public let runID: String
+    /// The sinks with a summary section (the stores).
+    public let reportingSinks: [ReportingSink]
 
     public init(_ options: ReplayOptions, wallStart: Int64, defaultPrefix: String) throws {
         directory = options.outDir ?? "reports/\(defaultRunID(wallStart, prefix: defaultPrefix))"
+        let folderName = URL(fileURLWithPath: directory).standardizedFileURL.lastPathComponent
+        runID = folderName + "-" + String(format: "%08x", UInt32.random(in: 0...UInt32.max))
         // A run folder that cannot be made or written is an output failure (exit 5), not a bug.
         do { try FS.makeDirectories(directory) } catch {
             throw OutputFailed(sink: "run-folder", underlying: RunFolderUnusable(path: directory, detail: "\(error)"))
@@ -154,8 +162,38 @@ public struct RunSetup {
                                        withPredictions: !options.engine.extraNodes.isEmpty)
         } catch { throw OutputFailed(sink: "run-folder", underlying: error) }
         let runOutput = RunOutputSink(symbols: symbols, digest: digest, folder: folder)
-        engine = Engine(settings: options.engine, symbols: symbols, sinks: [runOutput] + options.extraSinks,
+        let context = RunContext(directory: directory, runID: runID, kind: defaultPrefix, symbols: symbols,
+                                 configHash: FileHash.sha256(text: options.engine.config.canonicalText),
+                                 inputs: options.describedInputs ?? options.inputs,
+                                 printer: { line in FileHandle.standardError.write(Data((line + "\n").utf8)) })
+        var built: [EngineSink] = []
+        for factory in options.sinkFactories {
+            do { built.append(try factory(context)) } catch {
+                // Those already connected release their threads; this run writes nothing.
+                _ = try? OutputFailed.closeAll(built)
+                throw OutputFailed(sink: "store", underlying: error)
+            }
+        }
+        reportingSinks = built.compactMap { $0 as? ReportingSink }
+        engine = Engine(settings: options.engine, symbols: symbols, sinks: [runOutput] + options.extraSinks + built,
                         digest: digest)
+    }
+}
+
+extension RunSetup {
+    /// summary.json `run_id` and `stores` (each store's counters), when the run has stores.
+    public func addStores(to summary: inout RunSummary) {
+        guard !reportingSinks.isEmpty else { return }
+        var stores: [(String, JSONValue)] = [("run_id", .string(runID))]
+        for sink in reportingSinks.sorted(by: { $0.name < $1.name }) { stores.append((sink.name, sink.report)) }
+        summary.stores = .object(stores)
+    }
+
+    /// Gives the written summary.json to the stores (PostgreSQL keeps it with the run).
+    public func finishStores(summaryPath: String) {
+        guard !reportingSinks.isEmpty, let data = FileManager.default.contents(atPath: summaryPath) else { return }
+        let json = String(decoding: data, as: UTF8.self)
+        for sink in reportingSinks { sink.runFinished(summaryJSON: json) }
     }
 }
 

@@ -37,6 +37,10 @@ public struct ReplayOptions {
     public var quiet: Bool = true
     /// Extra sinks that see every output (e.g. training collectors), after the digest and the run folder.
     public var extraSinks: [GraphSink] = []
+    /// Sinks built per run with the run's own symbol table and identity (the stores of `--store`).
+    public var sinkFactories: [(RunContext) throws -> EngineSink] = []
+    /// Inputs of a live run as the stores describe them (feeds); replay uses `inputs`.
+    public var describedInputs: [String]? = nil
     /// Hash each input file into summary.json (`inputs[].sha256`).
     public var hashInputs: Bool = true
     /// CLI use: listen for SIGUSR1 / keys to pause and resume.

@@ -1,3 +1,4 @@
+import Foundation
 import TapeCore
 import TapeGraph
 
@@ -63,4 +64,45 @@ extension EngineSink {
     /// (live), before it reads `failure`. A batching sink hands over a partial batch that has waited
     /// longer than its time limit here. Default: nothing.
     public func poll() {}
+}
+
+/// A sink with a section in summary.json (`stores.<name>`): the stores' counters. After summary.json is
+/// written, `runFinished` gets it (PostgreSQL keeps it in `tape_runs.summary`).
+public protocol ReportingSink: EngineSink {
+    var report: JSONValue { get }
+    func runFinished(summaryJSON: String)
+}
+
+extension ReportingSink {
+    public func runFinished(summaryJSON: String) {}
+}
+
+/// What a sink built for one run knows about it (`ReplayOptions.sinkFactories`).
+public struct RunContext {
+    /// The run folder.
+    public let directory: String
+    /// Unique per run (rows in the stores carry it); summary.json `run_id`.
+    public let runID: String
+    /// `replay` or `live`.
+    public let kind: String
+    /// The engine's symbol table: read it on the engine thread only.
+    public let symbols: SymbolTable
+    /// sha256 of the canonical graph config.
+    public let configHash: String
+    /// The input paths (replay, warm-up) and feeds (live), in order.
+    public let inputs: [String]
+    public let printer: @Sendable (String) -> Void
+    public init(directory: String, runID: String, kind: String, symbols: SymbolTable, configHash: String,
+                inputs: [String], printer: @escaping @Sendable (String) -> Void) {
+        self.directory = directory; self.runID = runID; self.kind = kind; self.symbols = symbols
+        self.configHash = configHash; self.inputs = inputs; self.printer = printer
+    }
+}
+
+extension JSONValue {
+    /// Any Encodable value as a JSON value (for the summary's free-form sections).
+    public init<Value: Encodable>(encoding value: Value) throws {
+        let data = try JSONEncoder().encode(value)
+        self = try JSONDecoder().decode(JSONValue.self, from: data)
+    }
 }

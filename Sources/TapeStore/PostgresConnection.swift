@@ -6,6 +6,13 @@ import TapeCore
 public struct PostgresError: Error, CustomStringConvertible, Sendable {
     public let peer: String
     public let detail: String
+    /// The server's SQLSTATE (`23505` unique violation, ...) when it answered; nil for a lost connection.
+    public var sqlState: String? = nil
+    /// True when the connection itself is gone (server down, network): reconnect, keep the data.
+    public var connectionLost = false
+    public init(peer: String, detail: String, sqlState: String? = nil, connectionLost: Bool = false) {
+        self.peer = peer; self.detail = detail; self.sqlState = sqlState; self.connectionLost = connectionLost
+    }
     public var description: String { "postgres \(peer): \(detail)" }
 }
 
@@ -36,6 +43,8 @@ public final class PostgresConnection {
             // Every stored property is set: deinit runs and calls PQfinish once.
             throw PostgresError(peer: peer, detail: Self.lastError(opened))
         }
+        // Server NOTICEs ("already exists, skipping") are not the user's business; warnings and errors are.
+        PQclear(PQexec(opened, "SET client_min_messages TO warning"))
     }
 
     deinit { PQfinish(connection) }
@@ -45,18 +54,33 @@ public final class PostgresConnection {
         let result = PQexec(connection, sql)
         defer { PQclear(result) }
         let status = PQresultStatus(result)
-        guard status == PGRES_COMMAND_OK || status == PGRES_TUPLES_OK else {
-            throw PostgresError(peer: peer, detail: Self.lastError(connection))
-        }
+        guard status == PGRES_COMMAND_OK || status == PGRES_TUPLES_OK else { throw error(result) }
+    }
+
+    /// Runs one statement; returns the rows it affected (its command tag: INSERT, UPDATE, DELETE).
+    @discardableResult
+    public func executeCounting(_ sql: String) throws -> Int {
+        let result = PQexec(connection, sql)
+        defer { PQclear(result) }
+        guard PQresultStatus(result) == PGRES_COMMAND_OK else { throw error(result) }
+        return Int(String(cString: PQcmdTuples(result))) ?? 0
+    }
+
+    /// True while libpq holds a working connection (false after the server went away).
+    public var isConnected: Bool { PQstatus(connection) == CONNECTION_OK }
+
+    /// The error of a failed result: the server's message and SQLSTATE, or a lost connection.
+    private func error(_ result: OpaquePointer?) -> PostgresError {
+        let state = result.flatMap { PQresultErrorField($0, Int32(UInt8(ascii: "C"))) }.map { String(cString: $0) }
+        return PostgresError(peer: peer, detail: Self.lastError(connection), sqlState: state,
+                             connectionLost: PQstatus(connection) != CONNECTION_OK)
     }
 
     /// Runs a query; returns its rows as text (nil for SQL NULL).
     public func query(_ sql: String) throws -> [[String?]] {
         let result = PQexec(connection, sql)
         defer { PQclear(result) }
-        guard PQresultStatus(result) == PGRES_TUPLES_OK else {
-            throw PostgresError(peer: peer, detail: Self.lastError(connection))
-        }
+        guard PQresultStatus(result) == PGRES_TUPLES_OK else { throw error(result) }
         let rows = Int(PQntuples(result)), columns = Int(PQnfields(result))
         return (0..<rows).map { row in
             (0..<columns).map { column in
@@ -70,29 +94,57 @@ public final class PostgresConnection {
     /// took (its command tag). Throws the server's error (the whole COPY is then rolled back).
     @discardableResult
     public func copy(_ statement: String, rows: String) throws -> Int {
-        let started = PQexec(connection, statement)
-        let status = PQresultStatus(started)
-        PQclear(started)
-        guard status == PGRES_COPY_IN else { throw PostgresError(peer: peer, detail: Self.lastError(connection)) }
         var text = rows
-        let sent = text.withUTF8 { bytes in
-            bytes.withMemoryRebound(to: CChar.self) { PQputCopyData(connection, $0.baseAddress, Int32($0.count)) }
+        return try text.withUTF8 { try copy(statement, bytes: UnsafeRawBufferPointer($0)) }
+    }
+
+    /// `COPY … FROM STDIN` with `bytes` as the whole input (text rows, or a whole binary COPY stream
+    /// with `(FORMAT binary)` — see `CopyBinaryRows`). Returns the rows the server took.
+    @discardableResult
+    public func copy(_ statement: String, bytes: UnsafeRawBufferPointer) throws -> Int {
+        let started = PQexec(connection, statement)
+        guard PQresultStatus(started) == PGRES_COPY_IN else {
+            defer { PQclear(started) }
+            throw error(started)
         }
-        guard sent == 1, PQputCopyEnd(connection, nil) == 1 else {
-            throw PostgresError(peer: peer, detail: Self.lastError(connection))
+        PQclear(started)
+        // libpq takes at most Int32.max bytes per call.
+        var offset = 0
+        let chunk = 1 << 20
+        while offset < bytes.count {
+            let length = min(chunk, bytes.count - offset)
+            let sent = PQputCopyData(connection, bytes.baseAddress!.advanced(by: offset).assumingMemoryBound(to: CChar.self),
+                                     Int32(length))
+            guard sent == 1 else { break }
+            offset += length
         }
+        let ended = offset == bytes.count ? PQputCopyEnd(connection, nil) : PQputCopyEnd(connection, "send failed")
         var taken = 0
-        var failure: String? = nil
+        var failure: PostgresError? = ended == 1 ? nil : error(nil)
         while let result = PQgetResult(connection) {
             if PQresultStatus(result) == PGRES_COMMAND_OK {
                 taken = Int(String(cString: PQcmdTuples(result))) ?? 0
-            } else {
-                failure = Self.lastError(connection)
+            } else if failure == nil {
+                failure = error(result)
             }
             PQclear(result)
         }
-        if let failure { throw PostgresError(peer: peer, detail: failure) }
+        if let failure { throw failure }
+        if PQstatus(connection) != CONNECTION_OK { throw error(nil) }
         return taken
+    }
+
+    /// Runs `body` in a transaction: COMMIT when it returns, ROLLBACK when it throws (then rethrows).
+    public func transaction<Result>(_ body: () throws -> Result) throws -> Result {
+        try execute("BEGIN")
+        do {
+            let result = try body()
+            try execute("COMMIT")
+            return result
+        } catch {
+            if isConnected { try? execute("ROLLBACK") }
+            throw error
+        }
     }
 
     private static func lastError(_ connection: OpaquePointer) -> String {

@@ -79,6 +79,8 @@ struct LiveCommand: ParsableCommand {
     @Flag(help: "No per-reject messages on stderr.")
     var quiet = false
 
+    @OptionGroup var store: StoreOptions
+
     mutating func run() throws {
         // The settings file first; the command line adds feeds and overrides its values.
         var file = LiveConfigFile()
@@ -111,6 +113,8 @@ struct LiveCommand: ParsableCommand {
         run.quiet = quiet
         run.snapshotIn = snapshotIn
         run.snapshotOut = snapshotOut
+        run.sinkFactories = try store.factories(extra: file.stores)
+        run.describedInputs = warmup + feeds
         if let model {
             do { run.engine.extraNodes.append(try InferenceNode(modelPath: modelFile(model))) }
             catch { fail("\(model): \(error)", code: TapeExit.unusableInput) }
@@ -230,6 +234,7 @@ struct LiveCommand: ParsableCommand {
 ///     feeds:
 ///       - {feed: binance-usdm, symbols: [btcusdt, ethusdt], url: "ws://127.0.0.1:9000"}
 ///       - {feed: polygon, symbols: [AAPL]}
+///     stores: ["postgres://postgres@127.0.0.1:55432/tape"]
 ///
 /// Unknown keys are errors naming their path (as in the pipeline config). Keys stay in the environment.
 struct LiveConfigFile {
@@ -238,6 +243,8 @@ struct LiveConfigFile {
     var pollSeconds: Double? = nil
     /// As `--feed` values: `NAME:SYMBOLS[=URL]`.
     var feeds: [String] = []
+    /// As `--store` values (URLs).
+    var stores: [String] = []
 
     struct Invalid: Error, CustomStringConvertible { let description: String }
 
@@ -266,8 +273,14 @@ struct LiveConfigFile {
                 for (index, item) in list.enumerated() {
                     config.feeds.append(try feed(item, path: "feeds[\(index)]"))
                 }
+            case "stores":
+                guard let list = value.sequence else { throw Invalid(description: "stores: expected a list of URLs") }
+                for (index, item) in list.enumerated() {
+                    guard let url = item.string else { throw Invalid(description: "stores[\(index)]: expected a URL") }
+                    config.stores.append(url)
+                }
             default:
-                throw Invalid(description: "\(key): unknown key (tick_ms, read_timeout_seconds, poll_seconds, feeds)")
+                throw Invalid(description: "\(key): unknown key (tick_ms, read_timeout_seconds, poll_seconds, feeds, stores)")
             }
         }
         return config

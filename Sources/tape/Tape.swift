@@ -27,7 +27,7 @@ struct Tape: ParsableCommand {
             """,
         subcommands: [ReplayCommand.self, RecordCommand.self, TrainCommand.self, ReportCommand.self,
                       ScenarioCommand.self, BenchCommand.self, LiveCommand.self, DiffCommand.self,
-                      FeedSimCommand.self])
+                      FeedSimCommand.self, StoreCommand.self])
 }
 
 /// Options shared by every command that replays recordings.
@@ -161,6 +161,8 @@ struct ReplayCommand: ParsableCommand {
 
     @OptionGroup var input: InputOptions
 
+    @OptionGroup var store: StoreOptions
+
     // Unconditional: `--speed -1` reaches the check below (a clear message), not "Missing value".
     @Option(parsing: .unconditional,
             help: "Replay speed: `max` (as fast as possible) or N (N x real time, e.g. 1, 10, 0.5).")
@@ -218,6 +220,7 @@ struct ReplayCommand: ParsableCommand {
         o.interactive = true
         o.snapshotIn = snapshotIn
         o.snapshotOut = snapshotOut
+        o.sinkFactories = try store.factories()
         if let model {
             do { o.engine.extraNodes.append(try InferenceNode(modelPath: modelFile(model))) }
             catch { fail("\(model): \(error)", code: TapeExit.unusableInput) }

@@ -1,0 +1,135 @@
+/// Tape's PostgreSQL schema, as versioned migrations applied in order on start (`StoreSchema.migrate`).
+///
+/// A migration is never edited once released: a change is a new migration with the next version. The
+/// pending ones run in one transaction under an advisory lock (two processes starting at once apply
+/// them once), and `tape_schema_migrations` records which ran. They live in Swift source, not loose `.sql` files,
+/// so the `tape` binary carries its schema wherever it is copied. docs/storage.md documents the tables.
+public struct Migration: Sendable {
+    public let version: Int
+    public let name: String
+    public let sql: String
+}
+
+public enum StoreSchema {
+    /// The tables that hold time series: partitioned by day on `time`, kept 365 days (`StoreMaintenance`).
+    public static let timeSeriesTables = ["ticks", "bars", "indicators", "anomalies", "predictions"]
+
+    public static let migrations: [Migration] = [
+        Migration(version: 1, name: "runs, ticks, bars, indicators, anomalies, predictions", sql: """
+        CREATE TABLE tape_runs (
+            run_id        text PRIMARY KEY,
+            kind          text NOT NULL,              -- replay | live | work
+            started_at    timestamptz NOT NULL,       -- wall clock at start
+            finished_at   timestamptz,
+            config_hash   text NOT NULL,              -- sha256 of the canonical graph config
+            tape_version  text NOT NULL,
+            inputs        jsonb NOT NULL,             -- paths (and sha256 when hashed) or feeds
+            first_event_ns bigint,                    -- event-time range the run wrote
+            last_event_ns  bigint,
+            summary       jsonb                       -- summary.json of the run, when it finished
+        );
+
+        -- Market events as delivered to the graph. kind: 0 trade, 1 quote, 2 bar (a bar-file row).
+        -- A tick is the same fact whatever config read it: its key has no config hash.
+        CREATE TABLE ticks (
+            time        timestamptz NOT NULL,         -- event time, to the microsecond (partition key)
+            time_ns     bigint NOT NULL,              -- event time, ns since the Unix epoch (exact)
+            receive_ns  bigint NOT NULL,              -- receive stamp, ns
+            symbol      text NOT NULL,                -- venue:SYMBOL
+            kind        smallint NOT NULL,
+            sequence    bigint NOT NULL,              -- trade id / update id / line number
+            price       double precision,             -- trade price, bar close
+            size        double precision,             -- trade size, bar volume
+            side        smallint,                     -- 0 unknown, 1 buy, 2 sell
+            bid         double precision,
+            bid_size    double precision,
+            ask         double precision,
+            ask_size    double precision,
+            open        double precision,             -- bars only
+            high        double precision,
+            low         double precision,
+            run_id      text NOT NULL                 -- the run that first wrote it
+        ) PARTITION BY RANGE (time);
+        CREATE UNIQUE INDEX ticks_key ON ticks (symbol, time, receive_ns, sequence, kind);
+
+        -- Graph outputs. Keys hold the config hash: the same input under another config is another result.
+        CREATE TABLE bars (
+            time        timestamptz NOT NULL,         -- bar start (partition key)
+            end_time    timestamptz NOT NULL,
+            symbol      text NOT NULL,
+            timeframe   text NOT NULL,                -- 1m, 5m, 15m, 1h, 30s
+            open double precision, high double precision, low double precision, close double precision,
+            volume      double precision,             -- NULL when the input has none
+            vwap        double precision,
+            trades      bigint NOT NULL,
+            config_hash text NOT NULL,
+            run_id      text NOT NULL
+        ) PARTITION BY RANGE (time);
+        CREATE UNIQUE INDEX bars_key ON bars (symbol, timeframe, time, config_hash);
+
+        CREATE TABLE indicators (
+            time        timestamptz NOT NULL,         -- bar end (partition key)
+            symbol      text NOT NULL,
+            timeframe   text NOT NULL,
+            sma double precision, ema double precision, rsi double precision,
+            macd double precision, macd_signal double precision, macd_hist double precision,
+            bb_middle double precision, bb_upper double precision, bb_lower double precision,
+            session_vwap double precision,            -- NULL while in lookback
+            config_hash text NOT NULL,
+            run_id      text NOT NULL
+        ) PARTITION BY RANGE (time);
+        CREATE UNIQUE INDEX indicators_key ON indicators (symbol, timeframe, time, config_hash);
+
+        CREATE TABLE anomalies (
+            time        timestamptz NOT NULL,         -- partition key
+            time_ns     bigint NOT NULL,              -- exact
+            symbol      text NOT NULL,
+            rule        text NOT NULL,
+            value       double precision,
+            threshold   double precision,
+            severity    text NOT NULL,                -- info | warning | critical
+            config_hash text NOT NULL,
+            run_id      text NOT NULL
+        ) PARTITION BY RANGE (time);
+        CREATE UNIQUE INDEX anomalies_key ON anomalies (symbol, time, time_ns, rule, config_hash);
+        CREATE INDEX anomalies_rule ON anomalies (rule, time);
+
+        CREATE TABLE predictions (
+            time        timestamptz NOT NULL,         -- bar end (partition key)
+            symbol      text NOT NULL,
+            timeframe   text NOT NULL,
+            prediction  double precision,
+            config_hash text NOT NULL,
+            run_id      text NOT NULL
+        ) PARTITION BY RANGE (time);
+        CREATE UNIQUE INDEX predictions_key ON predictions (symbol, timeframe, time, config_hash);
+        """),
+    ]
+
+    /// Applies the migrations this database has not seen, in version order, each in a transaction, under
+    /// an advisory lock; then sets up partitioning (`StorePartitions.setUp`). Returns the versions applied.
+    @discardableResult
+    public static func migrate(_ connection: PostgresConnection) throws -> [Int] {
+        try connection.execute("""
+            CREATE TABLE IF NOT EXISTS tape_schema_migrations (
+                version int PRIMARY KEY, name text NOT NULL, applied_at timestamptz NOT NULL DEFAULT now())
+            """)
+        var applied: [Int] = []
+        try connection.transaction {
+            try connection.execute("SELECT pg_advisory_xact_lock(7341201)")
+            let partitioning = try StorePartitions.mode(connection)
+            let done = Set(try connection.query("SELECT version FROM tape_schema_migrations").compactMap { $0[0].flatMap(Int.init) })
+            for migration in migrations.sorted(by: { $0.version < $1.version }) where !done.contains(migration.version) {
+                try connection.execute(partitioning == .timescale
+                    ? migration.sql.replacingOccurrences(of: " PARTITION BY RANGE (time)", with: "") : migration.sql)
+                try connection.execute("INSERT INTO tape_schema_migrations (version, name) VALUES (\(migration.version), \(quote(migration.name)))")
+                applied.append(migration.version)
+            }
+        }
+        try StorePartitions.setUp(connection)
+        return applied
+    }
+
+    /// A SQL string literal.
+    public static func quote(_ text: String) -> String { "'" + text.replacingOccurrences(of: "'", with: "''") + "'" }
+}

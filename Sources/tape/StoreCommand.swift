@@ -1,0 +1,125 @@
+import ArgumentParser
+import Foundation
+import TapeCore
+import TapeSinks
+import TapeEngine
+import TapeStore
+
+/// `--store URL` (repeatable) on `tape replay` and `tape live`: the stores every output also goes to.
+struct StoreOptions: ParsableArguments {
+    @Option(name: .customLong("store"),
+            help: "Also write to this store (repeatable): postgres://user@host:port/db (ticks and every output).")
+    var stores: [String] = []
+
+    @Option(help: "Where a store keeps batches while its server is away (default <run folder>/spool).")
+    var storeSpool: String?
+
+    @Option(help: "Seconds a store keeps retrying an unreachable server at the end of a run before it fails (exit 5), its spool kept.")
+    var storeCloseTimeout: Double = 60
+
+    /// One factory per `--store` (plus the live config's `stores`), checked here so that a bad URL is a
+    /// usage error before anything starts.
+    func factories(extra: [String] = []) throws -> [(RunContext) throws -> EngineSink] {
+        let spool = storeSpool
+        let closeTimeout = storeCloseTimeout
+        guard closeTimeout >= 0, closeTimeout <= 86_400 else {
+            throw ValidationError("--store-close-timeout: expected 0 ... 86400 seconds")
+        }
+        return try (extra + stores).map { url in
+            switch StoreURL.scheme(of: url) {
+            case "postgres", "postgresql":
+                return { context in
+                    var settings = PostgresSinkSettings(
+                        url: url, runID: context.runID, runKind: context.kind, configHash: context.configHash,
+                        inputsJSON: StoreURL.jsonArray(context.inputs), tapeVersion: TapeEngine.tapeVersion,
+                        spoolDirectory: (spool ?? "\(context.directory)/spool") + "/postgres")
+                    settings.closeTimeoutSeconds = closeTimeout
+                    return try PostgresSink(settings: settings, symbols: context.symbols, printer: context.printer)
+                }
+            default:
+                throw ValidationError("--store '\(StoreURL.redacted(url))': expected postgres://…")
+            }
+        }
+    }
+}
+
+enum StoreURL {
+    static func scheme(of url: String) -> String {
+        guard let range = url.range(of: "://") else { return "" }
+        return url[..<range.lowerBound].lowercased()
+    }
+
+    /// The URL without a password.
+    static func redacted(_ url: String) -> String {
+        guard let at = url.firstIndex(of: "@"), let scheme = url.range(of: "://"), scheme.upperBound < at else { return url }
+        let user = url[scheme.upperBound..<at].split(separator: ":").first.map(String.init) ?? ""
+        return String(url[..<scheme.upperBound]) + user + String(url[at...])
+    }
+
+    static func jsonArray(_ items: [String]) -> String {
+        "[" + items.map { JSONValue.quote($0) }.joined(separator: ",") + "]"
+    }
+}
+
+/// `tape store`: the PostgreSQL store's schema and partitions.
+struct StoreCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "store",
+        abstract: "Manage the PostgreSQL store: apply migrations, run partition maintenance and retention.",
+        subcommands: [StoreMigrateCommand.self, StoreMaintainCommand.self])
+}
+
+struct StoreMigrateCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "migrate", abstract: "Apply the schema migrations this database has not seen.")
+
+    @Option(name: .customLong("store"), help: "postgres://user@host:port/db")
+    var store: String
+
+    func run() throws {
+        do {
+            let connection = try PostgresConnection(url: store)
+            let applied = try StoreSchema.migrate(connection)
+            print(applied.isEmpty ? "store           \(connection.peer): schema up to date (version \(StoreSchema.migrations.map(\.version).max() ?? 0))"
+                                  : "store           \(connection.peer): applied migrations \(applied.map(String.init).joined(separator: ", "))")
+        } catch { fail("\(error)", code: TapeExit.outputFailed) }
+    }
+}
+
+struct StoreMaintainCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "maintain",
+        abstract: "Premake partitions and drop those older than the retention (pg_partman; TimescaleDB where installed).",
+        discussion: """
+            Retention counts back from the newest event time any run stored (not the wall clock: a \
+            database of last year's history keeps it), or from --now. Run it from cron or a systemd \
+            timer; a live session also runs it every hour.
+            """)
+
+    @Option(name: .customLong("store"), help: "postgres://user@host:port/db")
+    var store: String
+
+    @Option(help: "Days kept before the reference time.")
+    var retentionDays: Int = StoreMaintenance.retentionDaysDefault
+
+    @Option(help: "Reference time (ISO-8601 UTC or integer ns) instead of the newest stored event.")
+    var now: String?
+
+    func run() throws {
+        guard retentionDays > 0, retentionDays <= 100_000 else { throw ValidationError("--retention-days: expected 1 ... 100000") }
+        var reference: Nanos? = nil
+        if let now {
+            guard let time = TimeUtil.parseUserTime(now) else { throw ValidationError("--now '\(now)': expected ISO-8601 UTC or integer ns") }
+            reference = time
+        }
+        do {
+            let connection = try PostgresConnection(url: store)
+            try StoreSchema.migrate(connection)
+            let report = try StoreMaintenance.run(connection, retentionDays: retentionDays, reference: reference)
+            let at = report.reference.map { TimeUtil.iso($0) } ?? "(no data stored yet)"
+            let dropped = report.dropped.sorted { $0.key < $1.key }.map { "\($0.key) \($0.value)" }.joined(separator: ", ")
+            print("store           \(connection.peer): retention \(retentionDays) days before \(at)")
+            print("dropped         \(dropped.isEmpty ? "nothing" : dropped)")
+        } catch { fail("\(error)", code: TapeExit.outputFailed) }
+    }
+}
