@@ -48,7 +48,11 @@ shared_preload_libraries = 'pg_partman_bgw'
 fsync = on
 CONF
   fi
-  as_pg "$PG_BIN/pg_ctl" -D "$PG_DATA" -l "$STATE/postgres/server.log" -w -t "$WAIT_SECONDS" start > /dev/null
+  # Bulk-load settings (applied at every start, also to a cluster made by an older checkout): WAL large
+  # enough that a replay's COPY does not checkpoint every few seconds; durability unchanged (fsync on,
+  # synchronous commit). Production servers are tuned by their owners.
+  as_pg "$PG_BIN/pg_ctl" -D "$PG_DATA" -l "$STATE/postgres/server.log" -w -t "$WAIT_SECONDS" \
+    -o "-c max_wal_size=4GB -c checkpoint_timeout=15min -c shared_buffers=256MB -c wal_buffers=16MB" start > /dev/null
   wait_for postgres pg_up
   psql -q -h 127.0.0.1 -p "$TAPE_PG_PORT" -U postgres -tc \
     "SELECT 1 FROM pg_database WHERE datname = '$TAPE_PG_DATABASE'" | grep -q 1 \

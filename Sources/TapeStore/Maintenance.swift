@@ -28,6 +28,8 @@ public enum StoreMaintenance {
         }
         guard let at = report.reference else { return report }
         let referenceSQL = "to_timestamp(\(Double(at) / 1e9))"
+        try connection.execute(
+            "DELETE FROM tick_ranges WHERE last_time < \(referenceSQL) - interval '\(retentionDays) days'")
         for table in StoreSchema.timeSeriesTables {
             switch mode {
             case .partman:

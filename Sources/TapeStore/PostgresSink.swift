@@ -108,6 +108,9 @@ public final class PostgresSink: EventSink, ReportingSink, @unchecked Sendable {
     private let configHashBytes: [UInt8]
     private var handedOff = 0
     private var closed = false
+    /// Per symbol id: this batch's tick ranges (valid for ids in `touched`).
+    private var ranges: [StoreBatch.TickRange?] = []
+    private var touched: [SymbolID] = []
 
     // Shared, under `condition`.
     private let condition = NSCondition()
@@ -196,6 +199,19 @@ public final class PostgresSink: EventSink, ReportingSink, @unchecked Sendable {
         if event.eventTime < current.firstEvent { current.firstEvent = event.eventTime }
         if event.eventTime > current.lastEvent { current.lastEvent = event.eventTime }
         current.tables[StoreTable.ticks.rawValue].appendTick(event, symbol: symbols.utf8(event.symbol), runID: runIDBytes)
+        let index = Int(event.symbol)
+        if index >= ranges.count { ranges.append(contentsOf: repeatElement(nil, count: index + 1 - ranges.count)) }
+        if ranges[index] == nil {
+            touched.append(event.symbol)
+            ranges[index] = StoreBatch.TickRange(symbol: symbols.name(event.symbol), firstReceive: event.receiveTime,
+                                                 lastReceive: event.receiveTime, firstTime: event.eventTime,
+                                                 lastTime: event.eventTime, rows: 1)
+        } else {
+            ranges[index]!.lastReceive = event.receiveTime
+            if event.eventTime < ranges[index]!.firstTime { ranges[index]!.firstTime = event.eventTime }
+            if event.eventTime > ranges[index]!.lastTime { ranges[index]!.lastTime = event.eventTime }
+            ranges[index]!.rows += 1
+        }
         if current.tables[StoreTable.ticks.rawValue].rows >= settings.batchRows { handOff() }
     }
 
@@ -240,6 +256,11 @@ public final class PostgresSink: EventSink, ReportingSink, @unchecked Sendable {
         lastHandoff = WallClock.nanos()
         guard current.rows > 0 else { return }
         let batch = current
+        for id in touched {
+            batch.tickRanges.append(ranges[Int(id)]!)
+            ranges[Int(id)] = nil
+        }
+        touched.removeAll(keepingCapacity: true)
         batch.finish()
         condition.lock()
         var counts = counters_.rows
@@ -441,6 +462,15 @@ public final class PostgresSink: EventSink, ReportingSink, @unchecked Sendable {
             for table in StoreTable.allCases where !batch.tables[table.rawValue].isEmpty {
                 let rows = batch.tables[table.rawValue]
                 let columns = table.columns.joined(separator: ", ")
+                if table == .ticks {
+                    let replaced = try replaceTickRanges(batch, connection: connection)
+                    let taken = try rows.bytes.withUnsafeBytes {
+                        try connection.copy("COPY ticks (\(columns)) FROM STDIN (FORMAT binary)", bytes: $0)
+                    }
+                    inserted += taken - replaced
+                    already += replaced
+                    continue
+                }
                 if !staging.contains(table) {
                     try connection.execute("SAVEPOINT direct")
                     do {
@@ -489,6 +519,37 @@ public final class PostgresSink: EventSink, ReportingSink, @unchecked Sendable {
         counters_.rowsAlreadyStored += already
         counters_.writeNanoseconds += WallClock.nanos() - started
         condition.unlock()
+    }
+
+    /// Deletes the stored ticks of every symbol whose receive-time range in this batch overlaps a stored
+    /// write (`tick_ranges`), then records this batch's ranges. Returns the rows deleted (they are written
+    /// again by this batch when the input is the same).
+    private func replaceTickRanges(_ batch: StoreBatch, connection: PostgresConnection) throws -> Int {
+        guard !batch.tickRanges.isEmpty else { return 0 }
+        let values = batch.tickRanges.map { range in
+            "(\(StoreSchema.quote(range.symbol)), \(range.firstReceive)::bigint, \(range.lastReceive)::bigint, "
+                + "\(StoreSchema.timestamp(range.firstTime)), \(StoreSchema.timestamp(range.lastTime)), \(range.rows)::bigint)"
+        }.joined(separator: ", ")
+        // Overlapping stored writes, with the event-time bounds of what they hold.
+        let overlaps = try connection.query("""
+            SELECT b.symbol, b.lo, b.hi, least(b.t0, min(r.first_time)), greatest(b.t1, max(r.last_time))
+            FROM (VALUES \(values)) AS b(symbol, lo, hi, t0, t1, n)
+            JOIN tick_ranges r ON r.symbol = b.symbol AND r.first_receive_ns <= b.hi AND r.last_receive_ns >= b.lo
+            GROUP BY b.symbol, b.lo, b.hi, b.t0, b.t1
+            """)
+        var deleted = 0
+        for row in overlaps {
+            guard let symbol = row[0], let lo = row[1], let hi = row[2], let t0 = row[3], let t1 = row[4] else { continue }
+            deleted += try connection.executeCounting("""
+                DELETE FROM ticks WHERE symbol = \(StoreSchema.quote(symbol)) AND receive_ns BETWEEN \(lo) AND \(hi)
+                AND time BETWEEN \(StoreSchema.quote(t0))::timestamptz AND \(StoreSchema.quote(t1))::timestamptz
+                """)
+        }
+        try connection.execute("""
+            INSERT INTO tick_ranges (symbol, first_receive_ns, last_receive_ns, first_time, last_time, rows, run_id)
+            SELECT symbol, lo, hi, t0, t1, n, \(StoreSchema.quote(settings.runID)) FROM (VALUES \(values)) AS b(symbol, lo, hi, t0, t1, n)
+            """)
+        return deleted
     }
 
     private func maintain() {

@@ -30,7 +30,8 @@ public enum StoreSchema {
         );
 
         -- Market events as delivered to the graph. kind: 0 trade, 1 quote, 2 bar (a bar-file row).
-        -- A tick is the same fact whatever config read it: its key has no config hash.
+        -- No unique index (it would halve the COPY rate): a repeated write is made harmless by
+        -- tick_ranges below. Reads by time use the partitions and the BRIN index.
         CREATE TABLE ticks (
             time        timestamptz NOT NULL,         -- event time, to the microsecond (partition key)
             time_ns     bigint NOT NULL,              -- event time, ns since the Unix epoch (exact)
@@ -50,7 +51,21 @@ public enum StoreSchema {
             low         double precision,
             run_id      text NOT NULL                 -- the run that first wrote it
         ) PARTITION BY RANGE (time);
-        CREATE UNIQUE INDEX ticks_key ON ticks (symbol, time, receive_ns, sequence, kind);
+        CREATE INDEX ticks_time ON ticks USING brin (time);
+
+        -- What each write of ticks covered: per symbol, the receive-time range of one batch. A batch
+        -- whose range overlaps a stored one first deletes that symbol's rows in the range (the same
+        -- input written again gives the same rows: nothing is duplicated; the last writer of a range wins).
+        CREATE TABLE tick_ranges (
+            symbol           text NOT NULL,
+            first_receive_ns bigint NOT NULL,
+            last_receive_ns  bigint NOT NULL,
+            first_time       timestamptz NOT NULL,    -- event-time bounds of the rows (for partition pruning)
+            last_time        timestamptz NOT NULL,
+            rows             bigint NOT NULL,
+            run_id           text NOT NULL
+        );
+        CREATE INDEX tick_ranges_symbol ON tick_ranges (symbol, first_receive_ns);
 
         -- Graph outputs. Keys hold the config hash: the same input under another config is another result.
         CREATE TABLE bars (
@@ -128,6 +143,12 @@ public enum StoreSchema {
         }
         try StorePartitions.setUp(connection)
         return applied
+    }
+
+    /// A `timestamptz` SQL expression for a Unix time in ns (to the microsecond, as stored).
+    public static func timestamp(_ nanos: Int64) -> String {
+        let micros = nanos >= 0 ? nanos / 1000 : (nanos - 999) / 1000
+        return "(timestamptz 'epoch' + interval '\(micros) microseconds')"
     }
 
     /// A SQL string literal.

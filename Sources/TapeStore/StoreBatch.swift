@@ -38,7 +38,18 @@ public enum StoreTable: Int, CaseIterable, Sendable {
 /// partitions must exist before it is written) and the event-time range of its ticks. Filled on the
 /// engine thread, written (or spooled) by the store's writer thread, then reused.
 final class StoreBatch {
+    /// Per symbol, the receive-time and event-time range of its ticks in this batch (`tick_ranges`).
+    struct TickRange: Equatable {
+        var symbol: String
+        var firstReceive: Nanos
+        var lastReceive: Nanos
+        var firstTime: Nanos
+        var lastTime: Nanos
+        var rows: Int
+    }
+
     var tables: [CopyBinaryRows]
+    var tickRanges: [TickRange] = []
     var days: Set<Int64> = []
     var firstEvent: Nanos = .max
     var lastEvent: Nanos = .min
@@ -54,6 +65,7 @@ final class StoreBatch {
     func reset() {
         for index in tables.indices { tables[index].reset() }
         days.removeAll(keepingCapacity: true)
+        tickRanges.removeAll(keepingCapacity: true)
         firstEvent = .max
         lastEvent = .min
         finished = false
@@ -67,8 +79,9 @@ final class StoreBatch {
 
     // MARK: Spool format
 
-    /// `TAPESPL1`, then little-endian: day count and days (Int64), first and last event (Int64), then
-    /// per table its row count and byte count (Int64) and the finished COPY bytes.
+    /// `TAPESPL1`, then little-endian: day count and days (Int64), first and last event (Int64), the
+    /// tick ranges (count; per range the symbol's byte count and UTF-8, then five Int64), then per table
+    /// its row count and byte count (Int64) and the finished COPY bytes.
     static let magic: [UInt8] = Array("TAPESPL1".utf8)
 
     func serialized() -> [UInt8] {
@@ -79,6 +92,13 @@ final class StoreBatch {
         for day in days.sorted() { put(day) }
         put(firstEvent)
         put(lastEvent)
+        put(Int64(tickRanges.count))
+        for range in tickRanges {
+            let name = Array(range.symbol.utf8)
+            put(Int64(name.count))
+            out.append(contentsOf: name)
+            for value in [range.firstReceive, range.lastReceive, range.firstTime, range.lastTime, Int64(range.rows)] { put(value) }
+        }
         for table in tables {
             put(Int64(table.rows))
             put(Int64(table.bytes.count))
@@ -104,6 +124,14 @@ final class StoreBatch {
         guard let first = take(), let last = take() else { return nil }
         batch.firstEvent = first
         batch.lastEvent = last
+        guard let rangeCount = take(), rangeCount >= 0, rangeCount < 10_000_000 else { return nil }
+        for _ in 0..<rangeCount {
+            guard let length = take(), length >= 0, offset + Int(length) <= bytes.count else { return nil }
+            let symbol = String(decoding: bytes[offset..<offset + Int(length)], as: UTF8.self)
+            offset += Int(length)
+            guard let a = take(), let b = take(), let c = take(), let d = take(), let rows = take() else { return nil }
+            batch.tickRanges.append(TickRange(symbol: symbol, firstReceive: a, lastReceive: b, firstTime: c, lastTime: d, rows: Int(rows)))
+        }
         for index in batch.tables.indices {
             guard let rows = take(), let count = take(), count >= 0, offset + Int(count) <= bytes.count else { return nil }
             batch.tables[index] = CopyBinaryRows(finishedBytes: Array(bytes[offset..<offset + Int(count)]), rows: Int(rows))
