@@ -1,0 +1,294 @@
+import Foundation
+import TapeStore
+import TapeTestSupport
+import XCTest
+
+/// `tape replay --store postgres://…` end to end, against the PostgreSQL of `make services`: the tables
+/// against the run folder's CSVs, a repeated write, an outage in the middle of a run, pg_partman's day
+/// partitions and retention. Every test writes into a database of its own, dropped afterwards.
+final class PostgresStoreTests: XCTestCase {
+    static let server = "postgres://postgres@127.0.0.1:55432"
+    static let packageRoot: URL = {
+        var url = URL(fileURLWithPath: #filePath).deletingLastPathComponent()
+        while !FileManager.default.fileExists(atPath: url.appendingPathComponent("Package.swift").path) {
+            url = url.deletingLastPathComponent()
+        }
+        return url
+    }()
+    var tape: String { Self.packageRoot.appendingPathComponent(".build/release/tape").path }
+    private var databases: [String] = []
+
+    override func tearDown() {
+        guard let admin = try? PostgresConnection(url: Self.server + "/postgres") else { return }
+        for name in databases { try? admin.execute("DROP DATABASE IF EXISTS \(name) WITH (FORCE)") }
+    }
+
+    /// A new empty database; its URL.
+    private func freshDatabase(_ label: String) throws -> String {
+        let admin: PostgresConnection
+        do { admin = try PostgresConnection(url: Self.server + "/postgres") } catch {
+            try skipOrFail(missing: "PostgreSQL of `make services` at \(Self.server): \(error)")
+        }
+        let name = "tape_test_\(getpid())_\(label)_\(databases.count)"
+        try admin.execute("DROP DATABASE IF EXISTS \(name) WITH (FORCE)")
+        try admin.execute("CREATE DATABASE \(name)")
+        databases.append(name)
+        return "\(Self.server)/\(name)"
+    }
+
+    private func captures() throws -> [String] {
+        let folder = Self.packageRoot.deletingLastPathComponent().appendingPathComponent("shared/data/binance-feed").path
+        let names = (try? FileManager.default.contentsOfDirectory(atPath: folder))?.filter { $0.hasSuffix(".gz") }.sorted() ?? []
+        try requireOrSkip(!names.isEmpty, "real data at \(folder)")
+        return names.map { "\(folder)/\($0)" }
+    }
+
+    private func temporaryFolder(_ name: String) -> String {
+        let path = NSTemporaryDirectory() + "tape-store-tests-\(getpid())/\(name)-\(UUID().uuidString.prefix(8))"
+        try? FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: true)
+        return path
+    }
+
+    /// Runs `tape` with `arguments`; stdout and stderr go to files (a server started by a child must not
+    /// hold a pipe of ours).
+    @discardableResult
+    private func runTape(_ arguments: [String], expect code: Int32 = 0) throws -> String {
+        try requireOrSkip(FileManager.default.isExecutableFile(atPath: tape), "the built binary \(tape)")
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: tape)
+        process.arguments = arguments
+        let log = temporaryFolder("log") + "/stderr"
+        FileManager.default.createFile(atPath: log, contents: nil)
+        process.standardOutput = FileHandle.nullDevice
+        process.standardError = FileHandle(forWritingAtPath: log)
+        try process.run()
+        process.waitUntilExit()
+        let stderr = (try? String(contentsOfFile: log, encoding: .utf8)) ?? ""
+        XCTAssertEqual(process.terminationStatus, code, "tape \(arguments.joined(separator: " ")): \(stderr)")
+        return stderr
+    }
+
+    private func summary(_ runFolder: String) throws -> [String: Any] {
+        let data = try Data(contentsOf: URL(fileURLWithPath: runFolder + "/summary.json"))
+        return try XCTUnwrap(JSONSerialization.jsonObject(with: data) as? [String: Any])
+    }
+
+    /// The CSV's rows (header dropped), each as fields.
+    private func csvRows(_ path: String) throws -> [[String]] {
+        let text = try String(contentsOfFile: path, encoding: .utf8)
+        return text.split(separator: "\n").dropFirst().map { $0.split(separator: ",", omittingEmptySubsequences: false).map(String.init) }
+    }
+
+    /// Compares one stored table with one CSV: the same rows, in key order; numbers compared as doubles
+    /// (an empty CSV field is SQL NULL), integers and text exactly.
+    private func assertTable(_ connection: PostgresConnection, sql: String, csv: String, numericColumns: Set<Int>,
+                             file: StaticString = #filePath, line: UInt = #line) throws {
+        let stored = try connection.query(sql)
+        let expected = try csvRows(csv)
+        XCTAssertEqual(stored.count, expected.count, "\(csv): row count", file: file, line: line)
+        for (index, (row, want)) in zip(stored, expected).enumerated() {
+            XCTAssertEqual(row.count, want.count, "\(csv) row \(index)", file: file, line: line)
+            for (column, (got, wanted)) in zip(row, want).enumerated() {
+                if numericColumns.contains(column) {
+                    let gotValue = got.flatMap(Double.init)
+                    let wantedValue = wanted.isEmpty ? nil : Double(wanted)
+                    if gotValue != wantedValue {
+                        XCTFail("\(csv) row \(index) column \(column): stored \(got ?? "NULL"), CSV \(wanted)", file: file, line: line)
+                        return
+                    }
+                } else if (got ?? "") != wanted {
+                    XCTFail("\(csv) row \(index) column \(column): stored \(got ?? "NULL"), CSV \(wanted)", file: file, line: line)
+                    return
+                }
+            }
+        }
+    }
+
+    static func nanos(_ column: String) -> String { "(extract(epoch from \(column)) * 1000000000)::bigint" }
+
+    /// The stored outputs of a run equal its CSVs, and its ticks number `ticks_delivered`.
+    private func assertStoreEqualsRunFolder(_ url: String, runFolder: String, file: StaticString = #filePath, line: UInt = #line) throws {
+        let connection = try PostgresConnection(url: url)
+        let n = Self.nanos(_:)
+        try assertTable(connection, sql: """
+            SELECT symbol, timeframe, \(n("time")), \(n("end_time")), open, high, low, close, volume, vwap, trades
+            FROM bars ORDER BY symbol, time, end_time - time
+            """, csv: runFolder + "/bars.csv", numericColumns: [4, 5, 6, 7, 8, 9], file: file, line: line)
+        try assertTable(connection, sql: """
+            SELECT symbol, timeframe, \(n("time")), sma, ema, rsi, macd, macd_signal, macd_hist, bb_middle, bb_upper, bb_lower, session_vwap
+            FROM indicators i ORDER BY symbol, time, (SELECT end_time - time FROM bars b WHERE b.symbol = i.symbol
+                AND b.timeframe = i.timeframe AND b.end_time = i.time)
+            """, csv: runFolder + "/indicators.csv", numericColumns: Set(3...12), file: file, line: line)
+        try assertTable(connection, sql: """
+            SELECT symbol, time_ns, rule, value, threshold, severity FROM anomalies ORDER BY time_ns, symbol, rule
+            """, csv: runFolder + "/anomalies.csv", numericColumns: [3, 4], file: file, line: line)
+        let delivered = try XCTUnwrap(try summary(runFolder)["ticks_delivered"] as? Int)
+        XCTAssertEqual(try connection.query("SELECT count(*) FROM ticks").first?[0], String(delivered), file: file, line: line)
+    }
+
+    /// The CSVs are written in emission order; the tables are read in key order. Sort the CSVs the same
+    /// way before comparing (bars and indicators by symbol, start/end, timeframe length; anomalies by time).
+    private func sortedRunFolder(_ runFolder: String) throws -> String {
+        let sorted = temporaryFolder("sorted")
+        func seconds(_ timeframe: String) -> Int {
+            let value = Int(timeframe.dropLast()) ?? 0
+            switch timeframe.last { case "m": return value * 60; case "h": return value * 3600; case "d": return value * 86400; default: return value }
+        }
+        for (name, key) in [("bars", { (r: [String]) in [r[0], r[2], String(format: "%012d", seconds(r[1]))] }),
+                            ("indicators", { (r: [String]) in [r[0], r[2], String(format: "%012d", seconds(r[1]))] }),
+                            ("anomalies", { (r: [String]) in [r[1], r[0], r[2]] })] {
+            let text = try String(contentsOfFile: "\(runFolder)/\(name).csv", encoding: .utf8)
+            var lines = text.split(separator: "\n").map(String.init)
+            let header = lines.removeFirst()
+            let rows = lines.map { $0.split(separator: ",", omittingEmptySubsequences: false).map(String.init) }
+            let ordered = rows.sorted { key($0).lexicographicallyPrecedes(key($1)) }
+            try ([header] + ordered.map { $0.joined(separator: ",") }).joined(separator: "\n").appending("\n")
+                .write(toFile: "\(sorted)/\(name).csv", atomically: true, encoding: .utf8)
+        }
+        try FileManager.default.copyItem(atPath: runFolder + "/summary.json", toPath: sorted + "/summary.json")
+        return sorted
+    }
+
+    func testEveryCaptureStoredEqualsItsRunFolder() throws {
+        for capture in try captures() {
+            let url = try freshDatabase("capture")
+            let out = temporaryFolder("run")
+            try runTape(["replay", capture, "--out", out, "--quiet", "--no-report", "--store", url])
+            try assertStoreEqualsRunFolder(url, runFolder: try sortedRunFolder(out))
+            let stores = try XCTUnwrap(try summary(out)["stores"] as? [String: Any])
+            let postgres = try XCTUnwrap(stores["postgres"] as? [String: Any])
+            XCTAssertEqual(postgres["rows_already_stored"] as? Int, 0, capture)
+            XCTAssertEqual(postgres["outages"] as? Int, 0, capture)
+            let runID = try XCTUnwrap(stores["run_id"] as? String)
+            let connection = try PostgresConnection(url: url)
+            let run = try connection.query("SELECT kind, config_hash, inputs->>0, summary->>'digest' FROM tape_runs WHERE run_id = '\(runID)'")
+            XCTAssertEqual(run.first?[0], "replay")
+            XCTAssertEqual(run.first?[1], try summary(out)["config_hash"] as? String)
+            XCTAssertEqual(run.first?[2], capture)
+            XCTAssertEqual(run.first?[3], try summary(out)["digest"] as? String, "summary.json kept with the run")
+        }
+    }
+
+    func testTheSameReplayTwiceAddsNoRow() throws {
+        let inputs = try captures().filter { $0.contains("spot-btcusdt") }
+        XCTAssertEqual(inputs.count, 2)
+        let url = try freshDatabase("twice")
+        let first = temporaryFolder("first"), second = temporaryFolder("second")
+        try runTape(["replay"] + inputs + ["--out", first, "--quiet", "--no-report", "--store", url])
+        let connection = try PostgresConnection(url: url)
+        let count = "SELECT (SELECT count(*) FROM ticks), (SELECT count(*) FROM bars), (SELECT count(*) FROM indicators), (SELECT count(*) FROM anomalies)"
+        let before = try connection.query(count)
+        try runTape(["replay"] + inputs + ["--out", second, "--quiet", "--no-report", "--store", url])
+        XCTAssertEqual(try connection.query(count), before, "a repeated write adds nothing")
+        XCTAssertEqual(try connection.query("""
+            SELECT count(*) FROM (SELECT symbol, receive_ns, sequence, kind FROM ticks GROUP BY 1, 2, 3, 4 HAVING count(*) > 1) d
+            """).first?[0], "0", "no tick twice")
+        let postgres = try XCTUnwrap((try summary(second)["stores"] as? [String: Any])?["postgres"] as? [String: Any])
+        XCTAssertEqual(postgres["rows_inserted"] as? Int, 0)
+        let stored = try XCTUnwrap(before.first).compactMap { $0.flatMap(Int.init) }.reduce(0, +)
+        XCTAssertEqual(postgres["rows_already_stored"] as? Int, stored, "every row of the second run was there already")
+        try assertStoreEqualsRunFolder(url, runFolder: try sortedRunFolder(second))
+    }
+
+    /// `pg_ctl stop -m immediate` in the middle of a paced replay, started again 10 s later: the batches
+    /// written meanwhile go to the spool and back, and the tables equal the CSVs.
+    func testPostgresStoppedInTheMiddleLosesNothing() throws {
+        let capture = try XCTUnwrap(try captures().first { $0.hasSuffix("spot-btcusdt_20240808.gz") })
+        let url = try freshDatabase("outage")
+        let out = temporaryFolder("outage")
+        // The cluster that answers on the port (the one `make services` started, wherever its checkout is).
+        let dataDirectory = try XCTUnwrap(try PostgresConnection(url: url).query("SHOW data_directory").first?[0] ?? nil)
+        try requireOrSkip(FileManager.default.fileExists(atPath: dataDirectory + "/PG_VERSION"),
+                          "the PostgreSQL cluster of `make services` at \(dataDirectory)")
+        let serverLog = URL(fileURLWithPath: dataDirectory).deletingLastPathComponent().appendingPathComponent("server.log").path
+        // 347 s of capture at 15x: about 23 s of replay.
+        let replay = Process()
+        replay.executableURL = URL(fileURLWithPath: tape)
+        replay.arguments = ["replay", capture, "--speed", "15", "--out", out, "--quiet", "--no-report", "--store", url]
+        let log = temporaryFolder("log") + "/stderr"
+        FileManager.default.createFile(atPath: log, contents: nil)
+        replay.standardOutput = FileHandle.nullDevice
+        replay.standardError = FileHandle(forWritingAtPath: log)
+        try replay.run()
+        Thread.sleep(forTimeInterval: 5)
+        try pgCtl(["stop", "-D", dataDirectory, "-m", "immediate", "-w"])
+        Thread.sleep(forTimeInterval: 10)
+        XCTAssertTrue(replay.isRunning, "the replay goes on while PostgreSQL is away")
+        try pgCtl(["start", "-D", dataDirectory, "-w", "-l", serverLog,
+                   "-o", "-c max_wal_size=4GB -c checkpoint_timeout=15min -c shared_buffers=256MB -c wal_buffers=16MB"])
+        replay.waitUntilExit()
+        let stderr = (try? String(contentsOfFile: log, encoding: .utf8)) ?? ""
+        XCTAssertEqual(replay.terminationStatus, 0, stderr)
+        XCTAssertTrue(stderr.contains("postgres 127.0.0.1:55432/") && stderr.contains(": down ("), stderr)
+        XCTAssertTrue(stderr.contains(": up again; writing back"), stderr)
+        let postgres = try XCTUnwrap((try summary(out)["stores"] as? [String: Any])?["postgres"] as? [String: Any])
+        XCTAssertEqual(postgres["outages"] as? Int, 1)
+        XCTAssertGreaterThan(postgres["batches_spooled"] as? Int ?? 0, 0)
+        XCTAssertEqual(postgres["batches_spooled"] as? Int, postgres["batches_replayed_from_spool"] as? Int)
+        XCTAssertEqual(postgres["batches_left_in_spool"] as? Int, 0)
+        try assertStoreEqualsRunFolder(url, runFolder: try sortedRunFolder(out))
+        let spool = (try? FileManager.default.contentsOfDirectory(atPath: out + "/spool/postgres")) ?? []
+        XCTAssertEqual(spool, [], "the spool is emptied once written back")
+    }
+
+    /// pg_ctl as the cluster's owner (`postgres` when the tests run as root, as scripts/services.sh does).
+    /// Through posix_spawn and waitpid, not Foundation's Process: the server that `pg_ctl start` leaves
+    /// running inherits Process's internal descriptors, and Process then never reaps pg_ctl.
+    private func pgCtl(_ arguments: [String]) throws {
+        let pgCtl = "/usr/lib/postgresql/15/bin/pg_ctl"
+        let argv = getuid() == 0 ? ["/usr/sbin/runuser", "-u", "postgres", "--", pgCtl] + arguments : [pgCtl] + arguments
+        var actions = posix_spawn_file_actions_t()
+        posix_spawn_file_actions_init(&actions)
+        defer { posix_spawn_file_actions_destroy(&actions) }
+        for descriptor: Int32 in 0...2 {
+            posix_spawn_file_actions_addopen(&actions, descriptor, "/dev/null", descriptor == 0 ? O_RDONLY : O_WRONLY, 0)
+        }
+        var cArguments = argv.map { strdup($0) } + [nil]
+        defer { for pointer in cArguments { free(pointer) } }
+        var pid: pid_t = 0
+        XCTAssertEqual(posix_spawn(&pid, argv[0], &actions, nil, &cArguments, environ), 0, "spawn \(argv[0])")
+        var status: Int32 = 0
+        while waitpid(pid, &status, 0) == -1 && errno == EINTR {}
+        XCTAssertEqual(status, 0, "pg_ctl \(arguments.first ?? "")")
+    }
+
+    /// A day partition per day of data; `tape store maintain --now` one year and a half day later drops
+    /// the older day and nothing newer; without --now (reference = newest data) nothing is dropped.
+    func testDayPartitionsAndRetention() throws {
+        let inputs = try captures().filter { $0.contains("spot-btcusdt") }
+        let url = try freshDatabase("partman")
+        let out = temporaryFolder("partman")
+        try runTape(["replay"] + inputs + ["--out", out, "--quiet", "--no-report", "--store", url])
+        let connection = try PostgresConnection(url: url)
+        let days = try connection.query("""
+            SELECT DISTINCT to_char(time AT TIME ZONE 'UTC', 'YYYY_MM_DD') FROM ticks ORDER BY 1
+            """).compactMap { $0[0] }
+        XCTAssertEqual(days, ["2024_08_08", "2024_08_09"])
+        func partitionsHolding() throws -> [String] {
+            try connection.query("""
+                SELECT DISTINCT tableoid::regclass::text FROM ticks ORDER BY 1
+                """).compactMap { $0[0] }
+        }
+        XCTAssertEqual(try partitionsHolding(), days.map { "ticks_p\($0)" }, "each day's rows in its own partition, none in the default")
+        func tickPartitions() throws -> [String] {
+            try connection.query("""
+                SELECT c.relname FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid
+                WHERE i.inhparent = 'ticks'::regclass ORDER BY 1
+                """).compactMap { $0[0] }
+        }
+        XCTAssertTrue(try tickPartitions().contains("ticks_p2024_08_08"))
+        let rowsOfNinth = try connection.query("SELECT count(*) FROM ticks WHERE time >= '2024-08-09'").first?[0]
+
+        try runTape(["store", "maintain", "--store", url])
+        XCTAssertEqual(try partitionsHolding(), days.map { "ticks_p\($0)" }, "reference = newest data: nothing dropped")
+
+        try runTape(["store", "maintain", "--store", url, "--now", "2025-08-09T12:00:00Z"])
+        let left = try tickPartitions()
+        XCTAssertFalse(left.contains("ticks_p2024_08_08"), "older than 365 days before the reference: dropped (\(left))")
+        XCTAssertTrue(left.contains("ticks_p2024_08_09"), "within 365 days: kept")
+        XCTAssertEqual(try connection.query("SELECT count(*) FROM ticks").first?[0], rowsOfNinth)
+        for table in ["bars", "indicators"] {
+            XCTAssertEqual(try connection.query("SELECT count(*) FROM \(table) WHERE time < '2024-08-09'").first?[0], "0", table)
+        }
+    }
+}
