@@ -53,8 +53,10 @@ let package = Package(
         .target(name: "TapeSources", dependencies: ["TapeCore"], swiftSettings: swift6 + hotPathSettings),
         // Wire decoders, shared by live connectors and raw-capture replay. No zlib.
         .target(name: "TapeFeeds", dependencies: ["TapeCore"]),
-        // REST polling connectors (Alpha Vantage, FMP): the only code touching libcurl, rate limits, backoff.
-        .target(name: "TapeREST", dependencies: ["TapeCore", "TapeFeeds", "CCurl"], swiftSettings: swift6),
+        // HTTP through libcurl (the only code touching it): blocking GET and POST on a reused handle.
+        .target(name: "TapeHTTP", dependencies: ["CCurl"], swiftSettings: swift6),
+        // REST polling connectors (Alpha Vantage, FMP): rate limits, backoff, HTTP through TapeHTTP.
+        .target(name: "TapeREST", dependencies: ["TapeCore", "TapeFeeds", "TapeHTTP"], swiftSettings: swift6),
         // Recordings: format detection, file readers, the recorder.
         .target(name: "TapeRecordings", dependencies: ["TapeCore", "TapeSources", "TapeIO", "TapeFeeds"]),
         // Graph: bars, indicators, anomaly rules. No I/O, no wall clock.
@@ -143,7 +145,7 @@ let package = Package(
         .testTarget(name: "TapeStoreTests", dependencies: ["TapeTestSupport", "TapeStore"], swiftSettings: swift6),
         .testTarget(name: "TapeDiffTests", dependencies: ["TapeTestSupport", "TapeDiff"], swiftSettings: swift6),
         .testTarget(name: "TapeRESTTests", dependencies: ["TapeTestSupport", "TapeCore", "TapeSources", "TapeFeeds",
-                                                          "TapeRecordings", "TapeREST"],
+                                                          "TapeRecordings", "TapeHTTP", "TapeREST"],
                     exclude: ["vendor_server.py"], swiftSettings: swift6),
         .testTarget(name: "TapeEngineTests", dependencies: ["TapeTestSupport", "TapeCore", "TapeClock", "TapeSources",
                                                             "TapeGraph", "TapeSinks", "TapeEngine"],
