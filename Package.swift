@@ -87,6 +87,10 @@ let package = Package(
             .product(name: "NIOSSL", package: "swift-nio-ssl"),
             .product(name: "Logging", package: "swift-log"),
         ], swiftSettings: swift6),
+        // Metrics: InfluxDB line protocol, the batching gzip writer (HTTP through TapeHTTP), the metrics sink.
+        .target(name: "TapeMetrics", dependencies: ["TapeCore", "TapeClock", "TapeIO", "TapeHTTP", "TapeGraph",
+                                                   "TapeSinks"],
+                swiftSettings: swift6),
         // Stores: PostgreSQL through libpq (the only code touching it); Redis and InfluxDB next (issue 11).
         .target(name: "TapeStore", dependencies: ["TapeCore", "TapeClock", "TapeIO", "TapeGraph", "TapeSinks", "CLibPQ"],
                 swiftSettings: swift6),
@@ -147,6 +151,11 @@ let package = Package(
         .testTarget(name: "TapeRESTTests", dependencies: ["TapeTestSupport", "TapeCore", "TapeSources", "TapeFeeds",
                                                           "TapeRecordings", "TapeHTTP", "TapeREST"],
                     exclude: ["vendor_server.py"], swiftSettings: swift6),
+        // Against the InfluxDB of `make services` (scripts/services.sh), with real captures from ../shared/data.
+        .testTarget(name: "TapeMetricsTests", dependencies: ["TapeTestSupport", "TapeCore", "TapeIO", "TapeHTTP",
+                                                             "TapeSources", "TapeRecordings", "TapeGraph",
+                                                             "TapeSinks", "TapeEngine", "TapeMetrics"],
+                    swiftSettings: swift6),
         .testTarget(name: "TapeEngineTests", dependencies: ["TapeTestSupport", "TapeCore", "TapeClock", "TapeSources",
                                                             "TapeGraph", "TapeSinks", "TapeEngine"],
                     swiftSettings: swift6),
