@@ -64,8 +64,10 @@ public final class InfluxWriter: @unchecked Sendable {
         public var gzipLevel: Int32 = 6
         /// Send `CREATE DATABASE` before the first batch (and after "database not found").
         public var createDatabase = true
-        /// Seed of the backoff's jitter.
-        public var jitterSeed: UInt64 = 0x7461_7065
+        /// Seed of the backoff's jitter: by default different per process and start, so that several
+        /// writers do not retry in step; a test pins it.
+        public var jitterSeed = UInt64(truncatingIfNeeded: InfluxWriter.monotonicNanoseconds())
+            ^ UInt64(truncatingIfNeeded: getpid())
 
         public init(endpoint: InfluxEndpoint) { self.endpoint = endpoint }
     }
