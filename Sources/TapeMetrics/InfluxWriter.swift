@@ -115,6 +115,8 @@ public final class InfluxWriter: @unchecked Sendable {
 
     public let settings: Settings
     private let printer: @Sendable (String) -> Void
+    /// `tape: metrics: influx host:port (database db): `, the start of every log line.
+    private let logPrefix: String
     private let condition = NSCondition()
     // Guarded by `condition`.
     private var queue: [MetricPoint] = []
@@ -137,6 +139,7 @@ public final class InfluxWriter: @unchecked Sendable {
                      "InfluxWriter: positive interval and timeout")
         self.settings = settings
         self.printer = printer
+        logPrefix = "tape: metrics: \(settings.endpoint.description): "
         let thread = Thread { [self] in self.runWorker() }
         thread.name = "tape-influx"
         thread.start()
@@ -281,7 +284,6 @@ public final class InfluxWriter: @unchecked Sendable {
             let result = connection.send(body, gzip: bodyIsGzip)
             condition.lock()
             var message: String? = nil
-            let endpoint = settings.endpoint.description
             switch result {
             case .written:
                 counters_.linesWritten += lines
@@ -289,9 +291,9 @@ public final class InfluxWriter: @unchecked Sendable {
                 linesSettled += lines
                 counters_.linesInFlight = 0
                 if lastOutcome == .none {
-                    message = "metrics: \(endpoint): writing"
+                    message = "\(logPrefix)writing"
                 } else if lastOutcome != .written {
-                    message = "metrics: \(endpoint): writing again (\(counters_.failures) failed requests, "
+                    message = "\(logPrefix)writing again (\(counters_.failures) failed requests, "
                         + "\(counters_.linesDropped) lines dropped so far)"
                 }
                 lastOutcome = .written
@@ -302,7 +304,7 @@ public final class InfluxWriter: @unchecked Sendable {
                 linesSettled += lines
                 counters_.linesInFlight = 0
                 if lastOutcome != .rejected {
-                    message = "metrics: \(endpoint): rejected a batch of \(lines) lines (\(reason)); dropped it "
+                    message = "\(logPrefix)rejected a batch of \(lines) lines (\(reason)); dropped it "
                         + "(rejections in a row are logged once, all are counted)"
                 }
                 lastOutcome = .rejected
@@ -313,7 +315,7 @@ public final class InfluxWriter: @unchecked Sendable {
                 retryAt = InfluxWriter.monotonicNanoseconds() + delay
                 if lastOutcome != .failed {
                     counters_.outages += 1
-                    message = "metrics: \(endpoint): not written (\(reason)); keeping up to "
+                    message = "\(logPrefix)not written (\(reason)); keeping up to "
                         + "\(settings.bufferLinesMax) lines and retrying with backoff, the run goes on"
                 }
                 lastOutcome = .failed
@@ -346,7 +348,7 @@ public final class InfluxWriter: @unchecked Sendable {
         condition.unlock()
         // Printed before `close()` can return, so the line is out when the owner goes on.
         if summary.linesDropped > 0 {
-            printer("metrics: \(settings.endpoint.description): closed; \(summary.linesWritten) lines written, "
+            printer("\(logPrefix)closed; \(summary.linesWritten) lines written, "
                     + "\(summary.linesDropped) dropped (\(summary.linesDroppedBufferFull) buffer full, "
                     + "\(summary.linesRejected) rejected, \(summary.linesDroppedAtClose) at close), "
                     + "\(summary.failures) failed requests")
@@ -481,7 +483,8 @@ struct InfluxConnection {
 
     /// `HTTP <status>: <start of the answer>` on one line, the password removed.
     private func quote(_ response: HTTPResponse) -> String {
-        var text = String(decoding: response.body.prefix(InfluxConnection.quotedAnswerBytesMax), as: UTF8.self)
+        let answer = response.body.prefix(InfluxConnection.quotedAnswerBytesMax)
+        var text = String(decoding: answer, as: UTF8.self)
         text = text.replacingOccurrences(of: "\n", with: " ").trimmingCharacters(in: .whitespaces)
         text = Redaction.redact(text, secret: endpoint.password)
         return text.isEmpty ? "HTTP \(response.status)" : "HTTP \(response.status): \(text)"

@@ -25,8 +25,8 @@ import TapeSinks
 ///   `write` never waits on the network. `flush()` samples and asks the writer to send (bounded wait);
 ///   `close()` samples a last time and closes the writer (bounded wait); both idempotent in effect.
 /// - Metrics never fail or stop a run: `failure` is always nil and `flush`/`close` never throw; an
-///   outage shows in the writer's counters and its log lines, and the outputs and digests are the
-///   same with or without this sink.
+///   outage shows in the writer's counters, its log lines and the summary's `stores.metrics` section
+///   (`ReportingSink`), and the outputs and digests are the same with or without this sink.
 /// - Time: each point is stamped with the wall clock at sampling (metrics are operational, not graph
 ///   output; they are not in the digest and a second replay of the same input writes new points).
 ///   Rates are per second of wall time between samples.
@@ -282,7 +282,41 @@ public final class MetricsSink: EventSink {
     }
 }
 
+/// summary.json `stores.metrics`: where the metrics went and what the writer did (read after `close()`).
+extension MetricsSink: ReportingSink {
+    public var report: JSONValue {
+        let counters = writer.counters
+        let endpoint = writer.settings.endpoint
+        let numbers: [(String, Int)] = [
+            ("samples", samples), ("lines_accepted", counters.linesAccepted), ("lines_written", counters.linesWritten),
+            ("batches_written", counters.batchesWritten), ("bytes_uncompressed", Int(counters.bytesUncompressed)),
+            ("bytes_compressed", Int(counters.bytesCompressed)), ("lines_invalid", counters.linesInvalid),
+            ("lines_dropped_buffer_full", counters.linesDroppedBufferFull),
+            ("lines_rejected", counters.linesRejected), ("batches_rejected", counters.batchesRejected),
+            ("lines_dropped_at_close", counters.linesDroppedAtClose), ("failures", counters.failures),
+            ("outages", counters.outages), ("buffer_high_water_mark", counters.bufferHighWaterMark),
+        ]
+        return .object([("server", .string(endpoint.host)), ("database", .string(endpoint.database))]
+                       + numbers.map { ($0.0, JSONValue.int(Int64($0.1))) })
+    }
+}
+
 extension MetricsSink {
+    /// For `ReplayOptions.sinkFactories` (replay and live): checks the URL now, so that a bad one is a
+    /// usage error before anything starts, and builds one sink per run with the run's symbol table and
+    /// printer, tagging every point `mode` = `replay` or `live` (`RunContext.kind`). The run id is not
+    /// a tag (one series per run and symbol would grow without bound); pass `tags` to add one.
+    public static func factory(url: String, feed: String? = nil, tags: [MetricTag] = [],
+                               intervalNanoseconds: Int64 = 1_000_000_000)
+        throws(InfluxURLError) -> (RunContext) throws -> EngineSink {
+        let endpoint = try InfluxEndpoint(url: url)
+        return { context in
+            let writer = InfluxWriter(settings: InfluxWriter.Settings(endpoint: endpoint), printer: context.printer)
+            return MetricsSink(writer: writer, symbols: context.symbols, feed: feed,
+                               tags: [MetricTag("mode", context.kind)] + tags, intervalNanoseconds: intervalNanoseconds)
+        }
+    }
+
     /// The sink the CLI makes from `--metrics URL`: an `InfluxWriter` with default settings for the
     /// URL (`influx://host:port/db`, `influxs://…`, `http(s)://host:port[/?db=name]`; see
     /// `InfluxEndpoint`) and this sink around it. `printer` gets the writer's log lines (one per change

@@ -50,7 +50,7 @@ final class InfluxWriterTests: XCTestCase {
         let total = try InfluxServer.statement("SELECT count(value), sum(value) FROM load", database: database)
         XCTAssertEqual(total.first?.numbers("count"), [12_345])
         XCTAssertEqual(total.first?.numbers("sum"), [Double(12_344 * 12_345 / 2)])
-        XCTAssertEqual(log.all, ["metrics: influx 127.0.0.1:\(InfluxServer.port) (database \(database)): writing"])
+        XCTAssertEqual(log.all, ["tape: metrics: influx 127.0.0.1:\(InfluxServer.port) (database \(database)): writing"])
     }
 
     /// A batch the server refuses (a field type conflict: HTTP 400) is counted and dropped, logged once,
@@ -81,7 +81,7 @@ final class InfluxWriterTests: XCTestCase {
         let values = try InfluxServer.statement("SELECT value FROM conflict", database: database)
         XCTAssertEqual(values.first?.numbers("value"), [4], "the database was created again and written")
 
-        let server = "metrics: influx 127.0.0.1:\(InfluxServer.port) (database \(database)): "
+        let server = "tape: metrics: influx 127.0.0.1:\(InfluxServer.port) (database \(database)): "
         let lines = log.all
         XCTAssertEqual(lines.count, 6, "\(lines)")
         guard lines.count == 6 else { return }
@@ -133,7 +133,7 @@ final class InfluxWriterTests: XCTestCase {
         XCTAssertTrue(counters.isBalanced, "\(counters)")
         let lines = log.all
         XCTAssertEqual(lines.count, 2, "\(lines)")
-        let server = "metrics: influx 127.0.0.1:\(port) (database tape): "
+        let server = "tape: metrics: influx 127.0.0.1:\(port) (database tape): "
         XCTAssertTrue(lines.first?.hasPrefix(server + "not written (POST 127.0.0.1:\(port): ") ?? false, "\(lines)")
         XCTAssertTrue(lines.last?.contains("closed; 0 lines written, 20000 dropped") ?? false, "\(lines)")
         XCTAssertFalse(lines.joined().contains("s3cret"))

@@ -142,6 +142,37 @@ final class MetricsSinkTests: XCTestCase {
         XCTAssertEqual(log.all.count, 1, "one state change: writing; \(log.all)")
     }
 
+    /// The CLI's factory: a bad URL is refused before any run; a good one builds a sink per run with the
+    /// run's symbols and printer; its summary.json section tells what the writer did.
+    func testTheRunFactoryChecksTheURLAndTheSinkReports() throws {
+        XCTAssertThrowsError(try MetricsSink.factory(url: "postgres://127.0.0.1/tape"))
+        let port = closedLoopbackPort()
+        let factory = try MetricsSink.factory(url: "influx://127.0.0.1:\(port)/ops")
+        let log = CollectedLines()
+        let symbols = SymbolTable()
+        let context = RunContext(directory: NSTemporaryDirectory(), runID: "run-1", kind: "live", symbols: symbols,
+                                 configHash: "-", inputs: [], printer: log.printer)
+        let sink = try XCTUnwrap(try factory(context) as? MetricsSink)
+        XCTAssertEqual(sink.tags, [MetricTag("mode", "live")])
+        XCTAssertNil(sink.failure)
+        let btc = symbols.intern("spot:BTCUSDT")
+        for index in 0..<10 {
+            sink.record(.trade(eventTime: Int64(index), receiveTime: Int64(index), symbol: btc, price: 1, size: 1))
+        }
+        let closing = Date()
+        try sink.close()
+        XCTAssertLessThan(Date().timeIntervalSince(closing), 5.5)
+        guard case .object(let members) = sink.report else { return XCTFail("\(sink.report)") }
+        let report = Dictionary(members, uniquingKeysWith: { first, _ in first })
+        XCTAssertEqual(report["server"], .string("127.0.0.1:\(port)"))
+        XCTAssertEqual(report["database"], .string("ops"))
+        XCTAssertEqual(report["samples"], .int(1))
+        XCTAssertEqual(report["lines_written"], .int(0))
+        XCTAssertEqual(report["lines_accepted"], report["lines_dropped_at_close"], "\(members)")
+        XCTAssertTrue(log.all.first?.hasPrefix("tape: metrics: influx 127.0.0.1:\(port) (database ops): not written")
+                      ?? false, "\(log.all)")
+    }
+
     /// InfluxDB unreachable (a closed port): the replay finishes with the same per-symbol digests as a
     /// run without the sink, the writer counted failures and drops, and nothing blocked for long.
     func testWithInfluxDownTheReplayFinishesWithTheSameDigests() throws {
