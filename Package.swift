@@ -53,8 +53,10 @@ let package = Package(
         .target(name: "TapeSources", dependencies: ["TapeCore"], swiftSettings: swift6 + hotPathSettings),
         // Wire decoders, shared by live connectors and raw-capture replay. No zlib.
         .target(name: "TapeFeeds", dependencies: ["TapeCore"]),
-        // REST polling connectors (Alpha Vantage, FMP): the only code touching libcurl, rate limits, backoff.
-        .target(name: "TapeREST", dependencies: ["TapeCore", "TapeFeeds", "CCurl"], swiftSettings: swift6),
+        // HTTP through libcurl (the only code touching it): blocking GET and POST on a reused handle.
+        .target(name: "TapeHTTP", dependencies: ["CCurl"], swiftSettings: swift6),
+        // REST polling connectors (Alpha Vantage, FMP): rate limits, backoff, HTTP through TapeHTTP.
+        .target(name: "TapeREST", dependencies: ["TapeCore", "TapeFeeds", "TapeHTTP"], swiftSettings: swift6),
         // Recordings: format detection, file readers, the recorder.
         .target(name: "TapeRecordings", dependencies: ["TapeCore", "TapeSources", "TapeIO", "TapeFeeds"]),
         // Graph: bars, indicators, anomaly rules. No I/O, no wall clock.
@@ -85,6 +87,10 @@ let package = Package(
             .product(name: "NIOSSL", package: "swift-nio-ssl"),
             .product(name: "Logging", package: "swift-log"),
         ], swiftSettings: swift6),
+        // Metrics: InfluxDB line protocol, the batching gzip writer (HTTP through TapeHTTP), the metrics sink.
+        .target(name: "TapeMetrics", dependencies: ["TapeCore", "TapeClock", "TapeIO", "TapeHTTP", "TapeGraph",
+                                                   "TapeSinks"],
+                swiftSettings: swift6),
         // Stores: PostgreSQL through libpq (the only code touching it); Redis and InfluxDB next (issue 11).
         .target(name: "TapeStore", dependencies: ["TapeCore", "TapeClock", "TapeIO", "TapeGraph", "TapeSinks", "CLibPQ"],
                 swiftSettings: swift6),
@@ -143,8 +149,13 @@ let package = Package(
         .testTarget(name: "TapeStoreTests", dependencies: ["TapeTestSupport", "TapeStore"], swiftSettings: swift6),
         .testTarget(name: "TapeDiffTests", dependencies: ["TapeTestSupport", "TapeDiff"], swiftSettings: swift6),
         .testTarget(name: "TapeRESTTests", dependencies: ["TapeTestSupport", "TapeCore", "TapeSources", "TapeFeeds",
-                                                          "TapeRecordings", "TapeREST"],
+                                                          "TapeRecordings", "TapeHTTP", "TapeREST"],
                     exclude: ["vendor_server.py"], swiftSettings: swift6),
+        // Against the InfluxDB of `make services` (scripts/services.sh), with real captures from ../shared/data.
+        .testTarget(name: "TapeMetricsTests", dependencies: ["TapeTestSupport", "TapeCore", "TapeIO", "TapeHTTP",
+                                                             "TapeSources", "TapeRecordings", "TapeGraph",
+                                                             "TapeSinks", "TapeEngine", "TapeMetrics"],
+                    swiftSettings: swift6),
         .testTarget(name: "TapeEngineTests", dependencies: ["TapeTestSupport", "TapeCore", "TapeClock", "TapeSources",
                                                             "TapeGraph", "TapeSinks", "TapeEngine"],
                     swiftSettings: swift6),

@@ -1,6 +1,7 @@
 import Foundation
 import TapeCore
 import TapeFeeds
+import TapeHTTP
 
 /// What a poller counted. `polls` counts HTTP requests sent (retries included).
 public struct RESTCounters: Sendable, Equatable {

@@ -1,5 +1,6 @@
 import Foundation
 import TapeFeeds
+import TapeHTTP
 
 /// Alpha Vantage polling (https://www.alphavantage.co/documentation/): `GET /query?function=…&apikey=…`.
 /// Free tier: 5 calls per minute and 25 per day (`defaultLimits`). Throttled answers are HTTP 200 with a

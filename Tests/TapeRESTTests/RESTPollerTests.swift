@@ -4,6 +4,7 @@ import TapeTestSupport
 import TapeCore
 import TapeFeeds
 import TapeRecordings
+import TapeHTTP
 import TapeREST
 
 /// Pollers against a real HTTP server on loopback (vendor_server.py) serving real bars
@@ -299,6 +300,13 @@ final class RESTPollerTests: XCTestCase {
             error in
             let text = "\(error)"
             XCTAssertTrue(text.hasPrefix("GET 127.0.0.1:9: "), text)
+            XCTAssertFalse(text.contains(Self.key), text)
+        }
+        XCTAssertThrowsError(try client.post("http://user:\(Self.key)@127.0.0.1:9/write?p=\(Self.key)",
+                                             body: Array("x v=1".utf8), headers: ["Content-Type: text/plain"],
+                                             redacting: Self.key)) { error in
+            let text = "\(error)"
+            XCTAssertTrue(text.hasPrefix("POST 127.0.0.1:9: "), text)
             XCTAssertFalse(text.contains(Self.key), text)
         }
         XCTAssertEqual(HTTPClient.host(of: "https://user:pw@www.alphavantage.co/query?apikey=X"), "www.alphavantage.co")
