@@ -118,7 +118,7 @@ let package = Package(
         .executableTarget(name: "tape", dependencies: [
             "TapeCore", "TapeClock", "TapeIO", "TapeSources", "TapeRecordings", "TapeGraph", "TapeSinks", "TapeEngine",
             "TapeReplay", "TapeModel", "TapeReports", "TapeScenarios", "TapeDiff", "TapeLive", "TapeConnectors",
-            "TapeREST", "TapeFeedSim", "TapeStore", "Yams",
+            "TapeREST", "TapeFeedSim", "TapeStore", "TapeMetrics", "Yams",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ]),
 

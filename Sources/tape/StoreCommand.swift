@@ -4,11 +4,12 @@ import TapeCore
 import TapeSinks
 import TapeEngine
 import TapeStore
+import TapeMetrics
 
 /// `--store URL` (repeatable) on `tape replay` and `tape live`: the stores every output also goes to.
 struct StoreOptions: ParsableArguments {
     @Option(name: .customLong("store"),
-            help: "Also write to this store (repeatable): postgres://user@host:port/db (ticks and every output).")
+            help: "Also write to this store (repeatable): postgres://user@host:port/db (ticks and every output), influx://host:port/db (metrics).")
     var stores: [String] = []
 
     @Option(help: "Where a store keeps batches while its server is away (default <run folder>/spool).")
@@ -25,8 +26,20 @@ struct StoreOptions: ParsableArguments {
         guard closeTimeout >= 0, closeTimeout <= 86_400 else {
             throw ValidationError("--store-close-timeout: expected 0 ... 86400 seconds")
         }
+        // The stores of one run, for the metrics' providers (store write rates).
+        let registry = StoreRegistry()
         return try (extra + stores).map { url in
             switch StoreURL.scheme(of: url) {
+            case "influx", "influxs", "http", "https":
+                let make: (RunContext) throws -> EngineSink
+                do { make = try MetricsSink.factory(url: url) } catch {
+                    throw ValidationError("--store '\(StoreURL.redacted(url))': \(error)")
+                }
+                return { context in
+                    let sink = try make(context)
+                    (sink as? MetricsSink)?.addProvider { registry.points() }
+                    return sink
+                }
             case "postgres", "postgresql":
                 return { context in
                     var settings = PostgresSinkSettings(
@@ -34,12 +47,34 @@ struct StoreOptions: ParsableArguments {
                         inputsJSON: StoreURL.jsonArray(context.inputs), tapeVersion: TapeEngine.tapeVersion,
                         spoolDirectory: (spool ?? "\(context.directory)/spool") + "/postgres")
                     settings.closeTimeoutSeconds = closeTimeout
-                    return try PostgresSink(settings: settings, symbols: context.symbols, printer: context.printer)
+                    let sink = try PostgresSink(settings: settings, symbols: context.symbols, printer: context.printer)
+                    registry.postgres = sink
+                    return sink
                 }
             default:
-                throw ValidationError("--store '\(StoreURL.redacted(url))': expected postgres://…")
+                throw ValidationError("--store '\(StoreURL.redacted(url))': expected postgres://…, influx://…")
             }
         }
+    }
+}
+
+/// The stores a run built, read by the metrics sink at each sample (on the engine thread).
+final class StoreRegistry: @unchecked Sendable {
+    var postgres: PostgresSink?
+
+    /// `tape_store` points: per store, rows written, batches, outages, spooled batches, back-pressure.
+    func points() -> [MetricPoint] {
+        guard let postgres else { return [] }
+        let counters = postgres.counters
+        return [MetricPoint(measurement: "tape_store", tags: [MetricTag("store", "postgres")], fields: [
+            MetricField("rows_inserted", .integer(Int64(counters.rowsInserted))),
+            MetricField("rows_already_stored", .integer(Int64(counters.rowsAlreadyStored))),
+            MetricField("batches", .integer(Int64(counters.batches))),
+            MetricField("outages", .integer(Int64(counters.outages))),
+            MetricField("batches_spooled", .integer(Int64(counters.batchesSpooled))),
+            MetricField("blocked_ns", .integer(counters.blockedNanoseconds)),
+            MetricField("write_ns", .integer(counters.writeNanoseconds)),
+        ], time: nil)]
     }
 }
 
