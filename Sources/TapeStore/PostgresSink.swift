@@ -198,7 +198,7 @@ public final class PostgresSink: EventSink, ReportingSink, @unchecked Sendable {
         noteDay(event.eventTime)
         if event.eventTime < current.firstEvent { current.firstEvent = event.eventTime }
         if event.eventTime > current.lastEvent { current.lastEvent = event.eventTime }
-        current.tables[StoreTable.ticks.rawValue].appendTick(event, symbol: symbols.utf8(event.symbol), runID: runIDBytes)
+        current.tables[StoreTable.ticks.rawValue].appendTick(event, symbol: symbols.utf8(event.symbol))
         let index = Int(event.symbol)
         if index >= ranges.count { ranges.append(contentsOf: repeatElement(nil, count: index + 1 - ranges.count)) }
         if ranges[index] == nil {
@@ -612,8 +612,8 @@ extension NSCondition {
 
 extension CopyBinaryRows {
     @inline(__always)
-    mutating func appendTick(_ event: MarketEvent, symbol: [UInt8], runID: [UInt8]) {
-        beginRow(fields: 17)
+    mutating func appendTick(_ event: MarketEvent, symbol: [UInt8]) {
+        beginRow(fields: 16)
         timestamptz(nanos: event.eventTime)
         int8(event.eventTime)
         int8(event.receiveTime)
@@ -633,7 +633,6 @@ extension CopyBinaryRows {
             null(); null(); null(); null()
             float8(event.open); float8(event.high); float8(event.low)
         }
-        text(runID)
     }
 
     mutating func appendBar(_ bar: BarOutput, symbol: [UInt8], timeframe: [UInt8], configHash: [UInt8], runID: [UInt8]) {

@@ -48,8 +48,9 @@ public enum StoreSchema {
             ask_size    double precision,
             open        double precision,             -- bars only
             high        double precision,
-            low         double precision,
-            run_id      text NOT NULL                 -- the run that first wrote it
+            low         double precision
+            -- The run that wrote a tick is in tick_ranges (per batch and symbol), not on every row:
+            -- a year of ticks is billions of rows.
         ) PARTITION BY RANGE (time);
         CREATE INDEX ticks_time ON ticks USING brin (time);
 

@@ -19,7 +19,7 @@ public enum StoreTable: Int, CaseIterable, Sendable {
         switch self {
         case .ticks:
             return ["time", "time_ns", "receive_ns", "symbol", "kind", "sequence", "price", "size", "side",
-                    "bid", "bid_size", "ask", "ask_size", "open", "high", "low", "run_id"]
+                    "bid", "bid_size", "ask", "ask_size", "open", "high", "low"]
         case .bars:
             return ["time", "end_time", "symbol", "timeframe", "open", "high", "low", "close", "volume", "vwap",
                     "trades", "config_hash", "run_id"]
