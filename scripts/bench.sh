@@ -38,3 +38,4 @@ ticks=$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["ticks_i
 printf 'replay throughput %.2f M ticks/s (ticks_in %s)\n' "$(echo "$ticks / $r / 1000000" | bc -l)" "$ticks"
 $TAPE bench --shared "$SHARED" 2>/dev/null || echo "(tape bench: graph/model figures unavailable)"
 scripts/bench_live.sh || echo "(live bench failed)"
+scripts/bench_store.sh "$BENCH" || echo "(store bench failed)"
