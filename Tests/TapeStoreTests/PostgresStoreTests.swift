@@ -149,6 +149,16 @@ final class PostgresStoreTests: XCTestCase {
         return sorted
     }
 
+    func capturesForQueries() throws -> [String] { try captures() }
+
+    /// Replays `inputs` into a new database; its URL and the run folder.
+    func replayIntoFreshDatabase(_ inputs: [String], label: String) throws -> (String, String) {
+        let url = try freshDatabase(label)
+        let out = temporaryFolder(label)
+        try runTape(["replay"] + inputs + ["--out", out, "--quiet", "--no-report", "--store", url])
+        return (url, out)
+    }
+
     func testEveryCaptureStoredEqualsItsRunFolder() throws {
         for capture in try captures() {
             let url = try freshDatabase("capture")
@@ -290,5 +300,48 @@ final class PostgresStoreTests: XCTestCase {
         for table in ["bars", "indicators"] {
             XCTAssertEqual(try connection.query("SELECT count(*) FROM \(table) WHERE time < '2024-08-09'").first?[0], "0", table)
         }
+    }
+
+    /// The reads the API will make (`StoreQueries`), against what the run folder says.
+    func testQueriesAnswerWhatTheRunFolderHolds() throws {
+        let capture = try XCTUnwrap(try captures().first { $0.hasSuffix("usdm-btcusdt_20240808.gz") })
+        let (url, out) = try replayIntoFreshDatabase([capture], label: "queries")
+        let queries = StoreQueries(connection: try PostgresConnection(url: url))
+        let bars = try String(contentsOfFile: out + "/bars.csv", encoding: .utf8).split(separator: "\n").dropFirst()
+            .map { $0.split(separator: ",", omittingEmptySubsequences: false).map(String.init) }
+        let indicators = try String(contentsOfFile: out + "/indicators.csv", encoding: .utf8).split(separator: "\n").dropFirst()
+            .map { $0.split(separator: ",", omittingEmptySubsequences: false).map(String.init) }
+        for timeframe in ["1m", "5m", "15m"] {
+            let rows = bars.filter { $0[1] == timeframe }.sorted { Int64($0[2])! < Int64($1[2])! }
+            let last = try XCTUnwrap(rows.last)
+            let latest = try XCTUnwrap(try queries.latestBar(symbol: "usdm:BTCUSDT", timeframe: timeframe))
+            XCTAssertEqual(latest.start, Int64(last[2]))
+            XCTAssertEqual(latest.end, Int64(last[3]))
+            XCTAssertEqual(latest.close, Double(last[7]))
+            XCTAssertEqual(latest.trades, Int64(last[10]))
+            let lastIndicators = try XCTUnwrap(indicators.first { $0[1] == timeframe && $0[2] == last[3] })
+            XCTAssertEqual(latest.indicators["session_vwap"], Double(lastIndicators[12]))
+            if let rsi = Double(lastIndicators[5]) { XCTAssertEqual(latest.indicators["rsi"], rsi) }
+            // Paging: pages of 2 rebuild the whole range in order.
+            var paged: [Int64] = []
+            var after: Int64? = nil
+            while true {
+                let page = try queries.bars(symbol: "usdm:BTCUSDT", timeframe: timeframe, from: .min / 2, to: .max / 2,
+                                            after: after, limit: 2)
+                paged += page.map(\.start)
+                guard page.count == 2 else { break }
+                after = page.last!.start
+            }
+            XCTAssertEqual(paged, rows.map { Int64($0[2])! }, timeframe)
+        }
+        XCTAssertNil(try queries.latestBar(symbol: "usdm:NOPE", timeframe: "1m"))
+        let anomalies = try String(contentsOfFile: out + "/anomalies.csv", encoding: .utf8).split(separator: "\n").dropFirst()
+        let stored = try queries.anomalies(symbol: "usdm:BTCUSDT", from: .min / 2, to: .max / 2, limit: 100_000)
+        XCTAssertEqual(stored.count, anomalies.count)
+        // The latest tick: the capture's last trade or quote of the symbol (by event time, then receive time).
+        let latest = try XCTUnwrap(try queries.latestTick(symbol: "usdm:BTCUSDT"))
+        let lastEvent = try XCTUnwrap(try XCTUnwrap(try JSONSerialization.jsonObject(
+            with: Data(contentsOf: URL(fileURLWithPath: out + "/summary.json"))) as? [String: Any])["last_event_ns"] as? Int64)
+        XCTAssertEqual(latest[0].flatMap { Int64($0) }, lastEvent)
     }
 }
