@@ -344,4 +344,45 @@ final class PostgresStoreTests: XCTestCase {
             with: Data(contentsOf: URL(fileURLWithPath: out + "/summary.json"))) as? [String: Any])["last_event_ns"] as? Int64)
         XCTAssertEqual(latest[0].flatMap { Int64($0) }, lastEvent)
     }
+
+    /// `tape live --store` on a feed-sim session, then `tape replay --store` of its recording into the same
+    /// database: the same digest, and the replay adds no row (live and replay write the same rows).
+    func testLiveThenReplayOfItsRecordingAddsNoRow() throws {
+        let capture = try XCTUnwrap(try captures().first { $0.hasSuffix("usdm-btcusdt_20240808.gz") })
+        let url = try freshDatabase("live")
+        let work = temporaryFolder("live")
+        try requireOrSkip(FileManager.default.isExecutableFile(atPath: tape), "the built binary \(tape)")
+        let simulator = Process()
+        simulator.executableURL = URL(fileURLWithPath: tape)
+        simulator.arguments = ["feed-sim", capture, "--protocol", "binance", "--speed", "50", "--port", "0",
+                               "--port-file", work + "/port"]
+        simulator.standardOutput = FileHandle.nullDevice
+        simulator.standardError = FileHandle.nullDevice
+        try simulator.run()
+        defer { simulator.terminate(); simulator.waitUntilExit() }
+        var port = ""
+        for _ in 0..<100 where port.isEmpty {
+            Thread.sleep(forTimeInterval: 0.1)
+            port = ((try? String(contentsOfFile: work + "/port", encoding: .utf8)) ?? "").split(separator: ":").last.map {
+                $0.trimmingCharacters(in: .whitespacesAndNewlines) } ?? ""
+        }
+        XCTAssertFalse(port.isEmpty, "feed-sim wrote its port")
+        try runTape(["live", "--feed", "binance-usdm:btcusdt=ws://127.0.0.1:\(port)", "--duration", "4s",
+                     "--out", work + "/live", "--quiet", "--store", url])
+        let recording = try FileManager.default.contentsOfDirectory(atPath: work + "/live/recording").sorted()
+            .map { work + "/live/recording/" + $0 }
+        try runTape(["replay"] + recording + ["--out", work + "/replay", "--quiet", "--no-report", "--store", url])
+        let live = try summary(work + "/live"), replay = try summary(work + "/replay")
+        XCTAssertEqual(live["digest"] as? String, replay["digest"] as? String)
+        let livePostgres = try XCTUnwrap((live["stores"] as? [String: Any])?["postgres"] as? [String: Any])
+        let replayPostgres = try XCTUnwrap((replay["stores"] as? [String: Any])?["postgres"] as? [String: Any])
+        XCTAssertGreaterThan(livePostgres["batches"] as? Int ?? 0, 1, "a live session hands batches over by time")
+        XCTAssertEqual(replayPostgres["rows_inserted"] as? Int, 0, "the replay of the recording adds no row")
+        XCTAssertEqual(replayPostgres["rows_already_stored"] as? Int, livePostgres["rows_inserted"] as? Int)
+        let delivered = try XCTUnwrap(live["ticks_delivered"] as? Int)
+        XCTAssertGreaterThan(delivered, 0)
+        let connection = try PostgresConnection(url: url)
+        XCTAssertEqual(try connection.query("SELECT count(*) FROM ticks").first?[0], String(delivered))
+        XCTAssertEqual(try connection.query("SELECT kind FROM tape_runs ORDER BY started_at").map { $0[0] }, ["live", "replay"])
+    }
 }
