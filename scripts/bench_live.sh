@@ -46,7 +46,7 @@ PY
 }
 read -r count seconds < <(rate_of "$WORK/max/recording")
 live_rate=$(echo "$count / $seconds" | bc -l)
-printf 'live via feed-sim    %d messages in %.3f s: %.0f messages/s (the simulator awaits each write)\n' \
+printf 'live via feed-sim    %d messages in %.3f s: %.0f messages/s (goal >= 300000; tape feed-sim --speed max)\n' \
   "$count" "$seconds" "$live_rate"
 
 python3 scripts/ws_blast.py "$WORK/port" "$DATA"/*.gz > /dev/null &

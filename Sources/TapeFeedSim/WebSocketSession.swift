@@ -42,6 +42,8 @@ final class WebSocketSession: Sendable {
     static let pacingGranularity = Duration.microseconds(200)
     /// How long a forced disconnect waits for the messages already written to leave.
     static let dropDrain = Duration.milliseconds(20)
+    /// Data frames written between two flushes (each flush awaited).
+    static let flushEvery = 128
     /// How often a `max`-speed session looks for its client's subscription.
     static let readinessPoll = Duration.milliseconds(5)
 
@@ -121,11 +123,20 @@ final class WebSocketSession: Sendable {
                     try await Task.sleep(for: Self.readinessPoll)
                 }
             }
+            // Frames go to the channel without a flush and are flushed in batches of `flushEvery` (awaiting
+            // that write: back-pressure), and before any wait, fault or end, so that pacing is not delayed.
+            var unflushed = 0
+            func flushPending() {
+                if unflushed > 0 { channel.flush(); unflushed = 0 }
+            }
             while index < messages.count {
                 let message = messages[index]
                 if paced {
-                    try await waitUntil(timeline.dueInstant(for: message.receiveTime), stall: &nextStall)
+                    let due = timeline.dueInstant(for: message.receiveTime)
+                    if due > .now { flushPending() }
+                    try await waitUntil(due, stall: &nextStall)
                 } else {
+                    if let stall = nextStall, stall <= .now { flushPending() }
                     try await waitUntil(.now, stall: &nextStall)
                 }
                 let current = subscription.withLock { $0 }
@@ -136,11 +147,21 @@ final class WebSocketSession: Sendable {
                     if garbled { bytes = Array(bytes.prefix(bytes.count / 2)) + Array("#garbled".utf8) }
                     // The bytes as one text frame, without a round trip through String (one copy, no
                     // UTF-8 validation: the simulator sends what the recording holds, garbled or not).
-                    try await outbound.write(.custom(WebSocketFrame(fin: true, opcode: .text,
-                                                                    data: ByteBuffer(bytes: bytes))))
+                    // Written on the channel itself (the pipeline's frame encoder), not through the
+                    // per-frame awaited `outbound.write`, which flushes and awaits every frame: that
+                    // capped the simulator at ~170k messages/s. Only this task writes data frames.
+                    let frame = WebSocketFrame(fin: true, opcode: .text, data: ByteBuffer(bytes: bytes))
+                    unflushed += 1
+                    if unflushed >= Self.flushEvery {
+                        unflushed = 0
+                        try await channel.writeAndFlush(frame).get()
+                    } else {
+                        channel.write(frame, promise: nil)
+                    }
                     environment.stats.served(identifier, events: garbled ? 0 : wireMessage.eventCount, garbled: garbled)
                     sentOnConnection += 1
                     if let limit = faults.dropAfterMessages, sentOnConnection >= limit {
+                        flushPending()
                         timeline.passed(upTo: index + 1)
                         return await drop("after \(sentOnConnection) messages")
                     }
@@ -150,9 +171,11 @@ final class WebSocketSession: Sendable {
                 if firstSimulatedTime == nil { firstSimulatedTime = message.receiveTime }
                 if let seconds = faults.dropEverySeconds, let first = firstSimulatedTime,
                    Double(message.receiveTime - first) / 1e9 >= seconds {
+                    flushPending()
                     return await drop("after \(seconds) s of simulated time")
                 }
             }
+            flushPending()
             environment.stats.note(identifier, peer: peer, "served the whole recording")
             environment.done()
             while true { try await Task.sleep(for: .seconds(3600)) }
