@@ -119,6 +119,15 @@ struct LiveCommand: ParsableCommand {
             do { run.engine.extraNodes.append(try InferenceNode(modelPath: modelFile(model))) }
             catch { fail("\(model): \(error)", code: TapeExit.unusableInput) }
         }
+        // Polled bars reach the graph a poll period (plus the vendor's delay) after their end; below that
+        // lateness every one of them would be a late tick. Say so before the session, not after.
+        let restFeeds = feeds.filter { $0.hasPrefix("alphavantage:") || $0.hasPrefix("fmp:") }
+        if !restFeeds.isEmpty && run.engine.config.allowedLateness <= interval {
+            FileHandle.standardError.write(Data(("tape: warning: REST feeds (\(restFeeds.map { String($0.prefix { $0 != ":" }) }.joined(separator: ", "))) "
+                + "deliver a bar about \(Numbers.format(pollSeconds)) s after it ends, but allowed_lateness is "
+                + "\(Numbers.format(Double(run.engine.config.allowedLateness) / 1e9)) s: their bars will be late ticks. "
+                + "Set allowed_lateness above the poll period plus the vendor's delay in --config (e.g. 3m with poll_seconds 60).\n").utf8))
+        }
         var options = LiveOptions(feeds: connectors, run: run)
         options.tickNanos = Int64(tickMs) * 1_000_000
         if let duration {
