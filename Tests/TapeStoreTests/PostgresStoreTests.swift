@@ -385,4 +385,17 @@ final class PostgresStoreTests: XCTestCase {
         XCTAssertEqual(try connection.query("SELECT count(*) FROM ticks").first?[0], String(delivered))
         XCTAssertEqual(try connection.query("SELECT kind FROM tape_runs ORDER BY started_at").map { $0[0] }, ["live", "replay"])
     }
+
+    /// A store that cannot be reached at the start: exit 5 naming the server (never the password);
+    /// an unknown scheme: a usage error.
+    func testAnUnreachableOrUnknownStoreIsAClearError() throws {
+        let capture = try XCTUnwrap(try captures().first)
+        let out = temporaryFolder("unreachable")
+        let stderr = try runTape(["replay", capture, "--out", out, "--quiet", "--no-report",
+                                  "--store", "postgres://postgres:secret@127.0.0.1:1/nowhere"], expect: 5)
+        XCTAssertTrue(stderr.contains("postgres 127.0.0.1:1/nowhere") && stderr.contains("Connection refused"), stderr)
+        XCTAssertFalse(stderr.contains("secret"), stderr)
+        let usage = try runTape(["replay", capture, "--out", out + "/b", "--store", "mysql://x"], expect: 64)
+        XCTAssertTrue(usage.contains("--store 'mysql://x'"), usage)
+    }
 }
