@@ -18,6 +18,10 @@ public enum TapeExit {
     /// Nothing was delivered to the graph although the inputs had events: the filters (`--symbols`,
     /// `--from`/`--to`) left nothing. Outputs are empty; a warning on stderr says which filter.
     public static let nothingDelivered: Int32 = 6
+    /// Events were delivered but the graph produced nothing but late ticks: every timeframe shorter than
+    /// (or not a multiple of) a bar file's bars, `allowed_lateness` too small for bar input. A warning on
+    /// stderr says which.
+    public static let nothingProduced: Int32 = 8
     /// Interrupted by SIGINT: the shell convention 128 + 2. Outputs hold every complete row up to the stop.
     public static let interruptedBySIGINT: Int32 = 130
     /// Interrupted by SIGTERM: 128 + 15.
@@ -56,9 +60,11 @@ public struct GraphSummary: Codable, Equatable, Sendable {
     /// Events a window had already closed for (a repeated input bar): counted, kept out of that bar.
     public var droppedEvents: Int
     public var timeframes: [String]
+    /// Bars this run closed per timeframe (every configured one listed, 0 included).
+    public var barsByTimeframe: [String: Int]? = nil
     enum CodingKeys: String, CodingKey {
         case trades, quotes, barsIn = "bars_in", lateTicks = "late_ticks", badTicks = "bad_ticks"
-        case droppedEvents = "dropped_events", timeframes
+        case droppedEvents = "dropped_events", timeframes, barsByTimeframe = "bars_by_timeframe"
     }
 }
 
@@ -232,7 +238,11 @@ extension Engine {
             graph: GraphSummary(trades: graphCounters.trades, quotes: graphCounters.quotes,
                                 barsIn: graphCounters.bars, lateTicks: graphCounters.lateTicks,
                                 badTicks: graphCounters.badTicks, droppedEvents: graphCounters.droppedEvents,
-                                timeframes: settings.config.timeframes.map(\.description)),
+                                timeframes: settings.config.timeframes.map(\.description),
+                                barsByTimeframe: Dictionary(uniqueKeysWithValues: settings.config.timeframes.enumerated().map {
+                                    ($0.element.description,
+                                     $0.offset < graph.barsClosedByTimeframe.count ? graph.barsClosedByTimeframe[$0.offset] : 0)
+                                })),
             speed: "max", fromNs: settings.from, toNs: settings.to, symbols: settings.symbols,
             firstEventNs: counters.firstEvent, lastEventNs: counters.lastEvent,
             firstReceiveNs: counters.firstReceive, lastReceiveNs: counters.lastReceive,

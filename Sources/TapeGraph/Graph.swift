@@ -112,6 +112,9 @@ public final class Graph: TimerTarget {
     public let symbols: SymbolTable
     public let sink: GraphSink
     public internal(set) var counters = GraphCounters()
+    /// Bars closed by this run, per configured timeframe (in `config.timeframes` order). Not part of a
+    /// snapshot: it counts this process's work, for the summary and its warnings.
+    public private(set) var barsClosedByTimeframe: [Int] = []
 
     var states: [SymbolState?] = []
     var nodes: [DownstreamNode] = []
@@ -324,6 +327,10 @@ public final class Graph: TimerTarget {
         let vwap = (w.volumeKnown && w.volume > 0) ? w.pv / w.volume : .nan
         let bar = BarOutput(symbol: s.id, timeframe: timeframe, start: w.start, end: w.end, open: w.open, high: w.high,
                             low: w.low, close: w.close, volume: vol, vwap: vwap, trades: w.count)
+        if t >= barsClosedByTimeframe.count {
+            barsClosedByTimeframe.append(contentsOf: repeatElement(0, count: t + 1 - barsClosedByTimeframe.count))
+        }
+        barsClosedByTimeframe[t] += 1
         emit(.bar(bar))
         var io = IndicatorOutput(symbol: s.id, timeframe: timeframe, end: w.end)
         s.series[t].ind.update(w.close, into: &io)

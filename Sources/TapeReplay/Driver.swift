@@ -101,6 +101,7 @@ public func runReplay(_ options: ReplayOptions) throws -> ReplaySummary {
         : interruptSignal != 0 ? TapeExit.interrupted(signal: interruptSignal)
         : !unusable.isEmpty ? TapeExit.unusableInput
         : summary.ticksDelivered == 0 && summary.ticksIn > 0 ? TapeExit.nothingDelivered
+        : outputWarnings(summary).producedNothing && options.snapshotOut == nil ? TapeExit.nothingProduced
         : rejects.total > 0 ? TapeExit.inputRejected : TapeExit.clean
     summary.sinkFailures = sinkFailures.map { SinkFailureSummary(sink: $0.sink, error: "\($0.error)") }
     run.addStores(to: &summary)

@@ -148,3 +148,30 @@ public struct UnusableInput: Error, CustomStringConvertible {
     public init(_ d: String) { description = MessageText.escaped(d) }
 }
 
+
+
+/// What a run that delivered events but produced little or nothing should tell its user (bar files:
+/// timeframes shorter than, or not multiples of, the input's bars; a lateness too small for bar input).
+/// `producedNothing`: events were delivered and the graph emitted nothing but late ticks (exit 8).
+public func outputWarnings(_ summary: RunSummary) -> (warnings: [String], producedNothing: Bool) {
+    var warnings: [String] = []
+    let graph = summary.graph
+    let lateTicks = summary.eventsOutByKind["late_ticks"] ?? 0
+    if graph.barsIn > 0 && graph.lateTicks >= graph.barsIn {
+        warnings.append("all \(graph.barsIn) input bars were late ticks: a bar arrives complete, at its close, so "
+                        + "allowed_lateness must not be 0 for bar input (the default 2s works)")
+    } else if graph.barsIn > 0 && summary.ticksDelivered > 0, let counts = graph.barsByTimeframe {
+        let empty = graph.timeframes.filter { (counts[$0] ?? 0) == 0 }
+        if !empty.isEmpty {
+            warnings.append("timeframe\(empty.count > 1 ? "s" : "") \(empty.joined(separator: ", ")) produced no bars from "
+                            + "this bar input: a timeframe must be a whole multiple of the input's bar length "
+                            + "(shorter ones, like 10s on 1-minute bars, and 90s on 1-minute bars give nothing)")
+        }
+    }
+    let producedNothing = summary.ticksDelivered > 0 && summary.eventsOut - lateTicks == 0
+    if producedNothing && warnings.isEmpty {
+        warnings.append("\(summary.ticksDelivered) events were delivered but no bar closed (timeframes: "
+                        + "\(graph.timeframes.joined(separator: ", ")); the input may be shorter than the timeframes")
+    }
+    return (warnings, producedNothing)
+}

@@ -79,7 +79,7 @@ struct InputOptions: ParsableArguments {
     var maxLineBytes: Int = LineReader.defaultMaxLineBytes
 
     func replayOptions() throws -> ReplayOptions {
-        var o = ReplayOptions(inputs: inputs)
+        var o = ReplayOptions(inputs: try expandRecordingFolders(inputs))
         if let f = format {
             guard let fmt = RecordingFormat(rawValue: f) else {
                 throw ValidationError("unknown --format '\(f)'; one of: \(RecordingFormat.allCases.map(\.rawValue).joined(separator: ", "))")
@@ -209,7 +209,7 @@ struct ReplayCommand: ParsableCommand {
         }
         var o: ReplayOptions
         do { o = try input.replayOptions() } catch let e as UnusableInput { fail(e.description, code: TapeExit.unusableInput) }
-        o.inputs = inputs
+        do { o.inputs = try expandRecordingFolders(inputs) } catch let e as UnusableInput { fail(e.description, code: TapeExit.unusableInput) }
         if speed == "max" { o.speed = .max }
         else if let f = Double(speed), (Self.speedMin...Self.speedMax).contains(f) { o.speed = .factor(f) }
         else {
@@ -238,12 +238,13 @@ struct ReplayCommand: ParsableCommand {
         printSummary(s)
         for warning in filterWarnings(requestedSymbols: o.engine.symbols, inputSymbols: s.inputSymbols,
                                       from: o.engine.from, to: o.engine.to, delivered: s.summary.ticksDelivered,
-                                      eventsIn: s.ticksIn) {
+                                      eventsIn: s.ticksIn) + outputWarnings(s.summary).warnings {
             FileHandle.standardError.write(Data(("tape: warning: " + warning + "\n").utf8))
         }
         let reportWritten = noReport || writeReport(s.runDir)
         // An interrupt or a failed output outranks the report; a failed report outranks rejects.
-        if s.exitCode != 0 && s.exitCode != TapeExit.inputRejected && s.exitCode != TapeExit.nothingDelivered {
+        if s.exitCode != 0 && s.exitCode != TapeExit.inputRejected && s.exitCode != TapeExit.nothingDelivered
+            && s.exitCode != TapeExit.nothingProduced {
             throw ArgumentParser.ExitCode(s.exitCode)
         }
         if !reportWritten { throw ArgumentParser.ExitCode(TapeExit.outputFailed) }
@@ -327,6 +328,12 @@ struct RecordCommand: ParsableCommand {
             throw ArgumentParser.ExitCode(TapeExit.interrupted(signal: s.interruptSignal))
         }
         print("events written \(s.eventsWritten), filtered \(s.filtered), rejected \(s.ticksRejected), bars not written \(s.barsRefused)")
+        if s.eventsWritten == 0 && s.barsRefused > 0 {
+            // Tick CSV holds trades and quotes: a bar file has nothing to record. Say so; never a silent 0.
+            FileHandle.standardError.write(Data(("tape: record writes trades and quotes (tick CSV); the input holds "
+                + "\(s.barsRefused) bars and no ticks: nothing written. Replay bar files directly (tape replay FILE).\n").utf8))
+            throw ArgumentParser.ExitCode(TapeExit.nothingProduced)
+        }
         if s.ticksRejected > 0 { throw ArgumentParser.ExitCode(TapeExit.inputRejected) }
     }
 }

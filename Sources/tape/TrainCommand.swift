@@ -52,6 +52,11 @@ struct TrainCommand: ParsableCommand {
         return t.nanos
     }
 
+    /// Fewer labelled rows than this: `tape train` refuses (exit 4).
+    static let minimumLabelledRows = 50
+    /// Fewer than this: a warning that the evaluation is thin.
+    static let thinLabelledRows = 500
+
     mutating func run() throws {
         guard let tf = Timeframe(timeframe) else { throw ValidationError("--timeframe '\(timeframe)': expected e.g. 1m, 5m") }
         guard horizon >= 1 else { throw ValidationError("--horizon must be >= 1") }
@@ -76,6 +81,18 @@ struct TrainCommand: ParsableCommand {
                                             testSpan: try span(testSpan, "test-span"), costPerTrade: cost)
         for p in o.inputs { cfg.inputDigests[p] = FileHash.sha256(path: p).map { "sha256:" + $0 } ?? "unreadable" }
         let ds = collector.dataset()
+        // A model needs data: below the minimum training is refused (it would fit noise and report it as
+        // skill); below the comfortable size it goes on with a warning.
+        let labelled = ds.labelled.count
+        if labelled < Self.minimumLabelledRows {
+            fail("train: \(labelled) rows with a target (\(ds.count) feature rows of \(ds.target.timeframe) bars); at least "
+                 + "\(Self.minimumLabelledRows) are needed for a walk-forward evaluation. Give more data, a shorter "
+                 + "--timeframe, or a wider --from/--to.", code: TapeExit.unusableInput)
+        }
+        if labelled < Self.thinLabelledRows {
+            FileHandle.standardError.write(Data(("tape: warning: train: only \(labelled) rows with a target (fewer than "
+                + "\(Self.thinLabelledRows)): the walk-forward metrics of so few rows are mostly noise\n").utf8))
+        }
         let dir = (s.runDir as NSString).appendingPathComponent("model")
         let t: TrainingSummary
         do { t = try TrainingRun.run(dataset: ds, config: cfg, outDir: dir) }
