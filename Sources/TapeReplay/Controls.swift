@@ -132,12 +132,13 @@ let sleepSliceNs: Int64 = 50_000_000
 /// Sleeps until a wall time (ns), in slices of at most `sleepSliceNs`, returning early once `pause`
 /// is interrupted. Returns immediately if the time has passed.
 @inline(__always)
-func sleepUntil(_ wall: Int64, pause: PauseControl) {
+func sleepUntil(_ wall: Int64, pause: PauseControl, every slice: (() -> Void)? = nil) {
     var now = WallClock.nanos()
     while wall - now > 20_000 && !pause.isInterrupted {
         let d = min(wall - now, sleepSliceNs)
         var ts = timespec(tv_sec: Int(d / 1_000_000_000), tv_nsec: Int(d % 1_000_000_000))
         nanosleep(&ts, nil)
         now = WallClock.nanos()
+        slice?()
     }
 }

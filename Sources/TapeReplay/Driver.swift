@@ -261,13 +261,27 @@ final class ReplayPacer: EngineDriver {
         guard let first = firstReceive else { firstReceive = receiveTime; paceOrigin = WallClock.nanos(); return }
         let target = paceOrigin + Int64(min(Double(receiveTime - first) / factor, 4e18))
         if target - WallClock.nanos() > ReplayPacer.sleepThresholdNs {
-            if pause.maybePaused { paceOrigin += pause.waitIfPaused() }
-            sleepUntil(paceOrigin + Int64(min(Double(receiveTime - first) / factor, 4e18)), pause: pause)
+            if pause.maybePaused { waitWhilePaused() }
+            // A slow paced replay still updates its progress line every 250 ms while it sleeps.
+            let progress = self.progress
+            sleepUntil(paceOrigin + Int64(min(Double(receiveTime - first) / factor, 4e18)), pause: pause,
+                       every: progress.enabled ? { progress.maybePrint(delivered: nil, streamTime: nil) } : nil)
         }
+        delivered += 1
+        if progress.enabled { progress.note(delivered: delivered, streamTime: receiveTime) }
     }
 
+    /// Pauses (shown on the progress line), then shifts pacing by the time paused.
+    private func waitWhilePaused() {
+        if progress.enabled { progress.showPaused() }
+        paceOrigin += pause.waitIfPaused()
+        if progress.enabled { progress.maybePrint(delivered: nil, streamTime: nil, force: true) }
+    }
+
+    private var delivered = 0
+
     func checkpoint(delivered: Int, streamTime: Nanos) -> Bool {
-        if pause.maybePaused { paceOrigin += pause.waitIfPaused() }
+        if pause.maybePaused { waitWhilePaused() }
         if progress.enabled { progress.maybePrint(delivered: delivered, streamTime: streamTime) }
         // SIGINT/SIGTERM stop the run; so does a reject log that cannot be written.
         return !pause.isInterrupted && rejects.failure == nil
@@ -300,15 +314,36 @@ final class Progress {
         return totalBytes > 0 ? min(1, Double(read) / Double(totalBytes)) : 0
     }
 
-    func maybePrint(delivered: Int, streamTime: Nanos) {
+    private var lastDelivered = 0
+    private var lastStreamTime: Nanos = 0
+
+    /// Remembers the newest figures without printing (the paced path, per event).
+    func note(delivered: Int, streamTime: Nanos) {
+        lastDelivered = delivered
+        lastStreamTime = streamTime
+    }
+
+    /// `PAUSED` on the progress line until the run resumes.
+    func showPaused() {
+        fputs(String(format: "\r%@  PAUSED (kill -USR1 %d, or p / space, to resume)            ",
+                     lastStreamTime == 0 ? "(before the first event)" : TimeUtil.iso(lastStreamTime), getpid()), stderr)
+        printedAny = true
+    }
+
+    /// Prints at most every 250 ms (unless `force`); nil figures: the last ones noted.
+    func maybePrint(delivered: Int?, streamTime: Nanos?, force: Bool = false) {
+        if let delivered { lastDelivered = delivered }
+        if let streamTime { lastStreamTime = streamTime }
+        let delivered = lastDelivered, streamTime = lastStreamTime
         let now = WallClock.nanos()
-        if now - lastPrint < Progress.intervalNs { return }
+        if !force && now - lastPrint < Progress.intervalNs { return }
         lastPrint = now
         let fraction = fractionRead
         let elapsed = Double(now - start) / 1e9
         let rate = elapsed > 0 ? Double(delivered) / elapsed : 0
         let eta = fraction > 0.001 ? elapsed * (1 - fraction) / fraction : 0
-        let line = String(format: "\r%@  %.0f ev/s  %5.1f%%  ETA %.0fs  ", TimeUtil.iso(streamTime), rate,
+        let line = String(format: "\r%@  %.0f ev/s  %5.1f%%  ETA %.0fs  ",
+                          streamTime == 0 ? "(waiting for the first event)" : TimeUtil.iso(streamTime), rate,
                           fraction * 100, eta)
         fputs(line, stderr)
         printedAny = true
