@@ -39,7 +39,7 @@ public struct RedisEndpoint: Sendable, Equatable, CustomStringConvertible {
     let password: String?
 
     /// Parses the URL; throws `RedisError.Kind.badURL` naming the URL without its password.
-    public init(url: String) throws {
+    public init(url: String) throws(RedisError) {
         let shown = RedisEndpoint.withoutPassword(url)
         func bad(_ why: String) -> RedisError {
             RedisError(peer: shown, kind: .badURL, detail: "\(why) (want redis://[user[:password]@]host[:port][/db])")

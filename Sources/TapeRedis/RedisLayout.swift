@@ -56,21 +56,40 @@ public struct RedisLayout: Sendable, Equatable {
          ("ask", Numbers.format(quote.ask)), ("ask_size", Numbers.format(quote.askSize))]
     }
 
+    /// The indicator fields of a bar hash or member, in order (the columns of `indicators.csv`).
+    public static let indicatorFields = ["sma", "ema", "rsi", "macd", "macd_signal", "macd_hist", "bb_middle",
+                                         "bb_upper", "bb_lower", "session_vwap"]
+
     /// The bar columns of `bars.csv` (`start_ns … trades`) then the indicator columns of `indicators.csv`
     /// (`sma … session_vwap`); indicators missing (not emitted) are NaN. One list for the hash and the member.
     public static func barValues(_ bar: BarOutput, _ indicators: IndicatorOutput?) -> [(String, JSONValue)] {
         let values = indicators ?? IndicatorOutput(symbol: bar.symbol, timeframe: bar.timeframe, end: bar.end)
-        return [
-            ("start_ns", .int(bar.start)), ("end_ns", .int(bar.end)),
-            ("open", .number(bar.open)), ("high", .number(bar.high)), ("low", .number(bar.low)),
-            ("close", .number(bar.close)), ("volume", .number(bar.volume)), ("vwap", .number(bar.vwap)),
-            ("trades", .int(Int64(bar.trades))),
-            ("sma", .number(values.sma)), ("ema", .number(values.ema)), ("rsi", .number(values.rsi)),
-            ("macd", .number(values.macd)), ("macd_signal", .number(values.macdSignal)),
-            ("macd_hist", .number(values.macdHist)), ("bb_middle", .number(values.bbMiddle)),
-            ("bb_upper", .number(values.bbUpper)), ("bb_lower", .number(values.bbLower)),
-            ("session_vwap", .number(values.sessionVwap)),
+        return barValues(start: bar.start, end: bar.end, open: bar.open, high: bar.high, low: bar.low, close: bar.close,
+                         volume: bar.volume, vwap: bar.vwap, trades: Int64(bar.trades),
+                         indicators: [values.sma, values.ema, values.rsi, values.macd, values.macdSignal, values.macdHist,
+                                      values.bbMiddle, values.bbUpper, values.bbLower, values.sessionVwap])
+    }
+
+    private static func barValues(start: Nanos, end: Nanos, open: Double, high: Double, low: Double, close: Double,
+                                  volume: Double, vwap: Double, trades: Int64,
+                                  indicators: [Double]) -> [(String, JSONValue)] {
+        precondition(indicators.count == indicatorFields.count, "one value per indicator field")
+        let bar: [(String, JSONValue)] = [
+            ("start_ns", .int(start)), ("end_ns", .int(end)), ("open", .number(open)), ("high", .number(high)),
+            ("low", .number(low)), ("close", .number(close)), ("volume", .number(volume)), ("vwap", .number(vwap)),
+            ("trades", .int(trades)),
         ]
+        return bar + zip(indicatorFields, indicators).map { ($0, JSONValue.number($1)) }
+    }
+
+    /// The latest-bar hash of a bar from elsewhere (the read-through's fallback maps a stored row with it):
+    /// indicators by field name, a missing one empty.
+    public static func barFields(start: Nanos, end: Nanos, open: Double, high: Double, low: Double, close: Double,
+                                 volume: Double, vwap: Double, trades: Int64,
+                                 indicators: [String: Double]) -> [String: String] {
+        let values = barValues(start: start, end: end, open: open, high: high, low: low, close: close, volume: volume,
+                               vwap: vwap, trades: trades, indicators: indicatorFields.map { indicators[$0] ?? .nan })
+        return Dictionary(uniqueKeysWithValues: values.map { ($0.0, hashText($0.1)) })
     }
 
     public static func barFields(_ bar: BarOutput, _ indicators: IndicatorOutput?) -> [(String, String)] {

@@ -102,9 +102,9 @@ public struct RedisSinkCounters: Sendable, Equatable, Codable {
 /// prediction per symbol, the last N bars per symbol and timeframe, and every anomaly on a channel and in
 /// a capped set (key layout: `RedisLayout`, docs/storage-redis.md).
 ///
+///     options.sinkFactories.append(try RedisSink.factory(url: "redis://127.0.0.1:56379"))  // per run, or:
 ///     let redis = try RedisSink(url: "redis://127.0.0.1:56379", symbols: symbols) { print($0) }
-///     let engine = Engine(settings: settings, symbols: symbols, sinks: [folder, redis])
-///     … engine.run(…); engine.finish(); engine.close()   // redis.counters for the summary
+///     let engine = Engine(settings: settings, symbols: symbols, sinks: [folder, redis])   // counters: redis.report
 ///
 /// Contract:
 /// - Engine thread (`record`, `emit`, `poll`, `flush`, `close`): never waits on the network. It coalesces
@@ -152,7 +152,7 @@ public final class RedisSink: EventSink, @unchecked Sendable {
 
     /// Parses the URL (a bad one throws), connects (an unreachable server throws unless
     /// `options.startWhenDown`) and starts the writer thread. `log` gets one line per state change of
-    /// the server; it is called on the writer thread.
+    /// the server (`tape: redis host:port: down (…)`, `… up again after …`), on the writer thread.
     public init(url: String, symbols: SymbolTable, options: RedisSinkOptions = RedisSinkOptions(),
                 name: String = "redis", log: @escaping @Sendable (String) -> Void) throws {
         precondition(options.barListLength > 0 && options.anomalyListLength > 0, "Redis lists keep at least one entry")
@@ -312,6 +312,29 @@ public final class RedisSink: EventSink, @unchecked Sendable {
         mailbox.counters.handovers += 1
         mailbox.condition.broadcast()
         mailbox.condition.unlock()
+    }
+}
+
+extension RedisSink: ReportingSink {
+    /// summary.json `stores.redis`: the server, the key prefix and the counters (`RedisSinkCounters.json`).
+    public var report: JSONValue {
+        var members: [(String, JSONValue)] = [("server", .string(peer)), ("key_prefix", .string(layout.prefix))]
+        if case .object(let counted) = counters.json { members += counted }
+        return .object(members)
+    }
+}
+
+extension RedisSink {
+    /// For `ReplayOptions.sinkFactories` (replay and live): checks the URL now, so that a bad one is a
+    /// usage error before anything starts, and builds one sink per run with the run's symbol table and
+    /// printer. A server that cannot be reached when the run starts fails the run (exit 5) unless
+    /// `options.startWhenDown` (advised for `tape live`, which must not wait on its cache).
+    public static func factory(url: String, options: RedisSinkOptions = RedisSinkOptions())
+        throws(RedisError) -> (RunContext) throws -> EngineSink {
+        _ = try RedisEndpoint(url: url)
+        return { context in
+            try RedisSink(url: url, symbols: context.symbols, options: options, log: context.printer)
+        }
     }
 }
 

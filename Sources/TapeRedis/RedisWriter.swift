@@ -72,7 +72,7 @@ final class RedisWriter: @unchecked Sendable {
                     finish = true
                 } else if down, let deadline = closeDeadline, Monotonic.nanoseconds() >= deadline {
                     counted.unwrittenAtClose = state.pendingCount
-                    log("redis \(connection.peer): still down at close after "
+                    log("tape: redis \(connection.peer): still down at close after "
                         + "\(Self.seconds(options.closeWaitNanoseconds)): \(state.pendingDescription) not written")
                     finish = true
                 }
@@ -147,7 +147,7 @@ final class RedisWriter: @unchecked Sendable {
         mailbox.condition.lock()
         mailbox.counters.outages += 1
         mailbox.condition.unlock()
-        log("redis \(connection.peer): down (\(error.detail)), keeping latest state in memory "
+        log("tape: redis \(connection.peer): down (\(error.detail)), keeping latest state in memory "
             + "(\(state.pendingDescription) pending), retrying with backoff")
     }
 
@@ -202,7 +202,7 @@ final class RedisWriter: @unchecked Sendable {
             writingBack = false
             counted.writtenAfterReconnect += written
             let waited = Self.seconds(Monotonic.nanoseconds() - downSince)
-            log("redis \(connection.peer): up again after \(waited) (\(attemptsWhileDown) "
+            log("tape: redis \(connection.peer): up again after \(waited) (\(attemptsWhileDown) "
                 + "attempt\(attemptsWhileDown == 1 ? "" : "s")), wrote \(written) keys and list entries")
         }
     }

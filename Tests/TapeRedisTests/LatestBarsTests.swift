@@ -1,4 +1,5 @@
 import Foundation
+import TapeCore
 import TapeGraph
 import TapeRedis
 import TapeTestSupport
@@ -87,6 +88,30 @@ final class LatestBarsTests: XCTestCase {
             XCTAssertTrue(ttl > 30 && ttl <= 120, "\(key) TTL \(ttl)")
         }
         XCTAssertEqual(try redis.command(["EXISTS", "\(prefix)latest:bar:D:1m"]).integer, 0, "nothing to fill")
+    }
+
+    /// A fallback builds its answer with `RedisLayout.barFields`: the fields are the CSV columns of the
+    /// bar and its indicators, with the CSV text (what the sink writes for the same bar).
+    func testFallbackFieldsAreTheCSVColumns() {
+        let symbols = SymbolTable()
+        let symbol = symbols.intern("spot:BTCUSDT")
+        let bar = BarOutput(symbol: symbol, timeframe: minute, start: 1_723_075_200_000_000_000,
+                            end: 1_723_075_260_000_000_000, open: 61_837.63, high: 61_900, low: 61_800.5, close: 61_850.01,
+                            volume: 12.345, vwap: 61_851.123456789, trades: 321)
+        var indicators = IndicatorOutput(symbol: symbol, timeframe: minute, end: bar.end)
+        indicators.sma = 61_840.1
+        indicators.rsi = 55.5
+        indicators.sessionVwap = 61_849.9
+        func columns(_ output: GraphOutput, drop: Int) -> [(String, String)] {
+            let names = GraphOutput.csvHeaders[output.kindName]!.split(separator: ",").map(String.init)
+            let values = output.csvRow(symbols: symbols).split(separator: ",", omittingEmptySubsequences: false)
+            return Array(zip(names, values.map(String.init)).dropFirst(drop))
+        }
+        let expected = Dictionary(uniqueKeysWithValues: columns(.bar(bar), drop: 2) + columns(.indicators(indicators), drop: 3))
+        let fields = RedisLayout.barFields(start: bar.start, end: bar.end, open: bar.open, high: bar.high, low: bar.low,
+                                           close: bar.close, volume: bar.volume, vwap: bar.vwap, trades: Int64(bar.trades),
+                                           indicators: ["sma": 61_840.1, "rsi": 55.5, "session_vwap": 61_849.9])
+        XCTAssertEqual(fields, expected)
     }
 
     /// Redis unreachable: every lookup is a miss served by the fallback, nothing is thrown.

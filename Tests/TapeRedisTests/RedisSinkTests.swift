@@ -133,8 +133,8 @@ final class RedisSinkTests: XCTestCase {
         XCTAssertEqual(counters.unwrittenAtClose, 0)
         let lines = log.lines
         XCTAssertEqual(lines.count, 2, "\(lines)")
-        XCTAssertTrue(lines.first?.hasPrefix("redis 127.0.0.1:\(RedisTestSupport.port): down (") ?? false, "\(lines)")
-        XCTAssertTrue(lines.last?.hasPrefix("redis 127.0.0.1:\(RedisTestSupport.port): up again after ") ?? false,
+        XCTAssertTrue(lines.first?.hasPrefix("tape: redis 127.0.0.1:\(RedisTestSupport.port): down (") ?? false, "\(lines)")
+        XCTAssertTrue(lines.last?.hasPrefix("tape: redis 127.0.0.1:\(RedisTestSupport.port): up again after ") ?? false,
                       "\(lines)")
         print("redis outage: \(lines.joined(separator: " | ")); counters \(counters.json.renderCompact())")
     }
@@ -248,8 +248,31 @@ final class RedisSinkTests: XCTestCase {
         XCTAssertEqual(sink.counters.unwrittenAtClose, 1)
         XCTAssertEqual(sink.counters.outages, 1)
         XCTAssertEqual(log.lines.count, 2, "\(log.lines)")
-        XCTAssertTrue(log.lines.first?.hasPrefix("redis 127.0.0.1:1: down (") ?? false, "\(log.lines)")
-        XCTAssertTrue(log.lines.last?.hasPrefix("redis 127.0.0.1:1: still down at close") ?? false, "\(log.lines)")
+        XCTAssertTrue(log.lines.first?.hasPrefix("tape: redis 127.0.0.1:1: down (") ?? false, "\(log.lines)")
+        XCTAssertTrue(log.lines.last?.hasPrefix("tape: redis 127.0.0.1:1: still down at close") ?? false, "\(log.lines)")
+    }
+
+    /// The factory for `ReplayOptions.sinkFactories`: a bad URL throws when the factory is made; a good
+    /// one builds a sink per run with the run's symbols and printer; its report names the server.
+    func testFactoryChecksTheURLFirstAndReports() throws {
+        XCTAssertThrowsError(try RedisSink.factory(url: "redis://:pw@host:notaport")) {
+            XCTAssertEqual(($0 as? RedisError)?.kind, .badURL, "\($0)")
+            XCTAssertFalse("\($0)".contains("pw"), "\($0)")
+        }
+        _ = try RedisTestSupport.connect()
+        var options = RedisSinkOptions()
+        options.keyPrefix = RedisTestSupport.prefix("factory")
+        let make = try RedisSink.factory(url: RedisTestSupport.url, options: options)
+        let log = LogLines()
+        let context = RunContext(directory: "/tmp", runID: "r", kind: "replay", symbols: SymbolTable(), configHash: "h",
+                                 inputs: [], printer: { log.append($0) })
+        let sink = try XCTUnwrap(try make(context) as? RedisSink)
+        try sink.close()
+        guard case .object(let members) = sink.report else { return XCTFail("report \(sink.report)") }
+        XCTAssertEqual(members.first?.0, "server")
+        XCTAssertEqual(members.first?.1, .string("127.0.0.1:\(RedisTestSupport.port)"))
+        XCTAssertTrue(members.contains { $0.0 == "outages" && $0.1 == .int(0) }, "\(members)")
+        XCTAssertEqual(sink.name, "redis")
     }
 
     /// A key of another type under the prefix is not an outage: it is the sink's failure, naming the
