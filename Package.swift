@@ -93,7 +93,7 @@ let package = Package(
         .target(name: "TapeMetrics", dependencies: ["TapeCore", "TapeClock", "TapeIO", "TapeHTTP", "TapeGraph",
                                                    "TapeSinks"],
                 swiftSettings: swift6),
-        // Stores: PostgreSQL through libpq (the only code touching it); InfluxDB is TapeMetrics, Redis TapeRedis.
+        // Stores: PostgreSQL through libpq (the only code touching it); InfluxDB: TapeMetrics; Redis: TapeRedis.
         .target(name: "TapeStore", dependencies: ["TapeCore", "TapeClock", "TapeIO", "TapeGraph", "TapeSinks", "CLibPQ"],
                 swiftSettings: swift6),
         // Redis hot cache through hiredis (the only code touching it): latest state per symbol, capped bar

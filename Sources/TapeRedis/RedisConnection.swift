@@ -277,8 +277,9 @@ public final class RedisConnection: @unchecked Sendable {
     }
 
     /// Calls `body` with argc, argv and argvlen for `arguments`, from buffers reused across calls.
-    private func withArgv<T>(_ arguments: [String],
-                             _ body: (Int32, UnsafeMutablePointer<UnsafePointer<CChar>?>, UnsafePointer<Int>) -> T) -> T {
+    private func withArgv<T>(
+        _ arguments: [String], _ body: (Int32, UnsafeMutablePointer<UnsafePointer<CChar>?>, UnsafePointer<Int>) -> T
+    ) -> T {
         argumentBytes.removeAll(keepingCapacity: true)
         argumentStarts.removeAll(keepingCapacity: true)
         argumentLengths.removeAll(keepingCapacity: true)

@@ -66,8 +66,9 @@ public struct RedisLayout: Sendable, Equatable {
         let values = indicators ?? IndicatorOutput(symbol: bar.symbol, timeframe: bar.timeframe, end: bar.end)
         return barValues(start: bar.start, end: bar.end, open: bar.open, high: bar.high, low: bar.low, close: bar.close,
                          volume: bar.volume, vwap: bar.vwap, trades: Int64(bar.trades),
-                         indicators: [values.sma, values.ema, values.rsi, values.macd, values.macdSignal, values.macdHist,
-                                      values.bbMiddle, values.bbUpper, values.bbLower, values.sessionVwap])
+                         indicators: [values.sma, values.ema, values.rsi, values.macd, values.macdSignal,
+                                      values.macdHist, values.bbMiddle, values.bbUpper, values.bbLower,
+                                      values.sessionVwap])
     }
 
     private static func barValues(start: Nanos, end: Nanos, open: Double, high: Double, low: Double, close: Double,

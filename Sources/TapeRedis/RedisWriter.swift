@@ -61,7 +61,9 @@ final class RedisWriter: @unchecked Sendable {
 
             var counted = RedisSinkCounters()
             for batch in batches { merge(batch, into: &counted) }
-            if closing && closeDeadline == nil { closeDeadline = Monotonic.nanoseconds() + options.closeWaitNanoseconds }
+            if closing && closeDeadline == nil {
+                closeDeadline = Monotonic.nanoseconds() + options.closeWaitNanoseconds
+            }
             if !failed {
                 if down && Monotonic.nanoseconds() >= nextAttemptAt { attemptReconnect(&counted) }
                 if !down && state.hasPending { writePending(&counted) }

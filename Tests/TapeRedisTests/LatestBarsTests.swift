@@ -96,8 +96,8 @@ final class LatestBarsTests: XCTestCase {
         let symbols = SymbolTable()
         let symbol = symbols.intern("spot:BTCUSDT")
         let bar = BarOutput(symbol: symbol, timeframe: minute, start: 1_723_075_200_000_000_000,
-                            end: 1_723_075_260_000_000_000, open: 61_837.63, high: 61_900, low: 61_800.5, close: 61_850.01,
-                            volume: 12.345, vwap: 61_851.123456789, trades: 321)
+                            end: 1_723_075_260_000_000_000, open: 61_837.63, high: 61_900, low: 61_800.5,
+                            close: 61_850.01, volume: 12.345, vwap: 61_851.123456789, trades: 321)
         var indicators = IndicatorOutput(symbol: symbol, timeframe: minute, end: bar.end)
         indicators.sma = 61_840.1
         indicators.rsi = 55.5
@@ -107,9 +107,11 @@ final class LatestBarsTests: XCTestCase {
             let values = output.csvRow(symbols: symbols).split(separator: ",", omittingEmptySubsequences: false)
             return Array(zip(names, values.map(String.init)).dropFirst(drop))
         }
-        let expected = Dictionary(uniqueKeysWithValues: columns(.bar(bar), drop: 2) + columns(.indicators(indicators), drop: 3))
+        let expected = Dictionary(uniqueKeysWithValues: columns(.bar(bar), drop: 2)
+                                      + columns(.indicators(indicators), drop: 3))
         let fields = RedisLayout.barFields(start: bar.start, end: bar.end, open: bar.open, high: bar.high, low: bar.low,
-                                           close: bar.close, volume: bar.volume, vwap: bar.vwap, trades: Int64(bar.trades),
+                                           close: bar.close, volume: bar.volume, vwap: bar.vwap,
+                                           trades: Int64(bar.trades),
                                            indicators: ["sma": 61_840.1, "rsi": 55.5, "session_vwap": 61_849.9])
         XCTAssertEqual(fields, expected)
     }

@@ -61,7 +61,8 @@ final class RedisConnectionTests: XCTestCase {
             do { _ = try redis.command(["PING"]) } catch { failure = error as? RedisError }
         }
         XCTAssertEqual(failure?.kind, .connection)
-        XCTAssertTrue(failure?.description.hasPrefix("redis 127.0.0.1:56379: ") ?? false, "\(String(describing: failure))")
+        XCTAssertTrue(failure?.description.hasPrefix("redis 127.0.0.1:56379: ") ?? false,
+                      "\(String(describing: failure))")
         XCTAssertFalse(redis.isConnected)
         try redis.reconnect()
         XCTAssertEqual(try redis.command(["PING"]), .status("PONG"))

@@ -133,7 +133,8 @@ final class RedisSinkTests: XCTestCase {
         XCTAssertEqual(counters.unwrittenAtClose, 0)
         let lines = log.lines
         XCTAssertEqual(lines.count, 2, "\(lines)")
-        XCTAssertTrue(lines.first?.hasPrefix("tape: redis 127.0.0.1:\(RedisTestSupport.port): down (") ?? false, "\(lines)")
+        XCTAssertTrue(lines.first?.hasPrefix("tape: redis 127.0.0.1:\(RedisTestSupport.port): down (") ?? false,
+                      "\(lines)")
         XCTAssertTrue(lines.last?.hasPrefix("tape: redis 127.0.0.1:\(RedisTestSupport.port): up again after ") ?? false,
                       "\(lines)")
         print("redis outage: \(lines.joined(separator: " | ")); counters \(counters.json.renderCompact())")
@@ -249,7 +250,8 @@ final class RedisSinkTests: XCTestCase {
         XCTAssertEqual(sink.counters.outages, 1)
         XCTAssertEqual(log.lines.count, 2, "\(log.lines)")
         XCTAssertTrue(log.lines.first?.hasPrefix("tape: redis 127.0.0.1:1: down (") ?? false, "\(log.lines)")
-        XCTAssertTrue(log.lines.last?.hasPrefix("tape: redis 127.0.0.1:1: still down at close") ?? false, "\(log.lines)")
+        XCTAssertTrue(log.lines.last?.hasPrefix("tape: redis 127.0.0.1:1: still down at close") ?? false,
+                      "\(log.lines)")
     }
 
     /// The factory for `ReplayOptions.sinkFactories`: a bad URL throws when the factory is made; a good
@@ -289,8 +291,8 @@ final class RedisSinkTests: XCTestCase {
         let sink = try RedisSink(url: RedisTestSupport.url, symbols: symbols, options: options) { _ in }
         sink.record(.trade(eventTime: 1, receiveTime: 1, symbol: symbols.intern("X"), price: 1, size: 1))
         XCTAssertThrowsError(try sink.flush()) {
-            XCTAssertTrue("\($0)".hasPrefix("redis 127.0.0.1:\(RedisTestSupport.port): HSET \(prefix)latest:trade:X: WRONGTYPE"),
-                          "\($0)")
+            let expected = "redis 127.0.0.1:\(RedisTestSupport.port): HSET \(prefix)latest:trade:X: WRONGTYPE"
+            XCTAssertTrue("\($0)".hasPrefix(expected), "\($0)")
         }
         XCTAssertNotNil(sink.failure)
         XCTAssertThrowsError(try sink.close())

@@ -41,7 +41,8 @@ enum RedisTestSupport {
         var found: [String] = []
         repeat {
             let reply = try redis.command(["SCAN", cursor, "MATCH", prefix + "*", "COUNT", "1000"])
-            guard let parts = reply.array, parts.count == 2, let next = parts[0].string, let keys = parts[1].array else {
+            guard let parts = reply.array, parts.count == 2, let next = parts[0].string,
+                  let keys = parts[1].array else {
                 throw MissingRequirement(description: "SCAN answered \(reply)")
             }
             found += keys.compactMap(\.string)
