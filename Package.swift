@@ -42,6 +42,8 @@ let package = Package(
         .systemLibrary(name: "CXGBoost", path: "Sources/CXGBoost", providers: [.apt(["libxgboost-dev"])]),
         .systemLibrary(name: "CCurl", path: "Sources/CCurl", pkgConfig: "libcurl",
                        providers: [.apt(["libcurl4-openssl-dev"])]),
+        .systemLibrary(name: "CHiredis", path: "Sources/CHiredis", pkgConfig: "hiredis",
+                       providers: [.apt(["libhiredis-dev"])]),
 
         // Core: events, symbols and symbol naming, time, numbers, rejects. No I/O.
         .target(name: "TapeCore"),
@@ -91,8 +93,12 @@ let package = Package(
         .target(name: "TapeMetrics", dependencies: ["TapeCore", "TapeClock", "TapeIO", "TapeHTTP", "TapeGraph",
                                                    "TapeSinks"],
                 swiftSettings: swift6),
-        // Stores: PostgreSQL through libpq (the only code touching it); Redis and InfluxDB next (issue 11).
+        // Stores: PostgreSQL through libpq (the only code touching it); InfluxDB: TapeMetrics; Redis: TapeRedis.
         .target(name: "TapeStore", dependencies: ["TapeCore", "TapeClock", "TapeIO", "TapeGraph", "TapeSinks", "CLibPQ"],
+                swiftSettings: swift6),
+        // Redis hot cache through hiredis (the only code touching it): latest state per symbol, capped bar
+        // lists, the anomaly channel, a read-through helper. Runs on its own writer thread behind the engine.
+        .target(name: "TapeRedis", dependencies: ["TapeCore", "TapeGraph", "TapeSinks", "CHiredis"],
                 swiftSettings: swift6),
         // Reports (HTML/CSV) and scenario regression tests.
         .target(name: "TapeReports", dependencies: ["TapeCore", "TapeIO", "TapeGraph", "TapeRecordings"]),
@@ -147,6 +153,9 @@ let package = Package(
                                                             "TapeReplay", "TapeEngine",
                                                             .product(name: "Crypto", package: "swift-crypto")]),
         .testTarget(name: "TapeStoreTests", dependencies: ["TapeTestSupport", "TapeStore"], swiftSettings: swift6),
+        .testTarget(name: "TapeRedisTests", dependencies: ["TapeTestSupport", "TapeCore", "TapeSources", "TapeGraph",
+                                                           "TapeSinks", "TapeEngine", "TapeRecordings", "TapeRedis"],
+                    swiftSettings: swift6),
         .testTarget(name: "TapeDiffTests", dependencies: ["TapeTestSupport", "TapeDiff"], swiftSettings: swift6),
         .testTarget(name: "TapeRESTTests", dependencies: ["TapeTestSupport", "TapeCore", "TapeSources", "TapeFeeds",
                                                           "TapeRecordings", "TapeHTTP", "TapeREST"],

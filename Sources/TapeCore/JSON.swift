@@ -34,6 +34,19 @@ public indirect enum JSONValue: Sendable, Equatable {
         }
     }
 
+    /// The same value on one line without spaces (`{"a":1,"b":[true,null]}`), for values that travel in
+    /// messages (Redis members, pub/sub payloads). Scalars print exactly as in `render`.
+    public func renderCompact() -> String {
+        switch self {
+        case .array(let elements):
+            return "[" + elements.map { $0.renderCompact() }.joined(separator: ",") + "]"
+        case .object(let members):
+            return "{" + members.map { JSONValue.quote($0.0) + ":" + $0.1.renderCompact() }.joined(separator: ",") + "}"
+        default:
+            return render()
+        }
+    }
+
     public static func quote(_ s: String) -> String {
         var out = "\""
         for u in s.unicodeScalars {

@@ -30,6 +30,13 @@ final class JSONValueTests: XCTestCase {
         XCTAssertEqual(value.render(), expected)
     }
 
+    func testCompactRenderIsOneLineInInsertionOrder() {
+        // Written by hand: no spaces, no line breaks, scalars as in `render`.
+        XCTAssertEqual(value.renderCompact(),
+                       #"{"zeta":-12,"alpha":[0.5,null,true,null,1e-07],"name":"a\"b\\c\nd\te\u0001","empty":{}}"#)
+        XCTAssertEqual(JSONValue.array([]).renderCompact(), "[]")
+    }
+
     func testEncodableGivesTheSameValue() throws {
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.sortedKeys]

@@ -1,0 +1,454 @@
+import Foundation
+import TapeCore
+import TapeGraph
+
+/// The Redis sink's writer thread: merges handovers into `RedisPendingState`, writes it pipelined, and
+/// rides out outages (see `RedisSink` for the contract). Everything here runs on that one thread but
+/// the `mailbox`, which is shared with the engine thread under its lock.
+final class RedisWriter: @unchecked Sendable {
+    /// Error replies that mean "not now" (restarting, loading its data, out of memory, a script running,
+    /// a replica without its master): the server is treated as down, not as failed.
+    static let transientReplies = ["LOADING", "BUSY", "OOM", "MASTERDOWN", "TRYAGAIN", "CLUSTERDOWN", "READONLY"]
+
+    private let connection: RedisConnection
+    private let options: RedisSinkOptions
+    private let layout: RedisLayout
+    private let mailbox: RedisMailbox
+    private let log: @Sendable (String) -> Void
+
+    private var state: RedisPendingState
+    private var down = false
+    private var failed = false
+    private var downSince: Int64 = 0
+    private var nextAttemptAt: Int64 = 0
+    private var attemptsWhileDown = 0
+    private var backoff: Backoff
+    /// Set by a reconnect: the next successful round is the write-back, logged and counted.
+    private var writingBack = false
+    private var closeDeadline: Int64? = nil
+    /// Reused for every command.
+    private var arguments: [String] = []
+
+    init(connection: RedisConnection, options: RedisSinkOptions, mailbox: RedisMailbox,
+         log: @escaping @Sendable (String) -> Void, startError: RedisError?) {
+        self.connection = connection
+        self.options = options
+        self.layout = options.layout
+        self.mailbox = mailbox
+        self.log = log
+        state = RedisPendingState(barListLength: options.barListLength, anomalyListLength: options.anomalyListLength)
+        backoff = Backoff(initialNanoseconds: options.backoffInitialNanoseconds,
+                          maxNanoseconds: options.backoffMaxNanoseconds, seed: options.backoffSeed)
+        if let startError { goDown(startError) }
+    }
+
+    func run() {
+        while true {
+            mailbox.condition.lock()
+            while !hasWork(now: Monotonic.nanoseconds()) {
+                if let wake = wakeTime() {
+                    let seconds = Double(max(0, wake - Monotonic.nanoseconds())) / 1e9
+                    _ = mailbox.condition.wait(until: Date(timeIntervalSinceNow: seconds))
+                } else {
+                    mailbox.condition.wait()
+                }
+            }
+            let batches = mailbox.batches
+            mailbox.batches.removeAll()
+            let through = mailbox.handedOver
+            let closing = mailbox.closeRequested
+            mailbox.condition.unlock()
+
+            var counted = RedisSinkCounters()
+            for batch in batches { merge(batch, into: &counted) }
+            if closing && closeDeadline == nil {
+                closeDeadline = Monotonic.nanoseconds() + options.closeWaitNanoseconds
+            }
+            if !failed {
+                if down && Monotonic.nanoseconds() >= nextAttemptAt { attemptReconnect(&counted) }
+                if !down && state.hasPending { writePending(&counted) }
+            }
+            var finish = false
+            if closing {
+                if failed || !state.hasPending {
+                    finish = true
+                } else if down, let deadline = closeDeadline, Monotonic.nanoseconds() >= deadline {
+                    counted.unwrittenAtClose = state.pendingCount
+                    log("tape: redis \(connection.peer): still down at close after "
+                        + "\(Self.seconds(options.closeWaitNanoseconds)): \(state.pendingDescription) not written")
+                    finish = true
+                }
+            }
+            if finish { connection.close() }
+            mailbox.condition.lock()
+            mailbox.counters.add(counted)
+            mailbox.counters.pendingMax = max(mailbox.counters.pendingMax, state.pendingCount)
+            // Everything taken is written, held while down, or dropped after a failure.
+            mailbox.flushedThrough = through
+            if finish { mailbox.finished = true }
+            mailbox.condition.broadcast()
+            mailbox.condition.unlock()
+            if finish { return }
+        }
+    }
+
+    // MARK: scheduling (under the mailbox lock)
+
+    private func hasWork(now: Int64) -> Bool {
+        if !mailbox.batches.isEmpty || mailbox.flushWanted > mailbox.flushedThrough { return true }
+        if mailbox.closeRequested {
+            if closeDeadline == nil || failed || !state.hasPending { return true }
+            if down, let deadline = closeDeadline, now >= min(nextAttemptAt, deadline) { return true }
+        }
+        if failed { return false }
+        if down { return state.hasPending && now >= nextAttemptAt }
+        return state.hasPending
+    }
+
+    /// When a sleeping writer must look again by itself: the next reconnect attempt (or the close
+    /// deadline) while something waits to be written.
+    private func wakeTime() -> Int64? {
+        guard down && !failed && state.hasPending else { return nil }
+        if mailbox.closeRequested, let deadline = closeDeadline { return min(nextAttemptAt, deadline) }
+        return nextAttemptAt
+    }
+
+    // MARK: state
+
+    private func merge(_ batch: RedisBatch, into counted: inout RedisSinkCounters) {
+        let items = batch.trades.count + batch.quotes.count + batch.bars.count + batch.predictions.count
+            + batch.anomalies.count
+        if failed {
+            counted.droppedAfterFailure += items
+            return
+        }
+        for tick in batch.trades { state.setLatest(layout.latestTrade(tick.symbol), .trade(tick.event)) }
+        for tick in batch.quotes { state.setLatest(layout.latestQuote(tick.symbol), .quote(tick.event)) }
+        for named in batch.bars {
+            state.setLatest(layout.latestBar(named.symbol, named.bar.timeframe), .bar(named.bar, named.indicators))
+            state.addBar(named, to: layout.bars(named.symbol, named.bar.timeframe))
+        }
+        for named in batch.predictions {
+            let key = layout.latestPrediction(named.symbol, named.prediction.timeframe)
+            state.setLatest(key, .prediction(named.prediction))
+        }
+        state.anomalies.append(contentsOf: batch.anomalies)
+        counted.listEntriesSkipped += state.trimLists()
+        if down { counted.anomaliesDroppedWhileDown += state.trimAnomalies() }
+    }
+
+    // MARK: connection
+
+    private func goDown(_ error: RedisError) {
+        connection.close()
+        down = true
+        downSince = Monotonic.nanoseconds()
+        attemptsWhileDown = 0
+        writingBack = false
+        nextAttemptAt = downSince + backoff.nextDelay()
+        mailbox.condition.lock()
+        mailbox.counters.outages += 1
+        mailbox.condition.unlock()
+        log("tape: redis \(connection.peer): down (\(error.detail)), keeping latest state in memory "
+            + "(\(state.pendingDescription) pending), retrying with backoff")
+    }
+
+    /// One attempt: connect, `PING`. On success every latest key is marked for writing again.
+    private func attemptReconnect(_ counted: inout RedisSinkCounters) {
+        attemptsWhileDown += 1
+        do {
+            try connection.reconnect()
+            _ = try connection.command(["PING"])
+        } catch {
+            connection.close()
+            nextAttemptAt = Monotonic.nanoseconds() + backoff.nextDelay()
+            return
+        }
+        down = false
+        backoff.reset()
+        counted.reconnects += 1
+        writingBack = true
+        state.markEveryLatestKeyPending()
+    }
+
+    // MARK: writing
+
+    private enum Stop: Error {
+        /// The server is gone or said "not now": hold the state, reconnect later.
+        case outage(RedisError)
+        /// The server refused a command for good.
+        case failure(RedisError)
+    }
+
+    /// Writes everything pending, in rounds of about `pipelineCommandsMax` commands; a round's keys
+    /// leave the pending state only once all its replies are in.
+    private func writePending(_ counted: inout RedisSinkCounters) {
+        let written: Int
+        do throws(Stop) {
+            written = try writeRounds(&counted)
+        } catch {
+            switch error {
+            case .outage(let cause):
+                goDown(cause)
+            case .failure(let cause):
+                failed = true
+                counted.droppedAfterFailure += state.pendingCount
+                state.removeAll()
+                mailbox.condition.lock()
+                if mailbox.failure == nil { mailbox.failure = cause }
+                mailbox.condition.unlock()
+            }
+            return
+        }
+        if writingBack {
+            writingBack = false
+            counted.writtenAfterReconnect += written
+            let waited = Self.seconds(Monotonic.nanoseconds() - downSince)
+            log("tape: redis \(connection.peer): up again after \(waited) (\(attemptsWhileDown) "
+                + "attempt\(attemptsWhileDown == 1 ? "" : "s")), wrote \(written) keys and list entries")
+        }
+    }
+
+    /// Returns the keys and list entries written.
+    private func writeRounds(_ counted: inout RedisSinkCounters) throws(Stop) -> Int {
+        var round = Round()
+        var latestDone = 0
+        var listsDone = 0
+        var written = 0
+        defer { state.removeWritten(latestKeys: latestDone, lists: listsDone) }
+
+        func send() throws(Stop) {
+            try execute(round)
+            counted.batches += 1
+            counted.commands += round.commands.count
+            counted.keysWritten += round.latestKeys
+            counted.listEntriesWritten += round.listEntries
+            counted.anomaliesPublished += round.anomalies
+            written += round.latestKeys + round.listEntries
+            latestDone += round.latestKeys
+            listsDone += round.lists
+            if round.anomalies > 0 { state.anomalies.removeFirst(round.anomalies) }
+            round = Round()
+        }
+
+        for key in state.pendingLatest {
+            guard let value = state.latest[key] else { preconditionFailure("a pending key has a value") }
+            let fields: [(String, String)]
+            var timeframe: Timeframe? = nil
+            switch value {
+            case .trade(let trade): fields = RedisLayout.tradeFields(trade)
+            case .quote(let quote): fields = RedisLayout.quoteFields(quote)
+            case .bar(let bar, let indicators):
+                fields = RedisLayout.barFields(bar, indicators)
+                timeframe = bar.timeframe
+            case .prediction(let prediction):
+                fields = RedisLayout.predictionFields(prediction)
+                timeframe = prediction.timeframe
+            }
+            arguments.removeAll(keepingCapacity: true)
+            arguments.append("HSET")
+            arguments.append(key)
+            for (field, text) in fields {
+                arguments.append(field)
+                arguments.append(text)
+            }
+            try queue(arguments, into: &round)
+            try queueExpiry(key, timeframe: timeframe, into: &round)
+            round.latestKeys += 1
+            if round.commands.count >= options.pipelineCommandsMax { try send() }
+        }
+        for key in state.listOrder {
+            guard let list = state.lists[key] else { preconditionFailure("a pending list has entries") }
+            for named in list.bars {
+                let score = String(named.bar.end)
+                try queue(["ZREMRANGEBYSCORE", key, score, score], into: &round)
+                try queue(["ZADD", key, score, RedisLayout.barMember(named.bar, named.indicators)], into: &round)
+            }
+            try queue(["ZREMRANGEBYRANK", key, "0", String(-options.barListLength - 1)], into: &round)
+            try queueExpiry(key, timeframe: list.timeframe, into: &round)
+            round.lists += 1
+            round.listEntries += list.bars.count
+            if round.commands.count >= options.pipelineCommandsMax { try send() }
+        }
+        if !state.anomalies.isEmpty {
+            for named in state.anomalies {
+                let member = RedisLayout.anomalyMember(symbol: named.symbol, named.anomaly)
+                try queue(["ZADD", layout.anomalies, String(named.anomaly.time), member], into: &round)
+                try queue(["PUBLISH", layout.anomalyChannel, member], into: &round)
+            }
+            try queue(["ZREMRANGEBYRANK", layout.anomalies, "0", String(-options.anomalyListLength - 1)], into: &round)
+            try queueExpiry(layout.anomalies, timeframe: nil, into: &round)
+            round.anomalies = state.anomalies.count
+            round.listEntries += state.anomalies.count
+        }
+        if !round.commands.isEmpty { try send() }
+        return written
+    }
+
+    /// One pipelined round: what it carries, and each command's name and key for messages.
+    private struct Round {
+        var commands: [String] = []
+        var latestKeys = 0
+        var lists = 0
+        var listEntries = 0
+        var anomalies = 0
+    }
+
+    private func queue(_ command: [String], into round: inout Round) throws(Stop) {
+        do {
+            try connection.append(command)
+        } catch {
+            throw .outage(error as? RedisError
+                ?? RedisError(peer: connection.peer, kind: .connection, detail: "\(error)"))
+        }
+        round.commands.append("\(command[0]) \(command[1])")
+    }
+
+    private func queueExpiry(_ key: String, timeframe: Timeframe?, into round: inout Round) throws(Stop) {
+        guard let seconds = RedisLayout.expirySeconds(ttlSeconds: options.ttlSeconds, timeframe: timeframe) else {
+            return
+        }
+        try queue(["EXPIRE", key, String(seconds)], into: &round)
+    }
+
+    private func execute(_ round: Round) throws(Stop) {
+        let replies: [RedisReply]
+        do {
+            replies = try connection.readReplies(round.commands.count)
+        } catch {
+            throw .outage(error as? RedisError
+                ?? RedisError(peer: connection.peer, kind: .connection, detail: "\(error)"))
+        }
+        for (index, reply) in replies.enumerated() {
+            guard case .error(let message) = reply else { continue }
+            let error = RedisError(peer: connection.peer, kind: .server, detail: "\(round.commands[index]): \(message)")
+            if Self.transientReplies.contains(where: { message.hasPrefix($0 + " ") || message == $0 }) {
+                throw .outage(error)
+            }
+            throw .failure(error)
+        }
+    }
+
+    static func seconds(_ nanoseconds: Int64) -> String {
+        String(format: "%.1f s", Double(nanoseconds) / 1e9)
+    }
+}
+
+/// What the writer holds: a copy of every latest value it has seen (small: symbols × keys), which of
+/// them are not yet written, the bars not yet added to their lists (at most N per list) and the
+/// anomalies not yet published.
+struct RedisPendingState {
+    enum Latest {
+        case trade(MarketEvent)
+        case quote(MarketEvent)
+        case bar(BarOutput, IndicatorOutput?)
+        case prediction(PredictionOutput)
+    }
+
+    struct PendingList {
+        var timeframe: Timeframe
+        var bars: [NamedBar]
+    }
+
+    let barListLength: Int
+    let anomalyListLength: Int
+    /// Every latest key seen, and its newest value.
+    private(set) var latest: [String: Latest] = [:]
+    /// Every latest key, in the order first seen (the write-back order after a reconnect).
+    private var latestOrder: [String] = []
+    /// Latest keys to write, in the order they changed.
+    private(set) var pendingLatest: [String] = []
+    private var isPending: Set<String> = []
+    private(set) var lists: [String: PendingList] = [:]
+    /// List keys with entries to write, in the order their first pending entry arrived.
+    private(set) var listOrder: [String] = []
+    var anomalies: [NamedAnomaly] = []
+
+    init(barListLength: Int, anomalyListLength: Int) {
+        self.barListLength = barListLength
+        self.anomalyListLength = anomalyListLength
+    }
+
+    var hasPending: Bool { !pendingLatest.isEmpty || !listOrder.isEmpty || !anomalies.isEmpty }
+
+    var pendingListEntries: Int { listOrder.reduce(0) { $0 + (lists[$1]?.bars.count ?? 0) } + anomalies.count }
+
+    var pendingCount: Int { pendingLatest.count + pendingListEntries }
+
+    var pendingDescription: String { "\(pendingLatest.count) keys, \(pendingListEntries) list entries" }
+
+    mutating func setLatest(_ key: String, _ value: Latest) {
+        if latest.updateValue(value, forKey: key) == nil { latestOrder.append(key) }
+        if isPending.insert(key).inserted { pendingLatest.append(key) }
+    }
+
+    mutating func addBar(_ named: NamedBar, to key: String) {
+        if lists[key] == nil {
+            lists[key] = PendingList(timeframe: named.bar.timeframe, bars: [])
+            listOrder.append(key)
+        }
+        lists[key]!.bars.append(named)
+    }
+
+    /// Keeps the newest `barListLength` bars per list; returns how many older ones were dropped.
+    mutating func trimLists() -> Int {
+        var dropped = 0
+        for key in listOrder where lists[key]!.bars.count > barListLength {
+            let excess = lists[key]!.bars.count - barListLength
+            lists[key]!.bars.removeFirst(excess)
+            dropped += excess
+        }
+        return dropped
+    }
+
+    /// Keeps the newest `anomalyListLength` anomalies; returns how many were dropped.
+    mutating func trimAnomalies() -> Int {
+        let excess = anomalies.count - anomalyListLength
+        guard excess > 0 else { return 0 }
+        anomalies.removeFirst(excess)
+        return excess
+    }
+
+    /// After a reconnect: every latest key is written again (the server may have come back empty).
+    mutating func markEveryLatestKeyPending() {
+        pendingLatest = latestOrder
+        isPending = Set(latestOrder)
+    }
+
+    /// Drops the first `latestKeys` pending keys and the first `lists` pending lists (written).
+    mutating func removeWritten(latestKeys: Int, lists written: Int) {
+        for key in pendingLatest.prefix(latestKeys) { isPending.remove(key) }
+        pendingLatest.removeFirst(latestKeys)
+        for key in listOrder.prefix(written) { lists[key] = nil }
+        listOrder.removeFirst(written)
+    }
+
+    /// After a failure: nothing more is written.
+    mutating func removeAll() {
+        pendingLatest.removeAll()
+        isPending.removeAll()
+        lists.removeAll()
+        listOrder.removeAll()
+        anomalies.removeAll()
+    }
+}
+
+extension RedisSinkCounters {
+    /// Adds the writer's counts of one pass (not `pendingMax`, a maximum).
+    mutating func add(_ other: RedisSinkCounters) {
+        handovers += other.handovers
+        batches += other.batches
+        commands += other.commands
+        keysWritten += other.keysWritten
+        listEntriesWritten += other.listEntriesWritten
+        anomaliesPublished += other.anomaliesPublished
+        outages += other.outages
+        reconnects += other.reconnects
+        writtenAfterReconnect += other.writtenAfterReconnect
+        listEntriesSkipped += other.listEntriesSkipped
+        anomaliesDroppedWhileDown += other.anomaliesDroppedWhileDown
+        unwrittenAtClose += other.unwrittenAtClose
+        droppedAfterFailure += other.droppedAfterFailure
+        indicatorsWithoutBar += other.indicatorsWithoutBar
+    }
+}
