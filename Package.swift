@@ -124,7 +124,7 @@ let package = Package(
         .executableTarget(name: "tape", dependencies: [
             "TapeCore", "TapeClock", "TapeIO", "TapeSources", "TapeRecordings", "TapeGraph", "TapeSinks", "TapeEngine",
             "TapeReplay", "TapeModel", "TapeReports", "TapeScenarios", "TapeDiff", "TapeLive", "TapeConnectors",
-            "TapeREST", "TapeFeedSim", "TapeStore", "TapeMetrics", "Yams",
+            "TapeREST", "TapeFeedSim", "TapeStore", "TapeMetrics", "TapeRedis", "Yams",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ]),
 
@@ -152,7 +152,8 @@ let package = Package(
                                                             "TapeSources", "TapeRecordings", "TapeGraph", "TapeSinks",
                                                             "TapeReplay", "TapeEngine",
                                                             .product(name: "Crypto", package: "swift-crypto")]),
-        .testTarget(name: "TapeStoreTests", dependencies: ["TapeTestSupport", "TapeStore"], swiftSettings: swift6),
+        .testTarget(name: "TapeStoreTests", dependencies: ["TapeTestSupport", "TapeStore", "TapeRedis", "TapeGraph"],
+                    swiftSettings: swift6),
         .testTarget(name: "TapeRedisTests", dependencies: ["TapeTestSupport", "TapeCore", "TapeSources", "TapeGraph",
                                                            "TapeSinks", "TapeEngine", "TapeRecordings", "TapeRedis"],
                     swiftSettings: swift6),

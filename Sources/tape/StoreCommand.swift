@@ -5,11 +5,12 @@ import TapeSinks
 import TapeEngine
 import TapeStore
 import TapeMetrics
+import TapeRedis
 
 /// `--store URL` (repeatable) on `tape replay` and `tape live`: the stores every output also goes to.
 struct StoreOptions: ParsableArguments {
     @Option(name: .customLong("store"),
-            help: "Also write to this store (repeatable): postgres://user@host:port/db (ticks and every output), influx://host:port/db (metrics).")
+            help: "Also write to this store (repeatable): postgres://user@host:port/db (ticks and every output), redis://host:port[/db] (latest state), influx://host:port/db (metrics).")
     var stores: [String] = []
 
     @Option(help: "Where a store keeps batches while its server is away (default <run folder>/spool).")
@@ -30,6 +31,19 @@ struct StoreOptions: ParsableArguments {
         let registry = StoreRegistry()
         return try (extra + stores).map { url in
             switch StoreURL.scheme(of: url) {
+            case "redis":
+                do { _ = try RedisEndpoint(url: url) } catch {
+                    throw ValidationError("--store '\(StoreURL.redacted(url))': \(error)")
+                }
+                return { context in
+                    var options = RedisSinkOptions()
+                    // A live session starts even while its cache is away (it fills in on reconnect); a
+                    // replay asked to fill a cache it cannot reach stops at once (exit 5).
+                    options.startWhenDown = context.kind == "live"
+                    let sink = try RedisSink(url: url, symbols: context.symbols, options: options, log: context.printer)
+                    registry.redis = sink
+                    return sink
+                }
             case "influx", "influxs", "http", "https":
                 let make: (RunContext) throws -> EngineSink
                 do { make = try MetricsSink.factory(url: url) } catch {
@@ -52,7 +66,7 @@ struct StoreOptions: ParsableArguments {
                     return sink
                 }
             default:
-                throw ValidationError("--store '\(StoreURL.redacted(url))': expected postgres://…, influx://…")
+                throw ValidationError("--store '\(StoreURL.redacted(url))': expected postgres://…, redis://…, influx://…")
             }
         }
     }
@@ -61,12 +75,23 @@ struct StoreOptions: ParsableArguments {
 /// The stores a run built, read by the metrics sink at each sample (on the engine thread).
 final class StoreRegistry: @unchecked Sendable {
     var postgres: PostgresSink?
+    var redis: RedisSink?
 
-    /// `tape_store` points: per store, rows written, batches, outages, spooled batches, back-pressure.
+    /// `tape_store` points: per store, rows or keys written, batches, outages, spooled batches, back-pressure.
     func points() -> [MetricPoint] {
-        guard let postgres else { return [] }
+        var points: [MetricPoint] = []
+        if let redis {
+            let counters = redis.counters
+            points.append(MetricPoint(measurement: "tape_store", tags: [MetricTag("store", "redis")], fields: [
+                MetricField("keys_written", .integer(Int64(counters.keysWritten))),
+                MetricField("commands", .integer(Int64(counters.commands))),
+                MetricField("outages", .integer(Int64(counters.outages))),
+                MetricField("written_after_reconnect", .integer(Int64(counters.writtenAfterReconnect))),
+            ], time: nil))
+        }
+        guard let postgres else { return points }
         let counters = postgres.counters
-        return [MetricPoint(measurement: "tape_store", tags: [MetricTag("store", "postgres")], fields: [
+        return points + [MetricPoint(measurement: "tape_store", tags: [MetricTag("store", "postgres")], fields: [
             MetricField("rows_inserted", .integer(Int64(counters.rowsInserted))),
             MetricField("rows_already_stored", .integer(Int64(counters.rowsAlreadyStored))),
             MetricField("batches", .integer(Int64(counters.batches))),

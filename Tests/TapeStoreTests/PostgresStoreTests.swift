@@ -1,5 +1,7 @@
 import Foundation
 import TapeStore
+import TapeRedis
+import TapeGraph
 import TapeTestSupport
 import XCTest
 
@@ -398,4 +400,51 @@ final class PostgresStoreTests: XCTestCase {
         let usage = try runTape(["replay", capture, "--out", out + "/b", "--store", "mysql://x"], expect: 64)
         XCTAssertTrue(usage.contains("--store 'mysql://x'"), usage)
     }
+
+    /// The read-through the API will use: Redis first, the PostgreSQL store on a miss (`StoreQueries`),
+    /// then Redis filled — a miss, then hits, with the values of the run folder's last bar.
+    func testReadThroughFallsBackToPostgresThenHitsRedis() throws {
+        let capture = try XCTUnwrap(try captures().first { $0.hasSuffix("usdm-btcusdt_20240808.gz") })
+        let (url, out) = try replayIntoFreshDatabase([capture], label: "readthrough")
+        let redis: RedisConnection
+        do { redis = try RedisConnection(url: "redis://127.0.0.1:56379") } catch {
+            try skipOrFail(missing: "Redis of `make services` at 127.0.0.1:56379: \(error)")
+        }
+        let layout = RedisLayout(prefix: "tape-test-\(getpid()):")
+        defer {
+            if case .array(let keys)? = try? redis.command(["KEYS", layout.prefix + "*"]) {
+                for key in keys { if let name = key.string { _ = try? redis.command(["DEL", name]) } }
+            }
+        }
+        let fallbackCalls = FallbackCounter()
+        let reader = LatestBars(connection: redis, layout: layout) { symbol, timeframe in
+            fallbackCalls.add()
+            let queries = StoreQueries(connection: try PostgresConnection(url: url))
+            guard let bar = try queries.latestBar(symbol: symbol, timeframe: timeframe.description) else { return nil }
+            return RedisLayout.barFields(start: bar.start, end: bar.end, open: bar.open, high: bar.high, low: bar.low,
+                                         close: bar.close, volume: bar.volume, vwap: bar.vwap, trades: bar.trades,
+                                         indicators: bar.indicators)
+        }
+        let rows = try String(contentsOfFile: out + "/bars.csv", encoding: .utf8).split(separator: "\n").dropFirst()
+            .map { $0.split(separator: ",", omittingEmptySubsequences: false).map(String.init) }
+            .filter { $0[1] == "5m" }.sorted { Int64($0[2])! < Int64($1[2])! }
+        let last = try XCTUnwrap(rows.last)
+        for _ in 0..<3 {
+            let fields = try XCTUnwrap(try reader.latestBar(symbol: "usdm:BTCUSDT", timeframe: Timeframe(seconds: 300)))
+            XCTAssertEqual(fields["start_ns"], last[2])
+            XCTAssertEqual(fields["close"].flatMap(Double.init), Double(last[7]))
+        }
+        XCTAssertNil(try reader.latestBar(symbol: "usdm:NOPE", timeframe: Timeframe(seconds: 300)))
+        XCTAssertEqual(fallbackCalls.value, 2, "PostgreSQL asked once for the known bar, once for the unknown symbol")
+        XCTAssertEqual(reader.counters.hits, 2)
+        XCTAssertEqual(reader.counters.misses, 2)
+        XCTAssertEqual(reader.counters.filled, 1)
+    }
+}
+
+final class FallbackCounter: @unchecked Sendable {
+    private let lock = NSLock()
+    private var count = 0
+    func add() { lock.lock(); count += 1; lock.unlock() }
+    var value: Int { lock.lock(); defer { lock.unlock() }; return count }
 }
