@@ -74,10 +74,10 @@ let package = Package(
         .target(name: "TapeModel", dependencies: ["TapeCore", "TapeClock", "TapeGraph", "CXGBoost"]),
         // Replay driver: opens recordings, paces at N x, pause and progress; the engine does the rest.
         .target(name: "TapeReplay", dependencies: ["TapeCore", "TapeClock", "TapeIO", "TapeSources", "TapeRecordings",
-                                                   "TapeGraph", "TapeSinks", "TapeEngine"]),
+                                                   "TapeGraph", "TapeSinks", "TapeEngine", "TapeMetrics"]),
         // Live: the stamped inbox, the live source (record, decode, validate), the live driver, `runLive`.
         .target(name: "TapeLive", dependencies: ["TapeCore", "TapeClock", "TapeIO", "TapeSources", "TapeFeeds",
-                                                 "TapeRecordings", "TapeSinks", "TapeEngine", "TapeReplay",
+                                                 "TapeRecordings", "TapeSinks", "TapeEngine", "TapeReplay", "TapeMetrics",
                                                  .product(name: "Histogram", package: "hdrhistogram-swift")],
                 swiftSettings: swift6 + hotPathSettings),
         // Connectors: WebSocket (Binance, Polygon/Massive, Finage; the only code touching the WS client) and the

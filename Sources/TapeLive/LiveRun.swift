@@ -8,6 +8,7 @@ import TapeRecordings
 import TapeSinks
 import TapeEngine
 import TapeReplay
+import TapeMetrics
 
 /// What `tape live` runs: the connectors, the clock tick period, the recording, the stop conditions —
 /// and the replay options it shares with `tape replay` (graph config, filters, run folder, rejects).
@@ -105,6 +106,28 @@ public func runLive(_ options: LiveOptions) throws -> ReplaySummary {
     let source = try LiveSource(inbox: inbox, feeds: specs, options: readerOptions,
                                 recordDirectory: recordDirectory, recordMaxBytes: options.recordMaxBytes,
                                 overlap: options.run.inputs.isEmpty ? nil : overlap)
+    // A metrics store (`--store influx://…`) also gets each feed's stamp → graph latency percentiles and the
+    // rejects; both are read on the engine thread, where they are written.
+    for case let metrics as MetricsSink in engine.engineSinks {
+        let names = specs.map(\.name)
+        let rejects = run.rejects
+        metrics.addProvider { [source] in
+            var points = names.enumerated().compactMap { index, name -> MetricPoint? in
+                let histogram = source.latency[index]
+                guard histogram.totalCount > 0 else { return nil }
+                return MetricPoint(measurement: "tape_latency", tags: [MetricTag("feed", name)], fields: [
+                    MetricField("p50_ns", .integer(Int64(histogram.valueAtPercentile(50)))),
+                    MetricField("p99_ns", .integer(Int64(histogram.valueAtPercentile(99)))),
+                    MetricField("p999_ns", .integer(Int64(histogram.valueAtPercentile(99.9)))),
+                    MetricField("max_ns", .integer(Int64(histogram.max))),
+                    MetricField("count", .integer(Int64(histogram.totalCount))),
+                ], time: nil)
+            }
+            points.append(MetricPoint(measurement: "tape_rejects", tags: [],
+                                      fields: [MetricField("total", .integer(Int64(rejects.total)))], time: nil))
+            return points
+        }
+    }
     let report = ConnectorReport(feeds: options.feeds.count, log: options.log)
     let connections = ConnectorTasks(options.feeds, inbox: inbox, report: report)
     let ticker = Ticker(inbox: inbox, periodNanos: options.tickNanos)

@@ -7,6 +7,7 @@ import TapeRecordings
 import TapeGraph
 import TapeSinks
 import TapeEngine
+import TapeMetrics
 
 /// Runs one replay. What is replay's own lives here: opening the recordings, the run folder and the
 /// reject log, pacing at N×, pause and the progress line. The rest — merge order aside — is the
@@ -44,6 +45,14 @@ public func runReplay(_ options: ReplayOptions) throws -> ReplaySummary {
     }
     let sources: [EventSource] = options.snapshotIn == nil ? opened : skipping
     let inputSizes = options.inputs.map { FS.fileSize($0) ?? 0 }
+    // A metrics store (`--store influx://…`) also gets the rejects (read on the engine thread, where the
+    // readers write them).
+    for case let metrics as MetricsSink in engine.engineSinks {
+        metrics.addProvider {
+            [MetricPoint(measurement: "tape_rejects", tags: [], fields: [MetricField("total", .integer(Int64(rejects.total)))],
+                         time: nil)]
+        }
+    }
     let merged = MergedSource(sources)
     let pacer = ReplayPacer(speed: options.speed, pause: options.pause, rejects: rejects,
                             progress: Progress(enabled: !options.quiet && isatty(2) == 1,

@@ -440,7 +440,35 @@ final class PostgresStoreTests: XCTestCase {
         XCTAssertEqual(reader.counters.misses, 2)
         XCTAssertEqual(reader.counters.filled, 1)
     }
+
+    /// `--store influx://…` from the CLI: InfluxDB holds the ticks per symbol and the rejects (queried
+    /// back); with InfluxDB unreachable the run ends the same (digest), exit 0.
+    func testMetricsStoreFromTheCommandLine() throws {
+        let capture = try XCTUnwrap(try captures().first { $0.hasSuffix("usdm-btcusdt_20240808.gz") })
+        let database = "tape_cli_\(getpid())"
+        let ping = (try? Data(contentsOf: URL(string: "http://127.0.0.1:58086/ping?verbose=true")!)) != nil
+        try requireOrSkip(ping, "InfluxDB of `make services` at 127.0.0.1:58086")
+        let out = temporaryFolder("metrics")
+        try runTape(["replay", capture, "--out", out + "/up", "--quiet", "--no-report",
+                     "--store", "influx://127.0.0.1:58086/\(database)"])
+        try runTape(["replay", capture, "--out", out + "/down", "--quiet", "--no-report",
+                     "--store", "influx://127.0.0.1:1/\(database)"])
+        let up = try summary(out + "/up"), down = try summary(out + "/down")
+        XCTAssertEqual(up["digest"] as? String, down["digest"] as? String)
+        let query = { (q: String) throws -> String in
+            var components = URLComponents(string: "http://127.0.0.1:58086/query")!
+            components.queryItems = [URLQueryItem(name: "db", value: database), URLQueryItem(name: "q", value: q)]
+            return String(decoding: try Data(contentsOf: components.url!), as: UTF8.self)
+        }
+        defer { _ = try? query("DROP DATABASE \(database)") }
+        let delivered = try XCTUnwrap(up["ticks_delivered"] as? Int)
+        let ticks = try query("SELECT sum(\"count\") FROM tape_ticks WHERE symbol = 'usdm:BTCUSDT'")
+        XCTAssertTrue(ticks.contains(",\(delivered)]"), "InfluxDB holds the \(delivered) ticks: \(ticks)")
+        let rejects = try query("SELECT last(total) FROM tape_rejects")
+        XCTAssertTrue(rejects.contains(",0]"), rejects)
+    }
 }
+
 
 final class FallbackCounter: @unchecked Sendable {
     private let lock = NSLock()
