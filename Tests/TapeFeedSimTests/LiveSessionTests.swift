@@ -382,7 +382,10 @@ final class LiveSessionTests: XCTestCase {
             else { XCTAssertGreaterThanOrEqual(requests, 4) }
             let counters = feed(session.summary)["counters"] as? [String: Any] ?? [:]
             XCTAssertEqual(counters["events"] as? Int, 1, "\(vendor): one bar, delivered once")
-            XCTAssertEqual((session.summary["skipped"] as? [String: Any])?["repeated"] as? Int, requests - 1)
+            // Every answered poll after the first repeats the bar; the session may end (--duration) while one
+            // last request is in flight: the simulator counted it, the session never read its answer.
+            let repeated = (session.summary["skipped"] as? [String: Any])?["repeated"] as? Int ?? -1
+            XCTAssertTrue((requests - 2)...(requests - 1) ~= repeated, "\(vendor): \(repeated) repeated of \(requests) requests")
             let rows = try String(contentsOfFile: out + "/bars.csv", encoding: .utf8).split(separator: "\n")
                 .filter { $0.contains(",1m,") }
             XCTAssertEqual(rows.count, 1, "\(vendor): \(rows)")
