@@ -165,10 +165,11 @@ final class HostileInputTests: XCTestCase {
         var (rc, out, err) = try replay("'\(dir)/magic.gz'", dir + "/magic")
         XCTAssertEqual(rc, 4, err)
         XCTAssertTrue(err.contains("not gzip or text: first bytes 1f 8c 08"), err)
-        // A directory is called one.
-        (rc, _, err) = try replay("'\(dir)'", dir + "/directory")
+        // A folder stands for its recordings (NoSilentRunTests); one without any is named, exit 4.
+        try FileManager.default.createDirectory(atPath: dir + "/empty", withIntermediateDirectories: true)
+        (rc, _, err) = try replay("'\(dir)/empty'", dir + "/directory")
         XCTAssertEqual(rc, 4, err)
-        XCTAssertTrue(err.contains("is a directory"), err)
+        XCTAssertTrue(err.contains("\(dir)/empty: no recordings in the folder"), err)
         // A byte order mark before a raw capture is accepted.
         try sh("{ printf '\\xef\\xbb\\xbf'; gzip -dc '\(spot)'; } | gzip -1 > '\(dir)/bom.gz'")
         (rc, out, err) = try replay("'\(dir)/bom.gz'", dir + "/bom", "--quiet")
