@@ -49,6 +49,8 @@ public struct PipelineConfig: Sendable, Equatable {
     public var volumeSpike = VolumeSpike()
     public var badTick = BadTick()
     public var staleFeed = StaleFeed()
+    /// Trading calendars per symbol (Sessions/SessionsConfig.swift): when `stale_feed` may fire.
+    public var sessions = Sessions()
 
     public init() {}
 
@@ -87,6 +89,12 @@ public struct PipelineConfig: Sendable, Equatable {
                               message: "\(timeframe) is not one of the configured timeframes (\(configured)); "
                                        + "add it to timeframes or disable the rule")
         }
+        // Every calendar the config names must find its time zone in the tz database, now rather than
+        // when the graph is made.
+        for kind in Set(sessions.kindsInUse + sessions.holidays.keys).sorted() where sessions.makeCalendar(kind) == nil {
+            throw ConfigError(source: source, key: "sessions",
+                              message: "calendar \(kind.rawValue): its time zone is not in this machine's tz database")
+        }
     }
 
     /// Stable text of every setting (hashed into the run's `config_hash`).
@@ -101,7 +109,7 @@ public struct PipelineConfig: Sendable, Equatable {
         bad_tick=\(badTick.enabled),\(f(badTick.maxDeviationPct)),\(badTick.interval)
         stale_feed=\(staleFeed.enabled),\(staleFeed.after)
 
-        """
+        """ + sessions.canonicalLines
     }
 }
 
@@ -182,7 +190,8 @@ private struct Parser {
             case "allowed_lateness": c.allowedLateness = try duration(v, k)
             case "indicators": try indicators(v, &c)
             case "anomalies": try anomalies(v, &c)
-            default: throw unknown(k, ["timeframes", "allowed_lateness", "indicators", "anomalies"])
+            case "sessions": try sessions(v, &c)
+            default: throw unknown(k, ["timeframes", "allowed_lateness", "indicators", "anomalies", "sessions"])
             }
         }
     }
@@ -262,6 +271,68 @@ private struct Parser {
                     }
                 }
             default: throw unknown(key, ["price_spike", "volume_spike", "bad_tick", "stale_feed"])
+            }
+        }
+    }
+}
+
+extension Parser {
+    func calendarKind(_ n: Node, _ key: String) throws -> TradingCalendar.Kind {
+        let s = try scalar(n, key)
+        guard let kind = TradingCalendar.Kind(rawValue: s) else {
+            throw err(key, "unknown calendar \"\(s)\" (one of \(TradingCalendar.Kind.namesText))")
+        }
+        return kind
+    }
+
+    /// A local date `2024-12-25` as days since 1970-01-01.
+    func date(_ n: Node, _ key: String) throws -> Int {
+        let s = try scalar(n, key)
+        guard s.utf8.count == 10, let midnight = TimeUtil.parseDateTime(s) else {
+            throw err(key, "expected a date like 2024-12-25, got \"\(s)\"")
+        }
+        return Int(midnight / (86_400 * TimeUtil.nsPerSecond))
+    }
+
+    /// `sessions: {default: crypto, symbols: {PATTERN: CALENDAR, …}, holidays: {CALENDAR: [DATE, …]}}`.
+    /// Over a base config (scenario overrides): `default` replaces, a `symbols` entry replaces the one
+    /// with the same pattern or is added after the others, a `holidays` list replaces that calendar's.
+    func sessions(_ n: Node, _ c: inout PipelineConfig) throws {
+        typealias Sessions = PipelineConfig.Sessions
+        for (k, v) in try mapping(n, "sessions") {
+            let key = "sessions.\(k)"
+            switch k {
+            case "default": c.sessions.defaultCalendar = try calendarKind(v, key)
+            case "symbols":
+                for (pattern, v2) in try mapping(v, key) {
+                    let kk = "\(key).\(pattern)"
+                    let valid = Array(pattern.utf8).withUnsafeBytes { SymbolTable.isValidName($0) }
+                    guard !pattern.isEmpty, valid else {
+                        throw err(kk, "a symbol name or a pattern with *, not empty, without control characters")
+                    }
+                    let kind = try calendarKind(v2, kk)
+                    if let index = c.sessions.symbols.firstIndex(where: { $0.pattern == pattern }) {
+                        c.sessions.symbols[index].calendar = kind
+                    } else {
+                        guard c.sessions.symbols.count < Sessions.symbolPatternsMax else {
+                            throw err(key, "more than \(Sessions.symbolPatternsMax) entries")
+                        }
+                        c.sessions.symbols.append(Sessions.SymbolCalendar(pattern: pattern, calendar: kind))
+                    }
+                }
+            case "holidays":
+                for (name, v2) in try mapping(v, key) {
+                    let kk = "\(key).\(name)"
+                    guard let kind = TradingCalendar.Kind(rawValue: name) else {
+                        throw err(kk, "unknown calendar \"\(name)\" (one of \(TradingCalendar.Kind.namesText))")
+                    }
+                    if kind == .crypto { throw err(kk, "crypto is open every day: it has no holidays") }
+                    guard case .sequence(let seq) = v2 else { throw err(kk, "expected a list of dates like [2024-12-25]") }
+                    guard seq.count <= Sessions.holidaysMax else { throw err(kk, "more than \(Sessions.holidaysMax) dates") }
+                    let days = try seq.enumerated().map { try date($0.element, "\(kk)[\($0.offset)]") }
+                    c.sessions.holidays[kind] = days.isEmpty ? nil : Array(Set(days)).sorted()
+                }
+            default: throw unknown(key, ["default", "symbols", "holidays"])
             }
         }
     }

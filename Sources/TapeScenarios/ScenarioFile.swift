@@ -197,9 +197,13 @@ public struct ScenarioFile: Sendable {
     public var expectedDigest: String? = nil
     public var model: ModelSpec? = nil
     public var expect = Expectations()
+    /// How the goldens are kept (`golden:`, default `full`).
+    public var golden: GoldenKind = .full
+    /// Columns kept as small CSVs under `golden: digests` (`golden_columns:`), in file order.
+    public var goldenColumns: [GoldenColumns] = []
 
     public static let knownKeys: Set<String> = ["name", "description", "recordings", "format", "from", "to", "symbols",
-                                                "config", "model", "damage", "expect"]
+                                                "config", "model", "damage", "expect", "golden", "golden_columns"]
 
     public static func load(path: String) throws -> ScenarioFile {
         guard let text = try? String(contentsOfFile: path, encoding: .utf8) else {
@@ -281,6 +285,55 @@ public struct ScenarioFile: Sendable {
             s.expect = try Expectations.parse(e, file: path)
         }
         if let mo = dict["model"] { s.model = try ModelSpec.parse(mo, file: path) }
+        if let g = dict["golden"] {
+            guard let text = g.string, let kind = GoldenKind(rawValue: text) else {
+                throw ScenarioError(file: path, key: "golden", message: "must be one of \(GoldenKind.namesText)")
+            }
+            s.golden = kind
+        }
+        if let columns = dict["golden_columns"] { s.goldenColumns = try parseGoldenColumns(columns, golden: s.golden, path: path) }
         return s
+    }
+
+    /// `golden_columns: {bars: [symbol, timeframe, end_ns, close], anomalies: [...]}`: only with
+    /// `golden: digests`; the columns of the graph's files are checked against `GraphOutput.csvHeaders`
+    /// here, those of `model_evaluation` when the run wrote the file.
+    static func parseGoldenColumns(_ node: Node, golden: GoldenKind, path: String) throws -> [GoldenColumns] {
+        guard golden == .digests else {
+            throw ScenarioError(file: path, key: "golden_columns",
+                                message: "only with golden: digests (full and gzip goldens keep every column)")
+        }
+        guard let mapping = node.mapping else {
+            throw ScenarioError(file: path, key: "golden_columns", message: "must be a mapping like {bars: [symbol, end_ns, close]}")
+        }
+        var result: [GoldenColumns] = []
+        for (k, v) in mapping {
+            let name = k.string ?? "?"
+            let key = "golden_columns.\(name)"
+            guard GoldenColumns.keys.contains(name) else {
+                throw ScenarioError(file: path, key: key, message: "unknown file (one of \(GoldenColumns.keys.joined(separator: ", ")))")
+            }
+            guard let sequence = v.sequence, !sequence.isEmpty else {
+                throw ScenarioError(file: path, key: key, message: "must be a non-empty list of column names")
+            }
+            let known = GraphOutput.csvHeaders[name].map { $0.split(separator: ",").map(String.init) }
+            var columns: [String] = []
+            for (index, item) in sequence.enumerated() {
+                let itemKey = "\(key)[\(index)]"
+                guard let column = item.string, !column.isEmpty else {
+                    throw ScenarioError(file: path, key: itemKey, message: "must be a column name")
+                }
+                if let known, !known.contains(column) {
+                    throw ScenarioError(file: path, key: itemKey,
+                                        message: "no column '\(column)' in \(name).csv (columns: \(known.joined(separator: ", ")))")
+                }
+                guard !columns.contains(column) else {
+                    throw ScenarioError(file: path, key: itemKey, message: "'\(column)' is already listed")
+                }
+                columns.append(column)
+            }
+            result.append(GoldenColumns(key: name, columns: columns))
+        }
+        return result
     }
 }

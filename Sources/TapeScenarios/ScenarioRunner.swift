@@ -175,7 +175,10 @@ public struct ScenarioRunner {
         return results.map { $0! }
     }
 
-    /// Runs the scenario and rewrites its goldens (`expected/digest` + CSVs).
+    /// Runs the scenario, checks its own assertions (`expect:`, including `expect.digest`), and only
+    /// when they all hold rewrites its goldens (`expected/`, in the scenario's `golden:` kind). A
+    /// scenario whose assertions fail is refused: status `.failed`, the failed assertions in
+    /// `failures`, the goldens left as they were.
     public func bless(file: String) -> ScenarioResult {
         let t0 = Date()
         var res = ScenarioResult(name: file, file: file, status: .error, seconds: 0, digestMatch: nil, digest: "", runDir: "", failures: [])
@@ -185,20 +188,14 @@ public struct ScenarioRunner {
             let summary = try execute(s)
             res.runDir = summary.runDir
             res.digest = summary.digest
-            let exp = ScenarioRunner.expectedDir(s)
-            let fm = FileManager.default
-            try? fm.removeItem(atPath: exp)
-            try fm.createDirectory(atPath: exp, withIntermediateDirectories: true)
-            try (summary.digest + "\n").write(toFile: exp + "/digest", atomically: true, encoding: .utf8)
-            try ScenarioRunner.symbolDigestsText(summary.digestsBySymbol)
-                .write(toFile: exp + "/" + ScenarioRunner.symbolDigestsFile, atomically: true, encoding: .utf8)
-            for g in ScenarioRunner.goldenFiles {
-                let src = summary.runDir + "/" + g
-                guard fm.fileExists(atPath: src) else { continue }
-                let dst = exp + "/" + g.replacingOccurrences(of: "/", with: "_")
-                try fm.copyItem(atPath: src, toPath: dst)
+            let own = ownAssertions(s, summary: summary)
+            if own.isEmpty {
+                try Goldens(scenario: s).write(summary)
+                res.status = .blessed
+            } else {
+                res.status = .failed
+                res.failures = ["refused: the scenario's own assertions fail (goldens unchanged):"] + own.map { "  " + $0 }
             }
-            res.status = .blessed
         } catch {
             res.failures = ["\(error)"]
         }
@@ -206,12 +203,20 @@ public struct ScenarioRunner {
         return res
     }
 
+    /// The scenario's own assertions, those written in its file (`expect:`), without the goldens.
+    func ownAssertions(_ s: ScenarioFile, summary: ReplaySummary) -> [String] {
+        var failures: [String] = []
+        if let digest = s.expectedDigest, digest != summary.digest {
+            failures.append("digest: expected \(digest) (expect.digest), got \(summary.digest)")
+        }
+        return failures + assertions(s, runDir: summary.runDir, summary: summary)
+    }
+
     // MARK: checking
 
     func check(_ s: ScenarioFile, summary: ReplaySummary, digestMatch: inout Bool?) -> [String] {
         var f: [String] = []
         let exp = ScenarioRunner.expectedDir(s)
-        let fm = FileManager.default
         var golden = s.expectedDigest
         if golden == nil, let d = try? String(contentsOfFile: exp + "/digest", encoding: .utf8) {
             golden = d.trimmingCharacters(in: .whitespacesAndNewlines)
@@ -226,16 +231,7 @@ public struct ScenarioRunner {
             f += ScenarioRunner.compareSymbolDigests(expected: ScenarioRunner.parseSymbolDigests(text),
                                                      actual: summary.digestsBySymbol)
         }
-        for g in ScenarioRunner.goldenFiles {
-            let e = exp + "/" + g.replacingOccurrences(of: "/", with: "_")
-            let a = summary.runDir + "/" + g
-            let hasE = fm.fileExists(atPath: e), hasA = fm.fileExists(atPath: a)
-            if !hasE && !hasA { continue }
-            if hasE && !hasA { f.append("\(g): expected file, run produced none"); continue }
-            if !hasE { if golden != nil { f.append("\(g): produced, but no golden \(e) (bless to accept)") }; continue }
-            let el = ScenarioRunner.lines(e), al = ScenarioRunner.lines(a)
-            f += ScenarioRunner.diff(name: g, expected: el, actual: al, maxRows: maxDiffRows)
-        }
+        f += Goldens(scenario: s).compare(summary, blessed: golden != nil, maxRows: maxDiffRows)
         f += assertions(s, runDir: summary.runDir, summary: summary)
         return f
     }

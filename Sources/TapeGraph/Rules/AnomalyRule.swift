@@ -87,6 +87,9 @@ public struct RuleContext {
     @inline(__always)
     public func emit(_ anomaly: AnomalyOutput) { graph.emit(.anomaly(anomaly)) }
 
+    /// The name of a symbol (`spot:BTCUSDT`); cold paths only (it returns a `String`).
+    public func symbolName(_ symbol: SymbolID) -> String { graph.symbols.name(symbol) }
+
     /// Calls the rule's `onTimer(symbol:now:context:)` once the clock reaches `due`.
     public func scheduleTimer(at due: Nanos, symbol: SymbolID) {
         graph.scheduleRuleTimer(at: due, symbol: symbol, rule: ruleIndex)

@@ -6,7 +6,7 @@ enum RuleRegistry {
         if config.priceSpike.enabled { rules.append(PriceSpikeRule(config.priceSpike)) }
         if config.volumeSpike.enabled { rules.append(VolumeSpikeRule(config.volumeSpike)) }
         if config.badTick.enabled { rules.append(BadTickRule(config.badTick)) }
-        if config.staleFeed.enabled { rules.append(StaleFeedRule(config.staleFeed)) }
+        if config.staleFeed.enabled { rules.append(StaleFeedRule(config.staleFeed, sessions: config.sessions)) }
         return rules
     }
 }
