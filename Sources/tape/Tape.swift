@@ -25,6 +25,7 @@ struct Tape: ParsableCommand {
             command line; 1 internal error. `tape diff` has its own: 0 equal, 1 the runs differ, 4 not a \
             run folder, 64 bad command line.
             """,
+        version: TapeEngine.tapeVersion,
         subcommands: [ReplayCommand.self, RecordCommand.self, TrainCommand.self, ReportCommand.self,
                       ScenarioCommand.self, BenchCommand.self, LiveCommand.self, DiffCommand.self,
                       FeedSimCommand.self, StoreCommand.self])
