@@ -520,6 +520,7 @@ public enum BarLayoutDetector {
 
     /// The bar length: the most frequent positive gap between consecutive rows of one symbol (the
     /// shorter on a tie), when at least `agreeingGapsMin` gaps agree; nil otherwise. With the evidence.
+    /// Gaps longer than `TimeUtil.durationNanosMax` (366 days) are no bar length and are not counted.
     static func detectLength(_ rows: [[String]], layout: BarLayout) -> (Nanos?, String) {
         var last: [String: Nanos] = [:]
         var gaps: [Nanos: Int] = [:]
@@ -527,7 +528,7 @@ public enum BarLayoutDetector {
         for row in rows {
             guard let time = time(of: row, layout: layout) else { continue }
             let key = layout.symbol.map { row[$0] } ?? ""
-            if let previous = last[key], time > previous {
+            if let previous = last[key], time > previous, time - previous <= TimeUtil.durationNanosMax {
                 gaps[time - previous, default: 0] += 1
                 gapCount += 1
             }

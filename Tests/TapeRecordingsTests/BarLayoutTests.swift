@@ -232,6 +232,9 @@ final class BarLayoutTests: XCTestCase {
         let twoRows = try detect(rows(["2022-01-03 09:30", "2022-01-03 10:30"]))
         XCTAssertEqual(twoRows.lengthNanos, 60_000_000_000)
         XCTAssertEqual(twoRows.lengthSource, .default)
+        // Gaps beyond 366 days are no bar length (the longest a duration may be).
+        let decades = try detect(rows(["1980-01-01", "2000-01-01", "2020-01-01", "2040-01-01"]))
+        XCTAssertEqual(decades.lengthSource, .default)
         // Given: taken as is, and the anchor too.
         let given = try detect(rows(["2022-01-03 09:30", "2022-01-03 09:31", "2022-01-03 09:32"]),
                                BarOptions(anchor: .close, lengthNanos: 3_600_000_000_000))
