@@ -110,7 +110,9 @@ public struct BarOptions: Equatable, Sendable {
                 columns[role] = .name(parts[1])
             }
         }
-        guard !columns.isEmpty else { throw BarOptionError("--columns '\(text)': give ROLE=COLUMN pairs (roles: \(roles))") }
+        guard !columns.isEmpty else {
+            throw BarOptionError("--columns '\(text)': give ROLE=COLUMN pairs (roles: \(roles))")
+        }
         return columns
     }
 
@@ -184,7 +186,12 @@ public struct BarLayout: Equatable, Sendable {
         return columns
     }
 
-    var separatorName: String { separator == 0x09 ? "tab" : String(UnicodeScalar(separator)) }
+    var separatorName: String { BarLayout.name(ofSeparator: separator) }
+
+    /// `,`, `;` or `tab`.
+    static func name(ofSeparator separator: UInt8) -> String {
+        separator == 0x09 ? "tab" : String(UnicodeScalar(separator))
+    }
 
     /// The time format as stated: the shape, or `epoch ms`.
     var timeFormatText: String {
@@ -218,11 +225,12 @@ public struct BarLayout: Equatable, Sendable {
     public func statement(symbol fixedSymbol: String?, symbolSource: String) -> InputLayout {
         var columns: [(String, JSONValue)] = []
         for (role, index) in columnsByRole { columns.append((role.rawValue, .string(names[index]))) }
+        let given = BarColumnRole.allCases.filter { givenRoles.contains($0) }
         var fields: [(String, JSONValue)] = [
             ("header", .bool(hasHeader)),
             ("separator", .string(separatorName)),
             ("columns", .object(columns)),
-            ("columns_given", .array(BarColumnRole.allCases.filter { givenRoles.contains($0) }.map { .string($0.rawValue) })),
+            ("columns_given", .array(given.map { .string($0.rawValue) })),
             ("time_format", .string(timeFormatText)),
         ]
         if case .epoch(let unit) = timeFormat { fields.append(("epoch_unit", .string(BarLayout.epochUnitName(unit)))) }
@@ -239,10 +247,7 @@ public struct BarLayout: Equatable, Sendable {
 
         var text = "bars: " + (hasHeader ? "header" : "no header") + ", separator '\(separatorName)', columns "
         text += columnsByRole.map { "\($0.0.rawValue)=\(names[$0.1])" }.joined(separator: " ")
-        if !givenRoles.isEmpty {
-            text += " (--columns: " + BarColumnRole.allCases.filter { givenRoles.contains($0) }.map(\.rawValue)
-                .joined(separator: ",") + ")"
-        }
+        if !given.isEmpty { text += " (--columns: " + given.map(\.rawValue).joined(separator: ",") + ")" }
         text += "; time \(timeFormatText) (\(timeZoneText))"
         text += "; bar time \(anchor.rawValue) (\(anchorGiven ? "--bar-time" : "default"))"
         text += "; bar length \(BarOptions.lengthText(lengthNanos)) ("
@@ -337,7 +342,11 @@ public enum BarLayoutDetector {
         var counts: [UInt8: Int] = [UInt8(ascii: ","): 0, UInt8(ascii: ";"): 0, 0x09: 0]
         var quoted = false
         for byte in line {
-            if byte == UInt8(ascii: "\"") { quoted.toggle() } else if !quoted, counts[byte] != nil { counts[byte]! += 1 }
+            if byte == UInt8(ascii: "\"") {
+                quoted.toggle()
+            } else if !quoted, counts[byte] != nil {
+                counts[byte]! += 1
+            }
         }
         var best = UInt8(ascii: ",")
         for candidate in [UInt8(ascii: ";"), 0x09] where counts[candidate]! > counts[best]! { best = candidate }
@@ -358,8 +367,8 @@ public enum BarLayoutDetector {
     static func namedLayout(_ header: [String], separator: UInt8, options: BarOptions) throws -> BarLayout {
         let names = header.map { $0.trimmingCharacters(in: " \u{FEFF}") }
         let normalized = header.map(normalizedName)
-        let seen = "header seen: \(quoted(names.joined(separator: separator == 0x09 ? "\t" : String(UnicodeScalar(separator)))))"
-            + " (separator '\(separator == 0x09 ? "tab" : String(UnicodeScalar(separator)))')"
+        let seen = "header seen: \(quoted(names.joined(separator: String(UnicodeScalar(separator)))))"
+            + " (separator '\(BarLayout.name(ofSeparator: separator))')"
         var index: [BarColumnRole: Int] = [:]
         for (role, reference) in options.columns {
             switch reference {
@@ -411,8 +420,9 @@ public enum BarLayoutDetector {
         var index: [BarColumnRole: Int] = [:]
         for (role, reference) in options.columns {
             guard case .number(let number) = reference else {
+                let firstLine = quoted(row.joined(separator: ","))
                 throw BarLayoutError("--columns \(role)=\(reference): this file has no header (its first line "
-                                     + "\(quoted(row.joined(separator: ","))) is a row): name columns by number, from 1")
+                                     + "\(firstLine) is a row): name columns by number, from 1")
             }
             guard number <= row.count else {
                 throw BarLayoutError("--columns \(role)=\(number): the rows have \(row.count) columns")

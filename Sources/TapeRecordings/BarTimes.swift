@@ -183,8 +183,10 @@ extension BarTimeText {
     public static func shape(date: String, time: String) -> String? {
         let dateBytes = Array(date.utf8), timeBytes = Array(time.utf8)
         guard !dateBytes.isEmpty, !timeBytes.isEmpty else { return nil }
-        let parsed = dateBytes.withUnsafeBufferPointer { d in
-            timeBytes.withUnsafeBufferPointer { t in parse(date: d.baseAddress!, d.count, time: t.baseAddress!, t.count) }
+        let parsed = dateBytes.withUnsafeBufferPointer { dateText in
+            timeBytes.withUnsafeBufferPointer { timeText in
+                parse(date: dateText.baseAddress!, dateText.count, time: timeText.baseAddress!, timeText.count)
+            }
         }
         guard parsed != nil else { return nil }
         return shape(of: dateBytes, date: true) + " + " + shape(of: timeBytes, date: false)

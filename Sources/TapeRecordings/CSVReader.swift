@@ -77,10 +77,14 @@ public final class CSVEventReader<D: CSVRowDecoder>: EventSource {
     public var formatName: String { D.format.rawValue }
     /// Counters so far; the byte counts come from the line reader as it goes (progress while reading).
     public var stats: SourceStats { lines.progress(of: counters) }
-    public var layout: InputLayout? { decoder?.layout }
+    public var layout: InputLayout? { decoder?.pointee.layout }
     private var counters = SourceStats()
     private let lines: LineReader
-    private var decoder: D?
+    /// The decoder, nil when the header was refused. Held in memory of its own so that `decode` mutates
+    /// it in place: `next` is generic code (reached through the vtable, never specialized), where a
+    /// mutating call through an `Optional<D>` copies the decoder in and out on every row — retain and
+    /// release of each of its references (a bar decoder's names and layout) per row.
+    private var decoder: UnsafeMutablePointer<D>? = nil
     private var row = CSVRow()
     private let validator: EventValidator
     private let rejects: RejectHandler
@@ -126,7 +130,9 @@ public final class CSVEventReader<D: CSVRowDecoder>: EventSource {
             let (made, shape) = try firstLine.withUnsafeBytes {
                 try D.make(firstLine: $0, sample: sample.lines, options: options, path: path)
             }
-            decoder = made
+            let memory = UnsafeMutablePointer<D>.allocate(capacity: 1)
+            memory.initialize(to: made)
+            decoder = memory
             minFields = shape.fieldCount
             separator = shape.separator
             if shape.firstLineIsData { sample.prepend(firstLine, line: firstLineNumber) }
@@ -138,6 +144,11 @@ public final class CSVEventReader<D: CSVRowDecoder>: EventSource {
         }
     }
 
+    deinit {
+        decoder?.deinitialize(count: 1)
+        decoder?.deallocate()
+    }
+
     private func refuseHeader(_ options: ReaderOptions, line: Int, _ detail: String) {
         options.rejects.reject(Reject(file: name, line: line, reason: .unknownHeader, detail: detail))
         counters.rejected += 1
@@ -146,7 +157,7 @@ public final class CSVEventReader<D: CSVRowDecoder>: EventSource {
     }
 
     public func next(_ e: inout MarketEvent) -> SourceStep {
-        guard decoder != nil else { return .end }
+        guard let decoder else { return .end }
         while true {
             let l: UnsafeRawBufferPointer
             let ln: Int
@@ -168,7 +179,7 @@ public final class CSVEventReader<D: CSVRowDecoder>: EventSource {
                 reject(ln, .malformedLine, "expected \(minFields) fields, got \(row.count): \(csvSnippet(l))"); continue
             }
             e = MarketEvent()
-            switch decoder!.decode(row, line: ln, into: &e) {
+            switch decoder.pointee.decode(row, line: ln, into: &e) {
             case .reject(let reason, let detail): reject(ln, reason, detail); continue
             case .event:
                 e.source = sourceIndex

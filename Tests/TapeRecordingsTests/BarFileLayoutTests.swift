@@ -18,7 +18,9 @@ final class BarFileLayoutTests: XCTestCase {
         }
         return url
     }
-    static var barsDirectory: String { root.deletingLastPathComponent().appendingPathComponent("shared/data/bars").path }
+    static var barsDirectory: String {
+        root.deletingLastPathComponent().appendingPathComponent("shared/data/bars").path
+    }
 
     /// The layouts of the first `rows` rows of one real file, written once per test process.
     static let btcLayouts = Result { try writeLayouts(of: "btc-perp-20211231-20220201_1m.csv.gz") }
@@ -69,7 +71,8 @@ final class BarFileLayoutTests: XCTestCase {
     }
 
     /// The same bars: times, values (NaN volume as NaN), symbol names.
-    func assertSameBars(_ got: Read, _ expected: Read, _ name: String, file: StaticString = #filePath, line: UInt = #line) {
+    func assertSameBars(_ got: Read, _ expected: Read, _ name: String, file: StaticString = #filePath,
+                        line: UInt = #line) {
         XCTAssertEqual(got.rejects.map(\.message), [], name, file: file, line: line)
         XCTAssertEqual(got.events.count, expected.events.count, name, file: file, line: line)
         for (index, (a, b)) in zip(got.events, expected.events).enumerated() {
@@ -86,9 +89,8 @@ final class BarFileLayoutTests: XCTestCase {
 
     /// A string field of the layout statement.
     func stated(_ read: Read, _ key: String) -> String? {
-        guard case .object(let fields)? = read.layout?.summary, let value = fields.first(where: { $0.0 == key })?.1 else {
-            return nil
-        }
+        guard case .object(let fields)? = read.layout?.summary,
+              let value = fields.first(where: { $0.0 == key })?.1 else { return nil }
         switch value {
         case .string(let text): return text
         case .bool(let flag): return String(flag)
@@ -114,12 +116,14 @@ final class BarFileLayoutTests: XCTestCase {
         let cases: [(String, BarOptions, [String: String])] = [
             ("aliases-order-extra.csv", BarOptions(), [
                 "columns": "time=DateTime open=Open high=High low=Low close=CLOSE volume=Volume"]),
-            ("letters.tsv", BarOptions(), ["separator": "tab", "columns": "time=time open=o high=h low=l close=c volume=v"]),
+            ("letters.tsv", BarOptions(), ["separator": "tab",
+                                           "columns": "time=time open=o high=h low=l close=c volume=v"]),
             ("semicolon.csv", BarOptions(), ["separator": ";", "time_format": "YYYY-MM-DDTHH:MM:SS+HH:MM"]),
             ("crlf-bom.csv", BarOptions(), [
                 "columns": "date=Date time=Time open=Open high=High low=Low close=Close volume=Volume",
                 "time_format": "YYYY-MM-DD + HH:MM:SS"]),
-            ("iso-zone.csv", BarOptions(), ["time_format": "YYYY-MM-DDTHH:MM:SSZ", "time_zone": "as written in each time"]),
+            ("iso-zone.csv", BarOptions(), ["time_format": "YYYY-MM-DDTHH:MM:SSZ",
+                                            "time_zone": "as written in each time"]),
             ("iso-offset.csv", BarOptions(), ["time_format": "YYYY-MM-DDTHH:MM:SS+HH:MM"]),
             ("plain-seconds.csv", BarOptions(), ["time_format": "YYYY-MM-DD HH:MM:SS", "time_zone": "UTC"]),
             ("histdata.csv", BarOptions(), ["header": "false", "separator": ";", "time_format": "YYYYMMDD HHMMSS"]),
@@ -134,7 +138,8 @@ final class BarFileLayoutTests: XCTestCase {
             ("epoch-ns.csv", BarOptions(), ["epoch_unit": "ns"]),
             ("binance-klines.csv", BarOptions(), ["header": "false", "epoch_unit": "ms"]),
             ("bar-close.csv", BarOptions(anchor: .close), ["bar_time": "close", "bar_time_source": "option"]),
-            ("columns-named.csv", BarOptions(columns: named), ["columns": "time=a open=b high=c low=d close=e volume=f"]),
+            ("columns-named.csv", BarOptions(columns: named),
+             ["columns": "time=a open=b high=c low=d close=e volume=f"]),
             ("columns-numbered.csv", BarOptions(columns: numbered), ["header": "false"]),
         ]
         for (name, options, statement) in cases {

@@ -42,7 +42,8 @@ final class BarLayoutCLITests: XCTestCase {
     func testLayoutsReplayToTheCanonicalDigest() throws {
         let directory = try layouts()
         let out = Paths.tempDir("bar-layout-cli")
-        var (status, _, errors) = try replay("'\(directory)/canonical.csv' --symbol BTC --quiet", out: out + "/canonical")
+        var (status, _, errors) = try replay("'\(directory)/canonical.csv' --symbol BTC --quiet",
+                                             out: out + "/canonical")
         XCTAssertEqual(status, 0, errors)
         let digest = try summary(out + "/canonical")["digest"] as? String
         XCTAssertNotNil(digest)
@@ -119,8 +120,8 @@ final class BarLayoutCLITests: XCTestCase {
         XCTAssertEqual(try summary(out + "/forced")["ticks_in"] as? Int, 0)
         XCTAssertEqual(try summary(out + "/forced")["exit_code"] as? Int, 4)
         // --columns name it: read.
-        (status, _, errors) = try replay("'\(file)' --columns time=Zeit,open=Eröffnung,high=Hoch,low=Tief,close=Schluss",
-                                         out: out + "/named")
+        let columns = "time=Zeit,open=Eröffnung,high=Hoch,low=Tief,close=Schluss"
+        (status, _, errors) = try replay("'\(file)' --columns \(columns)", out: out + "/named")
         XCTAssertEqual(status, 0, errors)
         XCTAssertEqual(try summary(out + "/named")["ticks_in"] as? Int, 1)
         // --columns naming a column the header lacks.

@@ -33,7 +33,8 @@ final class ScenarioFileTests: XCTestCase {
         """, path: "scenarios/bars.yaml")
         XCTAssertEqual(s.bars, BarOptions(anchor: .close, lengthNanos: 300_000_000_000,
                                           columns: [.time: .name("Date"), .open: .number(3)]))
-        XCTAssertThrowsError(try ScenarioFile.parse(yaml: "recordings: a.gz\nbar_length: 5 minutes\n", path: "b.yaml")) { e in
+        let badLength = "recordings: a.gz\nbar_length: 5 minutes\n"
+        XCTAssertThrowsError(try ScenarioFile.parse(yaml: badLength, path: "b.yaml")) { e in
             XCTAssertTrue("\(e)".contains("bar_length"), "\(e)")
             XCTAssertTrue("\(e)".contains("expected a positive number and a unit"), "\(e)")
         }
