@@ -69,7 +69,7 @@ for target in "${ALL_TARGETS[@]}"; do
     for seed in "Fuzz/seeds/$target"/*; do [ -f "$seed" ] && put "$target" < "$seed"; done
   fi
 done
-for seed in Fuzz/seeds/{tick-csv,polygon-trades,polygon-quotes,polygon-minute-aggs,tardis-trades}/*; do
+for seed in Fuzz/seeds/{tick-csv,polygon-trades,polygon-quotes,polygon-minute-aggs,tardis-trades,bars}/*; do
   [ -f "$seed" ] && put detect < "$seed"
 done
 if [ -d "$SHARED/data" ]; then

@@ -43,10 +43,14 @@ public struct InputSummary: Codable, Equatable, Sendable {
     public var rejected: Int
     public var skipped: Int
     public var bytes: Int64
+    /// What the reader decided about the input's layout (bar files: columns, separator, time format,
+    /// bar time and length); absent for formats that leave nothing to decide.
+    public var layout: JSONValue?
     public init(path: String, sha256: String?, format: String, lines: Int, events: Int, rejected: Int,
-                skipped: Int, bytes: Int64) {
+                skipped: Int, bytes: Int64, layout: JSONValue? = nil) {
         self.path = path; self.sha256 = sha256; self.format = format; self.lines = lines
         self.events = events; self.rejected = rejected; self.skipped = skipped; self.bytes = bytes
+        self.layout = layout
     }
 }
 

@@ -87,10 +87,13 @@ public func runLive(_ options: LiveOptions) throws -> ReplaySummary {
     // Warm-up: the history, flat out, through the same engine (no finish: the windows stay open).
     let overlap = WarmupOverlap()
     var warmupStats: [SourceStats] = []
+    var warmupLayouts: [InputLayout?] = []
     if !options.run.inputs.isEmpty {
         let opened = try openInputs(options.run, symbols: run.symbols, rejects: run.readerRejects)
+        if !options.run.quiet { stateLayouts(opened, options: options.run) }
         let stop = engine.run(ObservedSource(MergedSource(opened), overlap: overlap), driver: WarmupDriver(options.run.pause))
         warmupStats = opened.map(\.stats)
+        warmupLayouts = opened.map(\.layout)
         if stop != .endOfStream { options.log("warm-up stopped early (\(stop))") }
         options.log("warm-up: \(overlap.observed) events from \(opened.count) files, continuing live")
     }
@@ -167,7 +170,8 @@ public func runLive(_ options: LiveOptions) throws -> ReplaySummary {
     summary.inputs = warmupStats.enumerated().map { index, stats in
         InputSummary(path: options.run.inputs[index], sha256: FileHash.sha256(path: options.run.inputs[index]),
                      format: "warmup", lines: stats.lines, events: stats.events, rejected: stats.rejected,
-                     skipped: stats.skipped, bytes: FS.fileSize(options.run.inputs[index]) ?? 0)
+                     skipped: stats.skipped, bytes: FS.fileSize(options.run.inputs[index]) ?? 0,
+                     layout: warmupLayouts[index]?.summary)
     }
     summary.speed = "live"
     summary.snapshotIn = options.run.snapshotIn

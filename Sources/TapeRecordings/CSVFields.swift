@@ -2,7 +2,7 @@ import TapeCore
 import TapeIO
 import TapeSources
 
-/// The fields of one CSV line, found without allocating: offsets into the line's bytes. Quoted fields
+/// The fields of one CSV line (comma-separated, or `;`/tab when told), found without allocating: offsets into the line's bytes. Quoted fields
 /// (`"12,37"`, with `""` for a quote, RFC 4180) are supported; the quotes are not part of the field.
 /// A quoted field holding `""` is unescaped once, into a buffer the row owns (rare: only such fields
 /// are copied), so `bytes`, `string` and the number parsers all see the field's text.
@@ -19,8 +19,9 @@ public struct CSVRow {
         lengths = Array(repeating: 0, count: capacity)
     }
 
-    /// Splits `line` on commas. Returns false on an unterminated quote.
-    public mutating func split(_ l: UnsafeRawBufferPointer) -> Bool {
+    /// Splits `line` on `separator` (a comma unless told: bar files may use `;` or tab). Returns false on
+    /// an unterminated quote.
+    public mutating func split(_ l: UnsafeRawBufferPointer, separator: UInt8 = UInt8(ascii: ",")) -> Bool {
         line = l
         count = 0
         var unescapedBytes = 0
@@ -49,15 +50,15 @@ public struct CSVRow {
                 }
                 count += 1
                 i = j + 1
-                if i < n && l[i] != UInt8(ascii: ",") { return false }
+                if i < n && l[i] != separator { return false }
             } else {
                 var j = i
-                while j < n && l[j] != UInt8(ascii: ",") { j += 1 }
+                while j < n && l[j] != separator { j += 1 }
                 starts[count] = i; lengths[count] = j - i; count += 1
                 i = j
             }
             if i >= n { return true }
-            i += 1   // the comma
+            i += 1   // the separator
             if i == n {
                 if count == starts.count { starts.append(0); lengths.append(0) }
                 starts[count] = n; lengths[count] = 0; count += 1

@@ -4,25 +4,85 @@ import TapeSources
 
 // Row decoders of the CSV formats. Columns are looked up by name; see docs/formats.md.
 
-/// 1-minute OHLC(V) bars: `timestamp,open,high,low,close[,volume]`; the timestamp is the bar's OPEN
-/// time (`2021-12-31 23:01:00.000000`, `2012-02-01 00:00:00+00:00`, ISO-8601, or integer epoch s/ms/µs/ns,
-/// told apart by magnitude: below 1e11 s, below 1e14 ms, below 1e17 µs, else ns).
-/// Event time = receive time = open + 1 minute (the bar is known at its end); both must be inside
-/// `TimeUtil`'s accepted range, else the row is a `bad_timestamp` reject.
+/// OHLC(V) bar files as vendors and platforms write them. `BarLayoutDetector` decides the layout once
+/// per input (columns by name or position, separator, time format, bar time and length: see
+/// `BarLayout`); every row is then read with it, without allocating. The canonical layout is
+/// `timestamp,open,high,low,close[,volume]` with the bar's OPEN time (`2021-12-31 23:01:00.000000`,
+/// `2012-02-01 00:00:00+00:00`, ISO-8601, or integer epoch s/ms/µs/ns, told apart by magnitude: below
+/// 1e11 s, below 1e14 ms, below 1e17 µs, else ns — decided on the first row, stated).
+/// Event time = receive time = the bar's end: the row time plus the bar length (`--bar-time open`, the
+/// default) or the row time (`--bar-time close`); both must be inside `TimeUtil`'s accepted range,
+/// else the row is a `bad_timestamp` reject. A row in another recognised time style than the first
+/// row's is read too (an integer by its own magnitude).
 public struct BarRowDecoder: CSVRowDecoder {
     public static let format = RecordingFormat.bars
     public static let checkDuplicates = false
-    let ts, o, h, l, c: Int
-    let v: Int?
+    public static var sampleLinesMax: Int { BarLayoutDetector.sampleLinesMax }
+    /// What was decided about the input (summary.json, stderr).
+    public let layout: InputLayout?
+    let timeColumn, open, high, low, close: Int
+    /// -1 when absent.
+    let timeOfDayColumn, volumeColumn, symbolColumn: Int
+    let timeName, openName, highName, lowName, closeName, volumeName, symbolName: String
+    /// ns per unit of an epoch-time file; 0 for calendar text.
+    let fileEpochUnitNanos: Int64
+    /// Calendar dates are `YYYY-MM-DD`: `TimeUtil.parseDateTime` reads them first, as Tape always has.
+    let isoDate: Bool
+    /// Added to a row's time to make the bar's end: the bar length (bar time open) or 0 (close).
+    let endOffsetNanos: Nanos
+    /// The instrument of every row when no column names it.
     let symbol: SymbolID
+    var names: SymbolNamer
 
+    /// A bar file whose layout is detected from the first line and the sample after it.
+    public static func make(firstLine: UnsafeRawBufferPointer, sample: [[UInt8]], options: ReaderOptions,
+                            path: String) throws -> (BarRowDecoder, CSVShape) {
+        let layout: BarLayout
+        do { layout = try BarLayoutDetector.detect(firstLine: Array(firstLine), sample: sample, options: options.bars) }
+        catch let error as BarLayoutError { throw HeaderMismatch(error.description) }
+        let shape = CSVShape(separator: layout.separator, fieldCount: layout.fieldCount,
+                             firstLineIsData: !layout.hasHeader)
+        return (BarRowDecoder(layout: layout, options: options, path: path), shape)
+    }
+
+    /// A comma header without rows to look at (the time format is then taken row by row).
     public init(header: [String], options: ReaderOptions, path: String) throws {
-        ts = try Self.column(header, "timestamp"); o = try Self.column(header, "open")
-        h = try Self.column(header, "high"); l = try Self.column(header, "low"); c = try Self.column(header, "close")
-        v = header.firstIndex(of: "volume")
-        var name = options.symbol ?? BarRowDecoder.symbol(fromFileName: path)
-        if let venue = options.venue { name = venue + ":" + name }
-        symbol = options.symbols.intern(name)
+        let firstLine = Array(header.joined(separator: ",").utf8)
+        do {
+            self.init(layout: try BarLayoutDetector.detect(firstLine: firstLine, sample: [], options: options.bars),
+                      options: options, path: path)
+        } catch let error as BarLayoutError { throw HeaderMismatch(error.description) }
+    }
+
+    public init(layout: BarLayout, options: ReaderOptions, path: String) {
+        timeColumn = layout.time
+        timeOfDayColumn = layout.timeOfDay ?? -1
+        open = layout.open; high = layout.high; low = layout.low; close = layout.close
+        volumeColumn = layout.volume ?? -1
+        symbolColumn = layout.symbol ?? -1
+        let columnNames = layout.names
+        timeName = columnNames[layout.time]
+        openName = columnNames[layout.open]; highName = columnNames[layout.high]
+        lowName = columnNames[layout.low]; closeName = columnNames[layout.close]
+        volumeName = layout.volume.map { columnNames[$0] } ?? "volume"
+        symbolName = layout.symbol.map { columnNames[$0] } ?? "symbol"
+        switch layout.timeFormat {
+        case .epoch(let unit): fileEpochUnitNanos = unit; isoDate = false
+        case .calendar(_, let iso): fileEpochUnitNanos = 0; isoDate = iso
+        case .unknown: fileEpochUnitNanos = 0; isoDate = true
+        }
+        endOffsetNanos = layout.anchor == .open ? layout.lengthNanos : 0
+        names = SymbolNamer(symbols: options.symbols, venue: options.venue)
+        if layout.symbol == nil {
+            var name = options.symbol ?? BarRowDecoder.symbol(fromFileName: path)
+            if let venue = options.venue { name = venue + ":" + name }
+            symbol = options.symbols.intern(name)
+            self.layout = layout.statement(symbol: name, symbolSource: options.symbol != nil ? "--symbol" : "file name")
+        } else {
+            symbol = 0
+            self.layout = layout.statement(symbol: nil, symbolSource: symbolName)
+        }
+        precondition(endOffsetNanos >= 0 && endOffsetNanos <= TimeUtil.durationNanosMax, "a bar length within 366 days")
     }
 
     /// The instrument named by a bar file: the part of the file name before the first `.` and `_`,
@@ -47,30 +107,85 @@ public struct BarRowDecoder: CSVRowDecoder {
     }
 
     public mutating func decode(_ row: CSVRow, line: Int, into e: inout MarketEvent) -> RowResult {
-        let tb = row.bytes(ts)
-        guard tb.count > 0 else { return badTime(row, ts, "timestamp") }
-        var open: Nanos
-        if let integer = row.int(ts) {
-            guard let t = TimeUtil.acceptedNanos(integer, unitNanos: Self.epochUnitNanos(integer)) else {
-                return outOfRangeTime(row, ts, "timestamp")
-            }
-            open = t
-        } else if let t = TimeUtil.parseDateTime(tb.baseAddress!.assumingMemoryBound(to: UInt8.self), tb.count) {
-            open = t
-        } else { return badTime(row, ts, "timestamp") }
-        guard let op = row.double(o) else { return badNumber(row, o, "open") }
-        guard let hi = row.double(h) else { return badNumber(row, h, "high") }
-        guard let lo = row.double(l) else { return badNumber(row, l, "low") }
-        guard let cl = row.double(c) else { return badNumber(row, c, "close") }
-        var vol = Double.nan
-        if let v {
-            if row.isEmpty(v) { vol = .nan } else if let x = row.double(v) { vol = x } else { return badNumber(row, v, "volume") }
+        var end: Nanos
+        switch readTime(row) {
+        case .time(let time): end = time
+        case .malformed: return badTime(row, timeColumn, timeName)
+        case .outside: return outOfRangeTime(row, timeColumn, timeName)
         }
-        open += TimeUtil.nsPerMinute
-        guard TimeUtil.isAccepted(open) else { return outOfRangeTime(row, ts, "timestamp") }
-        e = .bar(endTime: open, receiveTime: open, symbol: symbol, open: op, high: hi, low: lo, close: cl, volume: vol,
-                 sequence: Int64(line))
+        guard let op = row.double(open) else { return badNumber(row, open, openName) }
+        guard let hi = row.double(high) else { return badNumber(row, high, highName) }
+        guard let lo = row.double(low) else { return badNumber(row, low, lowName) }
+        guard let cl = row.double(close) else { return badNumber(row, close, closeName) }
+        var volume = Double.nan
+        if volumeColumn >= 0 && !row.isEmpty(volumeColumn) {
+            guard let value = row.double(volumeColumn) else { return badNumber(row, volumeColumn, volumeName) }
+            volume = value
+        }
+        var rowSymbol = symbol
+        if symbolColumn >= 0 {
+            guard !row.isEmpty(symbolColumn) else { return .reject(.malformedLine, "empty \(symbolName)") }
+            rowSymbol = names.intern(row.bytes(symbolColumn))
+            guard rowSymbol != 0 else { return badSymbol(row, symbolColumn, symbolName) }
+        }
+        // The bar is known at its end. An accepted time plus at most 366 days cannot overflow.
+        end += endOffsetNanos
+        guard TimeUtil.isAccepted(end) else { return outOfRangeTime(row, timeColumn, timeName) }
+        e = .bar(endTime: end, receiveTime: end, symbol: rowSymbol, open: op, high: hi, low: lo, close: cl,
+                 volume: volume, sequence: Int64(line))
         return .event
+    }
+
+    /// A row's time as read: ns, not a time, or a time outside the accepted range.
+    enum TimeRead {
+        case time(Nanos)
+        case malformed
+        case outside
+    }
+
+    /// The row's time in the layout's format; another recognised style is read on the slow path.
+    @inline(__always)
+    func readTime(_ row: CSVRow) -> TimeRead {
+        let bytes = row.bytes(timeColumn)
+        guard bytes.count > 0 else { return .malformed }
+        let text = bytes.baseAddress!.assumingMemoryBound(to: UInt8.self)
+        if timeOfDayColumn >= 0 {
+            let timeBytes = row.bytes(timeOfDayColumn)
+            guard timeBytes.count > 0, let instant = BarTimeText.parse(
+                date: text, bytes.count, time: timeBytes.baseAddress!.assumingMemoryBound(to: UInt8.self),
+                timeBytes.count) else { return .malformed }
+            guard let time = BarTimeText.accepted(instant) else { return .outside }
+            return .time(time)
+        }
+        if fileEpochUnitNanos > 0 {
+            if let integer = row.int(timeColumn) {
+                guard let time = TimeUtil.acceptedNanos(integer, unitNanos: fileEpochUnitNanos) else { return .outside }
+                return .time(time)
+            }
+        } else if isoDate {
+            if let time = TimeUtil.parseDateTime(text, bytes.count) { return .time(time) }
+        } else if let instant = BarTimeText.parse(text, bytes.count) {
+            guard let time = BarTimeText.accepted(instant) else { return .outside }
+            return .time(time)
+        }
+        return Self.readAnyTime(row, timeColumn)
+    }
+
+    /// Any recognised time: an integer epoch time by its own magnitude, or calendar text.
+    @inline(never)
+    static func readAnyTime(_ row: CSVRow, _ column: Int) -> TimeRead {
+        let bytes = row.bytes(column)
+        if let instant = BarTimeText.parse(bytes.baseAddress!.assumingMemoryBound(to: UInt8.self), bytes.count) {
+            guard let time = BarTimeText.accepted(instant) else { return .outside }
+            return .time(time)
+        }
+        if let integer = row.int(column) {
+            guard let time = TimeUtil.acceptedNanos(integer, unitNanos: epochUnitNanos(integer)) else {
+                return .outside
+            }
+            return .time(time)
+        }
+        return .malformed
     }
 
     /// ns per unit of an integer epoch time, by magnitude: s below 1e11 (year 5138), ms below 1e14,

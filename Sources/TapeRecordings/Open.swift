@@ -15,8 +15,13 @@ public struct UnusableInputError: Error, CustomStringConvertible {
 /// opened once and the reader continues from the same buffer, so standard input (`-`), a FIFO or
 /// `<(zcat …)` lose nothing.
 public enum FormatDetector {
-    /// The format of the input behind `lines`, leaving its first line unread.
-    public static func detect(lines: LineReader) throws -> RecordingFormat {
+    /// What an unrecognised first line should have been, for the message.
+    static let expected = "expected a bar file (\(BarLayoutDetector.expected)), a Tape tick CSV, Polygon/Massive "
+        + "or tardis.dev CSV header, or a raw capture (docs/formats.md); or give --format"
+
+    /// The format of the input behind `lines`, leaving its first line unread. `fallback` is taken for
+    /// a text line no format recognises (`--columns` given: a bar file); nil throws.
+    public static func detect(lines: LineReader, fallback: RecordingFormat? = nil) throws -> RecordingFormat {
         let path = lines.fileName
         guard let line = lines.peekFirstLine() else {
             if let readFailure = lines.readFailure { throw UnusableInputError("\(path): \(readFailure)") }
@@ -30,8 +35,9 @@ public enum FormatDetector {
                 : "\(path): gzip holding something that is not text: first decompressed bytes "
                     + MessageText.hex(line.prefix(16)))
         }
+        if let fallback { return fallback }
         throw UnusableInputError("\(path): unknown format (first line: "
-                                 + "\(String(decoding: line.prefix(100), as: UTF8.self))); use --format")
+                                 + "\(String(decoding: line.prefix(200), as: UTF8.self))); \(expected)")
     }
 
     /// The format of the file at `path` (opens it; for a pipe use `detect(lines:)` on the reader's lines).
@@ -57,7 +63,7 @@ public enum FormatDetector {
         if cols.isSuperset(of: ["ticker", "sip_timestamp", "price", "size"]) { return .polygonTrades }
         if cols.isSuperset(of: ["ticker", "window_start", "open", "close"]) { return .polygonMinuteAggs }
         if cols.isSuperset(of: ["exchange", "symbol", "timestamp", "local_timestamp", "price", "amount"]) { return .tardisTrades }
-        if cols.isSuperset(of: ["timestamp", "open", "high", "low", "close"]) { return .bars }
+        if BarLayoutDetector.looksLikeBarFile(firstLine: Array(l.utf8)) { return .bars }
         return nil
     }
 }
@@ -73,7 +79,7 @@ public func openSource(path: String, format: RecordingFormat?, options: ReaderOp
             _ = lines.peekFirstLine()
             detected = format
         } else {
-            detected = try FormatDetector.detect(lines: lines)
+            detected = try FormatDetector.detect(lines: lines, fallback: options.bars.columns.isEmpty ? nil : .bars)
         }
         switch detected {
         case .rawCapture: return try openRawCapture(lines: lines, options: options)

@@ -14,7 +14,8 @@ public enum RecordingFormat: String, Sendable, CaseIterable {
     case polygonMinuteAggs = "polygon-minute-aggs"
     /// tardis.dev `trades` CSV (µs timestamps).
     case tardisTrades = "tardis-trades"
-    /// 1-minute OHLC(V) bars: `timestamp,open,high,low,close[,volume]`.
+    /// OHLC(V) bar files: `timestamp,open,high,low,close[,volume]` and the layouts of vendors and
+    /// platforms (`BarLayoutDetector`).
     case bars = "bars"
 }
 
@@ -39,6 +40,8 @@ public struct ReaderOptions {
     public var valueBounds = ValueBounds()
     /// The longest line read (`--max-line-bytes`); a longer one is a `line_too_long` reject.
     public var maxLineBytes: Int
+    /// Bar files: `--bar-time`, `--bar-length`, `--columns` (what is not given is detected per input).
+    public var bars = BarOptions()
     public init(symbols: SymbolTable, rejects: RejectHandler, sourceIndex: UInt32 = 0, symbol: String? = nil,
                 venue: String? = nil, backwardsTolerance: Nanos = 1_000_000_000,
                 maxLineBytes: Int = LineReader.defaultMaxLineBytes) {

@@ -39,6 +39,7 @@ public func runReplay(_ options: ReplayOptions) throws -> ReplaySummary {
 
     // Open every input first: an unusable one stops the run before anything is written but the folder.
     let opened = try openInputs(options, symbols: symbols, rejects: readerRejects)
+    if !options.quiet { stateLayouts(opened, options: options) }
     let skipping = opened.enumerated().map { index, source in
         SkippingSource(source, count: index < engine.positions.count ? engine.positions[index] : 0,
                        skipping: { readerRejects.muted = $0 })
@@ -90,7 +91,8 @@ public func runReplay(_ options: ReplayOptions) throws -> ReplaySummary {
         return InputSummary(path: options.inputs[index],
                             sha256: options.hashInputs ? FileHash.sha256(path: options.inputs[index]) : nil,
                             format: source.formatName, lines: stats.lines, events: stats.events,
-                            rejected: stats.rejected, skipped: stats.skipped, bytes: inputSizes[index])
+                            rejected: stats.rejected, skipped: stats.skipped, bytes: inputSizes[index],
+                            layout: source.layout?.summary)
     }
     summary.snapshotIn = options.snapshotIn
     summary.snapshotOut = options.snapshotOut
@@ -230,9 +232,34 @@ public func openInputs(_ options: ReplayOptions, symbols: SymbolTable, rejects: 
                                           maxLineBytes: options.maxLineBytes)
         readerOptions.forwardJumpLimit = options.forwardJumpLimit
         readerOptions.valueBounds = options.valueBounds
+        readerOptions.bars = options.bars
         do { return try openSource(path: path, format: options.format, options: readerOptions) }
         catch { throw UnusableInput("\(error)") }
     }
+}
+
+/// Says once per input what its reader decided about the layout (bar files), and warns when input bars
+/// are longer than a timeframe of the graph.
+public func stateLayouts(_ sources: [EventSource], options: ReplayOptions) {
+    for source in sources {
+        guard let layout = source.layout else { continue }
+        options.messagePrinter("tape: \(source.name): \(layout.text)")
+        if let length = layout.barLengthNanos,
+           let warning = barLengthWarning(length, timeframes: options.engine.config.timeframes.map(\.nanos)) {
+            options.messagePrinter("tape: warning: \(source.name): \(warning)")
+        }
+    }
+}
+
+/// The graph takes every input bar for a one-minute bar ending at its event time (`Graph.onBar`): a
+/// timeframe is built right only when it is a multiple of the input bars' length. nil when all are.
+public func barLengthWarning(_ lengthNanos: Nanos, timeframes: [Nanos]) -> String? {
+    let misfits = timeframes.filter { $0 >= TimeUtil.nsPerMinute && $0 % lengthNanos != 0 }
+    guard lengthNanos != TimeUtil.nsPerMinute, !misfits.isEmpty else { return nil }
+    let names = misfits.map(BarOptions.lengthText).joined(separator: ", ")
+    return "bars of \(BarOptions.lengthText(lengthNanos)): the graph's timeframes \(names) are not multiples of it; "
+        + "the graph places each input bar in the last minute before its end, so those bars are not "
+        + "\(names) bars (use timeframes that are multiples of the bar length)"
 }
 
 func defaultRunID(_ wall: Int64, prefix: String = "replay") -> String {

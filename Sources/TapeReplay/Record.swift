@@ -40,6 +40,7 @@ public func recordFromReplay(_ o: ReplayOptions, directory: String, prefix: Stri
     let rejects = RejectLog(writer: try o.makeRejectsWriter(rejectsDirectory), printLimit: o.quiet ? 0 : 5,
                             rejectsFileName: recordRejectsFolder + "/rejects.csv.gz", printer: o.messagePrinter)
     let sources = try openInputs(o, symbols: symbols, rejects: rejects)
+    if !o.quiet { stateLayouts(sources, options: o) }
     let merged = MergedSource(sources)
     let writer = RecordingWriter(directory: directory, prefix: prefix, symbols: symbols, maxBytes: maxBytes,
                                  rotateHourly: rotateHourly, flushEvery: flushEvery)

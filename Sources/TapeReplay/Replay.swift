@@ -50,6 +50,8 @@ public struct ReplayOptions {
     public var messagePrinter: (String) -> Void = { fputs($0 + "\n", stderr) }
     /// The longest input line read (`--max-line-bytes`); longer lines are `line_too_long` rejects.
     public var maxLineBytes = LineReader.defaultMaxLineBytes
+    /// Bar files: `--bar-time`, `--bar-length`, `--columns`.
+    public var bars = BarOptions()
     /// Opens the writer for `rejects.csv.gz` in the run folder.
     public var makeRejectsWriter: (String) throws -> LineWriter = { dir in
         try GzipLineWriter(path: dir + "/rejects.csv.gz")

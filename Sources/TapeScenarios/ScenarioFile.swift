@@ -2,6 +2,7 @@ import Foundation
 import Yams
 import TapeCore
 import TapeGraph
+import TapeRecordings
 
 public struct ScenarioError: Error, CustomStringConvertible {
     public var file: String
@@ -188,6 +189,8 @@ public struct ScenarioFile: Sendable {
     public var path: String
     public var recordings: [String]
     public var format: String? = nil
+    /// Bar files: `bar_time`, `bar_length`, `columns` (as `--bar-time`, `--bar-length`, `--columns`).
+    public var bars = BarOptions()
     public var from: String? = nil
     public var to: String? = nil
     public var symbols: [String]? = nil
@@ -202,7 +205,8 @@ public struct ScenarioFile: Sendable {
     /// Columns kept as small CSVs under `golden: digests` (`golden_columns:`), in file order.
     public var goldenColumns: [GoldenColumns] = []
 
-    public static let knownKeys: Set<String> = ["name", "description", "recordings", "format", "from", "to", "symbols",
+    public static let knownKeys: Set<String> = ["name", "description", "recordings", "format", "bar_time", "bar_length",
+                                                "columns", "from", "to", "symbols",
                                                 "config", "model", "damage", "expect", "golden", "golden_columns"]
 
     public static func load(path: String) throws -> ScenarioFile {
@@ -240,6 +244,17 @@ public struct ScenarioFile: Sendable {
         if recs.isEmpty { throw ScenarioError(file: path, key: "recordings", message: "at least one recording") }
         var s = ScenarioFile(name: name, path: path, recordings: recs)
         s.format = dict["format"]?.string
+        for key in ["bar_time", "bar_length", "columns"] {
+            guard let node = dict[key] else { continue }
+            guard let text = node.string else { throw ScenarioError(file: path, key: key, message: "must be a string") }
+            do {
+                switch key {
+                case "bar_time": s.bars.anchor = try BarOptions.parseAnchor(text)
+                case "bar_length": s.bars.lengthNanos = try BarOptions.parseLength(text)
+                default: s.bars.columns = try BarOptions.parseColumns(text)
+                }
+            } catch { throw ScenarioError(file: path, key: key, message: "\(error)") }
+        }
         s.from = dict["from"]?.string
         s.to = dict["to"]?.string
         for (k, v) in [("from", s.from), ("to", s.to)] {

@@ -75,6 +75,7 @@ public struct ScenarioRunner {
             inputs = try inputs.map { try Damage.apply(d, input: $0, outDir: dmgDir) }
         }
         var o = ReplayOptions(inputs: inputs)
+        o.bars = s.bars
         o.outDir = runDir
         o.quiet = true
         o.messagePrinter = { _ in }

@@ -9,6 +9,7 @@ public final class SkippingSource: EventSource {
     public var name: String { inner.name }
     public var formatName: String { inner.formatName }
     public var stats: SourceStats { inner.stats }
+    public var layout: InputLayout? { inner.layout }
     /// Items still to skip.
     public private(set) var remaining: UInt64
     /// Items the input was short of the checkpoint's position (0 unless it ended while skipping: the

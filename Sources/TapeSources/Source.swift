@@ -46,4 +46,27 @@ public protocol EventSource: AnyObject {
     /// the stream is over (`.end`). `event` is left unspecified unless `.event` is returned.
     func next(_ event: inout MarketEvent) -> SourceStep
     var stats: SourceStats { get }
+    /// What the reader decided about the input's layout where the format leaves choices (bar files:
+    /// columns, separator, time format, bar time and length); nil for fixed formats.
+    var layout: InputLayout? { get }
+}
+
+extension EventSource {
+    public var layout: InputLayout? { nil }
+}
+
+/// A reader's decisions about its input's layout, stated once per input: in summary.json
+/// (`inputs[].layout`) and on stderr (`text`).
+public struct InputLayout: Sendable, Equatable {
+    /// The decisions as a JSON object (summary.json).
+    public var summary: JSONValue
+    /// The same in one line (stderr).
+    public var text: String
+    /// Bar files: the length of one input bar (ns), for the driver to compare with the graph's timeframes.
+    public var barLengthNanos: Nanos?
+    public init(summary: JSONValue, text: String, barLengthNanos: Nanos? = nil) {
+        self.summary = summary
+        self.text = text
+        self.barLengthNanos = barLengthNanos
+    }
 }

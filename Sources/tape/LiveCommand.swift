@@ -58,6 +58,8 @@ struct LiveCommand: ParsableCommand {
     @Option(help: "Replay these recordings first (flat out), then continue live (repeatable).")
     var warmup: [String] = []
 
+    @OptionGroup var bars: BarFileOptions
+
     @Option(help: "Continue from this checkpoint.")
     var snapshotIn: String?
 
@@ -107,6 +109,7 @@ struct LiveCommand: ParsableCommand {
                                                              polygonChannels: polygonChannels,
                                                              restIntervalNanos: interval) }
         var run = ReplayOptions(inputs: warmup)
+        run.bars = try bars.barOptions()
         do { try loadConfig(into: &run, path: config) }
         catch let error as UnusableInput { fail(error.description, code: TapeExit.unusableInput) }
         run.outDir = out

@@ -25,6 +25,7 @@ struct Tape: ParsableCommand {
             command line; 1 internal error. `tape diff` has its own: 0 equal, 1 the runs differ, 4 not a \
             run folder, 64 bad command line.
             """,
+        version: TapeEngine.tapeVersion,
         subcommands: [ReplayCommand.self, RecordCommand.self, TrainCommand.self, ReportCommand.self,
                       ScenarioCommand.self, BenchCommand.self, LiveCommand.self, DiffCommand.self,
                       FeedSimCommand.self, StoreCommand.self])
@@ -78,6 +79,8 @@ struct InputOptions: ParsableArguments {
     @Option(help: "Longest input line in bytes; a longer line is rejected (line_too_long) and skipped.")
     var maxLineBytes: Int = LineReader.defaultMaxLineBytes
 
+    @OptionGroup var bars: BarFileOptions
+
     func replayOptions() throws -> ReplayOptions {
         var o = ReplayOptions(inputs: try expandRecordingFolders(inputs))
         if let f = format {
@@ -125,8 +128,39 @@ struct InputOptions: ParsableArguments {
         o.valueBounds = ValueBounds(priceMax: maxPrice, sizeMax: maxSize)
         guard maxLineBytes > 0 else { throw ValidationError("--max-line-bytes: expected a positive number of bytes") }
         o.maxLineBytes = maxLineBytes
+        o.bars = try bars.barOptions()
         try loadConfig(into: &o, path: config)
         return o
+    }
+}
+
+/// Bar-file options of every command that reads recordings (replay, record, train, live warm-up).
+/// What is not given is detected per input and stated (stderr and summary.json `inputs[].layout`).
+struct BarFileOptions: ParsableArguments {
+    @Option(help: ArgumentHelp("Bar files: whether a row's time is its bar's open or its close (default open).",
+                               valueName: "open|close"))
+    var barTime: String?
+
+    @Option(help: ArgumentHelp("Bar files: the length of one bar, e.g. 1m, 5m, 1h, 1d (default: detected from the "
+                               + "spacing of the rows).", valueName: "length"))
+    var barLength: String?
+
+    @Option(help: ArgumentHelp("Bar files: the columns by role, e.g. time=Date,open=Open,high=High,low=Low,close=Close "
+                               + "(roles time, date, open, high, low, close, volume, symbol; a header name or a "
+                               + "column number from 1). Roles not given are found by their usual names.",
+                               valueName: "role=column,…"))
+    var columns: String?
+
+    func barOptions() throws -> BarOptions {
+        var options = BarOptions()
+        do {
+            if let barTime { options.anchor = try BarOptions.parseAnchor(barTime) }
+            if let barLength { options.lengthNanos = try BarOptions.parseLength(barLength) }
+            if let columns { options.columns = try BarOptions.parseColumns(columns) }
+        } catch let error as BarOptionError {
+            throw ValidationError(error.description)
+        }
+        return options
     }
 }
 

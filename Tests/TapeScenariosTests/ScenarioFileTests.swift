@@ -1,5 +1,6 @@
 import XCTest
 import TapeScenarios
+import TapeRecordings
 
 final class ScenarioFileTests: XCTestCase {
     func testParsesKeys() throws {
@@ -20,6 +21,23 @@ final class ScenarioFileTests: XCTestCase {
         XCTAssertEqual(s.symbols, ["BTCUSDT"])
         XCTAssertEqual(s.damage?.truncateAtFraction, 0.6)
         XCTAssertTrue(s.configOverrides.contains("after: 5s"))
+    }
+
+    /// Bar files: `bar_time`, `bar_length`, `columns`, checked as the command-line options are.
+    func testBarFileKeys() throws {
+        let s = try ScenarioFile.parse(yaml: """
+        recordings: ../shared/data/bars/x.csv.gz
+        bar_time: close
+        bar_length: 5m
+        columns: time=Date,open=3
+        """, path: "scenarios/bars.yaml")
+        XCTAssertEqual(s.bars, BarOptions(anchor: .close, lengthNanos: 300_000_000_000,
+                                          columns: [.time: .name("Date"), .open: .number(3)]))
+        let badLength = "recordings: a.gz\nbar_length: 5 minutes\n"
+        XCTAssertThrowsError(try ScenarioFile.parse(yaml: badLength, path: "b.yaml")) { e in
+            XCTAssertTrue("\(e)".contains("bar_length"), "\(e)")
+            XCTAssertTrue("\(e)".contains("expected a positive number and a unit"), "\(e)")
+        }
     }
 
     func testBadKeyNamesFileAndKey() {
