@@ -72,12 +72,21 @@ final class OutOfSampleTests: XCTestCase {
         let python = try table(pythonPath)
         XCTAssertEqual(python.rows.count, tape.rows.count)
         let pythonPrediction = try python.column("prediction")
+        // The two libraries (1.7.4 here, 3.x in Python) grow the same trees; the float32 sum of the leaf
+        // values may round differently in the last bits, which matters only for predictions near 0. So:
+        // 1e-6 relative, or within 4 float32 ulps of the largest prediction (seen: about 1e-11 apart).
+        let largest = tape.rows.map { abs(Double($0[prediction])!) }.max() ?? 0
+        let absolute = 4 * Double(Float(largest).ulp)
         var mismatches: [String] = []
+        var exact = 0
         for (ours, theirs) in zip(tape.rows, python.rows) {
             XCTAssertEqual([ours[symbol], ours[end], ours[fold]], Array(theirs[0..<3]))
             let a = Double(ours[prediction])!, b = Double(theirs[pythonPrediction])!
-            if !Support.close(a, b, rel: 1e-6, abs: 1e-12) { mismatches.append("\(ours[end]): tape \(a) python \(b)") }
+            if Support.close(a, b, rel: 1e-6, abs: 1e-12) { exact += 1 }
+            if !Support.close(a, b, rel: 1e-6, abs: absolute) { mismatches.append("\(ours[end]): tape \(a) python \(b)") }
         }
+        print("out-of-sample vs Python: \(exact) of \(tape.rows.count) within 1e-6 relative; absolute tolerance \(absolute)")
+        XCTAssertGreaterThan(Double(exact), 0.99 * Double(tape.rows.count))
         XCTAssertEqual(mismatches.count, 0, "\(mismatches.count) of \(tape.rows.count): " + mismatches.prefix(3).joined(separator: "; "))
     }
 
