@@ -139,7 +139,7 @@ struct TrainingReport {
             new Chart(document.getElementById('importance'),{type:'bar',data:{labels:[\(labels)],datasets:[
               {label:'mean gain per split',data:[\(gains)],backgroundColor:'#00897b'}]},
               options:{indexAxis:'y',animation:false,responsive:true,maintainAspectRatio:false,plugins:{title:{display:true,text:'Feature importance (XGBoost gain)'}},
-              scales:{x:{ticks:{callback:v=>Number(v).toPrecision(2)}}}}});created++;
+              scales:{x:{ticks:{callback:v=>Number(v).toPrecision(2)}},y:{ticks:{autoSkip:false}}}}});created++;
 
             """
         }
