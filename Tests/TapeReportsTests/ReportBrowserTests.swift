@@ -5,6 +5,7 @@ import TapeGraph
 import TapeReplay
 import Foundation
 import TapeReports
+import TapeScenarios
 
 /// The report as a trader opens it, in headless Chromium: a month of real 1-minute bars and a few
 /// minutes of a real tick capture. A probe script (the test's, appended to a copy of the page) checks
@@ -126,5 +127,34 @@ final class ReportBrowserTests: XCTestCase {
         let s = try runReplay(o)
         let html = try ReportWriter.write(runDir: s.runDir)
         try check(html, name: "capture-ticks", minimumCharts: 1)
+    }
+
+    /// A trained run (two hours of real 1-minute bars: thin data) with predictions: the model section
+    /// has its warning, the evaluation table, the per-fold RMSE, out-of-sample return and importance
+    /// charts, and the price chart its prediction panel; all drawn in Chromium.
+    func testTrainedRunReportInChromium() throws {
+        try requireOrSkip(FileManager.default.fileExists(atPath: Self.chromium), "chromium at \(Self.chromium)")
+        let bars = shared.appendingPathComponent("bars/btc-perp-20211231-20220201_1m.csv.gz").path
+        try requireOrSkip(FileManager.default.fileExists(atPath: bars), "real data at \(bars)")
+        let directory = NSTemporaryDirectory() + "tape-browser-trained-\(getpid())"
+        try? FileManager.default.removeItem(atPath: directory)
+        try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+        let yaml = directory + "/trained.yaml"
+        try """
+        recordings: [\(bars)]
+        from: 2022-01-10T00:00:00Z
+        to: 2022-01-10T06:00:00Z
+        model:
+          train: {timeframe: 1m, horizon: 1, rounds: 10, folds: 3, predict: true}
+
+        """.write(toFile: yaml, atomically: true, encoding: .utf8)
+        let run = try ScenarioRunner(root: root.path, workDir: directory + "/work").execute(try ScenarioFile.load(path: yaml))
+        let html = try ReportWriter.write(runDir: run.runDir)
+        let page = try String(contentsOfFile: html, encoding: .utf8)
+        XCTAssertTrue(page.contains("class=\"warn\">⚠ Only "), "thin-data warning")
+        XCTAssertTrue(page.contains("<h3>Walk-forward evaluation</h3>") && page.contains("<h3>Feature importance (final model)</h3>"))
+        XCTAssertTrue(page.contains("id=\"foldRMSE\"") && page.contains("id=\"oosReturn\"") && page.contains("id=\"importance\""))
+        // One price chart (with its prediction panel) and three model charts.
+        try check(html, name: "trained-6h", minimumCharts: 4)
     }
 }
