@@ -58,10 +58,71 @@ struct ReportSeries {
         return header.firstIndex(of: name)
     }
 
-    /// Every series of the run folder, sorted by symbol then timeframe length.
+    /// The series of a row by the raw bytes of its symbol and timeframe fields: a run has few series, so
+    /// a scan comparing bytes beats making two Strings per row.
+    struct SeriesIndex {
+        var keys: [([UInt8], [UInt8])] = []
+
+        func position(_ row: CSVRow, symbol: Int, timeframe: Int) -> Int? {
+            let s = row.bytes(symbol), t = row.bytes(timeframe)
+            for (position, key) in keys.enumerated() where key.0.count == s.count && key.1.count == t.count {
+                if key.0.elementsEqual(s) && key.1.elementsEqual(t) { return position }
+            }
+            return nil
+        }
+
+        mutating func add(_ row: CSVRow, symbol: Int, timeframe: Int) -> Int {
+            keys.append((Array(row.bytes(symbol)), Array(row.bytes(timeframe))))
+            return keys.count - 1
+        }
+    }
+
+    /// The rows of `indicators.csv` grouped by series (file order), before they are matched to bars.
+    struct IndicatorRows {
+        var index = SeriesIndex()
+        var ends: [[Int64]] = []
+        /// [series][indicator][row]
+        var values: [[[Double]]] = []
+
+        static func load(_ path: String) -> IndicatorRows {
+            var table = IndicatorRows()
+            var indicatorColumns: [Int?] = []
+            var keyColumns: [Int]? = nil
+            _ = stream(path) { header, row in
+                if let header = header {
+                    let keys = ["symbol", "timeframe", "end_ns"].compactMap { column($0, in: header, of: "indicators") }
+                    keyColumns = keys.count == 3 ? keys : nil
+                    indicatorColumns = indicatorNames.map { column($0, in: header, of: "indicators") }
+                    return
+                }
+                guard let k = keyColumns, let end = row.int(k[2]) else { return }
+                let position: Int
+                if let known = table.index.position(row, symbol: k[0], timeframe: k[1]) { position = known } else {
+                    position = table.index.add(row, symbol: k[0], timeframe: k[1])
+                    table.ends.append([])
+                    table.values.append(indicatorNames.map { _ in [] })
+                }
+                table.ends[position].append(end)
+                for (j, c) in indicatorColumns.enumerated() {
+                    table.values[position][j].append(c.flatMap { row.double($0) } ?? .nan)
+                }
+            }
+            return table
+        }
+    }
+
+    /// Every series of the run folder, sorted by symbol then timeframe length. `bars.csv` and
+    /// `indicators.csv` are read concurrently, then matched by series and `end_ns`.
     static func load(runDir: String, withIndicators: Bool = true) -> [ReportSeries] {
         var series: [ReportSeries] = []
-        var index: [String: Int] = [:]
+        var index = SeriesIndex()
+        // Written by the reading task only, read here only after `group.wait()` (which orders the two).
+        final class Handoff: @unchecked Sendable { var rows = IndicatorRows() }
+        let handoff = Handoff()
+        let group = DispatchGroup()
+        if withIndicators {
+            DispatchQueue.global().async(group: group) { handoff.rows = IndicatorRows.load(runDir + "/indicators.csv") }
+        }
         // bars.csv: the series and their bars.
         var barColumns: [Int]? = nil
         _ = stream(runDir + "/bars.csv") { header, row in
@@ -72,11 +133,9 @@ struct ReportSeries {
                 return
             }
             guard let c = barColumns, let start = row.int(c[2]), let end = row.int(c[3]) else { return }
-            let key = row.string(c[0]) + "|" + row.string(c[1])
             let position: Int
-            if let known = index[key] { position = known } else {
-                position = series.count
-                index[key] = position
+            if let known = index.position(row, symbol: c[0], timeframe: c[1]) { position = known } else {
+                position = index.add(row, symbol: c[0], timeframe: c[1])
                 series.append(ReportSeries(symbol: row.string(c[0]), timeframe: row.string(c[1])))
             }
             series[position].start.append(start)
@@ -87,38 +146,44 @@ struct ReportSeries {
             series[position].close.append(row.double(c[7]) ?? .nan)
             series[position].volume.append(row.double(c[8]) ?? .nan)
         }
-        // A bar's row by end time, per series (bars arrive in time order per series: a binary search).
-        func rowIndex(_ position: Int, _ end: Int64) -> Int? {
-            let ends = series[position].end
-            var low = 0, high = ends.count
-            while low < high {
-                let middle = (low + high) / 2
-                if ends[middle] < end { low = middle + 1 } else { high = middle }
-            }
-            return low < ends.count && ends[low] == end ? low : nil
-        }
+        group.wait()
         if !withIndicators { return sorted(series) }
-        for position in series.indices {
-            series[position].indicators = indicatorNames.map { _ in [Double](repeating: .nan, count: series[position].count) }
-        }
-        var indicatorColumns: [Int?] = []
-        var keyColumns: [Int]? = nil
-        _ = stream(runDir + "/indicators.csv") { header, row in
-            if let header = header {
-                let keys = ["symbol", "timeframe", "end_ns"].compactMap { column($0, in: header, of: "indicators") }
-                keyColumns = keys.count == 3 ? keys : nil
-                indicatorColumns = indicatorNames.map { column($0, in: header, of: "indicators") }
-                return
+        var indicatorRows = handoff.rows
+        handoff.rows = IndicatorRows()
+        let ends = series.map(\.end)
+        // A bar's row by end time, per series. The files list each series in time order, so a cursor per
+        // series moves forward (amortised O(1)); a row out of order falls back to a binary search.
+        var cursors = [Int](repeating: 0, count: series.count)
+        func rowIndex(_ position: Int, _ end: Int64) -> Int? {
+            let times = ends[position]
+            var at = cursors[position]
+            if at >= times.count || times[at] > end {
+                var low = 0, high = times.count
+                while low < high {
+                    let middle = (low + high) / 2
+                    if times[middle] < end { low = middle + 1 } else { high = middle }
+                }
+                at = low
             }
-            guard let k = keyColumns, let position = index[row.string(k[0]) + "|" + row.string(k[1])],
-                  let end = row.int(k[2]), let at = rowIndex(position, end) else { return }
-            for (j, c) in indicatorColumns.enumerated() {
-                if let c = c, let value = row.double(c) { series[position].indicators[j][at] = value }
+            while at < times.count && times[at] < end { at += 1 }
+            cursors[position] = at
+            return at < times.count && times[at] == end ? at : nil
+        }
+        var indicatorValues = series.map { s in indicatorNames.map { _ in [Double](repeating: .nan, count: s.count) } }
+        for (from, key) in indicatorRows.index.keys.enumerated() {
+            guard let position = index.keys.firstIndex(where: { $0.0 == key.0 && $0.1 == key.1 }) else { continue }
+            for (row, end) in indicatorRows.ends[from].enumerated() {
+                guard let at = rowIndex(position, end) else { continue }
+                for j in indicatorNames.indices { indicatorValues[position][j][at] = indicatorRows.values[from][j][row] }
             }
         }
+        indicatorRows = IndicatorRows()
         for position in series.indices {
+            series[position].indicators = indicatorValues[position]
             series[position].prediction = [Double](repeating: .nan, count: series[position].count)
         }
+        indicatorValues = []
+        cursors = [Int](repeating: 0, count: series.count)
         var predictionColumns: [Int]? = nil
         _ = stream(runDir + "/predictions.csv") { header, row in
             if let header = header {
@@ -126,7 +191,7 @@ struct ReportSeries {
                 predictionColumns = found.count == 4 ? found : nil
                 return
             }
-            guard let c = predictionColumns, let position = index[row.string(c[0]) + "|" + row.string(c[1])],
+            guard let c = predictionColumns, let position = index.position(row, symbol: c[0], timeframe: c[1]),
                   let end = row.int(c[2]), let at = rowIndex(position, end), let value = row.double(c[3]) else { return }
             series[position].prediction[at] = value
         }

@@ -100,7 +100,8 @@ public enum ReportWriter {
 
         var predictionCount = 0
         var js: [UInt8] = []
-        js.reserveCapacity(1 << 20)
+        // About 150 bytes per kept bar (time, OHLCV, nine indicators): one allocation for the whole page data.
+        js.reserveCapacity(series.reduce(1 << 16) { $0 + min($1.count, maxCandles) * 160 })
         js += Array("const SERIES={".utf8)
         for (n, full) in series.enumerated() {
             if n > 0 { js += Array(",\n".utf8) }
@@ -108,15 +109,20 @@ public enum ReportWriter {
             let spanMs = Double(tfSeconds(full.timeframe) == Int.max ? 0 : tfSeconds(full.timeframe) * 1000 * barsPerCandle)
             js += Array("\"\(jsString(full.key))\":{\"tf\":\"\(jsString(full.timeframe))\",\"k\":\(barsPerCandle),\"span\":".utf8)
             appendNumber(spanMs, to: &js)
-            appendArray("t", shown.start.map { Double($0 / 1_000_000) }, digits: nil, to: &js)
-            appendArray("o", shown.open, digits: nil, to: &js)
-            appendArray("h", shown.high, digits: nil, to: &js)
-            appendArray("l", shown.low, digits: nil, to: &js)
-            appendArray("c", shown.close, digits: nil, to: &js)
-            appendArray("v", shown.volume, digits: 8, to: &js)
-            for (j, name) in ReportSeries.indicatorNames.enumerated() {
-                appendArray(name, shown.indicators[j], digits: 7, to: &js)
+            // The columns are independent: rendered concurrently (the page of a month of 1-minute bars
+            // is mostly these numbers), then appended in their fixed order.
+            var columns: [(String, [Double], Int?)] = [
+                ("t", shown.start.map { Double($0 / 1_000_000) }, nil), ("o", shown.open, nil), ("h", shown.high, nil),
+                ("l", shown.low, nil), ("c", shown.close, nil), ("v", shown.volume, 8),
+            ]
+            for (j, name) in ReportSeries.indicatorNames.enumerated() { columns.append((name, shown.indicators[j], 7)) }
+            let rendered = renderConcurrently(columns.count) { i in
+                var out: [UInt8] = []
+                out.reserveCapacity(columns[i].1.count * 10 + 16)
+                appendArray(columns[i].0, columns[i].1, digits: columns[i].2, to: &out)
+                return out
             }
+            for part in rendered { js += part }
             // Prediction at bar t against the realised log(close[t+h] / close[t]) (h = model horizon), on
             // every bar (before any merging), then thinned to at most maxCandles points.
             let predicted = full.prediction.indices.filter { full.prediction[$0].isFinite }
@@ -211,8 +217,35 @@ public enum ReportWriter {
         var tail = "\(ReportScript.chart)\n\(trainingScript)\n"
         tail += "document.documentElement.setAttribute('data-charts',String(created));\n"
         tail += "document.documentElement.setAttribute('data-ok','1');\n</script>\n</body></html>\n"
-        try Data(head + js + Array(tail.utf8)).write(to: URL(fileURLWithPath: runDir + "/index.html"))
+        try writeFile(runDir + "/index.html", parts: [head, js, Array(tail.utf8)])
         return runDir + "/index.html"
+    }
+
+    /// `count` byte buffers made by `make` on up to all cores, in index order.
+    static func renderConcurrently(_ count: Int, _ make: (Int) -> [UInt8]) -> [[UInt8]] {
+        let results = UnsafeMutableBufferPointer<[UInt8]>.allocate(capacity: count)
+        results.initialize(repeating: [])
+        defer { results.deallocate() }
+        // Each iteration writes only its own slot.
+        DispatchQueue.concurrentPerform(iterations: count) { i in results[i] = make(i) }
+        return Array(results)
+    }
+
+    /// Writes `parts` one after another into a new file at `path` (no joined copy of a large page);
+    /// a failed write throws.
+    static func writeFile(_ path: String, parts: [[UInt8]]) throws {
+        let temporary = path + ".partial"
+        guard FileManager.default.createFile(atPath: temporary, contents: nil),
+              let handle = FileHandle(forWritingAtPath: temporary) else { throw ReportError("cannot create \(temporary)") }
+        do {
+            for part in parts { try handle.write(contentsOf: part) }
+            try handle.close()
+        } catch {
+            try? handle.close()
+            throw ReportError("cannot write \(temporary): \(error)")
+        }
+        if FileManager.default.fileExists(atPath: path) { try FileManager.default.removeItem(atPath: path) }
+        try FileManager.default.moveItem(atPath: temporary, toPath: path)
     }
 
     /// Most candles kept per series in the page (merged beyond: see `ReportSeries.downsampled`).

@@ -94,7 +94,7 @@ final class ReportBrowserTests: XCTestCase {
         try? FileManager.default.removeItem(atPath: png)
         _ = try run(base + ["--screenshot=" + png, "file://" + html])
         let size = (try? FileManager.default.attributesOfItem(atPath: png)[.size] as? Int) ?? 0
-        XCTAssertGreaterThan(size ?? 0, 20_000, "\(name): screenshot missing or blank")
+        XCTAssertGreaterThan(size, 20_000, "\(name): screenshot missing or blank")
         print("report screenshot: \(png)")
     }
 
