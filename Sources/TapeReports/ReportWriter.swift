@@ -244,8 +244,12 @@ public enum ReportWriter {
             try? handle.close()
             throw ReportError("cannot write \(temporary): \(error)")
         }
-        if FileManager.default.fileExists(atPath: path) { try FileManager.default.removeItem(atPath: path) }
-        try FileManager.default.moveItem(atPath: temporary, toPath: path)
+        // rename(2) replaces a file atomically and refuses to replace a directory (never removed here).
+        if rename(temporary, path) != 0 {
+            let reason = String(cString: strerror(errno))
+            try? FileManager.default.removeItem(atPath: temporary)
+            throw ReportError("cannot write \(path): \(reason)")
+        }
     }
 
     /// Most candles kept per series in the page (merged beyond: see `ReportSeries.downsampled`).
