@@ -34,6 +34,9 @@ public struct TrainingConfig: Sendable {
     public var inputDigests: [String: String] = [:]
     /// Model file name inside the output folder.
     public var modelFileName = "model.json"
+    /// Symbol names by `SymbolID` (the run's symbol table, e.g. `ReplaySummary.inputSymbols`), for
+    /// `oos_predictions.csv`; an id without a name is written as its number.
+    public var symbolNames: [String] = []
     public init() {}
 
     /// FNV-1a 64 of the canonical text of params, walk-forward settings, target and feature names.
@@ -53,6 +56,8 @@ public struct TrainingSummary: Sendable {
     public var modelPath: String
     public var metaPath: String
     public var evaluationPath: String
+    public var outOfSamplePath: String
+    public var importancePath: String
     public var rows: Int
     public var labelledRows: Int
     public var configHash: String
@@ -79,8 +84,42 @@ public enum TrainingRun {
                  ("cum_return", .number(m.cumReturn)), ("cum_return_after_cost", .number(m.cumReturnAfterCost))])
     }
 
+    public static let outOfSampleFileName = "oos_predictions.csv"
+    public static let outOfSampleHeader = "symbol,end_ns,fold,prediction,target"
+    public static let importanceFileName = "feature_importance.csv"
+    public static let importanceHeader = "feature,gain,weight,cover"
+
+    /// `oos_predictions.csv`: every test row of the walk-forward (fold by fold, in dataset order).
+    static func outOfSampleCSV(_ result: WalkForwardResult, dataset: Dataset, symbolNames: [String]) -> String {
+        var lines = [outOfSampleHeader]
+        lines.reserveCapacity(result.outOfSample.count + 1)
+        for p in result.outOfSample {
+            let row = dataset.rows[p.row]
+            let id = Int(row.symbol)
+            let symbol = id < symbolNames.count ? symbolNames[id] : String(id)
+            lines.append("\(CSV.field(symbol)),\(row.end),\(p.fold),\(Numbers.format(p.prediction)),\(Numbers.format(p.target))")
+        }
+        return lines.joined(separator: "\n") + "\n"
+    }
+
+    /// `feature_importance.csv`: one row per model feature in `FeatureBuilder.featureNames` order with
+    /// XGBoost's mean gain, split count (weight) and mean cover; 0 for a feature never split on.
+    static func importanceCSV(_ booster: Booster) throws -> String {
+        let gain = try booster.featureScores("gain"), weight = try booster.featureScores("weight")
+        let cover = try booster.featureScores("cover")
+        let unknown = Set(weight.keys).subtracting(FeatureBuilder.featureNames)
+        precondition(unknown.isEmpty, "model splits on features Tape does not build: \(unknown.sorted())")
+        var lines = [importanceHeader]
+        for name in FeatureBuilder.featureNames {
+            let f = Numbers.format
+            lines.append("\(name),\(f(gain[name] ?? 0)),\(f(weight[name] ?? 0)),\(f(cover[name] ?? 0))")
+        }
+        return lines.joined(separator: "\n") + "\n"
+    }
+
     /// Evaluates walk-forward, trains the final model on every labelled row, and writes
-    /// `<outDir>/model.json`, `<outDir>/model.meta.json` and `<outDir>/evaluation.csv`.
+    /// `<outDir>/model.json`, `<outDir>/model.meta.json`, `<outDir>/evaluation.csv`,
+    /// `<outDir>/oos_predictions.csv` and `<outDir>/feature_importance.csv`.
     /// Deterministic: the same dataset and config give byte-identical files.
     public static func run(dataset: Dataset, config: TrainingConfig = TrainingConfig(), outDir: String) throws -> TrainingSummary {
         try FileManager.default.createDirectory(atPath: outDir, withIntermediateDirectories: true)
@@ -95,6 +134,11 @@ public enum TrainingRun {
         let evalPath = (outDir as NSString).appendingPathComponent("evaluation.csv")
         try booster.save(to: modelPath)
         try Data(eval.csv.utf8).write(to: URL(fileURLWithPath: evalPath))
+        let outOfSamplePath = (outDir as NSString).appendingPathComponent(outOfSampleFileName)
+        try Data(outOfSampleCSV(eval, dataset: dataset, symbolNames: config.symbolNames).utf8)
+            .write(to: URL(fileURLWithPath: outOfSamplePath))
+        let importancePath = (outDir as NSString).appendingPathComponent(importanceFileName)
+        try Data(importanceCSV(booster).utf8).write(to: URL(fileURLWithPath: importancePath))
 
         let hash = config.configHash(target: dataset.target)
         let digest = dataset.digest
@@ -124,7 +168,8 @@ public enum TrainingRun {
                                  ("in_sample", metricsJSON(inSample))])),
         ])
         try Data((meta.render() + "\n").utf8).write(to: URL(fileURLWithPath: metaPath))
-        return TrainingSummary(modelPath: modelPath, metaPath: metaPath, evaluationPath: evalPath, rows: dataset.count,
+        return TrainingSummary(modelPath: modelPath, metaPath: metaPath, evaluationPath: evalPath,
+                               outOfSamplePath: outOfSamplePath, importancePath: importancePath, rows: dataset.count,
                                labelledRows: lab.count, configHash: hash, datasetDigest: digest,
                                evaluation: eval, inSample: inSample)
     }

@@ -205,9 +205,20 @@ public struct FoldResult: Sendable, Equatable {
     }
 }
 
+/// One out-of-sample prediction of the walk-forward: the test row `row` (an index into the dataset) as
+/// predicted by the model of `fold`, which never saw it.
+public struct OutOfSamplePrediction: Sendable, Equatable {
+    public var row: Int
+    public var fold: Int
+    public var prediction: Double
+    public var target: Double
+}
+
 public struct WalkForwardResult: Sendable {
     public var folds: [FoldResult]
     public var overall: FoldResult
+    /// Every test row of every fold, fold by fold, in dataset order within a fold.
+    public var outOfSample: [OutOfSamplePrediction] = []
     public static let csvHeader = "fold,train_start_ns,train_end_ns,test_start_ns,test_end_ns,n_train,n_test,rmse,rmse_baseline,mae,mae_baseline,directional_accuracy,ic,cum_return,cum_return_after_cost"
     /// `evaluation.csv` text (header, one row per fold, `overall` last).
     public var csv: String { ([WalkForwardResult.csvHeader] + folds.map(\.csvRow) + [overall.csvRow]).joined(separator: "\n") + "\n" }
@@ -238,6 +249,7 @@ public enum WalkForward {
 
         var folds: [FoldResult] = []
         var allP: [Double] = [], allY: [Double] = []
+        var outOfSample: [OutOfSamplePrediction] = []
         for k in 0..<config.folds {
             let testStart = firstTest + Nanos(k) * span
             let testEnd = k == config.folds - 1 ? t1 : testStart + span
@@ -249,6 +261,9 @@ public enum WalkForward {
             let p = try ModelTrainer.predict(b, rows: data.rows, testIdx)
             let y = testIdx.map { data.targets[$0] }
             allP += p; allY += y
+            for (position, row) in testIdx.enumerated() {
+                outOfSample.append(OutOfSamplePrediction(row: row, fold: k, prediction: p[position], target: y[position]))
+            }
             folds.append(FoldResult(fold: k, trainStart: trainStart, trainEnd: testStart, testStart: testStart, testEnd: testEnd,
                                     nTrain: trainIdx.count, nTest: testIdx.count,
                                     metrics: EvalMetrics(predictions: p, targets: y, costPerTrade: config.costPerTrade,
@@ -259,6 +274,7 @@ public enum WalkForward {
                                  nTrain: folds.reduce(0) { $0 + $1.nTrain }, nTest: allP.count,
                                  metrics: EvalMetrics(predictions: allP, targets: allY, costPerTrade: config.costPerTrade,
                                                       horizon: data.target.horizon))
-        return WalkForwardResult(folds: folds, overall: overall)
+        assert(outOfSample.count == overall.nTest)
+        return WalkForwardResult(folds: folds, overall: overall, outOfSample: outOfSample)
     }
 }

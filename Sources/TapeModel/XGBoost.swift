@@ -121,6 +121,33 @@ public final class Booster {
         }
     }
 
+    /// The importance kinds `featureScores` accepts (XGBoost's `importance_type`).
+    public static let importanceTypes = ["weight", "gain", "cover", "total_gain", "total_cover"]
+
+    /// Feature importance by name, from `XGBoosterFeatureScore` (what Python's `get_score` returns):
+    /// `weight` = number of splits on the feature, `gain` / `cover` = mean gain / cover of those
+    /// splits, `total_*` = their sums. A feature never split on is absent.
+    public func featureScores(_ importanceType: String) throws -> [String: Double] {
+        precondition(Booster.importanceTypes.contains(importanceType), "unknown importance type \(importanceType)")
+        let config = "{\"importance_type\": \"\(importanceType)\", \"feature_map\": \"\"}"
+        var featureCount: bst_ulong = 0
+        var names: UnsafeMutablePointer<UnsafePointer<CChar>?>? = nil
+        var dimension: bst_ulong = 0
+        var shape: UnsafePointer<bst_ulong>? = nil
+        var scores: UnsafePointer<Float>? = nil
+        try xgCheck(XGBoosterFeatureScore(handle, config, &featureCount, &names, &dimension, &shape, &scores),
+                    "XGBoosterFeatureScore(\(importanceType))")
+        // gbtree gives one score per feature (dimension 1); a multi-output model would give a matrix.
+        guard dimension == 1 else { throw ModelError("feature scores of dimension \(dimension) are not supported") }
+        var result: [String: Double] = [:]
+        for index in 0..<Int(featureCount) {
+            guard let name = names?[index] else { continue }
+            result[String(cString: name)] = Double(scores![index])
+        }
+        assert(result.count == Int(featureCount), "XGBoost returned a feature twice")
+        return result
+    }
+
     /// Predictions (float32, as XGBoost computes them) for every row of `dmat`.
     public func predict(_ dmat: DMatrix) throws -> [Float] {
         var len: bst_ulong = 0

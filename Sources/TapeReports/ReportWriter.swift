@@ -38,42 +38,34 @@ struct BarKeyColumns {
 /// Writes `index.html` (self-contained, Chart.js inlined) and `summary.csv` into a run folder.
 public enum ReportWriter {
     public static let chartJSPath = "/usr/share/javascript/chart.js/chart.min.js"
-    /// Max points per chart series; longer series are downsampled deterministically (every k-th bar, last kept).
-    public static let maxPoints = 1500
 
     public static let summaryHeader = "symbol,timeframe,bars,first_start_ns,last_end_ns,open,close,return,high,low,volume,anomalies"
 
     /// Rows of `summary.csv` (one per symbol×timeframe, sorted by symbol then timeframe length).
     public static func summaryRows(runDir: String) -> [String] {
-        guard let bars = CSVTable.load(runDir + "/bars.csv"), let b = BarColumns(bars) else { return [] }
-        var anomCount: [String: Int] = [:]
-        if let anoms = CSVTable.load(runDir + "/anomalies.csv"), let symbol = anoms.column("symbol", of: "anomalies") {
-            for r in anoms.rows { anomCount[r[symbol], default: 0] += 1 }
+        summaryRows(series: ReportSeries.load(runDir: runDir, withIndicators: false), runDir: runDir)
+    }
+
+    static func summaryRows(series: [ReportSeries], runDir: String) -> [String] {
+        var anomalies: [String: Int] = [:]
+        var symbolColumn: Int? = nil
+        _ = ReportSeries.stream(runDir + "/anomalies.csv") { header, row in
+            if let header = header { symbolColumn = ReportSeries.column("symbol", in: header, of: "anomalies"); return }
+            if let c = symbolColumn { anomalies[row.string(c), default: 0] += 1 }
         }
-        struct Acc {
-            var n = 0; var first = ""; var last = ""; var open = 0.0; var close = 0.0
-            var hi = -Double.infinity; var lo = Double.infinity; var vol = 0.0
-        }
-        var acc: [String: Acc] = [:]
-        var keys: [(String, String)] = []
-        for r in bars.rows {
-            let k = r[b.symbol] + "|" + r[b.timeframe]
-            if acc[k] == nil { keys.append((r[b.symbol], r[b.timeframe])); acc[k] = Acc() }
-            var a = acc[k]!
-            let o = Double(r[b.open]) ?? .nan, h = Double(r[b.high]) ?? .nan
-            let l = Double(r[b.low]) ?? .nan, c = Double(r[b.close]) ?? .nan
-            if a.n == 0 { a.first = r[b.start]; a.open = o }
-            a.n += 1; a.last = r[b.end]; a.close = c
-            a.hi = max(a.hi, h); a.lo = min(a.lo, l)
-            if let v = Double(r[b.volume]) { a.vol += v }
-            acc[k] = a
-        }
-        keys.sort { $0.0 != $1.0 ? $0.0 < $1.0 : (tfSeconds($0.1) < tfSeconds($1.1)) }
         let f = Numbers.format
-        return keys.map { (s, tf) in
-            let a = acc[s + "|" + tf]!
-            let ret = a.open != 0 ? a.close / a.open - 1 : Double.nan
-            return "\(s),\(tf),\(a.n),\(a.first),\(a.last),\(f(a.open)),\(f(a.close)),\(f(ret)),\(f(a.hi)),\(f(a.lo)),\(f(a.vol)),\(anomCount[s] ?? 0)"
+        return series.map { s in
+            var high = -Double.infinity, low = Double.infinity, volume = 0.0
+            for i in 0..<s.count {
+                if s.high[i] > high { high = s.high[i] }
+                if s.low[i] < low { low = s.low[i] }
+                if s.volume[i].isFinite { volume += s.volume[i] }
+            }
+            let open = s.open.first ?? .nan, close = s.close.last ?? .nan
+            let ret = open != 0 ? close / open - 1 : Double.nan
+            let first = s.start.first.map(String.init) ?? "", last = s.end.last.map(String.init) ?? ""
+            return "\(s.symbol),\(s.timeframe),\(s.count),\(first),\(last),\(f(open)),\(f(close)),\(f(ret)),"
+                + "\(f(high.isFinite ? high : .nan)),\(f(low.isFinite ? low : .nan)),\(f(volume)),\(anomalies[s.symbol] ?? 0)"
         }
     }
 
@@ -92,138 +84,264 @@ public enum ReportWriter {
         guard fm.fileExists(atPath: runDir + "/bars.csv") || fm.fileExists(atPath: runDir + "/summary.json") else {
             throw ReportError("\(runDir): not a run folder (no summary.json or bars.csv)")
         }
-        let rows = summaryRows(runDir: runDir)
+        let series = ReportSeries.load(runDir: runDir)
+        let rows = summaryRows(series: series, runDir: runDir)
         try ([summaryHeader] + rows).map { $0 + "\n" }.joined().write(toFile: runDir + "/summary.csv", atomically: true, encoding: .utf8)
 
         var summary: [String: Any] = [:]
         if let d = fm.contents(atPath: runDir + "/summary.json"),
            let j = try? JSONSerialization.jsonObject(with: d) as? [String: Any] { summary = j }
-
-        let bars = CSVTable.load(runDir + "/bars.csv") ?? CSVTable(text: "")
-        let ind = CSVTable.load(runDir + "/indicators.csv") ?? CSVTable(text: "")
-        let anoms = CSVTable.load(runDir + "/anomalies.csv") ?? CSVTable(text: "")
-        let preds = CSVTable.load(runDir + "/predictions.csv")
-        let evalT = CSVTable.load(runDir + "/model/evaluation.csv") ?? CSVTable.load(runDir + "/evaluation.csv")
-        // Every column is found by name in its file's header (GraphOutput.csvHeaders is the schema).
-        var predByKey: [String: [String: String]] = [:]
-        if let p = preds, let key = BarKeyColumns(p, kind: "predictions"),
-           let prediction = p.column("prediction", of: "predictions") {
-            for r in p.rows { predByKey[key.series(r), default: [:]][r[key.end]] = r[prediction] }
-        }
+        var meta: [String: Any] = [:]
+        if let d = fm.contents(atPath: runDir + "/model/model.meta.json"),
+           let j = try? JSONSerialization.jsonObject(with: d) as? [String: Any] { meta = j }
         // The model's horizon, as training writes it in the meta (docs/model.md): `target.horizon_bars`.
         var horizon = 1
-        if let d = fm.contents(atPath: runDir + "/model/model.meta.json"),
-           let j = try? JSONSerialization.jsonObject(with: d) as? [String: Any],
-           let target = j["target"] as? [String: Any], let h = target["horizon_bars"] as? Int, h >= 1 {
-            horizon = h
-        }
-        let names = ["sma", "ema", "rsi", "macd", "macd_signal", "macd_hist", "bb_middle", "bb_upper", "bb_lower"]
-        var indByKey: [String: [String: [String]]] = [:]
-        var indColumns: [Int?] = names.map { _ in nil }
-        if let key = BarKeyColumns(ind, kind: "indicators") {
-            indColumns = names.map { ind.column($0, of: "indicators") }
-            for r in ind.rows { indByKey[key.series(r), default: [:]][r[key.end]] = r }
-        }
-        let barColumns = BarColumns(bars)
-        var grouped: [String: [[String]]] = [:]
-        var order: [String] = []
-        if let b = barColumns {
-            for r in bars.rows {
-                let k = r[b.symbol] + "|" + r[b.timeframe]
-                if grouped[k] == nil { order.append(k) }
-                grouped[k, default: []].append(r)
-            }
-        }
-        order.sort { a, b in
-            let pa = a.split(separator: "|").map(String.init), pb = b.split(separator: "|").map(String.init)
-            return pa[0] != pb[0] ? pa[0] < pb[0] : tfSeconds(pa[1]) < tfSeconds(pb[1])
-        }
-        func num(_ s: String) -> String { (s.isEmpty || Double(s) == nil || !Double(s)!.isFinite) ? "null" : s }
-        var js = "const SERIES={"
-        var parts: [String] = []
-        for k in order {
-            let b = barColumns!   // series exist only when bars.csv has its columns
-            let rs = grouped[k]!
-            let step = max(1, (rs.count + maxPoints - 1) / maxPoints)
-            var cols: [String: [String]] = [:]
-            let ik = indByKey[k] ?? [:]
-            for (n, r) in rs.enumerated() where n % step == 0 || n == rs.count - 1 {
-                cols["t", default: []].append(r[b.end])
-                cols["hl", default: []].append("[\(num(r[b.low])),\(num(r[b.high]))]")
-                cols["close", default: []].append(num(r[b.close]))
-                let i = ik[r[b.end]]
-                for (j, nm) in names.enumerated() {
-                    let value = i.flatMap { row in indColumns[j].map { num(row[$0]) } }
-                    cols[nm, default: []].append(value ?? "null")
-                }
-            }
-            if let pk = predByKey[k] {
-                // Prediction at bar t vs realised log(close[t+h] / close[t]) (h = model horizon), on all
-                // bars, then downsampled.
-                var pc: [String] = [], rc: [String] = [], pt: [String] = []
-                for (n, r) in rs.enumerated() {
-                    guard let p = pk[r[b.end]] else { continue }
-                    let c0 = Double(r[b.close]) ?? .nan
-                    let c1 = n + horizon < rs.count ? (Double(rs[n + horizon][b.close]) ?? .nan) : .nan
-                    let real = log(c1 / c0)
-                    pt.append(r[b.end]); pc.append(num(p)); rc.append(real.isFinite ? Numbers.format(real) : "null")
-                }
-                let pstep = max(1, (pt.count + maxPoints - 1) / maxPoints)
-                let keep = pt.indices.filter { $0 % pstep == 0 || $0 == pt.count - 1 }
-                cols["pt"] = keep.map { pt[$0] }; cols["pred"] = keep.map { pc[$0] }; cols["real"] = keep.map { rc[$0] }
-            }
-            parts.append("\"\(k)\":{" + cols.keys.sorted().map { "\"\($0)\":[\(cols[$0]!.joined(separator: ","))]" }.joined(separator: ",") + "}")
-        }
-        js += parts.joined(separator: ",\n") + "};\nconst ANOMS=["
-        if let symbol = anoms.column("symbol", of: "anomalies"), let time = anoms.column("time_ns", of: "anomalies"),
-           let rule = anoms.column("rule", of: "anomalies") {
-            js += anoms.rows.map { "[\"\(esc($0[symbol]))\",\($0[time]),\"\(esc($0[rule]))\"]" }.joined(separator: ",")
-        }
-        js += "];\n"
+        if let target = meta["target"] as? [String: Any], let h = target["horizon_bars"] as? Int, h >= 1 { horizon = h }
 
-        var h = "<!DOCTYPE html>\n<html><head><meta charset=\"utf-8\"><title>Tape report</title>\n"
-        h += "<style>body{font-family:sans-serif;margin:1em}table{border-collapse:collapse;font-size:12px}td,th{border:1px solid #ccc;padding:2px 6px}.c{position:relative;height:320px;width:1100px}.s{position:relative;height:160px;width:1100px}</style>\n"
+        var predictionCount = 0
+        var js: [UInt8] = []
+        // About 150 bytes per kept bar (time, OHLCV, nine indicators): one allocation for the whole page data.
+        js.reserveCapacity(series.reduce(1 << 16) { $0 + min($1.count, maxCandles) * 160 })
+        js += Array("const SERIES={".utf8)
+        for (n, full) in series.enumerated() {
+            if n > 0 { js += Array(",\n".utf8) }
+            let (shown, barsPerCandle) = full.downsampled(limit: maxCandles)
+            let spanMs = Double(tfSeconds(full.timeframe) == Int.max ? 0 : tfSeconds(full.timeframe) * 1000 * barsPerCandle)
+            js += Array("\"\(jsString(full.key))\":{\"tf\":\"\(jsString(full.timeframe))\",\"k\":\(barsPerCandle),\"span\":".utf8)
+            appendNumber(spanMs, to: &js)
+            // The columns are independent: rendered concurrently (the page of a month of 1-minute bars
+            // is mostly these numbers), then appended in their fixed order.
+            var columns: [(String, [Double], Int?)] = [
+                ("t", shown.start.map { Double($0 / 1_000_000) }, nil), ("o", shown.open, nil), ("h", shown.high, nil),
+                ("l", shown.low, nil), ("c", shown.close, nil), ("v", shown.volume, 8),
+            ]
+            for (j, name) in ReportSeries.indicatorNames.enumerated() { columns.append((name, shown.indicators[j], 7)) }
+            let rendered = renderConcurrently(columns.count) { i in
+                var out: [UInt8] = []
+                out.reserveCapacity(columns[i].1.count * 10 + 16)
+                appendArray(columns[i].0, columns[i].1, digits: columns[i].2, to: &out)
+                return out
+            }
+            for part in rendered { js += part }
+            // Prediction at bar t against the realised log(close[t+h] / close[t]) (h = model horizon), on
+            // every bar (before any merging), then thinned to at most maxCandles points.
+            let predicted = full.prediction.indices.filter { full.prediction[$0].isFinite }
+            if !predicted.isEmpty {
+                predictionCount += predicted.count
+                let step = max(1, (predicted.count + maxCandles - 1) / maxCandles)
+                let kept = predicted.indices.filter { $0 % step == 0 || $0 == predicted.count - 1 }.map { predicted[$0] }
+                var realised: [Double] = []
+                for i in kept {
+                    let later = i + horizon < full.count ? full.close[i + horizon] : Double.nan
+                    realised.append(Foundation.log(later / full.close[i]))
+                }
+                js += Array(",\"pt\":[".utf8)
+                js += Array(kept.map { String(full.end[$0]) }.joined(separator: ",").utf8)
+                js += Array("]".utf8)
+                appendArray("pred", kept.map { full.prediction[$0] }, digits: nil, to: &js)
+                appendArray("real", realised, digits: nil, to: &js)
+            }
+            js += Array("}".utf8)
+        }
+        js += Array("};\nconst ANOMS=[".utf8)
+        var anomalyCount = 0
+        var anomalyColumns: [Int]? = nil
+        _ = ReportSeries.stream(runDir + "/anomalies.csv") { header, row in
+            if let header = header {
+                let names = ["symbol", "time_ns", "rule", "value", "threshold", "severity"]
+                let found = names.compactMap { ReportSeries.column($0, in: header, of: "anomalies") }
+                anomalyColumns = found.count == names.count ? found : nil
+                return
+            }
+            guard let c = anomalyColumns, let time = row.int(c[1]) else { return }
+            if anomalyCount > 0 { js.append(UInt8(ascii: ",")) }
+            anomalyCount += 1
+            js += Array("[\"\(jsString(row.string(c[0])))\",".utf8)
+            appendNumber(Double(time / 1_000_000), to: &js)
+            js += Array(",\"\(jsString(row.string(c[2])))\",".utf8)
+            appendNumber(HumanUnits.significant(row.double(c[3]) ?? .nan, 6), to: &js)
+            js.append(UInt8(ascii: ","))
+            appendNumber(HumanUnits.significant(row.double(c[4]) ?? .nan, 6), to: &js)
+            js += Array(",\"\(jsString(row.string(c[5])))\"]".utf8)
+        }
+        js += Array("];\n".utf8)
+
+        var h = "<!DOCTYPE html>\n<html><head><meta charset=\"utf-8\"><title>Tape report</title>\n<style>\(style)</style>\n"
         h += "<script>window.__errors=[];window.onerror=function(m){window.__errors.push(String(m));document.documentElement.setAttribute('data-errors',window.__errors.join(' | '));};</script>\n"
         h += "<script>\n\(chartJS)\n</script>\n</head><body>\n<h1>Tape run report</h1>\n"
-        var symOrder: [String] = []
-        for k in order { let sy = String(k.split(separator: "|")[0]); if symOrder.last != sy { symOrder.append(sy) } }
-        for (si, sy) in symOrder.enumerated() {
-            let tfs = order.filter { $0.hasPrefix(sy + "|") }
-            h += "<section class=\"sym\" data-sym=\"\(esc(sy))\"><h2>\(esc(sy))</h2>\n"
-            h += "<label>Timeframe: <select id=\"sel\(si)\" data-idx=\"\(si)\">" + tfs.map { "<option value=\"\(esc($0))\">\(esc(String($0.split(separator: "|")[1])))</option>" }.joined() + "</select></label>\n"
-            h += "<div class=\"c\"><canvas id=\"price\(si)\"></canvas></div><div class=\"s\"><canvas id=\"rsi\(si)\"></canvas></div><div class=\"s\"><canvas id=\"macd\(si)\"></canvas></div>"
-            h += "<div class=\"s\"><canvas id=\"pred\(si)\"></canvas></div>\n</section>\n"
+        if let digest = summary["digest"] as? String { h += "<p class=\"digest\">digest <code>\(esc(digest))</code></p>\n" }
+        var symbols: [String] = []
+        for s in series where symbols.last != s.symbol { symbols.append(s.symbol) }
+        for (index, symbol) in symbols.enumerated() {
+            let options = series.filter { $0.symbol == symbol }
+                .map { "<option value=\"\(esc($0.key))\">\(esc($0.timeframe)) (\(grouped($0.count)) bars)</option>" }.joined()
+            h += """
+            <section class="sym" data-idx="\(index)" data-sym="\(esc(symbol))"><h2>\(esc(symbol))</h2>
+            <div class="toolbar"><label>Timeframe <select>\(options)</select></label>
+            <button class="zin" title="zoom in">+</button><button class="zout" title="zoom out">−</button><button class="zall">All</button>
+            <span class="range"></span></div>
+            <div class="hint">Wheel: zoom at the cursor · drag: pan · double-click: all. Times are UTC. <span class="agg"></span></div>
+            <canvas class="tape"></canvas><div class="xaxis"></div><div class="info">&nbsp;</div>
+            <h3>Anomalies</h3><label><input type="checkbox" class="inrange" checked> only in the shown range</label>
+            <table class="anoms"><thead><tr><th>time (UTC)</th><th>rule</th><th>value</th><th>threshold</th><th>severity</th></tr></thead><tbody></tbody></table>
+            <div class="pager"><button class="prev">‹ previous</button> <span class="pageinfo"></span> <button class="next">next ›</button></div>
+            </section>
+
+            """
         }
-        h += "<h2>Summary</h2>\n<table>\n"
-        for key in ["digest", "ticks_in", "ticks_rejected", "events_out", "speed", "wall_seconds", "ticks_per_second", "from_ns", "to_ns", "config_hash", "exit_code"] {
-            if let v = summary[key] { h += "<tr><th>\(key)</th><td>\(esc(jsonText(v)))</td></tr>\n" }
+        h += runSummaryHTML(summary)
+        h += "<h2>Per symbol and timeframe</h2><table class=\"num\"><tr><th>symbol</th><th>timeframe</th><th>bars</th>"
+            + "<th>first bar start (UTC)</th><th>last bar end (UTC)</th><th>open</th><th>close</th><th>return</th><th>high</th>"
+            + "<th>low</th><th>volume</th><th>anomalies</th></tr>\n"
+        for r in rows {
+            let c = r.split(separator: ",", omittingEmptySubsequences: false).map(String.init)
+            guard c.count == 12 else { continue }
+            let ret = Double(c[7]).map { HumanUnits.text($0 * 100, digits: 3) + " %" } ?? "—"
+            let cells = [esc(c[0]), esc(c[1]), grouped(Int(c[2]) ?? 0), timeCell(c[3]), timeCell(c[4]), numberCell(c[5], 8),
+                         numberCell(c[6], 8), ret, numberCell(c[8], 8), numberCell(c[9], 8), numberCell(c[10], 10), esc(c[11])]
+            h += "<tr>" + cells.map { "<td>\($0)</td>" }.joined() + "</tr>\n"
         }
+        h += "</table>\n<p class=\"note\">summary.csv has these rows with every digit.</p>\n"
+        if predictionCount > 0 {
+            h += "<h2>Predictions</h2><p>\(grouped(predictionCount)) predictions (predictions.csv); charted per symbol "
+                + "against the realised log return over \(horizon) bar(s).</p>\n"
+        }
+        let training = TrainingReport.load(runDir: runDir, meta: meta)
+        var trainingScript = ""
+        if let t = training {
+            h += t.html
+            trainingScript = t.script
+        }
+        h += "<script>\n"
+        let head = Array(h.utf8)
+        var tail = "\(ReportScript.chart)\n\(trainingScript)\n"
+        tail += "document.documentElement.setAttribute('data-charts',String(created));\n"
+        tail += "document.documentElement.setAttribute('data-ok','1');\n</script>\n</body></html>\n"
+        try writeFile(runDir + "/index.html", parts: [head, js, Array(tail.utf8)])
+        return runDir + "/index.html"
+    }
+
+    /// `count` byte buffers made by `make` on up to all cores, in index order.
+    static func renderConcurrently(_ count: Int, _ make: (Int) -> [UInt8]) -> [[UInt8]] {
+        let results = UnsafeMutableBufferPointer<[UInt8]>.allocate(capacity: count)
+        results.initialize(repeating: [])
+        defer { results.deallocate() }
+        // Each iteration writes only its own slot.
+        DispatchQueue.concurrentPerform(iterations: count) { i in results[i] = make(i) }
+        return Array(results)
+    }
+
+    /// Writes `parts` one after another into a new file at `path` (no joined copy of a large page);
+    /// a failed write throws.
+    static func writeFile(_ path: String, parts: [[UInt8]]) throws {
+        let temporary = path + ".partial"
+        guard FileManager.default.createFile(atPath: temporary, contents: nil),
+              let handle = FileHandle(forWritingAtPath: temporary) else { throw ReportError("cannot create \(temporary)") }
+        do {
+            for part in parts { try handle.write(contentsOf: part) }
+            try handle.close()
+        } catch {
+            try? handle.close()
+            throw ReportError("cannot write \(temporary): \(error)")
+        }
+        // rename(2) replaces a file atomically and refuses to replace a directory (never removed here).
+        if rename(temporary, path) != 0 {
+            let reason = String(cString: strerror(errno))
+            try? FileManager.default.removeItem(atPath: temporary)
+            throw ReportError("cannot write \(path): \(reason)")
+        }
+    }
+
+    /// Most candles kept per series in the page (merged beyond: see `ReportSeries.downsampled`).
+    public static let maxCandles = 50_000
+
+    static let style = """
+    body{font-family:system-ui,sans-serif;margin:1em;color:#263238;max-width:1400px}table{border-collapse:collapse;font-size:12px;margin:.4em 0}
+    td,th{border:1px solid #cfd8dc;padding:2px 8px}th{background:#eceff1;text-align:left}table.num td{text-align:right;font-variant-numeric:tabular-nums}
+    section.sym{position:relative;margin-bottom:2em}canvas.tape{display:block;cursor:crosshair;border:0}
+    .xaxis{position:relative;height:20px;font:11px sans-serif;color:#37474f}.xlabel{position:absolute;top:5px;white-space:nowrap}
+    .xtick{position:absolute;top:0;width:1px;height:4px;background:#90a4ae}.info{font:12px monospace;color:#455a64;min-height:1.3em}
+    .toolbar{display:flex;gap:.5em;align-items:center}.toolbar button{min-width:2.2em}.range,.hint,.note{font-size:12px;color:#607d8b}
+    table.anoms th{cursor:pointer}table.anoms th[data-sort=asc]::after{content:' ▲'}table.anoms th[data-sort=desc]::after{content:' ▼'}
+    .warn{background:#fff3e0;border:1px solid #ffb74d;padding:.5em 1em}.chartbox{position:relative;height:260px;max-width:1100px}
+    """
+
+    /// The run summary as a table of human units.
+    static func runSummaryHTML(_ summary: [String: Any]) -> String {
+        var h = "<h2>Run summary</h2>\n<table>\n"
+        func row(_ name: String, _ value: String) { h += "<tr><th>\(esc(name))</th><td>\(value)</td></tr>\n" }
+        for key in ["digest", "config_hash"] { if let v = summary[key] as? String { row(key, "<code>\(esc(v))</code>") } }
+        for key in ["ticks_in", "ticks_rejected", "events_out"] { if let v = summary[key] as? NSNumber { row(key, grouped(v.intValue)) } }
+        for key in ["from_ns", "to_ns", "first_event_ns", "last_event_ns"] {
+            if let v = summary[key] as? NSNumber { row(key.replacingOccurrences(of: "_ns", with: "") + " (UTC)", esc(HumanUnits.time(v.int64Value))) }
+        }
+        if let v = summary["wall_seconds"] as? NSNumber { row("wall time", HumanUnits.text(v.doubleValue, digits: 3) + " s") }
+        if let v = summary["ticks_per_second"] as? NSNumber { row("throughput", grouped(Int(v.doubleValue.rounded())) + " ticks/s") }
+        if let v = summary["speed"] { row("speed", esc(jsonText(v))) }
+        if let v = summary["exit_code"] { row("exit code", esc(jsonText(v))) }
         for key in ["ticks_rejected_by_reason", "skipped", "events_out_by_kind"] {
             if let d = summary[key] as? [String: Any] {
-                h += "<tr><th>\(key)</th><td>" + d.keys.sorted().map { "\(esc($0)): \(esc(jsonText(d[$0]!)))" }.joined(separator: "<br>") + "</td></tr>\n"
+                row(key, d.keys.sorted().map { k in
+                    let value = (d[k] as? NSNumber).map { grouped($0.intValue) } ?? esc(jsonText(d[k]!))
+                    return "\(esc(k)): \(value)"
+                }.joined(separator: "<br>"))
             }
         }
         h += "</table>\n"
         if let inputs = summary["inputs"] as? [[String: Any]] {
-            h += "<h2>Inputs</h2><table><tr><th>path</th><th>format</th><th>sha256</th></tr>\n"
-            for i in inputs { h += "<tr><td>\(esc(jsonText(i["path"] ?? "")))</td><td>\(esc(jsonText(i["format"] ?? "")))</td><td>\(esc(jsonText(i["sha256"] ?? "")))</td></tr>\n" }
+            h += "<h2>Inputs</h2><table><tr><th>path</th><th>format</th><th>events</th><th>sha256</th></tr>\n"
+            for i in inputs {
+                let events = (i["events"] as? NSNumber).map { grouped($0.intValue) } ?? ""
+                h += "<tr><td>\(esc(jsonText(i["path"] ?? "")))</td><td>\(esc(jsonText(i["format"] ?? "")))</td><td>\(events)</td>"
+                    + "<td><code>\(esc(jsonText(i["sha256"] ?? "")))</code></td></tr>\n"
+            }
             h += "</table>\n"
         }
-        h += "<h2>Per symbol and timeframe</h2><table><tr>" + summaryHeader.split(separator: ",").map { "<th>\($0)</th>" }.joined() + "</tr>\n"
-        for r in rows { h += "<tr>" + r.split(separator: ",", omittingEmptySubsequences: false).map { "<td>\(esc(String($0)))</td>" }.joined() + "</tr>\n" }
-        h += "</table>\n"
-        h += "<h2>Anomalies (\(anoms.rows.count))</h2><table><tr>" + anoms.header.map { "<th>\(esc($0))</th>" }.joined() + "</tr>\n"
-        for r in anoms.rows.prefix(500) { h += "<tr>" + r.map { "<td>\(esc($0))</td>" }.joined() + "</tr>\n" }
-        h += "</table>\n"
-        if let p = preds { h += "<h2>Predictions</h2><p>\(p.rows.count) predictions (predictions.csv); charted per symbol against the realised log return over \(horizon) bar(s).</p>\n" }
-        if let e = evalT {
-            h += "<h2>Evaluation</h2><table><tr>" + e.header.map { "<th>\(esc($0))</th>" }.joined() + "</tr>\n"
-            for r in e.rows { h += "<tr>" + r.map { "<td>\(esc($0))</td>" }.joined() + "</tr>\n" }
-            h += "</table>\n"
+        return h
+    }
+
+    /// `12,345,678`.
+    static func grouped(_ value: Int) -> String {
+        let digits = String(value.magnitude)
+        var out = ""
+        for (i, ch) in digits.enumerated() {
+            if i > 0 && (digits.count - i) % 3 == 0 { out.append(",") }
+            out.append(ch)
         }
-        h += "<script>\n" + js + chartCode + "\n</script>\n</body></html>\n"
-        try h.write(toFile: runDir + "/index.html", atomically: true, encoding: .utf8)
-        return runDir + "/index.html"
+        return (value < 0 ? "-" : "") + out
+    }
+
+    static func timeCell(_ ns: String) -> String { Int64(ns).map { esc(HumanUnits.time($0)) } ?? esc(ns) }
+    static func numberCell(_ text: String, _ digits: Int) -> String { Double(text).map { HumanUnits.text($0, digits: digits) } ?? esc(text) }
+
+    /// A JavaScript string literal's contents (inside double quotes).
+    static func jsString(_ s: String) -> String {
+        var out = ""
+        for scalar in s.unicodeScalars {
+            switch scalar {
+            case "\"": out += "\\\""
+            case "\\": out += "\\\\"
+            case "<": out += "\\u003c"
+            default:
+                if scalar.value < 0x20 { out += String(format: "\\u%04x", scalar.value) } else { out.unicodeScalars.append(scalar) }
+            }
+        }
+        return out
+    }
+
+    /// A number for the page's data (`null` for NaN and infinities).
+    static func appendNumber(_ value: Double, to out: inout [UInt8]) {
+        if value.isFinite { Numbers.append(value, to: &out) } else { out += Array("null".utf8) }
+    }
+
+    /// `,"name":[v,…]`, each value rounded to `digits` significant digits (nil: as it is).
+    static func appendArray(_ name: String, _ values: [Double], digits: Int?, to out: inout [UInt8]) {
+        out += Array(",\"\(name)\":[".utf8)
+        for (i, value) in values.enumerated() {
+            if i > 0 { out.append(UInt8(ascii: ",")) }
+            appendNumber(digits.map { HumanUnits.significant(value, $0) } ?? value, to: &out)
+        }
+        out.append(UInt8(ascii: "]"))
     }
 
     static func jsonText(_ v: Any) -> String {
@@ -240,48 +358,4 @@ public enum ReportWriter {
         s.replacingOccurrences(of: "&", with: "&amp;").replacingOccurrences(of: "<", with: "&lt;")
             .replacingOccurrences(of: ">", with: "&gt;").replacingOccurrences(of: "\"", with: "&quot;")
     }
-
-    static let chartCode = #"""
-const charts={};
-let created=0;
-function fmt(ns){return new Date(Number(ns)/1e6).toISOString().slice(0,16).replace('T',' ');}
-function draw(idx,key){
-  (charts[idx]||[]).forEach(c=>c.destroy()); charts[idx]=[];
-  const s=SERIES[key]; if(!s) return;
-  const sym=key.split('|')[0];
-  const labels=s.t.map(fmt);
-  const an=s.close.map(()=>null);
-  ANOMS.filter(a=>a[0]===sym).forEach(a=>{let best=s.t.length-1;for(let i=0;i<s.t.length;i++){if(Number(s.t[i])>=a[1]){best=i;break;}} if(best>=0) an[best]=s.close[best];});
-  const common={animation:false,responsive:true,maintainAspectRatio:false,plugins:{legend:{display:true}},scales:{x:{ticks:{maxRotation:0,autoSkip:true,maxTicksLimit:12}},y:{beginAtZero:false}}};
-  const add=(id,cfg)=>{charts[idx].push(new Chart(document.getElementById(id+idx),cfg)); created++;};
-  add('price',{data:{labels,datasets:[
-    {type:'bar',label:'low-high',data:s.hl,backgroundColor:'rgba(100,100,200,0.6)'},
-    {type:'line',label:'close',data:s.close,borderColor:'#000',pointRadius:0,borderWidth:1},
-    {type:'line',label:'SMA',data:s.sma,borderColor:'#e67e22',pointRadius:0,borderWidth:1},
-    {type:'line',label:'EMA',data:s.ema,borderColor:'#27ae60',pointRadius:0,borderWidth:1},
-    {type:'line',label:'BB upper',data:s.bb_upper,borderColor:'#95a5a6',pointRadius:0,borderWidth:1},
-    {type:'line',label:'BB middle',data:s.bb_middle,borderColor:'#bdc3c7',pointRadius:0,borderWidth:1,borderDash:[4,4]},
-    {type:'line',label:'BB lower',data:s.bb_lower,borderColor:'#95a5a6',pointRadius:0,borderWidth:1},
-    {type:'line',label:'anomaly',data:an,showLine:false,pointRadius:3,pointBackgroundColor:'red',borderColor:'red'}]},options:common});
-  add('rsi',{type:'line',data:{labels,datasets:[{label:'RSI',data:s.rsi,borderColor:'#8e44ad',pointRadius:0,borderWidth:1}]},options:Object.assign({},common,{scales:{x:common.scales.x,y:{min:0,max:100}}})});
-  add('macd',{data:{labels,datasets:[
-    {type:'bar',label:'hist',data:s.macd_hist,backgroundColor:'#bbb'},
-    {type:'line',label:'MACD',data:s.macd,borderColor:'#2980b9',pointRadius:0,borderWidth:1},
-    {type:'line',label:'signal',data:s.macd_signal,borderColor:'#c0392b',pointRadius:0,borderWidth:1}]},options:common});
-  const pc=document.getElementById('pred'+idx).parentNode;
-  if(s.pt){
-    pc.style.display='';
-    add('pred',{type:'line',data:{labels:s.pt.map(fmt),datasets:[
-      {label:'realised log return',data:s.real,borderColor:'#7f8c8d',pointRadius:0,borderWidth:1},
-      {label:'prediction',data:s.pred,borderColor:'#d35400',pointRadius:0,borderWidth:1}]},options:common});
-  } else { pc.style.display='none'; }
-}
-document.querySelectorAll('select[data-idx]').forEach(sel=>{
-  const idx=sel.getAttribute('data-idx');
-  if(sel.value) draw(idx,sel.value);
-  sel.addEventListener('change',()=>draw(idx,sel.value));
-});
-document.documentElement.setAttribute('data-charts',String(created));
-document.documentElement.setAttribute('data-ok','1');
-"""#
 }

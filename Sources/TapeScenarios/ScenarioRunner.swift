@@ -122,6 +122,7 @@ public struct ScenarioRunner {
             cfg.params.rounds = m.rounds
             cfg.params.maxDepth = m.maxDepth
             cfg.walkForward = WalkForwardConfig(folds: m.folds, costPerTrade: m.cost)
+            cfg.symbolNames = summary.inputSymbols
             let dir = (runDir as NSString).appendingPathComponent("model")
             let t: TrainingSummary
             do { t = try TrainingRun.run(dataset: c.dataset(), config: cfg, outDir: dir) }

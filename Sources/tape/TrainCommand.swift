@@ -79,6 +79,7 @@ struct TrainCommand: ParsableCommand {
         cfg.params.seed = seed; cfg.params.treeMethod = treeMethod
         cfg.walkForward = WalkForwardConfig(folds: folds, trainSpan: try span(trainSpan, "train-span"),
                                             testSpan: try span(testSpan, "test-span"), costPerTrade: cost)
+        cfg.symbolNames = s.inputSymbols
         for p in o.inputs { cfg.inputDigests[p] = FileHash.sha256(path: p).map { "sha256:" + $0 } ?? "unreadable" }
         let ds = collector.dataset()
         // A model needs data: below the minimum training is refused (it would fit noise and report it as

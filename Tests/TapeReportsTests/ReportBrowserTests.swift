@@ -1,0 +1,160 @@
+import XCTest
+import TapeTestSupport
+import TapeCore
+import TapeGraph
+import TapeReplay
+import Foundation
+import TapeReports
+import TapeScenarios
+
+/// The report as a trader opens it, in headless Chromium: a month of real 1-minute bars and a few
+/// minutes of a real tick capture. A probe script (the test's, appended to a copy of the page) checks
+/// that every canvas is drawn, measures the time-axis labels' boxes as the browser laid them out
+/// (none may overlap) and zooms each price chart to the whole range, a middle stretch and the last
+/// 60 candles, checking that candles, indicators and labels are drawn at every level. Screenshots go
+/// to `$TMPDIR/tape-report-screenshots/`.
+final class ReportBrowserTests: XCTestCase {
+    static let chromium = "/usr/bin/chromium"
+    var root: URL {
+        var url = URL(fileURLWithPath: #filePath).deletingLastPathComponent()
+        while !FileManager.default.fileExists(atPath: url.appendingPathComponent("Package.swift").path) { url = url.deletingLastPathComponent() }
+        return url
+    }
+    var shared: URL { root.deletingLastPathComponent().appendingPathComponent("shared/data") }
+
+    static let probe = """
+    <script>
+    (function(){
+      const root=document.documentElement;
+      function drawn(c){if(!c.width||!c.height)return false;const d=c.getContext('2d').getImageData(0,0,c.width,c.height).data;
+        const seen=new Set();for(let i=0;i<d.length;i+=4*89){seen.add((d[i]<<16)|(d[i+1]<<8)|d[i+2]);if(seen.size>6)return true;}return false;}
+      function overlaps(){const boxes=[...document.querySelectorAll('.xlabel')].map(e=>e.getBoundingClientRect());let n=0;
+        for(let i=0;i<boxes.length;i++)for(let j=i+1;j<boxes.length;j++){const a=boxes[i],b=boxes[j];
+          if(a.left<b.right&&b.left<a.right&&a.top<b.bottom&&b.top<a.bottom)n++;}return n;}
+      const canvases=[...document.querySelectorAll('canvas')];
+      root.setAttribute('data-probe-canvases',canvases.length+'/'+canvases.filter(drawn).length);
+      let worst=0,minLabels=1e9,minIndicators=1e9,minCandles=1e9,levels=0;
+      for(const c of window.tapeCharts||[]){for(const key of Object.keys(SERIES).filter(k=>k.split('|')[0]===c.section.getAttribute('data-sym'))){
+        c.select.value=key;c.setSeries(key);const n=c.s.t.length;
+        for(const [a,b] of [[0,n-1],[Math.floor(n/2)-Math.min(500,n>>2),Math.floor(n/2)+Math.min(500,n>>2)],[Math.max(0,n-60),n-1]]){
+          // indicators need 20+ bars of history: checked on series of 60+ bars
+          c.zoomTo(a,b);levels++;worst=Math.max(worst,overlaps());minLabels=Math.min(minLabels,c.stats.labels);
+          if(n>=60)minIndicators=Math.min(minIndicators,c.stats.indicatorPoints);minCandles=Math.min(minCandles,c.stats.candles);}}
+        c.select.value=c.select.options[0].value;c.setSeries(c.select.value);c.draw();}
+      root.setAttribute('data-probe-levels',String(levels));root.setAttribute('data-probe-overlaps',String(worst));
+      root.setAttribute('data-probe-min-labels',String(minLabels));root.setAttribute('data-probe-min-indicators',String(minIndicators));
+      root.setAttribute('data-probe-min-candles',String(minCandles));
+    })();
+    </script>
+    """
+
+    func run(_ args: [String]) throws -> String {
+        let p = Process()
+        p.executableURL = URL(fileURLWithPath: args[0])
+        p.arguments = Array(args.dropFirst())
+        let out = Pipe()
+        p.standardOutput = out
+        p.standardError = FileHandle.nullDevice
+        try p.run()
+        let data = out.fileHandleForReading.readDataToEndOfFile()
+        p.waitUntilExit()
+        return String(decoding: data, as: UTF8.self)
+    }
+
+    func attribute(_ name: String, in dom: String) -> String? {
+        guard let r = dom.range(of: "\(name)=\"") else { return nil }
+        let rest = dom[r.upperBound...]
+        return rest.firstIndex(of: "\"").map { String(rest[..<$0]) }
+    }
+
+    /// Renders `html` with the probe; checks it; saves a screenshot as `<name>.png`.
+    func check(_ html: String, name: String, minimumCharts: Int) throws {
+        let page = try String(contentsOfFile: html, encoding: .utf8)
+        let probed = (html as NSString).deletingLastPathComponent + "/probe.html"
+        try page.replacingOccurrences(of: "</body></html>", with: ReportBrowserTests.probe + "</body></html>")
+            .write(toFile: probed, atomically: true, encoding: .utf8)
+        let base = [Self.chromium, "--headless", "--no-sandbox", "--disable-gpu", "--hide-scrollbars", "--window-size=1400,2600",
+                    "--virtual-time-budget=20000"]
+        let dom = try run(base + ["--dump-dom", "file://" + probed])
+        XCTAssertEqual(attribute("data-ok", in: dom), "1", "\(name): page did not finish")
+        XCTAssertNil(attribute("data-errors", in: dom), "\(name): JS errors")
+        let charts = Int(attribute("data-charts", in: dom) ?? "") ?? 0
+        XCTAssertGreaterThanOrEqual(charts, minimumCharts, "\(name): charts created")
+        let canvases = (attribute("data-probe-canvases", in: dom) ?? "0/0").split(separator: "/").map { Int($0) ?? -1 }
+        XCTAssertGreaterThan(canvases[0], 0, name)
+        XCTAssertEqual(canvases[0], canvases[1], "\(name): \(canvases[0] - canvases[1]) canvases are blank")
+        XCTAssertGreaterThanOrEqual(Int(attribute("data-probe-levels", in: dom) ?? "") ?? 0, 3, name)
+        XCTAssertEqual(attribute("data-probe-overlaps", in: dom), "0", "\(name): time-axis labels overlap")
+        XCTAssertGreaterThanOrEqual(Int(attribute("data-probe-min-labels", in: dom) ?? "") ?? 0, 2, "\(name): too few time labels")
+        XCTAssertGreaterThan(Int(attribute("data-probe-min-indicators", in: dom) ?? "") ?? 0, 0, "\(name): indicators missing at a zoom level")
+        XCTAssertGreaterThan(Int(attribute("data-probe-min-candles", in: dom) ?? "") ?? 0, 0, "\(name): no candles at a zoom level")
+        let shots = NSTemporaryDirectory() + "tape-report-screenshots"
+        try FileManager.default.createDirectory(atPath: shots, withIntermediateDirectories: true)
+        let png = shots + "/\(name).png"
+        try? FileManager.default.removeItem(atPath: png)
+        _ = try run(base + ["--screenshot=" + png, "file://" + html])
+        let size = (try? FileManager.default.attributesOfItem(atPath: png)[.size] as? Int) ?? 0
+        XCTAssertGreaterThan(size, 20_000, "\(name): screenshot missing or blank")
+        print("report screenshot: \(png)")
+    }
+
+    func testBarFileReportInChromium() throws {
+        try requireOrSkip(FileManager.default.fileExists(atPath: Self.chromium), "chromium at \(Self.chromium)")
+        let bars = shared.appendingPathComponent("bars/btc-perp-20211231-20220201_1m.csv.gz").path
+        try requireOrSkip(FileManager.default.fileExists(atPath: bars), "real data at \(bars)")
+        var o = ReplayOptions(inputs: [bars])
+        o.outDir = NSTemporaryDirectory() + "tape-browser-bars-\(getpid())"
+        o.messagePrinter = { _ in }
+        let s = try runReplay(o)
+        let started = Date()
+        let html = try ReportWriter.write(runDir: s.runDir)
+        let seconds = Date().timeIntervalSince(started)
+        print("report of \(s.ticksIn) bars: \(String(format: "%.3f", seconds)) s (replay \(String(format: "%.3f", s.wallSeconds)) s)")
+        let page = try String(contentsOfFile: html, encoding: .utf8)
+        XCTAssertTrue(page.contains(s.digest))
+        XCTAssertFalse(page.contains("<script src"), "no external scripts: the page opens offline")
+        try check(html, name: "bars-1m-month", minimumCharts: 1)
+    }
+
+    func testCaptureReportInChromium() throws {
+        try requireOrSkip(FileManager.default.fileExists(atPath: Self.chromium), "chromium at \(Self.chromium)")
+        let capture = shared.appendingPathComponent("binance-feed/spot-btcusdt_20240808.gz").path
+        try requireOrSkip(FileManager.default.fileExists(atPath: capture), "real data at \(capture)")
+        var o = ReplayOptions(inputs: [capture])
+        o.outDir = NSTemporaryDirectory() + "tape-browser-capture-\(getpid())"
+        o.messagePrinter = { _ in }
+        o.engine.config.timeframes = [Timeframe(seconds: 1), Timeframe(seconds: 5), Timeframe(seconds: 60)]
+        let s = try runReplay(o)
+        let html = try ReportWriter.write(runDir: s.runDir)
+        try check(html, name: "capture-ticks", minimumCharts: 1)
+    }
+
+    /// A trained run (two hours of real 1-minute bars: thin data) with predictions: the model section
+    /// has its warning, the evaluation table, the per-fold RMSE, out-of-sample return and importance
+    /// charts, and the price chart its prediction panel; all drawn in Chromium.
+    func testTrainedRunReportInChromium() throws {
+        try requireOrSkip(FileManager.default.fileExists(atPath: Self.chromium), "chromium at \(Self.chromium)")
+        let bars = shared.appendingPathComponent("bars/btc-perp-20211231-20220201_1m.csv.gz").path
+        try requireOrSkip(FileManager.default.fileExists(atPath: bars), "real data at \(bars)")
+        let directory = NSTemporaryDirectory() + "tape-browser-trained-\(getpid())"
+        try? FileManager.default.removeItem(atPath: directory)
+        try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+        let yaml = directory + "/trained.yaml"
+        try """
+        recordings: [\(bars)]
+        from: 2022-01-10T00:00:00Z
+        to: 2022-01-10T06:00:00Z
+        model:
+          train: {timeframe: 1m, horizon: 1, rounds: 10, folds: 3, predict: true}
+
+        """.write(toFile: yaml, atomically: true, encoding: .utf8)
+        let run = try ScenarioRunner(root: root.path, workDir: directory + "/work").execute(try ScenarioFile.load(path: yaml))
+        let html = try ReportWriter.write(runDir: run.runDir)
+        let page = try String(contentsOfFile: html, encoding: .utf8)
+        XCTAssertTrue(page.contains("class=\"warn\">⚠ Only "), "thin-data warning")
+        XCTAssertTrue(page.contains("<h3>Walk-forward evaluation</h3>") && page.contains("<h3>Feature importance (final model)</h3>"))
+        XCTAssertTrue(page.contains("id=\"foldRMSE\"") && page.contains("id=\"oosReturn\"") && page.contains("id=\"importance\""))
+        // One price chart (with its prediction panel) and three model charts.
+        try check(html, name: "trained-6h", minimumCharts: 4)
+    }
+}
