@@ -253,7 +253,7 @@ final class LiveSessionTests: XCTestCase {
             """.write(toFile: config, atomically: true, encoding: .utf8)
         let simulator = try FeedSimProcess([directory + "/spot-head.gz", "--protocol", "binance", "--speed", "1"])
         let live = directory + "/live"
-        let session = try run(["live", "--feed", "binance-spot:btcusdt=ws://\(simulator.base)", "--duration", "9s",
+        let session = try run(["live", "--feed", "binance-spot:btcusdt=ws://\(simulator.base)", "--duration", "12s",
                                "--config", config, "--snapshot-out", directory + "/live.snapshot",
                                "--out", live, "--quiet"])
         simulator.stop()
