@@ -10,7 +10,10 @@ TAPE="${TAPE:-.build/release/tape}"
 BENCH="${1:?usage: scripts/bench_store.sh BENCH_FILE}"
 WORK=reports/bench/store
 rm -rf "$WORK"; mkdir -p "$WORK"
+# Stop afterwards what this script started (servers already up stay up).
+started=$(scripts/services.sh status | grep -c ' down ' || true)
 scripts/services.sh start > /dev/null
+[ "$started" -gt 0 ] && trap 'scripts/services.sh stop > /dev/null' EXIT
 DB=tape_bench
 psql -q -h 127.0.0.1 -p "$TAPE_PG_PORT" -U postgres -c "DROP DATABASE IF EXISTS $DB WITH (FORCE)" -c "CREATE DATABASE $DB" 2>&1 | grep -v NOTICE || true
 URL="postgres://postgres@127.0.0.1:$TAPE_PG_PORT/$DB"
