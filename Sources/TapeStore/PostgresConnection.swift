@@ -31,14 +31,14 @@ public final class PostgresConnection {
 
     public init(url: String) throws {
         guard let opened = PQconnectdb(url) else {
-            throw PostgresError(peer: Self.redacted(url), detail: "out of memory")
+            throw PostgresError(peer: urlWithoutPassword(url), detail: "out of memory")
         }
         connection = opened
         // After a failed connection these may be NULL: name what the URL said then.
         let host = PQhost(opened).map { String(cString: $0) } ?? "?"
         let port = PQport(opened).map { String(cString: $0) } ?? "?"
         let database = PQdb(opened).map { String(cString: $0) } ?? "?"
-        peer = host == "?" ? Self.redacted(url) : "\(host):\(port)/\(database)"
+        peer = host == "?" ? urlWithoutPassword(url) : "\(host):\(port)/\(database)"
         guard PQstatus(opened) == CONNECTION_OK else {
             // Every stored property is set: deinit runs and calls PQfinish once.
             throw PostgresError(peer: peer, detail: Self.lastError(opened))
@@ -151,11 +151,12 @@ public final class PostgresConnection {
         String(cString: PQerrorMessage(connection)).trimmingCharacters(in: .whitespacesAndNewlines)
     }
 
-    /// A connection URL without its password (`postgres://user:secret@h` → `postgres://user@h`).
-    static func redacted(_ url: String) -> String {
-        guard let at = url.firstIndex(of: "@"), let scheme = url.range(of: "://") else { return url }
-        let credentials = url[scheme.upperBound..<at]
-        let user = credentials.split(separator: ":").first.map(String.init) ?? ""
-        return String(url[..<scheme.upperBound]) + user + String(url[at...])
-    }
+}
+
+/// A server URL without its password (`postgres://user:secret@h` → `postgres://user@h`; any scheme), for
+/// messages: every store names its server this way.
+public func urlWithoutPassword(_ url: String) -> String {
+    guard let at = url.firstIndex(of: "@"), let scheme = url.range(of: "://"), scheme.upperBound < at else { return url }
+    let user = url[scheme.upperBound..<at].split(separator: ":").first.map(String.init) ?? ""
+    return String(url[..<scheme.upperBound]) + user + String(url[at...])
 }

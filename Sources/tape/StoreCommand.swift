@@ -110,11 +110,7 @@ enum StoreURL {
     }
 
     /// The URL without a password.
-    static func redacted(_ url: String) -> String {
-        guard let at = url.firstIndex(of: "@"), let scheme = url.range(of: "://"), scheme.upperBound < at else { return url }
-        let user = url[scheme.upperBound..<at].split(separator: ":").first.map(String.init) ?? ""
-        return String(url[..<scheme.upperBound]) + user + String(url[at...])
-    }
+    static func redacted(_ url: String) -> String { urlWithoutPassword(url) }
 
     static func jsonArray(_ items: [String]) -> String {
         "[" + items.map { JSONValue.quote($0) }.joined(separator: ",") + "]"
