@@ -118,6 +118,12 @@ public enum FS {
         return access(path, W_OK | X_OK) == 0
     }
 
+    /// A regular file (not a pipe, FIFO, device or folder): one that can be read twice.
+    public static func isRegularFile(_ path: String) -> Bool {
+        var st = stat()
+        return stat(path, &st) == 0 && (st.st_mode & S_IFMT) == S_IFREG
+    }
+
     public static func fileSize(_ path: String) -> Int64? {
         var st = stat()
         return stat(path, &st) == 0 ? Int64(st.st_size) : nil

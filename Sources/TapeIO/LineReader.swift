@@ -23,8 +23,15 @@ public final class LineReader {
     public let fileName: String
     public private(set) var lineNumber = 0
     public private(set) var bytesRead: Int64 = 0
-    /// Compressed bytes behind the lines handed out so far (per chunk: progress, not an exact offset).
-    public private(set) var compressedBytesRead: Int64 = 0
+    /// Compressed bytes behind the lines handed out so far, for progress and ETA: the compressed span of
+    /// the current chunk (what zlib consumed to make it, not what was read ahead from the file) taken in
+    /// proportion to the chunk's bytes handed out — exact at chunk ends, interpolated inside one.
+    public var compressedBytesRead: Int64 {
+        guard chunk.count > 0, chunkCompressedEnd > chunkCompressedStart else { return chunkCompressedEnd }
+        return chunkCompressedStart + (chunkCompressedEnd - chunkCompressedStart) * Int64(pos) / Int64(chunk.count)
+    }
+    private var chunkCompressedStart: Int64 = 0
+    private var chunkCompressedEnd: Int64 = 0
     /// Set when a `read(2)` failed (`read failed at byte N: <errno text>; the rest of the input was not
     /// read`): reported once as a `read_error` reject, and the input counts as unusable.
     public private(set) var readFailure: String?
@@ -158,7 +165,9 @@ public final class LineReader {
             issues.removeAll(keepingCapacity: true)
             guard let c = stream.nextChunk(issues: &issues) else {
                 atEnd = true
-                compressedBytesRead = stream.consumedCompressedBytes
+                chunk = UnsafeRawBufferPointer(start: nil, count: 0)
+                chunkCompressedStart = stream.consumedCompressedBytes
+                chunkCompressedEnd = stream.consumedCompressedBytes
                 if stream.zeroPaddingBytes > 0 {
                     rejects?.skipped("trailing_zero_bytes", count: Int(stream.zeroPaddingBytes))
                 }
@@ -181,7 +190,8 @@ public final class LineReader {
                 return nil
             }
             bytesRead += Int64(c.count)
-            compressedBytesRead = stream.consumedCompressedBytes
+            chunkCompressedStart = chunkCompressedEnd
+            chunkCompressedEnd = stream.consumedCompressedBytes
             chunk = c
             pos = 0
             if !issues.isEmpty { chunkEndsDamaged = true }

@@ -221,13 +221,19 @@ public final class MutableRejects: RejectHandler {
 
 /// Opens every input of a run (in command-line order: the merge tie-break after receive time).
 /// A missing file or an undetectable format is `UnusableInput`.
+/// Captures of one symbol from different markets whose venue nothing names are kept apart by the
+/// market their messages tell (`CaptureOrigins`), with a warning.
 public func openInputs(_ options: ReplayOptions, symbols: SymbolTable, rejects: RejectHandler) throws -> [EventSource] {
-    try options.inputs.enumerated().map { (index, path) in
-        guard FS.exists(path) || path == GzipStream.standardInputPath else {
-            throw UnusableInput("\(path): no such file")
-        }
+    for path in options.inputs where !(FS.exists(path) || path == GzipStream.standardInputPath) {
+        throw UnusableInput("\(path): no such file")
+    }
+    let origins: (venues: [String?], warnings: [String])
+    do { origins = try CaptureOrigins.separate(paths: options.inputs, format: options.format, venue: options.venue) }
+    catch { throw UnusableInput("\(error)") }
+    for warning in origins.warnings { options.messagePrinter("tape: warning: " + warning) }
+    return try options.inputs.enumerated().map { (index, path) in
         var readerOptions = ReaderOptions(symbols: symbols, rejects: rejects, sourceIndex: UInt32(index),
-                                          symbol: options.symbol, venue: options.venue,
+                                          symbol: options.symbol, venue: options.venue ?? origins.venues[index],
                                           backwardsTolerance: options.backwardsTolerance,
                                           maxLineBytes: options.maxLineBytes)
         readerOptions.forwardJumpLimit = options.forwardJumpLimit

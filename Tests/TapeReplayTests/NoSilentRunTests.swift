@@ -42,6 +42,42 @@ final class NoSilentRunTests: XCTestCase {
         XCTAssertTrue(err.contains("no recordings in the folder") && err.contains("bars.csv"), err)
     }
 
+    /// Two captures of BTCUSDT, Binance spot and USDⓈ-M futures, in files whose names do not tell the
+    /// market (`a.gz`, `b.gz`): kept apart by what their messages tell, with a warning, and each equal to
+    /// the run of the same files under market names. Two spot days of one symbol are still one symbol.
+    func testCapturesOfOneSymbolFromDifferentMarketsAreKeptApart() throws {
+        let captures = try Paths.captures()
+        let spot = try XCTUnwrap(captures.first { $0.hasSuffix("spot-btcusdt_20240808.gz") })
+        let spot2 = try XCTUnwrap(captures.first { $0.hasSuffix("spot-btcusdt_20240809.gz") })
+        let usdm = try XCTUnwrap(captures.first { $0.hasSuffix("usdm-btcusdt_20240808.gz") })
+        let out = Paths.tempDir("markets")
+        for (from, to) in [(spot, "a.gz"), (usdm, "b.gz"), (spot2, "c.gz")] {
+            try FileManager.default.copyItem(atPath: from, toPath: out + "/" + to)
+        }
+        func symbolDigests(_ folder: String) throws -> [String: String] {
+            let data = try Data(contentsOf: URL(fileURLWithPath: folder + "/summary.json"))
+            return try XCTUnwrap((try JSONSerialization.jsonObject(with: data) as? [String: Any])?["digests_by_symbol"]
+                as? [String: String])
+        }
+        var (rc, _, err) = try run(["replay", out + "/a.gz", out + "/b.gz", "--out", out + "/unnamed", "--no-report"])
+        XCTAssertEqual(rc, 0, err)
+        XCTAssertTrue(err.contains("BTCUSDT from different markets") && err.contains("Binance spot")
+                      && err.contains("Binance USDⓈ-M futures") && err.contains("kept apart as spot:BTCUSDT, usdm:BTCUSDT"), err)
+        (rc, _, err) = try run(["replay", spot, usdm, "--out", out + "/named", "--quiet", "--no-report"])
+        XCTAssertEqual(rc, 0, err)
+        let named = try symbolDigests(out + "/named")
+        XCTAssertEqual(Set(named.keys), ["spot:BTCUSDT", "usdm:BTCUSDT"])
+        XCTAssertEqual(try symbolDigests(out + "/unnamed"), named, "the same two symbols, the same outputs")
+        // Same market, two days: one symbol, no warning.
+        (rc, _, err) = try run(["replay", out + "/a.gz", out + "/c.gz", "--out", out + "/days", "--no-report"])
+        XCTAssertEqual(rc, 0, err)
+        XCTAssertFalse(err.contains("different markets"), err)
+        XCTAssertEqual(Set(try symbolDigests(out + "/days").keys), ["BTCUSDT"])
+        // --venue names them all: the user chose, nothing is sniffed.
+        (rc, _, err) = try run(["replay", out + "/a.gz", out + "/b.gz", "--venue", "x", "--out", out + "/venue", "--no-report"])
+        XCTAssertFalse(err.contains("different markets"), err)
+    }
+
     /// Timeframes a bar file cannot make, and a lateness of 0 on bar input.
     func testBarFileTimeframesAndLatenessAreWarnedAndAnEmptyRunExits8() throws {
         let bars = try XCTUnwrap(try Paths.barFiles().first { $0.contains("btc-perp") })
