@@ -100,6 +100,12 @@ let package = Package(
         // lists, the anomaly channel, a read-through helper. Runs on its own writer thread behind the engine.
         .target(name: "TapeRedis", dependencies: ["TapeCore", "TapeGraph", "TapeSinks", "CHiredis"],
                 swiftSettings: swift6),
+        // The Kafka bus's record format (`tick_data` values): no I/O, no librdkafka.
+        .target(name: "TapeBus", dependencies: ["TapeCore"], swiftSettings: swift6),
+        // `tape work`'s partitions: a graph per assigned partition, exactly once into PostgreSQL.
+        .target(name: "TapeWork", dependencies: ["TapeCore", "TapeClock", "TapeGraph", "TapeSinks", "TapeEngine",
+                                                 "TapeStore", "TapeBus"],
+                swiftSettings: swift6),
         // Reports (HTML/CSV) and scenario regression tests.
         .target(name: "TapeReports", dependencies: ["TapeCore", "TapeIO", "TapeGraph", "TapeRecordings"]),
         // Run comparison (`tape diff`): two run folders, per symbol and kind, per-symbol digests first.
@@ -124,7 +130,7 @@ let package = Package(
         .executableTarget(name: "tape", dependencies: [
             "TapeCore", "TapeClock", "TapeIO", "TapeSources", "TapeRecordings", "TapeGraph", "TapeSinks", "TapeEngine",
             "TapeReplay", "TapeModel", "TapeReports", "TapeScenarios", "TapeDiff", "TapeLive", "TapeConnectors",
-            "TapeREST", "TapeFeedSim", "TapeStore", "TapeMetrics", "TapeRedis", "Yams",
+            "TapeREST", "TapeFeedSim", "TapeStore", "TapeMetrics", "TapeRedis", "TapeBus", "TapeWork", "Yams",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ]),
 
@@ -153,7 +159,9 @@ let package = Package(
                                                             "TapeSources", "TapeRecordings", "TapeGraph", "TapeSinks",
                                                             "TapeReplay", "TapeEngine",
                                                             .product(name: "Crypto", package: "swift-crypto")]),
-        .testTarget(name: "TapeStoreTests", dependencies: ["TapeTestSupport", "TapeStore", "TapeRedis", "TapeGraph"],
+        .testTarget(name: "TapeStoreTests", dependencies: ["TapeTestSupport", "TapeStore", "TapeRedis", "TapeGraph",
+                                                           "TapeCore", "TapeSinks", "TapeEngine", "TapeReplay",
+                                                           "TapeBus", "TapeWork"],
                     swiftSettings: swift6),
         .testTarget(name: "TapeRedisTests", dependencies: ["TapeTestSupport", "TapeCore", "TapeSources", "TapeGraph",
                                                            "TapeSinks", "TapeEngine", "TapeRecordings", "TapeRedis"],

@@ -152,6 +152,7 @@ public final class Engine {
         counted.lastReceive = event.receiveTime
         if event.kind == .clockTick {
             counted.clockTicks += 1
+            for sink in eventSinks { sink.recordClockTick(at: event.receiveTime) }
             return
         }
         for sink in eventSinks { sink.record(event) }

@@ -50,13 +50,21 @@ public struct OutputFailed: Error, CustomStringConvertible {
 }
 
 /// An `EngineSink` that also sees every market event the engine delivers to the graph (the ticks the
-/// stores keep), on the engine thread, in delivery order, just before the graph sees it. Clock ticks and
-/// filtered events are not recorded.
+/// stores keep), on the engine thread, in delivery order, just before the graph sees it. Filtered events are
+/// not recorded; clock ticks go to `recordClockTick`.
 ///
 /// Implementations batch on the engine thread and hand full batches to their own I/O thread (see
 /// `TapeStore`); `record` must not block on the network and must not allocate per event once warm.
 public protocol EventSink: EngineSink {
     func record(_ event: MarketEvent)
+    /// A clock tick the engine applied (stream time `time`): a sink that forwards the stream (`tape
+    /// ingest` to Kafka) passes it on so that downstream graphs fire their timers at the same point.
+    /// Default: nothing (stores keep ticks of market data only).
+    func recordClockTick(at time: Nanos)
+}
+
+extension EventSink {
+    public func recordClockTick(at time: Nanos) {}
 }
 
 extension EngineSink {

@@ -31,6 +31,10 @@ public struct PostgresSinkSettings: Sendable {
     /// Retention applied by the hourly maintenance of a long session (`StoreMaintenance`).
     public var retentionDays = StoreMaintenance.retentionDaysDefault
     public var maintenanceIntervalSeconds: Double = 3600
+    /// `tape work`: batches are handed over only by `commit(_:)`, each with the partition's checkpoint
+    /// committed in the same transaction (under the target's epoch), and an outage holds the batch in
+    /// memory (the engine waits; Kafka keeps the records) instead of spooling it. nil: replay and live.
+    public var checkpoints: CheckpointTarget? = nil
     public var reconnectInitialMilliseconds: Int64 = 200
     public var reconnectMaxMilliseconds: Int64 = 5_000
 
@@ -212,6 +216,7 @@ public final class PostgresSink: EventSink, ReportingSink, @unchecked Sendable {
             if event.eventTime > ranges[index]!.lastTime { ranges[index]!.lastTime = event.eventTime }
             ranges[index]!.rows += 1
         }
+        if checkpointed { return }
         if current.tables[StoreTable.ticks.rawValue].rows >= settings.batchRows { handOff() }
     }
 
@@ -243,18 +248,30 @@ public final class PostgresSink: EventSink, ReportingSink, @unchecked Sendable {
         case .lateTick:
             return // in the run folder's late_ticks.csv; the tick itself is in `ticks`
         }
+        if checkpointed { return }
         if current.tables[table.rawValue].rows >= settings.batchRows { handOff() }
     }
 
+    private var checkpointed: Bool { settings.checkpoints != nil }
+
+    /// `tape work`: hands over everything since the last commit with `checkpoint`, to be committed in
+    /// one transaction (engine thread, between two items). Blocks while the writer's queue is full.
+    public func commit(_ checkpoint: WorkerCheckpoint) {
+        precondition(checkpointed, "commit(_:) needs settings.checkpoints")
+        guard !closed else { return }
+        current.checkpoint = checkpoint
+        handOff()
+    }
+
     public func poll() {
-        guard !closed, !current.tables.allSatisfy(\.isEmpty) else { return }
+        guard !checkpointed, !closed, !current.tables.allSatisfy(\.isEmpty) else { return }
         if WallClock.nanos() - lastHandoff >= Int64(settings.batchMilliseconds) * 1_000_000 { handOff() }
     }
 
     /// Gives the current batch to the writer (blocking while its queue is full) and takes an empty one.
     private func handOff() {
         lastHandoff = WallClock.nanos()
-        guard current.rows > 0 else { return }
+        guard current.rows > 0 || current.checkpoint != nil else { return }
         let batch = current
         for id in touched {
             batch.tickRanges.append(ranges[Int(id)]!)
@@ -293,7 +310,9 @@ public final class PostgresSink: EventSink, ReportingSink, @unchecked Sendable {
 
     public func close() throws {
         if !closed {
-            handOff()
+            // Checkpointed: rows after the last commit belong to no checkpoint; the next owner of the
+            // partition makes them again from the committed one.
+            if !checkpointed { handOff() }
             closed = true
             condition.lock()
             closing = true
@@ -357,6 +376,7 @@ public final class PostgresSink: EventSink, ReportingSink, @unchecked Sendable {
 
     /// Writes one batch, or spools it while the server is away (or while older batches wait in the spool).
     private func process(_ batch: StoreBatch) {
+        if checkpointed { return hold(batch) }
         if connection != nil && spooled.isEmpty {
             do {
                 try write(batch)
@@ -372,12 +392,53 @@ public final class PostgresSink: EventSink, ReportingSink, @unchecked Sendable {
         tryRecover()
     }
 
+    /// Checkpointed mode: writes the batch, retrying through an outage (reconnect with backoff) until it
+    /// is committed, the sink fails, or the sink is closing and `closeTimeoutSeconds` have passed.
+    private func hold(_ batch: StoreBatch) {
+        var closingSince: Int64? = nil
+        while true {
+            if connection == nil {
+                condition.lock(); let isClosing = closing; condition.unlock()
+                if isClosing {
+                    let since = closingSince ?? WallClock.nanos()
+                    closingSince = since
+                    if WallClock.nanos() - since > Int64(settings.closeTimeoutSeconds * 1e9) {
+                        return fail(PostgresError(peer: peer, detail: "still unreachable after "
+                            + "\(Int(settings.closeTimeoutSeconds)) s at close: the last commit of \(settings.checkpoints!.description) "
+                            + "is lost; the next owner re-processes it from the committed checkpoint"))
+                    }
+                }
+                let wait = nextReconnect - WallClock.nanos()
+                if wait > 0 { usleep(UInt32(min(wait / 1000, 100_000))); continue }
+                do {
+                    connection = try PostgresConnection(url: settings.url)
+                    condition.lock(); counters_.reconnects += 1; condition.unlock()
+                    printer("tape: postgres \(peer): up again; committing the held batch")
+                    backoff.reset()
+                } catch {
+                    nextReconnect = WallClock.nanos() + backoff.nextDelay()
+                    continue
+                }
+            }
+            do {
+                try write(batch)
+                return
+            } catch let error as PostgresError where error.connectionLost {
+                wentAway(error)
+            } catch {
+                return fail(error)
+            }
+        }
+    }
+
     private func wentAway(_ error: PostgresError) {
         connection = nil
         stagingCreated = false
         backoff.reset()
         nextReconnect = WallClock.nanos() + backoff.nextDelay()
-        printer("tape: postgres \(peer): down (\(error.detail)); spooling batches to \(settings.spoolDirectory)")
+        printer("tape: postgres \(peer): down (\(error.detail)); "
+                + (checkpointed ? "holding the uncommitted batch; consumption waits (the broker keeps the records)"
+                                : "spooling batches to \(settings.spoolDirectory)"))
         condition.lock(); counters_.outages += 1; condition.unlock()
     }
 
@@ -503,6 +564,11 @@ public final class PostgresSink: EventSink, ReportingSink, @unchecked Sendable {
                 try connection.execute("TRUNCATE stage_\(table.name)")
                 inserted += new
                 already += rows.rows - new
+            }
+            if let checkpoint = batch.checkpoint, let target = settings.checkpoints {
+                let changed = try connection.executeCounting(
+                    WorkerCheckpoints.commitStatement(target, checkpoint, configHash: settings.configHash))
+                if changed != 1 { throw CheckpointFenced(target: target) }
             }
             if batch.firstEvent <= batch.lastEvent {
                 try connection.execute("""

@@ -120,6 +120,27 @@ public enum StoreSchema {
         ) PARTITION BY RANGE (time);
         CREATE UNIQUE INDEX predictions_key ON predictions (symbol, timeframe, time, config_hash);
         """),
+        // `tape work`: per consumer group, topic and partition, the next offset to read and the graph
+        // checkpoint taken at it, committed in the transaction that writes the outputs before it
+        // (exactly once). `epoch` fences a worker that lost the partition: each assignment bumps it,
+        // and a commit under an older epoch changes nothing and fails (docs/kafka.md).
+        Migration(version: 2, name: "worker checkpoints", sql: """
+        CREATE TABLE tape_worker_checkpoints (
+            consumer_group  text NOT NULL,
+            topic           text NOT NULL,
+            partition       int NOT NULL,
+            epoch           bigint NOT NULL,
+            next_offset     bigint,
+            checkpoint      bytea,
+            format_version  int,
+            config_hash     text,
+            worker          text,
+            commits         bigint NOT NULL DEFAULT 0,
+            committed_at    timestamptz,
+            assigned_at     timestamptz NOT NULL DEFAULT now(),
+            PRIMARY KEY (consumer_group, topic, partition)
+        );
+        """),
     ]
 
     /// Applies the migrations this database has not seen, in version order, each in a transaction, under
@@ -150,6 +171,16 @@ public enum StoreSchema {
     public static func timestamp(_ nanos: Int64) -> String {
         let micros = nanos >= 0 ? nanos / 1000 : (nanos - 999) / 1000
         return "(timestamptz 'epoch' + interval '\(micros) microseconds')"
+    }
+
+    /// A `bytea` SQL literal (hex).
+    public static func bytea(_ bytes: [UInt8]) -> String {
+        let digits: [UInt8] = Array("0123456789abcdef".utf8)
+        var out: [UInt8] = Array("'\\x".utf8)
+        out.reserveCapacity(bytes.count * 2 + 16)
+        for byte in bytes { out.append(digits[Int(byte >> 4)]); out.append(digits[Int(byte & 15)]) }
+        out.append(contentsOf: Array("'::bytea".utf8))
+        return String(decoding: out, as: UTF8.self)
     }
 
     /// A SQL string literal.

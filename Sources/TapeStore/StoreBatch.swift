@@ -53,6 +53,8 @@ final class StoreBatch {
     var days: Set<Int64> = []
     var firstEvent: Nanos = .max
     var lastEvent: Nanos = .min
+    /// `tape work`: the partition checkpoint committed in this batch's transaction (never spooled).
+    var checkpoint: WorkerCheckpoint? = nil
     /// Set by `finish()`.
     private(set) var finished = false
 
@@ -68,6 +70,7 @@ final class StoreBatch {
         tickRanges.removeAll(keepingCapacity: true)
         firstEvent = .max
         lastEvent = .min
+        checkpoint = nil
         finished = false
     }
 

@@ -26,7 +26,7 @@ final class PostgresStoreTests: XCTestCase {
     }
 
     /// A new empty database; its URL.
-    private func freshDatabase(_ label: String) throws -> String {
+    func freshDatabase(_ label: String) throws -> String {
         let admin: PostgresConnection
         do { admin = try PostgresConnection(url: Self.server + "/postgres") } catch {
             try skipOrFail(missing: "PostgreSQL of `make services` at \(Self.server): \(error)")
@@ -38,14 +38,14 @@ final class PostgresStoreTests: XCTestCase {
         return "\(Self.server)/\(name)"
     }
 
-    private func captures() throws -> [String] {
+    func captures() throws -> [String] {
         let folder = Self.packageRoot.deletingLastPathComponent().appendingPathComponent("shared/data/binance-feed").path
         let names = (try? FileManager.default.contentsOfDirectory(atPath: folder))?.filter { $0.hasSuffix(".gz") }.sorted() ?? []
         try requireOrSkip(!names.isEmpty, "real data at \(folder)")
         return names.map { "\(folder)/\($0)" }
     }
 
-    private func temporaryFolder(_ name: String) -> String {
+    func temporaryFolder(_ name: String) -> String {
         let path = NSTemporaryDirectory() + "tape-store-tests-\(getpid())/\(name)-\(UUID().uuidString.prefix(8))"
         try? FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: true)
         return path
@@ -54,7 +54,7 @@ final class PostgresStoreTests: XCTestCase {
     /// Runs `tape` with `arguments`; stdout and stderr go to files (a server started by a child must not
     /// hold a pipe of ours).
     @discardableResult
-    private func runTape(_ arguments: [String], expect code: Int32 = 0) throws -> String {
+    func runTape(_ arguments: [String], expect code: Int32 = 0) throws -> String {
         try requireOrSkip(FileManager.default.isExecutableFile(atPath: tape), "the built binary \(tape)")
         let process = Process()
         process.executableURL = URL(fileURLWithPath: tape)
@@ -70,20 +70,20 @@ final class PostgresStoreTests: XCTestCase {
         return stderr
     }
 
-    private func summary(_ runFolder: String) throws -> [String: Any] {
+    func summary(_ runFolder: String) throws -> [String: Any] {
         let data = try Data(contentsOf: URL(fileURLWithPath: runFolder + "/summary.json"))
         return try XCTUnwrap(JSONSerialization.jsonObject(with: data) as? [String: Any])
     }
 
     /// The CSV's rows (header dropped), each as fields.
-    private func csvRows(_ path: String) throws -> [[String]] {
+    func csvRows(_ path: String) throws -> [[String]] {
         let text = try String(contentsOfFile: path, encoding: .utf8)
         return text.split(separator: "\n").dropFirst().map { $0.split(separator: ",", omittingEmptySubsequences: false).map(String.init) }
     }
 
     /// Compares one stored table with one CSV: the same rows, in key order; numbers compared as doubles
     /// (an empty CSV field is SQL NULL), integers and text exactly.
-    private func assertTable(_ connection: PostgresConnection, sql: String, csv: String, numericColumns: Set<Int>,
+    func assertTable(_ connection: PostgresConnection, sql: String, csv: String, numericColumns: Set<Int>,
                              file: StaticString = #filePath, line: UInt = #line) throws {
         let stored = try connection.query(sql)
         let expected = try csvRows(csv)
@@ -109,7 +109,7 @@ final class PostgresStoreTests: XCTestCase {
     static func nanos(_ column: String) -> String { "(extract(epoch from \(column)) * 1000000000)::bigint" }
 
     /// The stored outputs of a run equal its CSVs, and its ticks number `ticks_delivered`.
-    private func assertStoreEqualsRunFolder(_ url: String, runFolder: String, file: StaticString = #filePath, line: UInt = #line) throws {
+    func assertStoreEqualsRunFolder(_ url: String, runFolder: String, file: StaticString = #filePath, line: UInt = #line) throws {
         let connection = try PostgresConnection(url: url)
         let n = Self.nanos(_:)
         try assertTable(connection, sql: """
@@ -130,7 +130,7 @@ final class PostgresStoreTests: XCTestCase {
 
     /// The CSVs are written in emission order; the tables are read in key order. Sort the CSVs the same
     /// way before comparing (bars and indicators by symbol, start/end, timeframe length; anomalies by time).
-    private func sortedRunFolder(_ runFolder: String) throws -> String {
+    func sortedRunFolder(_ runFolder: String) throws -> String {
         let sorted = temporaryFolder("sorted")
         func seconds(_ timeframe: String) -> Int {
             let value = Int(timeframe.dropLast()) ?? 0

@@ -1,0 +1,215 @@
+import TapeCore
+import TapeClock
+import TapeGraph
+import TapeSinks
+import TapeEngine
+import TapeStore
+import TapeBus
+
+/// What one partition's graph needs, whoever assigns it (`tape work`).
+public struct PartitionSettings {
+    public var engine: EngineSettings
+    /// Fresh downstream nodes (the model's inference node) for each new graph, in order.
+    public var makeExtraNodes: () -> [DownstreamNode] = { [] }
+    /// PostgreSQL URL of the exactly-once store (outputs + offset + checkpoint in one transaction).
+    public var postgresURL: String
+    /// sha256 of the canonical config (rows' key part, and the checkpoint's config).
+    public var configHash: String
+    /// The worker's id (rows' `run_id` prefix, `tape_worker_checkpoints.worker`).
+    public var worker: String
+    public var spoolDirectory: String
+    public var closeTimeoutSeconds: Double = 60
+    /// The other stores (Redis, InfluxDB): at-least-once, idempotent by key; one set per partition.
+    public var otherSinks: [(RunContext) throws -> EngineSink] = []
+    public var printer: @Sendable (String) -> Void
+
+    public init(engine: EngineSettings, postgresURL: String, configHash: String, worker: String,
+                spoolDirectory: String, printer: @escaping @Sendable (String) -> Void) {
+        self.engine = engine; self.postgresURL = postgresURL; self.configHash = configHash
+        self.worker = worker; self.spoolDirectory = spoolDirectory; self.printer = printer
+    }
+}
+
+/// One assigned partition of `tick_data`: its own graph under its own stream-driven clock (records in
+/// offset order: market events, clock ticks sent to every partition, end-of-session marks), writing
+/// to PostgreSQL with the partition's next offset and graph checkpoint committed in the same
+/// transaction as the outputs before them.
+///
+///     let work = try PartitionWork(acquired: try WorkerCheckpoints.acquire(...), settings: settings)
+///     consumer.assign(partition, at: work.nextOffset ?? .beginning)
+///     for each record: work.handle(offset:key:value:)     // poison records are counted and skipped
+///     every 200 ms: work.commit()
+///     on revoke: try work.close(commit: true)
+public final class PartitionWork {
+    public let target: CheckpointTarget
+    public let settings: PartitionSettings
+    /// The offset the committed checkpoint continues from; nil when nothing was committed yet (the
+    /// consumer's reset policy applies, `earliest`).
+    public let startOffset: Int64?
+    /// The next offset to read: the one after the last record handled.
+    public private(set) var nextOffset: Int64
+    public private(set) var counters = Counters()
+
+    public struct Counters: Sendable, Equatable {
+        public var records = 0
+        public var events = 0
+        public var clockTicks = 0
+        public var sessionsEnded = 0
+        public var poison = 0
+        public var commits = 0
+        public var offsetResets = 0
+        public var commitNanoseconds: Int64 = 0
+    }
+
+    private let symbols = SymbolTable()
+    private var engine: Engine
+    private let store: PostgresSink
+    private let others: [EngineSink]
+    private var sinceCommit = 0
+    private var sessionFinished = false
+
+    /// Builds the partition's graph from `acquired`'s checkpoint (or fresh) and connects its stores.
+    /// Throws when the checkpoint is not one this build and config can continue from (the message says
+    /// what to do), or a store cannot be reached.
+    public init(acquired: WorkerCheckpoints.Acquired, settings: PartitionSettings) throws {
+        target = acquired.target
+        self.settings = settings
+        startOffset = acquired.committed?.nextOffset
+        nextOffset = acquired.committed?.nextOffset ?? -1
+        var storeSettings = PostgresSinkSettings(
+            url: settings.postgresURL, runID: "\(settings.worker)-p\(target.partition)-e\(target.epoch)",
+            runKind: "work", configHash: settings.configHash,
+            inputsJSON: "[\"kafka:\(target.topic)[\(target.partition)] group \(target.group)\"]",
+            tapeVersion: TapeEngine.tapeVersion, spoolDirectory: settings.spoolDirectory)
+        storeSettings.checkpoints = target
+        storeSettings.closeTimeoutSeconds = settings.closeTimeoutSeconds
+        if let hash = acquired.configHash, acquired.committed?.checkpoint != nil, hash != settings.configHash {
+            throw WorkError("\(target.description): its checkpoint was taken under config \(hash.prefix(12)), this worker "
+                + "runs \(settings.configHash.prefix(12)): run the same config, or use another consumer group "
+                + "(--group) to process the topic afresh under this one")
+        }
+        if let version = acquired.formatVersion, acquired.committed?.checkpoint != nil,
+           version != WorkerCheckpoints.formatVersion {
+            throw WorkError("\(target.description): checkpoint format \(version), this build reads "
+                + "\(WorkerCheckpoints.formatVersion); use another consumer group (--group)")
+        }
+        store = try PostgresSink(settings: storeSettings, symbols: symbols, printer: settings.printer)
+        let context = RunContext(directory: settings.spoolDirectory, runID: storeSettings.runID, kind: "work",
+                                 symbols: symbols, configHash: settings.configHash,
+                                 inputs: ["kafka:\(target.topic)[\(target.partition)]"], printer: settings.printer)
+        var built: [EngineSink] = []
+        do {
+            for factory in settings.otherSinks { built.append(try factory(context)) }
+        } catch {
+            _ = try? OutputFailed.closeAll([store] + built)
+            throw error
+        }
+        others = built
+        engine = PartitionWork.makeEngine(settings, symbols: symbols, sinks: [store] + built)
+        if let bytes = acquired.committed?.checkpoint {
+            do { try engine.restore(checkpoint: bytes) } catch {
+                _ = try? OutputFailed.closeAll([store] + built)
+                throw WorkError("\(target.description): the committed checkpoint cannot be restored (\(error)); "
+                    + "use another consumer group (--group) to process the topic afresh")
+            }
+        }
+    }
+
+    static func makeEngine(_ settings: PartitionSettings, symbols: SymbolTable, sinks: [GraphSink]) -> Engine {
+        var engineSettings = settings.engine
+        engineSettings.extraNodes = settings.makeExtraNodes()
+        return Engine(settings: engineSettings, symbols: symbols, sinks: sinks)
+    }
+
+    /// What became of one record.
+    public enum Outcome: Equatable {
+        case handled
+        /// Refused (poison): counted, skipped; the detail names why.
+        case poison(String)
+        /// The offset went back (the topic was re-created, e.g. a broker that keeps topics in memory
+        /// restarted): said once, and the graph continues with the records that follow.
+        case offsetReset(expectedAtLeast: Int64)
+    }
+
+    /// Handles the record at `offset` (engine thread = the consumer's thread).
+    public func handle(offset: Int64, key: UnsafeRawBufferPointer, value: UnsafeRawBufferPointer) -> Outcome {
+        var outcome = Outcome.handled
+        if nextOffset >= 0 && offset < nextOffset {
+            counters.offsetResets += 1
+            outcome = .offsetReset(expectedAtLeast: nextOffset)
+        }
+        nextOffset = offset + 1
+        counters.records += 1
+        sinceCommit += 1
+        let decoded: TickRecord.Decoded
+        do { decoded = try TickRecord.decode(key: key, value: value, symbols: symbols) } catch {
+            counters.poison += 1
+            return .poison(error.detail)
+        }
+        switch decoded {
+        case .event(let event):
+            if sessionFinished { startSession() }
+            engine.process(event)
+            if event.kind == .clockTick { counters.clockTicks += 1 } else { counters.events += 1 }
+        case .endOfSession(let time):
+            // Like the end of a replayed recording: every open window closes; the clock does not move
+            // (the session's last clock tick came before the mark, as it is in the recording).
+            _ = time
+            if !sessionFinished {
+                engine.finish()
+                sessionFinished = true
+                counters.sessionsEnded += 1
+            }
+        }
+        return outcome
+    }
+
+    /// A new session on this partition after an end mark: a fresh graph (the symbol table is kept).
+    private func startSession() {
+        engine = PartitionWork.makeEngine(settings, symbols: symbols, sinks: [store] + others)
+        sessionFinished = false
+    }
+
+    /// Records handled since the last commit.
+    public var uncommitted: Int { sinceCommit }
+
+    /// Hands everything since the last commit to the store with the next offset and the graph's
+    /// checkpoint (none after an end of session: the next owner starts a fresh graph). Returns false
+    /// when a store has failed (the partition must be given up: `failure`).
+    @discardableResult
+    public func commit() -> Bool {
+        for sink in others { sink.poll() }
+        if sinceCommit > 0 && nextOffset >= 0 {
+            let started = WallClock.nanos()
+            store.commit(WorkerCheckpoint(nextOffset: nextOffset, checkpoint: sessionFinished ? nil : engine.checkpoint()))
+            counters.commitNanoseconds += WallClock.nanos() - started
+            counters.commits += 1
+            sinceCommit = 0
+        }
+        return failure == nil
+    }
+
+    /// The first failed store's error (a fenced commit: another worker has the partition).
+    public var failure: (any Error)? {
+        if let failure = store.failure { return failure }
+        return others.lazy.compactMap(\.failure).first
+    }
+
+    /// The store's counters (rows, batches, outages, time blocked).
+    public var storeCounters: PostgresSinkCounters { store.counters }
+
+    /// Revoke or shutdown: commits (when `commit`) and waits until it is durable, then closes the stores.
+    public func close(commit: Bool) throws {
+        if commit && failure == nil {
+            self.commit()
+            try store.flush()
+        }
+        try OutputFailed.closeAll([store] + others)
+    }
+}
+
+/// A worker-level error with a message for the operator.
+public struct WorkError: Error, CustomStringConvertible {
+    public let description: String
+    public init(_ description: String) { self.description = description }
+}
