@@ -94,7 +94,8 @@ let package = Package(
                                                    "TapeSinks"],
                 swiftSettings: swift6),
         // Stores: PostgreSQL through libpq (the only code touching it); InfluxDB: TapeMetrics; Redis: TapeRedis.
-        .target(name: "TapeStore", dependencies: ["TapeCore", "TapeClock", "TapeIO", "TapeGraph", "TapeSinks", "CLibPQ"],
+        .target(name: "TapeStore", dependencies: ["TapeCore", "TapeClock", "TapeIO", "TapeGraph", "TapeSinks", "CLibPQ",
+                                                  .product(name: "Histogram", package: "hdrhistogram-swift")],
                 swiftSettings: swift6),
         // Redis hot cache through hiredis (the only code touching it): latest state per symbol, capped bar
         // lists, the anomaly channel, a read-through helper. Runs on its own writer thread behind the engine.
@@ -104,7 +105,8 @@ let package = Package(
         .target(name: "TapeBus", dependencies: ["TapeCore"], swiftSettings: swift6),
         // `tape work`'s partitions: a graph per assigned partition, exactly once into PostgreSQL.
         .target(name: "TapeWork", dependencies: ["TapeCore", "TapeClock", "TapeGraph", "TapeSinks", "TapeEngine",
-                                                 "TapeStore", "TapeBus"],
+                                                 "TapeStore", "TapeBus",
+                                                 .product(name: "Histogram", package: "hdrhistogram-swift")],
                 swiftSettings: swift6),
         // Reports (HTML/CSV) and scenario regression tests.
         .target(name: "TapeReports", dependencies: ["TapeCore", "TapeIO", "TapeGraph", "TapeRecordings"]),

@@ -4,6 +4,7 @@ import TapeClock
 import TapeGraph
 import TapeIO
 import TapeSinks
+import Histogram
 
 /// What a `PostgresSink` writes and how it batches.
 public struct PostgresSinkSettings: Sendable {
@@ -125,6 +126,7 @@ public final class PostgresSink: EventSink, ReportingSink, @unchecked Sendable {
     private var writerDone = false
     private var storedFailure: (any Error)? = nil
     private var counters_ = PostgresSinkCounters()
+    private var latency_ = Histogram<UInt64>(highestTrackableValue: 3_600_000_000_000, numberOfSignificantValueDigits: .three)
 
     // Writer thread.
     private var connection: PostgresConnection?
@@ -180,6 +182,13 @@ public final class PostgresSink: EventSink, ReportingSink, @unchecked Sendable {
         return storedFailure
     }
 
+    /// Checkpointed mode: per stored tick, wall time from its receive stamp to the commit of its
+    /// transaction, ns (the distributed path's end-to-end latency; `tape work` prints its percentiles).
+    public var commitLatency: Histogram<UInt64> {
+        condition.lock(); defer { condition.unlock() }
+        return latency_
+    }
+
     // MARK: Engine thread
 
     @inline(__always)
@@ -199,6 +208,7 @@ public final class PostgresSink: EventSink, ReportingSink, @unchecked Sendable {
     }
 
     public func record(_ event: MarketEvent) {
+        if checkpointed { current.receiveTimes.append(event.receiveTime) }
         noteDay(event.eventTime)
         if event.eventTime < current.firstEvent { current.firstEvent = event.eventTime }
         if event.eventTime > current.lastEvent { current.lastEvent = event.eventTime }
@@ -579,7 +589,9 @@ public final class PostgresSink: EventSink, ReportingSink, @unchecked Sendable {
             }
         }
         knownDays.formUnion(newDays)
+        let committedAt = WallClock.nanos()
         condition.lock()
+        for stamp in batch.receiveTimes { _ = latency_.record(UInt64(max(0, committedAt - stamp))) }
         counters_.batches += 1
         counters_.rowsInserted += inserted
         counters_.rowsAlreadyStored += already

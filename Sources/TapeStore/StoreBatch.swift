@@ -55,6 +55,8 @@ final class StoreBatch {
     var lastEvent: Nanos = .min
     /// `tape work`: the partition checkpoint committed in this batch's transaction (never spooled).
     var checkpoint: WorkerCheckpoint? = nil
+    /// `tape work`: the receive stamps of the batch's ticks, for the stamp → commit latency.
+    var receiveTimes: [Int64] = []
     /// Set by `finish()`.
     private(set) var finished = false
 
@@ -71,6 +73,7 @@ final class StoreBatch {
         firstEvent = .max
         lastEvent = .min
         checkpoint = nil
+        receiveTimes.removeAll(keepingCapacity: true)
         finished = false
     }
 

@@ -5,6 +5,7 @@ import TapeSinks
 import TapeEngine
 import TapeStore
 import TapeBus
+import Histogram
 
 /// What one partition's graph needs, whoever assigns it (`tape work`).
 public struct PartitionSettings {
@@ -194,6 +195,9 @@ public final class PartitionWork {
         if let failure = store.failure { return failure }
         return others.lazy.compactMap(\.failure).first
     }
+
+    /// Per stored tick: receive stamp → commit of its transaction, ns.
+    public var commitLatency: Histogram<UInt64> { store.commitLatency }
 
     /// The store's counters (rows, batches, outages, time blocked).
     public var storeCounters: PostgresSinkCounters { store.counters }
