@@ -18,6 +18,8 @@ import TapeCore
 /// | 8 | receive time, ns UTC (i64): the stamp taken once when the message entered Tape |
 /// | 8 | sequence (i64): the venue's trade or update id |
 /// | 4 | source (u32): the feed's index in the ingest session |
+/// | 8 | session (u64): the ingest session's id (its start, wall ns) |
+/// | 8 | stream sequence (u64): the record's place in the session (1, 2, …; a clock tick's copies share one) |
 /// | 8 × n | f64 values: trade `price, size`; quote `bid, bid_size, ask, ask_size`; bar `open, high, low, close, volume`; none for ticks and end marks |
 /// | 2 + n | exchange: u16 byte count, UTF-8 (0: none) |
 /// | 2 + n | conditions: u16 byte count, UTF-8 (0: none) |
@@ -28,7 +30,15 @@ public enum TickRecord {
     public static let magic: (UInt8, UInt8) = (0x54, 0x31)
     public static let version = 1
     /// Fixed part before the values.
-    public static let headerBytes = 2 + 1 + 1 + 8 + 8 + 8 + 4
+    public static let headerBytes = 2 + 1 + 1 + 8 + 8 + 8 + 4 + 8 + 8
+
+    /// Where a record sits in its ingest session: a consumer drops a record whose place is not after the
+    /// last one it handled in that session (a producer's resend after a broker restart).
+    public struct Place: Equatable, Sendable {
+        public var session: UInt64
+        public var sequence: UInt64
+        public init(session: UInt64, sequence: UInt64) { self.session = session; self.sequence = sequence }
+    }
 
     public enum RecordType: UInt8, Sendable {
         case trade = 0, quote = 1, bar = 2, clockTick = 3, endOfSession = 4
@@ -45,7 +55,8 @@ public enum TickRecord {
 
     /// Appends the value of `event` to `out` (cleared first; its capacity is kept: no allocation once
     /// warm). `exchange` and `conditions` are the interned names' bytes (empty: none).
-    public static func encode(_ event: MarketEvent, exchange: [UInt8], conditions: [UInt8], into out: inout [UInt8]) {
+    public static func encode(_ event: MarketEvent, exchange: [UInt8], conditions: [UInt8], place: Place,
+                              into out: inout [UInt8]) {
         let type: RecordType
         switch event.kind {
         case .trade: type = .trade
@@ -59,6 +70,7 @@ public enum TickRecord {
         out.append(event.side)
         put(event.eventTime, &out); put(event.receiveTime, &out); put(event.sequence, &out)
         put32(event.source, &out)
+        put(Int64(bitPattern: place.session), &out); put(Int64(bitPattern: place.sequence), &out)
         switch type {
         case .trade: putDouble(event.price, &out); putDouble(event.size, &out)
         case .quote:
@@ -74,16 +86,16 @@ public enum TickRecord {
     }
 
     /// The end-of-session mark at stream time `time` (the last stamp of the session).
-    public static func endOfSession(at time: Nanos, into out: inout [UInt8]) {
-        encode(.clockTick(at: time), exchange: [], conditions: [], into: &out)
+    public static func endOfSession(at time: Nanos, place: Place, into out: inout [UInt8]) {
+        encode(.clockTick(at: time), exchange: [], conditions: [], place: place, into: &out)
         out[2] = RecordType.endOfSession.rawValue
     }
 
     /// What a value holds.
     public enum Decoded: Equatable, Sendable {
         /// A market event or a clock tick (symbol, exchange and conditions interned by the caller's table).
-        case event(MarketEvent)
-        case endOfSession(at: Nanos)
+        case event(MarketEvent, Place)
+        case endOfSession(at: Nanos, Place)
     }
 
     /// Why a value was refused.
@@ -117,7 +129,8 @@ public enum TickRecord {
         guard receiveTime > 0, TimeUtil.isAccepted(receiveTime) else {
             throw Refused(detail: "receive time \(receiveTime) outside Tape's accepted range")
         }
-        if type == .endOfSession { return .endOfSession(at: receiveTime) }
+        let place = Place(session: UInt64(bitPattern: i64(value, 32)), sequence: UInt64(bitPattern: i64(value, 40)))
+        if type == .endOfSession { return .endOfSession(at: receiveTime, place) }
         var event = MarketEvent(eventTime: eventTime, receiveTime: receiveTime, sequence: sequence,
                                 source: u32(value, 28), side: value[3])
         let v = headerBytes
@@ -134,7 +147,7 @@ public enum TickRecord {
             event.price = f64(value, v + 24); event.size = f64(value, v + 32)
         case .clockTick:
             event.kind = .clockTick
-            return .event(event)
+            return .event(event, place)
         case .endOfSession:
             break
         }
@@ -151,7 +164,7 @@ public enum TickRecord {
             else { throw Refused(detail: "conditions are not a valid name") }
             event.conditions = id
         }
-        return .event(event)
+        return .event(event, place)
     }
 
     /// Interned id of a name, nil for bytes the table refuses (not UTF-8, control characters).

@@ -53,6 +53,11 @@ public final class PartitionWork {
 
     public struct Counters: Sendable, Equatable {
         public var records = 0
+        /// Records whose place in their ingest session was not after the last one handled: a
+        /// producer's resend (after a broker restart); skipped.
+        public var duplicates = 0
+        /// Ingest sessions that began without the previous one's end mark (the ingest was restarted).
+        public var sessionsWithoutEnd = 0
         public var events = 0
         public var clockTicks = 0
         public var sessionsEnded = 0
@@ -68,6 +73,8 @@ public final class PartitionWork {
     private let others: [EngineSink]
     private var sinceCommit = 0
     private var sessionFinished = false
+    /// The last record's place (session 0: none yet).
+    private var last = TickRecord.Place(session: 0, sequence: 0)
 
     /// Builds the partition's graph from `acquired`'s checkpoint (or fresh) and connects its stores.
     /// Throws when the checkpoint is not one this build and config can continue from (the message says
@@ -108,7 +115,12 @@ public final class PartitionWork {
         others = built
         engine = PartitionWork.makeEngine(settings, symbols: symbols, sinks: [store] + built)
         if let bytes = acquired.committed?.checkpoint {
-            do { try engine.restore(checkpoint: bytes) } catch {
+            do {
+                let envelope = try WorkerEnvelope.read(bytes)
+                last = envelope.last
+                sessionFinished = envelope.sessionFinished
+                if !envelope.engineCheckpoint.isEmpty { try engine.restore(checkpoint: envelope.engineCheckpoint) }
+            } catch {
                 _ = try? OutputFailed.closeAll([store] + built)
                 throw WorkError("\(target.description): the committed checkpoint cannot be restored (\(error)); "
                     + "use another consumer group (--group) to process the topic afresh")
@@ -130,6 +142,10 @@ public final class PartitionWork {
         /// The offset went back (the topic was re-created, e.g. a broker that keeps topics in memory
         /// restarted): said once, and the graph continues with the records that follow.
         case offsetReset(expectedAtLeast: Int64)
+        /// A record already handled (its place in the ingest session is not after the last one): skipped.
+        case duplicate
+        /// The first record of an ingest session that began before the previous one ended.
+        case sessionWithoutEnd
     }
 
     /// Handles the record at `offset` (engine thread = the consumer's thread).
@@ -147,12 +163,26 @@ public final class PartitionWork {
             counters.poison += 1
             return .poison(error.detail)
         }
+        let place: TickRecord.Place
         switch decoded {
-        case .event(let event):
+        case .event(_, let p): place = p
+        case .endOfSession(_, let p): place = p
+        }
+        if place.session == last.session && place.sequence <= last.sequence {
+            counters.duplicates += 1
+            return outcome == .handled ? .duplicate : outcome
+        }
+        if place.session != last.session && last.session != 0 && !sessionFinished {
+            counters.sessionsWithoutEnd += 1
+            if outcome == .handled { outcome = .sessionWithoutEnd }
+        }
+        last = place
+        switch decoded {
+        case .event(let event, _):
             if sessionFinished { startSession() }
             engine.process(event)
             if event.kind == .clockTick { counters.clockTicks += 1 } else { counters.events += 1 }
-        case .endOfSession(let time):
+        case .endOfSession(let time, _):
             // Like the end of a replayed recording: every open window closes; the clock does not move
             // (the session's last clock tick came before the mark, as it is in the recording).
             _ = time
@@ -182,7 +212,10 @@ public final class PartitionWork {
         for sink in others { sink.poll() }
         if sinceCommit > 0 && nextOffset >= 0 {
             let started = WallClock.nanos()
-            store.commit(WorkerCheckpoint(nextOffset: nextOffset, checkpoint: sessionFinished ? nil : engine.checkpoint()))
+            let envelope = WorkerEnvelope(partition: target.partition, nextOffset: nextOffset, last: last,
+                                          sessionFinished: sessionFinished,
+                                          engineCheckpoint: sessionFinished ? [] : engine.checkpoint())
+            store.commit(WorkerCheckpoint(nextOffset: nextOffset, checkpoint: envelope.bytes()))
             counters.commitNanoseconds += WallClock.nanos() - started
             counters.commits += 1
             sinceCommit = 0
@@ -209,6 +242,52 @@ public final class PartitionWork {
             try store.flush()
         }
         try OutputFailed.closeAll([store] + others)
+    }
+}
+
+/// What `tape work` stores in `tape_worker_checkpoints.checkpoint` (format version 1): the engine's
+/// checkpoint (graph snapshot, counters; empty after an end of session: a fresh graph follows) wrapped with
+/// the partition, the next offset, and the last record's place in its ingest session (duplicates after
+/// the restore are recognised too).
+///
+/// `TAPEWRK1`, then (SnapshotWriter encoding) version u64 = 1, partition i64, next offset i64, session
+/// u64, sequence u64, session finished flag, engine checkpoint block.
+public struct WorkerEnvelope: Equatable {
+    public static let magic: [UInt8] = Array("TAPEWRK1".utf8)
+    public var partition: Int32
+    public var nextOffset: Int64
+    public var last: TickRecord.Place
+    public var sessionFinished: Bool
+    public var engineCheckpoint: [UInt8]
+
+    public func bytes() -> [UInt8] {
+        var writer = SnapshotWriter()
+        for byte in Self.magic { writer.appendByte(byte) }
+        writer.append(UInt64(WorkerCheckpoints.formatVersion))
+        writer.append(Int64(partition))
+        writer.append(nextOffset)
+        writer.append(last.session)
+        writer.append(last.sequence)
+        writer.append(sessionFinished)
+        writer.appendBlock(engineCheckpoint)
+        return writer.bytes
+    }
+
+    public static func read(_ bytes: [UInt8]) throws -> WorkerEnvelope {
+        var reader = SnapshotReader(bytes: bytes)
+        guard try reader.readBytes(magic.count) == magic else { throw reader.error("not a tape work checkpoint (bad magic)") }
+        let version = try reader.readUInt64()
+        guard version == UInt64(WorkerCheckpoints.formatVersion) else {
+            throw reader.error("worker checkpoint version \(version), this build reads \(WorkerCheckpoints.formatVersion)")
+        }
+        let partition = Int32(truncatingIfNeeded: try reader.readInt64())
+        let offset = try reader.readInt64()
+        let place = TickRecord.Place(session: try reader.readUInt64(), sequence: try reader.readUInt64())
+        let finished = try reader.readBool()
+        let engine = try reader.readBlock()
+        try reader.expectEnd("worker checkpoint")
+        return WorkerEnvelope(partition: partition, nextOffset: offset, last: place, sessionFinished: finished,
+                              engineCheckpoint: engine)
     }
 }
 

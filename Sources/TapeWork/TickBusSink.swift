@@ -2,6 +2,7 @@ import TapeCore
 import TapeGraph
 import TapeSinks
 import TapeBus
+import TapeClock
 
 /// Where `TickBusSink` sends records: a Kafka producer (`tape ingest`), or memory in tests.
 public protocol TickPublisher: AnyObject {
@@ -34,17 +35,28 @@ public final class TickBusSink: EventSink, ReportingSink {
     private var closed = false
     public private(set) var events = 0
     public private(set) var clockTicks = 0
+    /// The session's id and the last place given.
+    public let session: UInt64
+    private var sequence: UInt64 = 0
 
-    public init(name: String = "kafka", publisher: TickPublisher, symbols: SymbolTable) {
+    /// `session`: the ingest session's id, unique per session (default: the wall time now, ns).
+    public init(name: String = "kafka", publisher: TickPublisher, symbols: SymbolTable, session: UInt64? = nil) {
         self.name = name
         self.publisher = publisher
         self.symbols = symbols
+        self.session = session ?? UInt64(max(1, WallClock.nanos()))
         value.reserveCapacity(256)
+    }
+
+    private func nextPlace() -> TickRecord.Place {
+        sequence += 1
+        return TickRecord.Place(session: session, sequence: sequence)
     }
 
     public func record(_ event: MarketEvent) {
         TickRecord.encode(event, exchange: event.exchange == 0 ? empty : symbols.utf8(event.exchange),
-                          conditions: event.conditions == 0 ? empty : symbols.utf8(event.conditions), into: &value)
+                          conditions: event.conditions == 0 ? empty : symbols.utf8(event.conditions),
+                          place: nextPlace(), into: &value)
         lastTime = event.receiveTime
         let key = symbols.utf8(event.symbol)
         key.withUnsafeBytes { k in
@@ -56,7 +68,7 @@ public final class TickBusSink: EventSink, ReportingSink {
     }
 
     public func recordClockTick(at time: Nanos) {
-        TickRecord.encode(.clockTick(at: time), exchange: empty, conditions: empty, into: &value)
+        TickRecord.encode(.clockTick(at: time), exchange: empty, conditions: empty, place: nextPlace(), into: &value)
         lastTime = time
         toEveryPartition(time)
         clockTicks += 1
@@ -81,7 +93,7 @@ public final class TickBusSink: EventSink, ReportingSink {
         if !closed {
             closed = true
             if lastTime > 0 {
-                TickRecord.endOfSession(at: lastTime, into: &value)
+                TickRecord.endOfSession(at: lastTime, place: nextPlace(), into: &value)
                 toEveryPartition(lastTime)
             }
             try publisher.flush()
@@ -90,7 +102,8 @@ public final class TickBusSink: EventSink, ReportingSink {
     }
 
     public var report: JSONValue {
-        var fields: [(String, JSONValue)] = [("events", .int(Int64(events))), ("clock_ticks", .int(Int64(clockTicks)))]
+        var fields: [(String, JSONValue)] = [("session", .string(String(session))), ("events", .int(Int64(events))),
+                                             ("clock_ticks", .int(Int64(clockTicks)))]
         if case .object(let more) = publisher.report { fields += more }
         return .object(fields)
     }

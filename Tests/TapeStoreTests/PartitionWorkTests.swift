@@ -36,7 +36,8 @@ final class MemoryTopic: TickPublisher, @unchecked Sendable {
 /// `tape work`'s partitions without a broker: the records a replay publishes through `TickBusSink`,
 /// handled per partition by `PartitionWork` into PostgreSQL, must equal the replay's own run folder —
 /// with a worker that dies between two commits and a replacement that continues from the committed
-/// checkpoint, a zombie whose late commit is fenced, and a poison record skipped.
+/// checkpoint, a zombie whose late commit is fenced, a poison record skipped, and records resent by a
+/// producer recognised by their place in the ingest session and skipped.
 extension PostgresStoreTests {
     func testPartitionsStoreWhatTheReplayMadeExactlyOnceThroughACrashAndAZombie() throws {
         let inputs = try captures().filter { $0.contains("_20240808") && !$0.contains("cm-") }
@@ -52,6 +53,9 @@ extension PostgresStoreTests {
         XCTAssertTrue(counts.allSatisfy { $0 > 1_000 }, "every partition holds records: \(counts)")
         // The poison record, in the middle of partition 1.
         topic.partitions[1].insert((Array("BTCUSDT".utf8), Array("not a tick record, but text a producer sent by mistake".utf8)), at: counts[1] / 2)
+        // A producer's resend in partition 2 (after a broker restart): the 50 records before the middle, again.
+        let middle = counts[2] / 2
+        topic.partitions[2].insert(contentsOf: topic.partitions[2][(middle - 50)..<middle], at: middle)
 
         let connection = try PostgresConnection(url: url)
         try StoreSchema.migrate(connection)
@@ -107,7 +111,8 @@ extension PostgresStoreTests {
                 else { XCTFail("\(unusual)") }
                 XCTAssertEqual(work.counters.poison, 1)
             } else {
-                XCTAssertEqual(unusual, [])
+                XCTAssertEqual(unusual, Array(repeating: .duplicate, count: 50), "the resent records are skipped")
+                XCTAssertEqual(work.counters.duplicates, 50)
             }
             XCTAssertEqual(work.counters.sessionsEnded, 1, "the end-of-session mark reached the partition")
             try work.close(commit: true)
@@ -116,6 +121,6 @@ extension PostgresStoreTests {
         try assertStoreEqualsRunFolder(url, runFolder: try sortedRunFolder(out))
         XCTAssertEqual(try connection.query("SELECT count(*) FROM ticks").first?[0], String(replay.summary.ticksDelivered))
         let committed = try WorkerCheckpoints.offsets(connection, group: "g", topic: "tick_data")
-        XCTAssertEqual(committed, [0: Int64(n0), 1: Int64(counts[1] + 1), 2: Int64(counts[2])])
+        XCTAssertEqual(committed, [0: Int64(n0), 1: Int64(counts[1] + 1), 2: Int64(counts[2] + 50)])
     }
 }
