@@ -4,6 +4,16 @@
 // -> sinks (TapeSinks). TapeReplay drives a replay; `tape` is the CLI that wires it all.
 import PackageDescription
 
+/// librdkafka 2.8, built from Debian trixie's source package by scripts/build_librdkafka.sh (called by
+/// `make setup`) into this checkout's git-ignored .deps/librdkafka (docs/kafka.md). Linked by path, with an
+/// rpath, so `tape` runs without LD_LIBRARY_PATH and no system librdkafka (bookworm's 2.0.2 cannot talk to
+/// the local broker) is picked up. Only TapeKafka carries these flags; CRdKafka's header comes through its
+/// shim by a relative path.
+let librdkafkaLib = Context.packageDirectory + "/.deps/librdkafka/lib"
+let librdkafkaLinking: [LinkerSetting] = [
+    .unsafeFlags(["-L" + librdkafkaLib, "-Xlinker", "-rpath", "-Xlinker", librdkafkaLib]),
+]
+
 /// Modules written since the engine split use Swift 6 language mode (strict concurrency checking).
 let swift6: [SwiftSetting] = [.swiftLanguageMode(.v6)]
 // The clock and the graph run single-threaded on the hot path: every event touches class-held state
@@ -44,6 +54,8 @@ let package = Package(
                        providers: [.apt(["libcurl4-openssl-dev"])]),
         .systemLibrary(name: "CHiredis", path: "Sources/CHiredis", pkgConfig: "hiredis",
                        providers: [.apt(["libhiredis-dev"])]),
+        // No pkgConfig: the header and library are this checkout's own build (.deps/librdkafka).
+        .systemLibrary(name: "CRdKafka", path: "Sources/CRdKafka"),
 
         // Core: events, symbols and symbol naming, time, numbers, rejects. No I/O.
         .target(name: "TapeCore"),
@@ -100,6 +112,11 @@ let package = Package(
         // lists, the anomaly channel, a read-through helper. Runs on its own writer thread behind the engine.
         .target(name: "TapeRedis", dependencies: ["TapeCore", "TapeGraph", "TapeSinks", "CHiredis"],
                 swiftSettings: swift6),
+        // Kafka through librdkafka (the only code touching it): config, admin (topics, partition counts),
+        // producer (idempotent, delivery reports counted, bounded queue), consumer (group with rebalance
+        // events and starting offsets, or manual assignment). docs/kafka.md.
+        .target(name: "TapeKafka", dependencies: ["CRdKafka"], swiftSettings: swift6,
+                linkerSettings: librdkafkaLinking),
         // Reports (HTML/CSV) and scenario regression tests.
         .target(name: "TapeReports", dependencies: ["TapeCore", "TapeIO", "TapeGraph", "TapeRecordings"]),
         // Run comparison (`tape diff`): two run folders, per symbol and kind, per-symbol digests first.
@@ -124,7 +141,7 @@ let package = Package(
         .executableTarget(name: "tape", dependencies: [
             "TapeCore", "TapeClock", "TapeIO", "TapeSources", "TapeRecordings", "TapeGraph", "TapeSinks", "TapeEngine",
             "TapeReplay", "TapeModel", "TapeReports", "TapeScenarios", "TapeDiff", "TapeLive", "TapeConnectors",
-            "TapeREST", "TapeFeedSim", "TapeStore", "TapeMetrics", "TapeRedis", "Yams",
+            "TapeREST", "TapeFeedSim", "TapeStore", "TapeMetrics", "TapeRedis", "TapeKafka", "Yams",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ]),
 
@@ -158,6 +175,8 @@ let package = Package(
         .testTarget(name: "TapeRedisTests", dependencies: ["TapeTestSupport", "TapeCore", "TapeSources", "TapeGraph",
                                                            "TapeSinks", "TapeEngine", "TapeRecordings", "TapeRedis"],
                     swiftSettings: swift6),
+        // Against the tansu broker of `make services`, with confluent-kafka (Python) as the independent client.
+        .testTarget(name: "TapeKafkaTests", dependencies: ["TapeTestSupport", "TapeKafka"], swiftSettings: swift6),
         .testTarget(name: "TapeDiffTests", dependencies: ["TapeTestSupport", "TapeDiff"], swiftSettings: swift6),
         .testTarget(name: "TapeRESTTests", dependencies: ["TapeTestSupport", "TapeCore", "TapeSources", "TapeFeeds",
                                                           "TapeRecordings", "TapeHTTP", "TapeREST"],
