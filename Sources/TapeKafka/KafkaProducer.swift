@@ -83,7 +83,7 @@ public struct KafkaProducerCounters: Sendable, Equatable {
 /// let producer = try KafkaProducer(config: config)
 /// let result = try producer.produce(topic: "tick_data", key: Array("BTCUSDT".utf8), value: bytes,
 ///                                   timestampMilliseconds: receiveTime / 1_000_000)   // .enqueued / .queueFull
-/// try producer.close()   // flushes, then releases
+/// producer.close()   // flushes, then releases
 /// ```
 /// Records are copied into librdkafka's queue by `produce` (no per-record allocation on the Swift side
 /// for the key and value). Delivery reports are counted (`counters`) and passed to `onDelivery`, on the
@@ -120,7 +120,7 @@ public final class KafkaProducer: @unchecked Sendable {
     }
 
     deinit {
-        if !closed { _ = try? close(timeoutMilliseconds: 0) }
+        if !closed { close(timeoutMilliseconds: 0) }
     }
 
     /// Queues one record. `key` and `value` are copied before this returns (either may be nil: a null
@@ -207,7 +207,7 @@ public final class KafkaProducer: @unchecked Sendable {
     /// Flushes for at most `timeoutMilliseconds`, stops the poll thread and releases the client; returns
     /// how many records were still unreported (and are dropped). Idempotent.
     @discardableResult
-    public func close(timeoutMilliseconds: Int = 30_000) throws -> Int {
+    public func close(timeoutMilliseconds: Int = 30_000) -> Int {
         lock.lock()
         if closed {
             lock.unlock()

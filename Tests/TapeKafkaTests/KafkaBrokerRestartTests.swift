@@ -56,13 +56,13 @@ final class KafkaBrokerRestartTests: XCTestCase {
         XCTAssertEqual(counters.delivered, 5, "only the records before the restart: \(counters)")
         XCTAssertEqual(counters.failedByError, ["_MSG_TIMED_OUT": 5], "\(counters)")
         XCTAssertNil(producer.fatalError)
-        try producer.close(timeoutMilliseconds: 0)
+        producer.close(timeoutMilliseconds: 0)
 
         let replacement = try KafkaProducer(config: config, settings: settings)
         try produce(replacement, held)
         XCTAssertEqual(replacement.flush(timeoutMilliseconds: 10_000), 0)
         XCTAssertEqual(replacement.counters.delivered, 5)
-        try replacement.close()
+        replacement.close()
 
         let consumer = try KafkaConsumer(config: config)
         try consumer.assign([partition: .beginning])

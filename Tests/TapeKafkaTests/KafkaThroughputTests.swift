@@ -56,7 +56,7 @@ final class KafkaThroughputTests: XCTestCase {
         XCTAssertEqual(counters.failed, 0, "\(counters)")
         print("KAFKA-BENCH produce \(compression.rawValue): \(count) in \(String(format: "%.2f", seconds)) s, "
               + "\(counters.queueFull) queue-full answers, \(waits) waits")
-        try producer.close()
+        producer.close()
         return Double(count) / seconds
     }
 
