@@ -51,6 +51,7 @@ public enum KafkaProduceResult: Sendable, Equatable {
 
 /// The outcome of one record, as its delivery report said.
 public struct KafkaDeliveryReport: Sendable, Equatable {
+    /// Where the record went (nil: it failed before a partition was chosen).
     public var topicPartition: KafkaTopicPartition?
     /// The record's offset in its partition (delivered records).
     public var offset: Int64
@@ -140,9 +141,11 @@ public final class KafkaProducer: @unchecked Sendable {
         if !headers.isEmpty {
             headerList = rd_kafka_headers_new(headers.count)
             for header in headers {
-                header.value.withUnsafeBytes { bytes in
-                    _ = rd_kafka_header_add(headerList, header.name, -1, bytes.baseAddress, bytes.count)
+                let added = header.value.withUnsafeBytes { bytes in
+                    rd_kafka_header_add(headerList, header.name, -1, bytes.baseAddress, bytes.count)
                 }
+                // Only a read-only list (a consumed message's) refuses an addition.
+                precondition(added == RD_KAFKA_RESP_ERR_NO_ERROR, "a new header list takes headers")
             }
         }
         let error = tape_rd_kafka_produce(client, topicHandle, partition ?? RD_KAFKA_PARTITION_UA,
@@ -291,8 +294,9 @@ final class ProducerState: @unchecked Sendable {
         }
         lock.unlock()
         guard let onDelivery else { return }
-        let topicPartition = message.rkt.map {
-            KafkaTopicPartition(topic: String(cString: rd_kafka_topic_name($0)), partition: max(message.partition, 0))
+        // A record that failed before a partition was chosen has none (partition -1): then nil.
+        let topicPartition = message.partition < 0 ? nil : message.rkt.map {
+            KafkaTopicPartition(topic: String(cString: rd_kafka_topic_name($0)), partition: message.partition)
         }
         onDelivery(KafkaDeliveryReport(topicPartition: topicPartition, offset: message.offset, errorName: name))
     }
