@@ -53,7 +53,7 @@ bench: build
 clean:
 	rm -rf .build reports/sample recordings/bench Fuzz/.build Fuzz/corpus Fuzz/findings
 
-# Local PostgreSQL 15 (+ pg_partman), Redis and InfluxDB on the loopback ports of config/services.env,
+# Local PostgreSQL 15 (+ pg_partman), Redis, InfluxDB and Kafka (tansu) on the loopback ports of config/services.env,
 # data under .tape/ (idempotent; see README "Storage").
 services: setup
 	@scripts/services.sh start

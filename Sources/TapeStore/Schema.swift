@@ -162,8 +162,9 @@ public enum StoreSchema {
                 try connection.execute("INSERT INTO tape_schema_migrations (version, name) VALUES (\(migration.version), \(quote(migration.name)))")
                 applied.append(migration.version)
             }
+            // Under the same lock: workers starting together on a new database set partitioning up once.
+            try StorePartitions.setUp(connection)
         }
-        try StorePartitions.setUp(connection)
         return applied
     }
 

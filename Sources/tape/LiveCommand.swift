@@ -83,6 +83,8 @@ struct LiveCommand: ParsableCommand {
 
     @OptionGroup var store: StoreOptions
 
+    @OptionGroup var bus: BusOptions
+
     mutating func run() throws {
         // The settings file first; the command line adds feeds and overrides its values.
         var file = LiveConfigFile()
@@ -117,6 +119,7 @@ struct LiveCommand: ParsableCommand {
         run.snapshotIn = snapshotIn
         run.snapshotOut = snapshotOut
         run.sinkFactories = try store.factories(extra: file.stores)
+        if let publish = try bus.factory(clientID: "tape-ingest") { run.sinkFactories.append(publish) }
         run.describedInputs = warmup + feeds
         if let model {
             do { run.engine.extraNodes.append(try InferenceNode(modelPath: modelFile(model))) }

@@ -22,14 +22,17 @@ struct StoreOptions: ParsableArguments {
     /// One factory per `--store` (plus the live config's `stores`), checked here so that a bad URL is a
     /// usage error before anything starts.
     func factories(extra: [String] = []) throws -> [(RunContext) throws -> EngineSink] {
-        let spool = storeSpool
-        let closeTimeout = storeCloseTimeout
+        try Self.factories(urls: extra + stores, spool: storeSpool, closeTimeout: storeCloseTimeout)
+    }
+
+    /// One factory per store URL (`--store`, the live config's `stores`, `tape work`'s other stores).
+    static func factories(urls: [String], spool: String?, closeTimeout: Double) throws -> [(RunContext) throws -> EngineSink] {
         guard closeTimeout >= 0, closeTimeout <= 86_400 else {
             throw ValidationError("--store-close-timeout: expected 0 ... 86400 seconds")
         }
         // The stores of one run, for the metrics' providers (store write rates).
         let registry = StoreRegistry()
-        return try (extra + stores).map { url in
+        return try urls.map { url in
             switch StoreURL.scheme(of: url) {
             case "redis":
                 do { _ = try RedisEndpoint(url: url) } catch {

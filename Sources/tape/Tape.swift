@@ -28,7 +28,7 @@ struct Tape: ParsableCommand {
         version: TapeEngine.tapeVersion,
         subcommands: [ReplayCommand.self, RecordCommand.self, TrainCommand.self, ReportCommand.self,
                       ScenarioCommand.self, BenchCommand.self, LiveCommand.self, DiffCommand.self,
-                      FeedSimCommand.self, StoreCommand.self])
+                      FeedSimCommand.self, StoreCommand.self, IngestCommand.self, WorkCommand.self])
 }
 
 /// Options shared by every command that replays recordings.

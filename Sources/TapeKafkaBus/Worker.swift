@@ -1,0 +1,248 @@
+import Foundation
+import TapeCore
+import TapeClock
+import TapeStore
+import TapeSinks
+import TapeWork
+import TapeKafka
+import Histogram
+
+/// How `tape work` consumes.
+public struct WorkerSettings {
+    public var kafka: KafkaConfig
+    public var topic: String
+    public var group: String
+    public var partition: PartitionSettings
+    /// Wall time between two commits of a partition (outputs + offset + checkpoint)...
+    public var commitMilliseconds = 200
+    /// ...or this many records, whichever comes first.
+    public var commitRecords = 50_000
+    public var sessionTimeoutMilliseconds = 10_000
+    public var maxPollIntervalMilliseconds = 300_000
+    /// Stop after this long without a record (tests, benches); nil = run until `stop`.
+    public var idleExitMilliseconds: Int? = nil
+    /// Print poison records one by one up to this many, then only count them.
+    public var poisonPrintLimit = 20
+
+    public init(kafka: KafkaConfig, topic: String, group: String, partition: PartitionSettings) {
+        self.kafka = kafka; self.topic = topic; self.group = group; self.partition = partition
+    }
+}
+
+/// What a worker did (printed at exit; the metrics).
+public struct WorkerSummary {
+    public var records = 0
+    public var events = 0
+    public var clockTicks = 0
+    public var poison = 0
+    public var duplicates = 0
+    public var commits = 0
+    public var offsetResets = 0
+    public var sessionsEnded = 0
+    public var assignments = 0
+    public var revocations = 0
+    public var fenced = 0
+    /// Per partition: the next offset committed, and the lag seen last (high watermark − next offset).
+    public var nextOffsets: [Int32: Int64] = [:]
+    public var lag: [Int32: Int64] = [:]
+    public var rowsInserted = 0
+    /// Commit hand-off time on the worker's thread (graph checkpoint + queueing), ns.
+    public var commitLatencyNanoseconds: [Int64] = []
+    /// Per stored tick: receive stamp (at ingest) → commit of its PostgreSQL transaction, ns.
+    public var endToEnd = Histogram<UInt64>(highestTrackableValue: 3_600_000_000_000, numberOfSignificantValueDigits: .three)
+}
+
+/// `tape work`: a consumer-group member. Each assigned partition of `tick_data` gets its own graph
+/// (`PartitionWork`), restored from the checkpoint committed with its outputs in PostgreSQL; the offset
+/// stored there — not the group's offset in Kafka — is where it resumes. Single-threaded: the rebalance
+/// callbacks, the records and the commits all run on the thread that calls `run`.
+public final class Worker {
+    public let settings: WorkerSettings
+    public let name: String
+    private let consumer: KafkaConsumer
+    private let connection: PostgresConnection
+    private var works: [Int32: PartitionWork] = [:]
+    private var lastCommit: [Int32: Int64] = [:]
+    private var failure: (any Error)? = nil
+    /// The last record or assignment (the idle exit counts from it: a group forms in seconds).
+    private var lastActivity: Int64 = 0
+    private var summary = WorkerSummary()
+    private let log: @Sendable (String) -> Void
+
+    public init(settings: WorkerSettings, name: String, log: @escaping @Sendable (String) -> Void) throws {
+        self.settings = settings
+        self.name = name
+        self.log = log
+        connection = try PostgresConnection(url: settings.partition.postgresURL)
+        try StoreSchema.migrate(connection)
+        var consumerSettings = KafkaConsumerSettings(groupID: settings.group)
+        consumerSettings.sessionTimeoutMilliseconds = settings.sessionTimeoutMilliseconds
+        consumerSettings.maxPollIntervalMilliseconds = settings.maxPollIntervalMilliseconds
+        consumerSettings.startWithoutOffset = .beginning
+        consumer = try KafkaConsumer(config: settings.kafka, settings: consumerSettings)
+    }
+
+    /// Consumes until `stop()` returns true (checked between records), the worker has been idle for
+    /// `idleExitMilliseconds`, or an error that is not a partition's own; then revokes (commits) and
+    /// closes. Throws that error.
+    public func run(stop: () -> Bool) throws -> WorkerSummary {
+        let handler = KafkaRebalanceHandler(
+            assigned: { [unowned self] partitions in assigned(partitions) },
+            revoked: { [unowned self] partitions, lost in revoked(partitions, lost: lost) })
+        try consumer.subscribe(topics: [settings.topic], rebalance: handler)
+        lastActivity = WallClock.nanos()
+        var lastLag = WallClock.nanos()
+        while failure == nil && !stop() {
+            let message: KafkaMessage?
+            do { message = try consumer.poll(timeoutMilliseconds: 50) } catch let error as KafkaError {
+                if error.isFatal { failure = error; break }
+                // A partition's own error (e.g. its offsets reset by a re-created topic): said, not fatal.
+                log("tape work: \(error)")
+                continue
+            }
+            let now = WallClock.nanos()
+            if let message {
+                lastActivity = now
+                handle(message)
+            } else if let idle = settings.idleExitMilliseconds {
+                // Before its first assignment a member waits for the group to form (seconds; a member that
+                // left without a word holds its partitions until its session times out): at least 60 s.
+                let limit = summary.assignments > 0 ? Int64(idle) : max(Int64(idle), 60_000)
+                if now - lastActivity > limit * 1_000_000 { break }
+            }
+            commitDue(now: now)
+            if now - lastLag > 1_000_000_000 { lastLag = now; updateLag() }
+        }
+        // Revoke everything: commit, then leave the group.
+        let open = works.keys.sorted()
+        if !open.isEmpty { revoked(open.map { KafkaTopicPartition(topic: settings.topic, partition: $0) }, lost: false) }
+        try? consumer.close()
+        if let failure { throw failure }
+        return summary
+    }
+
+    private func handle(_ message: KafkaMessage) {
+        guard let work = works[message.partition] else { return }   // not (or no longer) ours
+        summary.records += 1
+        let empty = UnsafeRawBufferPointer(start: nil, count: 0)
+        let outcome = work.handle(offset: message.offset, key: message.key ?? empty, value: message.value ?? empty)
+        switch outcome {
+        case .handled: break
+        case .poison(let detail):
+            summary.poison += 1
+            if summary.poison <= settings.poisonPrintLimit {
+                log("tape work: poison record \(settings.topic)[\(message.partition)] offset \(message.offset): \(detail); skipped")
+            } else if summary.poison == settings.poisonPrintLimit + 1 {
+                log("tape work: more poison records: counted, not printed")
+            }
+        case .duplicate:
+            summary.duplicates += 1
+            if summary.duplicates == 1 {
+                log("tape work: \(settings.topic)[\(message.partition)] offset \(message.offset): a record already handled "
+                    + "(resent by the producer, e.g. after a broker restart); skipped (further ones counted)")
+            }
+        case .sessionWithoutEnd:
+            log("tape work: \(settings.topic)[\(message.partition)] offset \(message.offset): a new ingest session began "
+                + "before the previous one ended (the ingest was restarted); the graph continues")
+        case .offsetReset(let expected):
+            summary.offsetResets += 1
+            log("tape work: \(settings.topic)[\(message.partition)]: offsets went back (expected ≥ \(expected), got "
+                + "\(message.offset)): the topic was re-created (a broker that keeps topics in memory restarted?); "
+                + "continuing with the graph state")
+        }
+        if work.uncommitted >= settings.commitRecords { commit(message.partition, work) }
+    }
+
+    private func commitDue(now: Int64) {
+        let interval = Int64(settings.commitMilliseconds) * 1_000_000
+        for (partition, work) in works where work.uncommitted > 0 && now - (lastCommit[partition] ?? 0) >= interval {
+            commit(partition, work)
+        }
+    }
+
+    private func commit(_ partition: Int32, _ work: PartitionWork) {
+        let started = WallClock.nanos()
+        let ok = work.commit()
+        lastCommit[partition] = WallClock.nanos()
+        summary.commits += 1
+        summary.nextOffsets[partition] = work.nextOffset
+        if summary.commitLatencyNanoseconds.count < 100_000 { summary.commitLatencyNanoseconds.append(WallClock.nanos() - started) }
+        if !ok { give(up: partition, work) }
+    }
+
+    /// A partition whose store failed: fenced (another worker has it) is expected after a rebalance we
+    /// missed; anything else stops the worker.
+    private func give(up partition: Int32, _ work: PartitionWork) {
+        works[partition] = nil
+        let error = work.failure
+        try? work.close(commit: false)
+        if error is CheckpointFenced {
+            summary.fenced += 1
+            log("tape work: \(error!)")
+        } else if let error {
+            failure = error
+        }
+    }
+
+    private func assigned(_ partitions: [KafkaTopicPartition]) -> [KafkaTopicPartition: KafkaOffset] {
+        var starts: [KafkaTopicPartition: KafkaOffset] = [:]
+        for tp in partitions.sorted() where tp.topic == settings.topic {
+            do {
+                let acquired = try WorkerCheckpoints.acquire(connection, group: settings.group, topic: tp.topic,
+                                                             partition: tp.partition, worker: name)
+                let work = try PartitionWork(acquired: acquired, settings: settings.partition)
+                works[tp.partition] = work
+                lastCommit[tp.partition] = WallClock.nanos()
+                lastActivity = WallClock.nanos()
+                summary.assignments += 1
+                if let offset = work.startOffset {
+                    starts[tp] = .offset(offset)
+                    log("tape work: \(name) took \(tp) at offset \(offset) (epoch \(acquired.target.epoch), checkpoint restored)")
+                } else {
+                    starts[tp] = .beginning
+                    log("tape work: \(name) took \(tp) from the beginning (epoch \(acquired.target.epoch), no checkpoint yet)")
+                }
+            } catch {
+                failure = error
+                log("tape work: cannot take \(tp): \(error)")
+            }
+        }
+        return starts
+    }
+
+    private func revoked(_ partitions: [KafkaTopicPartition], lost: Bool) {
+        for tp in partitions.sorted() {
+            guard let work = works.removeValue(forKey: tp.partition) else { continue }
+            summary.revocations += 1
+            let counters = work.counters
+            summary.events += counters.events
+            summary.clockTicks += counters.clockTicks
+            summary.sessionsEnded += counters.sessionsEnded
+            do {
+                try work.close(commit: !lost)
+                summary.rowsInserted += work.storeCounters.rowsInserted
+                summary.endToEnd.add(work.commitLatency)
+                summary.nextOffsets[tp.partition] = work.nextOffset
+                log("tape work: \(name) gave \(tp) back at offset \(work.nextOffset)" + (lost ? " (lost: not committed)" : " (committed)"))
+            } catch is CheckpointFenced {
+                summary.fenced += 1
+            } catch let error as OutputFailed where error.underlying is CheckpointFenced {
+                summary.fenced += 1
+                log("tape work: \(tp): \(error.underlying)")
+            } catch {
+                failure = error
+                log("tape work: \(tp): closing failed: \(error)")
+            }
+        }
+    }
+
+    private func updateLag() {
+        for (partition, work) in works {
+            guard let high = consumer.highWatermark(KafkaTopicPartition(topic: settings.topic, partition: partition)) else { continue }
+            summary.lag[partition] = max(0, high - max(work.nextOffset, 0))
+        }
+    }
+
+    /// Consumer lag per partition, as last measured.
+    public var lag: [Int32: Int64] { summary.lag }
+}

@@ -1,0 +1,202 @@
+import ArgumentParser
+import Foundation
+import TapeCore
+import TapeSinks
+import TapeEngine
+import TapeReplay
+import TapeModel
+import TapeStore
+import TapeWork
+import TapeKafka
+import TapeKafkaBus
+import Histogram
+
+/// The Kafka bus options of `tape ingest` (and `tape live --kafka`).
+struct BusOptions: ParsableArguments {
+    /// The local broker of `make services` (config/services.env `TAPE_KAFKA_PORT`).
+    static let localBroker = "127.0.0.1:59092"
+
+    @Option(help: "Publish every validated event to Kafka: bootstrap servers host:port[,host:port] (tape ingest: default $TAPE_KAFKA_BOOTSTRAP or 127.0.0.1:59092).")
+    var kafka: String?
+
+    @Option(help: "Topic of the events (created if missing).")
+    var topic: String = "tick_data"
+
+    @Option(help: "Partitions of a topic that Tape creates (an existing topic keeps its own).")
+    var partitions: Int = 3
+
+    @Option(name: .customLong("kafka-property"), help: "A librdkafka property KEY=VALUE (repeatable; e.g. security.protocol=SASL_SSL).")
+    var kafkaProperties: [String] = []
+
+    @Option(help: "Producer linger in ms (batching).")
+    var lingerMs: Int = 5
+
+    @Option(help: "Producer compression: none, lz4, zstd, snappy, gzip.")
+    var compression: String = "lz4"
+
+    static func defaultBroker() -> String {
+        ProcessInfo.processInfo.environment["TAPE_KAFKA_BOOTSTRAP"].flatMap { $0.isEmpty ? nil : $0 } ?? localBroker
+    }
+
+    static func properties(_ list: [String]) throws -> [String: String] {
+        var result: [String: String] = [:]
+        for item in list {
+            let parts = item.split(separator: "=", maxSplits: 1).map(String.init)
+            guard parts.count == 2, !parts[0].isEmpty else {
+                throw ValidationError("--kafka-property '\(item)': expected KEY=VALUE")
+            }
+            result[parts[0]] = parts[1]
+        }
+        return result
+    }
+
+    /// The sink factory that publishes the run's events, when `--kafka` is given.
+    func factory(clientID: String) throws -> ((RunContext) throws -> EngineSink)? {
+        guard let kafka else { return nil }
+        guard (1...10_000).contains(partitions) else { throw ValidationError("--partitions: expected 1 ... 10000") }
+        guard (0...60_000).contains(lingerMs) else { throw ValidationError("--linger-ms: expected 0 ... 60000") }
+        guard let codec = KafkaProducerSettings.Compression(rawValue: compression) else {
+            throw ValidationError("--compression '\(compression)': expected none, lz4, zstd, snappy or gzip")
+        }
+        let config = KafkaConfig(bootstrapServers: kafka, clientID: clientID, properties: try Self.properties(kafkaProperties))
+        var settings = KafkaProducerSettings()
+        settings.lingerMilliseconds = lingerMs
+        settings.compression = codec
+        // A broker outage is bounded by the local queue only: a record is never given up on by time.
+        settings.messageTimeoutMilliseconds = 0
+        let topic = self.topic, partitions = self.partitions
+        return { context in
+            let publisher = try KafkaTickPublisher(config: config, topic: topic, partitions: partitions, settings: settings)
+            context.printer("tape: publishing to kafka \(kafka) topic \(topic) (\(publisher.partitionCount) partitions)")
+            return TickBusSink(publisher: publisher, symbols: context.symbols)
+        }
+    }
+}
+
+/// `tape ingest`: `tape live` whose validated, stamped stream also goes to Kafka (`tick_data`, keyed by
+/// symbol; clock ticks and the end-of-session mark to every partition).
+struct IngestCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "ingest",
+        abstract: "Live feeds → stamped, validated events → Kafka (tick_data), recorded as in tape live.",
+        discussion: """
+            Every option of tape live (feeds, --duration, --record, --store, …) plus the bus options. \
+            Records: key = symbol, value = Tape tick record v1 (docs/kafka.md), timestamp = receive time. \
+            Clock ticks and the end-of-session mark go to every partition. Consume with tape work.
+            """)
+
+    @OptionGroup var live: LiveCommand
+
+    mutating func run() throws {
+        if live.bus.kafka == nil { live.bus.kafka = BusOptions.defaultBroker() }
+        try live.run()
+    }
+}
+
+/// `tape work`: a consumer-group member running the graph per assigned partition, exactly once into
+/// PostgreSQL.
+struct WorkCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "work",
+        abstract: "Consume tick_data as a group member: a graph per partition, outputs exactly once into PostgreSQL.",
+        discussion: """
+            Each assigned partition resumes from the offset and graph checkpoint committed with its \
+            outputs in PostgreSQL (tape_worker_checkpoints). Start more workers with the same --group to \
+            split the partitions. SIGINT/SIGTERM: commit, leave the group, exit 0. Exit 5: a store failed; \
+            4: a checkpoint this config or build cannot continue from.
+            """)
+
+    @Option(help: "Kafka bootstrap servers (default $TAPE_KAFKA_BOOTSTRAP or 127.0.0.1:59092).")
+    var kafka: String?
+
+    @Option(help: "Topic to consume.")
+    var topic: String = "tick_data"
+
+    @Option(help: "Consumer group: workers of one group split the partitions.")
+    var group: String = "tape-work"
+
+    @Option(name: .customLong("store"), help: "postgres://… (required: outputs, offsets and checkpoints); also redis://…, influx://… (repeatable).")
+    var stores: [String] = []
+
+    @Option(help: "Pipeline config (YAML; default config/pipeline.yaml if present). Must be the one the checkpoints were taken under.")
+    var config: String?
+
+    @Option(help: "Run this trained model on every bar (predictions).")
+    var model: String?
+
+    @Option(help: "This worker's name (default host-pid).")
+    var name: String?
+
+    @Option(help: "Commit each partition at least every this many ms.")
+    var commitMs: Int = 200
+
+    @Option(help: "Exit after this many seconds without a record (before the first assignment: at least 60 s) (default: run until SIGINT/SIGTERM).")
+    var idleExitSeconds: Double?
+
+    @Option(help: "Consumer session.timeout.ms.")
+    var sessionTimeoutMs: Int = 10_000
+
+    @Option(help: "Consumer max.poll.interval.ms.")
+    var maxPollIntervalMs: Int = 300_000
+
+    @Option(name: .customLong("kafka-property"), help: "A librdkafka property KEY=VALUE (repeatable).")
+    var kafkaProperties: [String] = []
+
+    @Option(help: "Where the other stores keep batches while their servers are away.")
+    var spool: String = ".tape/work-spool"
+
+    mutating func run() throws {
+        let postgres = stores.filter { ["postgres", "postgresql"].contains(StoreURL.scheme(of: $0)) }
+        guard postgres.count == 1 else {
+            throw ValidationError("give exactly one --store postgres://… (outputs, offsets and checkpoints commit there)")
+        }
+        guard (1...600_000).contains(commitMs) else { throw ValidationError("--commit-ms: expected 1 ... 600000") }
+        var options = ReplayOptions(inputs: [])
+        do { try loadConfig(into: &options, path: config) }
+        catch let error as UnusableInput { fail(error.description, code: TapeExit.unusableInput) }
+        let configHash = FileHash.sha256(text: options.engine.config.canonicalText)
+        let workerName = name ?? "\(ProcessInfo.processInfo.hostName)-\(getpid())"
+        let printer: @Sendable (String) -> Void = { line in FileHandle.standardError.write(Data((line + "\n").utf8)) }
+        var partition = PartitionSettings(engine: options.engine, postgresURL: postgres[0], configHash: configHash,
+                                          worker: workerName, spoolDirectory: spool, printer: printer)
+        partition.otherSinks = try StoreOptions.factories(urls: stores.filter { !postgres.contains($0) }, spool: spool,
+                                                          closeTimeout: 60)
+        if let model {
+            let path = modelFile(model)
+            do { _ = try InferenceNode(modelPath: path) } catch { fail("\(model): \(error)", code: TapeExit.unusableInput) }
+            partition.makeExtraNodes = { [(try? InferenceNode(modelPath: path))].compactMap { $0 } }
+        }
+        let kafkaConfig = KafkaConfig(bootstrapServers: kafka ?? BusOptions.defaultBroker(), clientID: "tape-work-\(workerName)",
+                                      properties: try BusOptions.properties(kafkaProperties))
+        var settings = WorkerSettings(kafka: kafkaConfig, topic: topic, group: group, partition: partition)
+        settings.commitMilliseconds = commitMs
+        settings.sessionTimeoutMilliseconds = sessionTimeoutMs
+        settings.maxPollIntervalMilliseconds = maxPollIntervalMs
+        settings.idleExitMilliseconds = idleExitSeconds.map { Int($0 * 1000) }
+        let pause = PauseControl()
+        pause.install(keys: false)
+        let worker: Worker
+        do { worker = try Worker(settings: settings, name: workerName, log: printer) }
+        catch { fail("\(error)", code: TapeExit.outputFailed) }
+        printer("tape work: \(workerName) joining group \(group) on \(kafkaConfig.bootstrapServers) topic \(topic); "
+                + "store \(urlWithoutPassword(postgres[0])); config \(configHash.prefix(12))")
+        let summary: WorkerSummary
+        do { summary = try worker.run(stop: { pause.isInterrupted }) }
+        catch let error as WorkError { fail(error.description, code: TapeExit.unusableInput) }
+        catch { fail("\(error)", code: TapeExit.outputFailed) }
+        let latencies = summary.commitLatencyNanoseconds.sorted()
+        func percentile(_ p: Double) -> String {
+            guard !latencies.isEmpty else { return "-" }
+            return String(format: "%.3f ms", Double(latencies[min(latencies.count - 1, Int(Double(latencies.count) * p))]) / 1e6)
+        }
+        print("records         \(summary.records)  (events \(summary.events), clock ticks \(summary.clockTicks), poison \(summary.poison), duplicates \(summary.duplicates))")
+        if summary.endToEnd.totalCount > 0 {
+            let h = summary.endToEnd
+            func ms(_ p: Double) -> String { String(format: "%.3f", Double(h.valueAtPercentile(p)) / 1e6) }
+            print("end to end      receive stamp → PostgreSQL commit, \(h.totalCount) ticks: p50 \(ms(50)) ms, p99 \(ms(99)) ms, p99.9 \(ms(99.9)) ms, max \(String(format: "%.3f", Double(h.max) / 1e6)) ms")
+        }
+        print("commits         \(summary.commits)  (hand-off p50 \(percentile(0.5)), p99 \(percentile(0.99)))")
+        print("partitions      assigned \(summary.assignments), revoked \(summary.revocations), fenced \(summary.fenced), offset resets \(summary.offsetResets), sessions ended \(summary.sessionsEnded)")
+        print("next offsets    " + summary.nextOffsets.sorted { $0.key < $1.key }.map { "\(topic)[\($0.key)]=\($0.value)" }.joined(separator: " "))
+    }
+}
