@@ -55,12 +55,12 @@ public enum ReportWriter {
         }
         let f = Numbers.format
         return series.map { s in
-            var high = -Double.infinity, low = Double.infinity, volume = 0.0
+            var high = -Double.infinity, low = Double.infinity
             for i in 0..<s.count {
                 if s.high[i] > high { high = s.high[i] }
                 if s.low[i] < low { low = s.low[i] }
-                if s.volume[i].isFinite { volume += s.volume[i] }
             }
+            let volume = ExactSum.of(s.volume)  // 710.971, not 710.9709999999974
             let open = s.open.first ?? .nan, close = s.close.last ?? .nan
             let ret = open != 0 ? close / open - 1 : Double.nan
             let first = s.start.first.map(String.init) ?? "", last = s.end.last.map(String.init) ?? ""
@@ -164,7 +164,14 @@ public enum ReportWriter {
             appendNumber(HumanUnits.significant(row.double(c[4]) ?? .nan, 6), to: &js)
             js += Array(",\"\(jsString(row.string(c[5])))\"]".utf8)
         }
-        js += Array("];\n".utf8)
+        js += Array("];\nconst TICKS={".utf8)
+        // The tick view's buckets (captures only: a bar-file run has no tick_series.csv, and no view).
+        let ticks = ReportTicks.load(runDir: runDir)
+        for (n, one) in ticks.enumerated() {
+            if n > 0 { js += Array(",\n".utf8) }
+            one.appendJS(to: &js)
+        }
+        js += Array("};\n".utf8)
 
         var h = "<!DOCTYPE html>\n<html><head><meta charset=\"utf-8\"><title>Tape report</title>\n<style>\(style)</style>\n"
         h += "<script>window.__errors=[];window.onerror=function(m){window.__errors.push(String(m));document.documentElement.setAttribute('data-errors',window.__errors.join(' | '));};</script>\n"
@@ -172,6 +179,7 @@ public enum ReportWriter {
         if let digest = summary["digest"] as? String { h += "<p class=\"digest\">digest <code>\(esc(digest))</code></p>\n" }
         var symbols: [String] = []
         for s in series where symbols.last != s.symbol { symbols.append(s.symbol) }
+        let tickSymbols = Set(ticks.map(\.symbol))
         for (index, symbol) in symbols.enumerated() {
             let options = series.filter { $0.symbol == symbol }
                 .map { "<option value=\"\(esc($0.key))\">\(esc($0.timeframe)) (\(grouped($0.count)) bars)</option>" }.joined()
@@ -185,9 +193,13 @@ public enum ReportWriter {
             <h3>Anomalies</h3><label><input type="checkbox" class="inrange" checked> only in the shown range</label>
             <table class="anoms"><thead><tr><th>time (UTC)</th><th>rule</th><th>value</th><th>threshold</th><th>severity</th></tr></thead><tbody></tbody></table>
             <div class="pager"><button class="prev">‹ previous</button> <span class="pageinfo"></span> <button class="next">next ›</button></div>
-            </section>
+            \(tickSymbols.contains(symbol) ? tickView(symbol) : "")</section>
 
             """
+        }
+        // Symbols with ticks but no bars (quotes only): the tick view alone.
+        for one in ticks where !symbols.contains(one.symbol) {
+            h += "<section class=\"symticks\" data-sym=\"\(esc(one.symbol))\"><h2>\(esc(one.symbol))</h2>\(tickView(one.symbol))</section>\n"
         }
         h += runSummaryHTML(summary)
         h += "<h2>Per symbol and timeframe</h2><table class=\"num\"><tr><th>symbol</th><th>timeframe</th><th>bars</th>"
@@ -202,6 +214,7 @@ public enum ReportWriter {
             h += "<tr>" + cells.map { "<td>\($0)</td>" }.joined() + "</tr>\n"
         }
         h += "</table>\n<p class=\"note\">summary.csv has these rows with every digit.</p>\n"
+        h += ticksTableHTML(ticks)
         if predictionCount > 0 {
             h += "<h2>Predictions</h2><p>\(grouped(predictionCount)) predictions (predictions.csv); charted per symbol "
                 + "against the realised log return over \(horizon) bar(s).</p>\n"
@@ -214,7 +227,7 @@ public enum ReportWriter {
         }
         h += "<script>\n"
         let head = Array(h.utf8)
-        var tail = "\(ReportScript.chart)\n\(trainingScript)\n"
+        var tail = "\(ReportScript.chart)\n\(ReportScript.ticks)\n\(trainingScript)\n"
         tail += "document.documentElement.setAttribute('data-charts',String(created));\n"
         tail += "document.documentElement.setAttribute('data-ok','1');\n</script>\n</body></html>\n"
         try writeFile(runDir + "/index.html", parts: [head, js, Array(tail.utf8)])
@@ -263,8 +276,35 @@ public enum ReportWriter {
     .xtick{position:absolute;top:0;width:1px;height:4px;background:#90a4ae}.info{font:12px monospace;color:#455a64;min-height:1.3em}
     .toolbar{display:flex;gap:.5em;align-items:center}.toolbar button{min-width:2.2em}.range,.hint,.note{font-size:12px;color:#607d8b}
     table.anoms th{cursor:pointer}table.anoms th[data-sort=asc]::after{content:' ▲'}table.anoms th[data-sort=desc]::after{content:' ▼'}
-    .warn{background:#fff3e0;border:1px solid #ffb74d;padding:.5em 1em}.chartbox{position:relative;height:260px;max-width:1100px}
+    .warn{background:#fff3e0;border:1px solid #ffb74d;padding:.5em 1em}canvas.ticks{display:block;cursor:crosshair}.chartbox{position:relative;height:260px;max-width:1100px}
     """
+
+    /// The tick view of one symbol (drawn by `ReportScript.ticks` from `TICKS`).
+    static func tickView(_ symbol: String) -> String {
+        """
+        <div class="tickview" data-sym="\(esc(symbol))"><h3>Ticks</h3>
+        <div class="toolbar"><button class="zin" title="zoom in">+</button><button class="zout" title="zoom out">−</button><button class="zall">All</button>
+        <span class="range"></span></div>
+        <div class="hint">Trades and the bid–ask band over time (receive time, UTC), from tick_series.csv. Wheel: zoom · drag: pan · double-click: all.</div>
+        <canvas class="ticks"></canvas><div class="xaxis"></div><div class="info">&nbsp;</div></div>
+
+        """
+    }
+
+    /// Trades, volume and quotes per symbol from `tick_series.csv` (nothing for a bar-file run).
+    static func ticksTableHTML(_ ticks: [ReportTicks]) -> String {
+        guard !ticks.isEmpty else { return "" }
+        var h = "<h2>Ticks per symbol</h2><table class=\"num\"><tr><th>symbol</th><th>trades</th><th>volume</th><th>quotes</th>"
+            + "<th>first bucket (UTC)</th><th>last bucket end (UTC)</th><th>bucket width</th></tr>\n"
+        for one in ticks {
+            let first = one.start.first.map { esc(HumanUnits.time($0)) } ?? "—"
+            let last = one.start.last.map { esc(HumanUnits.time($0 + one.widthNanos)) } ?? "—"
+            let cells = [esc(one.symbol), grouped(Int(one.tradeCount)), Numbers.format(one.volume), grouped(Int(one.quoteCount)),
+                         first, last, HumanUnits.text(Double(one.widthNanos) / 1e6, digits: 6) + " ms"]
+            h += "<tr>" + cells.map { "<td>\($0)</td>" }.joined() + "</tr>\n"
+        }
+        return h + "</table>\n"
+    }
 
     /// The run summary as a table of human units.
     static func runSummaryHTML(_ summary: [String: Any]) -> String {
