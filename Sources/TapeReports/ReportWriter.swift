@@ -84,7 +84,7 @@ public enum ReportWriter {
         guard fm.fileExists(atPath: runDir + "/bars.csv") || fm.fileExists(atPath: runDir + "/summary.json") else {
             throw ReportError("\(runDir): not a run folder (no summary.json or bars.csv)")
         }
-        let series = ReportSeries.load(runDir: runDir)
+        let series = ReportSeries.load(runDir: runDir, displayLimit: maxCandles)
         let rows = summaryRows(series: series, runDir: runDir)
         try ([summaryHeader] + rows).map { $0 + "\n" }.joined().write(toFile: runDir + "/summary.csv", atomically: true, encoding: .utf8)
 
@@ -265,8 +265,10 @@ public enum ReportWriter {
         }
     }
 
-    /// Most candles kept per series in the page (merged beyond: see `ReportSeries.downsampled`).
-    public static let maxCandles = 50_000
+    /// Most candles kept per series in the page (merged beyond: see `ReportSeries.downsampled`): a month
+    /// of 1-minute bars (45k) is shown as 3-minute candles at the deepest zoom of its 1m series (its 5m and
+    /// 15m series keep every bar), so the page stays light and quick to build. bars.csv keeps everything.
+    public static let maxCandles = 20_000
 
     static let style = """
     body{font-family:system-ui,sans-serif;margin:1em;color:#263238;max-width:1400px}table{border-collapse:collapse;font-size:12px;margin:.4em 0}
@@ -377,9 +379,14 @@ public enum ReportWriter {
     /// `,"name":[v,…]`, each value rounded to `digits` significant digits (nil: as it is).
     static func appendArray(_ name: String, _ values: [Double], digits: Int?, to out: inout [UInt8]) {
         out += Array(",\"\(name)\":[".utf8)
+        var exponentGuess = Int.min
         for (i, value) in values.enumerated() {
             if i > 0 { out.append(UInt8(ascii: ",")) }
-            appendNumber(digits.map { HumanUnits.significant(value, $0) } ?? value, to: &out)
+            if let digits {
+                DisplayNumbers.appendSignificant(value, digits: digits, exponentGuess: &exponentGuess, to: &out)
+            } else {
+                appendNumber(value, to: &out)
+            }
         }
         out.append(UInt8(ascii: "]"))
     }
