@@ -103,6 +103,11 @@ public final class TickSeriesSink: EventSink {
     struct Series {
         var width: Int64 = TickSeriesSink.widthStartNanos
         var buckets: [Bucket] = []
+        /// End of the last bucket (`Int64.min`: none): a tick before it goes into the last bucket without
+        /// a division.
+        var lastEnd = Int64.min
+        /// Whether the symbol is collected (its slot is in use).
+        var collected = false
         /// Most decimal places of a trade size: the volume column is rounded to it (no float noise).
         var volumeDecimals = 0
 
@@ -122,6 +127,7 @@ public final class TickSeriesSink: EventSink {
                     }
                 }
                 buckets.removeLast(buckets.count - kept)  // keeps the capacity
+                lastEnd = buckets[kept - 1].start + width
             }
             assert(buckets.count < TickSeriesSink.bucketsPerSymbolMax)
         }
@@ -129,10 +135,9 @@ public final class TickSeriesSink: EventSink {
 
     public let directory: String
     private let symbols: SymbolTable
-    /// Indexed by symbol id; `collected[id]` says whether the slot is in use (an unused one holds an
-    /// empty `Series`, which allocates nothing).
-    private var series: [Series] = []
-    private var collected: [Bool] = []
+    /// Indexed by symbol id (an unused slot holds an empty `Series`, which allocates nothing). Memory of
+    /// its own, grown by doubling: `record` mutates a slot in place without an exclusivity check per tick.
+    private var series = UnsafeMutableBufferPointer<Series>(start: nil, count: 0)
     private var seriesCount = 0
     /// Ticks of symbols beyond `symbolsMax` (not collected).
     public private(set) var symbolsDropped = 0
@@ -144,6 +149,25 @@ public final class TickSeriesSink: EventSink {
         self.symbols = symbols
     }
 
+    deinit {
+        if let base = series.baseAddress {
+            base.deinitialize(count: series.count)
+            base.deallocate()
+        }
+    }
+
+    /// Room for symbol ids up to `id` (rare: once per new highest symbol id, doubling).
+    private func grow(toHold id: Int) {
+        let capacity = max(id + 1, series.count * 2, 16)
+        let grown = UnsafeMutableBufferPointer<Series>.allocate(capacity: capacity)
+        if let base = series.baseAddress {
+            _ = grown.moveInitialize(fromContentsOf: series)
+            base.deallocate()
+        }
+        (grown.baseAddress! + series.count).initialize(repeating: Series(), count: capacity - series.count)
+        series = grown
+    }
+
     public var name: String { "tick-series" }
     public var failure: (any Error)? { writeFailure }
 
@@ -152,20 +176,18 @@ public final class TickSeriesSink: EventSink {
     public func record(_ event: MarketEvent) {
         guard event.kind == .trade || event.kind == .quote else { return }
         let id = Int(event.symbol)
-        if id >= series.count {
-            series.append(contentsOf: repeatElement(Series(), count: id + 1 - series.count))
-            collected.append(contentsOf: repeatElement(false, count: id + 1 - collected.count))
-        }
-        if !collected[id] {
+        if id >= series.count { grow(toHold: id) }
+        let slot = series.baseAddress! + id
+        if !slot.pointee.collected {
             guard seriesCount < Self.symbolsMax else {
                 symbolsDropped += 1
                 return
             }
-            series[id].buckets.reserveCapacity(64)
-            collected[id] = true
+            slot.pointee.buckets.reserveCapacity(64)
+            slot.pointee.collected = true
             seriesCount += 1
         }
-        series[id].add(event)  // in place: no copy of the bucket array
+        slot.pointee.add(event)  // in place: no copy of the bucket array
     }
 
     public func flush() throws { if let writeFailure { throw writeFailure } }
@@ -203,7 +225,7 @@ public final class TickSeriesSink: EventSink {
 
     /// The collected symbol ids, ordered by symbol name (the file's order).
     private func orderedSymbolIDs() -> [Int] {
-        series.indices.filter { collected[$0] }.sorted { symbols.name(SymbolID($0)) < symbols.name(SymbolID($1)) }
+        series.indices.filter { series[$0].collected }.sorted { symbols.name(SymbolID($0)) < symbols.name(SymbolID($1)) }
     }
 
     /// One row of the file. Volume and spreads are printed without float noise: the volume rounded to the
@@ -254,18 +276,14 @@ extension TickSeriesSink.Series {
 
     @inline(__always)
     mutating func add(_ event: MarketEvent) {
-        var start = TickSeriesSink.floorTo(event.receiveTime, width)
-        if let last = buckets.last, start <= last.start {
-            start = last.start  // same bucket, or stamped before it: into the last bucket
-        } else {
-            if buckets.count >= TickSeriesSink.bucketsPerSymbolMax {
-                makeRoom()
-                start = TickSeriesSink.floorTo(event.receiveTime, width)
-            }
-            if let last = buckets.last, start <= last.start {
-                start = last.start
-            } else {
+        // The same bucket as the last tick (or stamped before it: into the last bucket), else a new one.
+        if event.receiveTime >= lastEnd {
+            if buckets.count >= TickSeriesSink.bucketsPerSymbolMax { makeRoom() }  // doubles the width
+            if event.receiveTime >= lastEnd {
+                let start = TickSeriesSink.floorTo(event.receiveTime, width)
+                assert(buckets.last.map { start > $0.start } ?? true, "a later bucket")
                 buckets.append(TickSeriesSink.Bucket(start: start))
+                lastEnd = start + width
             }
         }
         let index = buckets.count - 1
