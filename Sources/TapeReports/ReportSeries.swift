@@ -87,6 +87,10 @@ struct ReportSeries {
         var series: [ReportSeries] = []
         var index = SeriesIndex()
         var barColumns: [Int]? = nil
+        /// One bar as read; per series, rows are collected in one array (one append per row) and then
+        /// split into the series' columns.
+        struct BarRow { var start, end: Int64; var open, high, low, close, volume: Double }
+        var rows: [[BarRow]] = []
         _ = stream(runDir + "/bars.csv") { header, row in
             if let header = header {
                 let names = ["symbol", "timeframe", "start_ns", "end_ns", "open", "high", "low", "close", "volume"]
@@ -99,14 +103,22 @@ struct ReportSeries {
             if let known = index.position(row, symbol: c[0], timeframe: c[1]) { position = known } else {
                 position = index.add(row, symbol: c[0], timeframe: c[1])
                 series.append(ReportSeries(symbol: row.string(c[0]), timeframe: row.string(c[1])))
+                rows.append([])
             }
-            series[position].start.append(start)
-            series[position].end.append(end)
-            series[position].open.append(row.double(c[4]) ?? .nan)
-            series[position].high.append(row.double(c[5]) ?? .nan)
-            series[position].low.append(row.double(c[6]) ?? .nan)
-            series[position].close.append(row.double(c[7]) ?? .nan)
-            series[position].volume.append(row.double(c[8]) ?? .nan)
+            rows[position].append(BarRow(start: start, end: end, open: row.double(c[4]) ?? .nan,
+                                         high: row.double(c[5]) ?? .nan, low: row.double(c[6]) ?? .nan,
+                                         close: row.double(c[7]) ?? .nan, volume: row.double(c[8]) ?? .nan))
+        }
+        for position in series.indices {
+            let bars = rows[position]
+            rows[position] = []
+            series[position].start = bars.map(\.start)
+            series[position].end = bars.map(\.end)
+            series[position].open = bars.map(\.open)
+            series[position].high = bars.map(\.high)
+            series[position].low = bars.map(\.low)
+            series[position].close = bars.map(\.close)
+            series[position].volume = bars.map(\.volume)
         }
         if !withIndicators { return sorted(series) }
         let ends = series.map(\.end)
@@ -130,7 +142,8 @@ struct ReportSeries {
         }
         // Bars per display candle, per series (the page keeps each group's last bar's indicators).
         let groupSizes = series.map { max(1, ($0.count + displayLimit - 1) / displayLimit) }
-        var indicatorValues = series.map { s in indicatorNames.map { _ in [Double](repeating: .nan, count: s.count) } }
+        // [series][indicator × bars + bar]: one flat array per series.
+        var indicatorValues = series.map { [Double](repeating: .nan, count: $0.count * indicatorNames.count) }
         var indicatorColumns: [Int?] = []
         var keyColumns: [Int]? = nil
         _ = stream(runDir + "/indicators.csv") { header, row in
@@ -144,13 +157,17 @@ struct ReportSeries {
                   let end = row.int(k[2]), let at = rowIndex(position, end) else { return }
             let group = groupSizes[position]
             guard (at + 1) % group == 0 || at == ends[position].count - 1 else { return }  // not shown
+            let barCount = ends[position].count
             for (j, c) in indicatorColumns.enumerated() {
                 // Display only (rounded to 7 digits in the page): the fast reader.
-                if let c, let value = DisplayNumbers.parse(row, c) { indicatorValues[position][j][at] = value }
+                if let c, let value = DisplayNumbers.parse(row, c) { indicatorValues[position][j * barCount + at] = value }
             }
         }
         for position in series.indices {
-            series[position].indicators = indicatorValues[position]
+            let barCount = series[position].count
+            series[position].indicators = indicatorNames.indices.map { j in
+                Array(indicatorValues[position][(j * barCount)..<((j + 1) * barCount)])
+            }
             series[position].prediction = [Double](repeating: .nan, count: series[position].count)
         }
         indicatorValues = []
