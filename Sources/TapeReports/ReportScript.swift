@@ -268,12 +268,13 @@ TickChart.prototype.draw=function(){
       ctx.restore();
       legend([['last trade price (stroke: low–high per '+per+')','#263238'],['bid','#26a69a'],['ask','#ef5350'],['bid–ask band','rgba(41,98,255,0.4)']],y0+2);
     } else if(p.name==='spread'){let hi=0;for(const k of groups){if(isFinite(k.sh)&&k.sh>hi)hi=k.sh;}
-      const top_=hi||1;const yOf=yAxis(0,top_,y0,h,[0,top_/2,top_].map(v=>Number(v.toPrecision(2))));clip(y0,h);
+      // 15% headroom: no label on the panel's top edge, next to the panel above's zero
+      const top_=(hi||1)*1.15;const yOf=yAxis(0,top_,y0,h,niceTicks(0,top_,2));clip(y0,h);
       ctx.fillStyle='rgba(239,108,0,0.25)';for(const k of groups){if(isFinite(k.sh)){const y=yOf(k.sh);ctx.fillRect(k.x-gw/2,y,gw,y0+h-y);}}
       for(const k of groups)k.spread=(ok(k.ac)&&ok(k.bc))?k.ac-k.bc:null;
       polyline('spread',yOf,'#ef6c00');ctx.restore();legend([['spread (last)','#ef6c00'],['highest spread per '+per,'rgba(239,108,0,0.5)']],y0+2);
     } else if(p.name==='count'){let hi=0;for(const k of groups){if(k.n>hi)hi=k.n;if(k.q>hi)hi=k.q;}
-      const yOf=yAxis(0,hi||1,y0,h,[0,(hi||1)/2,hi||1].map(v=>Number(v.toPrecision(2))));clip(y0,h);const bw=Math.max(1,gw*0.45);
+      const top_=(hi||1)*1.15;const yOf=yAxis(0,top_,y0,h,niceTicks(0,top_,2));clip(y0,h);const bw=Math.max(1,gw*0.45);
       for(const k of groups){ctx.fillStyle='rgba(38,166,154,0.8)';let y=yOf(k.n);ctx.fillRect(k.x-bw,y,bw,y0+h-y);
         ctx.fillStyle='rgba(126,87,194,0.6)';y=yOf(k.q);ctx.fillRect(k.x,y,bw,y0+h-y);}
       ctx.restore();legend([['trades per '+per,'#26a69a'],['quotes per '+per,'#7e57c2']],y0+2);}
