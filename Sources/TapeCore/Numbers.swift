@@ -149,6 +149,10 @@ public enum Numbers {
         return decimalPlacesMax
     }
 
+    /// 10^exponent for 0 ≤ exponent ≤ 22 (exact in a Double).
+    @inlinable
+    public static func powerOfTen(_ exponent: Int) -> Double { pow10[exponent] }
+
     /// `x` rounded to `places` decimal places (0 ≤ places ≤ `decimalPlacesMax`): the Double nearest to
     /// the decimal, so that it prints as that decimal (`0.30000000000000004` at 1 place → `0.3`). A value
     /// whose scaled magnitude reaches 10^15 (no room for the places in a Double's 53 bits) and NaN are

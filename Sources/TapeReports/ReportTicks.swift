@@ -24,9 +24,8 @@ struct ReportTicks {
     var tradeCount: Int64 { trades.reduce(0, +) }
     var quoteCount: Int64 { quotes.reduce(0, +) }
 
-    /// The sum of the buckets' volumes without float noise: rounded to the most decimal places of a
-    /// bucket's volume (docs/reports.md, "Volumes").
-    var volume: Double { ExactSum.of(values[0]) }
+    /// The exact sum of the buckets' volumes (docs/reports.md, "Volumes").
+    var volume: ExactSum { ExactSum.of(values[0]) }
 
     init(symbol: String) { self.symbol = symbol }
 
@@ -91,21 +90,122 @@ struct ReportTicks {
     }
 }
 
-/// Sums of decimal quantities (volumes) without float noise: the Double sum rounded to the most
-/// decimal places of any term (`Numbers.decimalPlaces`, at most 12), so that 0.1 + 0.2 is 0.3 and a
-/// month of volumes sums to `710.971`, not `710.9709999999974`.
-public enum ExactSum {
-    /// The sum of the finite values (0 when there is none).
-    public static func of(_ values: [Double]) -> Double {
-        var sum = 0.0
-        var places = 0
-        for value in values where value.isFinite {
-            sum += value
-            if places < Numbers.decimalPlacesMax {
-                let p = Numbers.decimalPlaces(value)
-                if p > places { places = p }
+/// Sums of decimal quantities (volumes), exact: each value is read as a decimal with its own decimal
+/// places (`Numbers.decimalPlaces`, the shortest text that reads back as it) and added as an integer
+/// count (128 bits) of units of the finest place seen, so the sum is the exact decimal sum of the values
+/// as printed — `710.971`, not `710.9709999999974`; a month of 1-minute volumes `119923370570.20744999989`
+/// (one input volume is printed `218102.59507500002`: the file's own digits), where a Double sum gives
+/// `119923370570.20705` (it cannot hold the digits). A value of 16–17 significant digits is read from its
+/// shortest round-trip text. Only beyond 20 places or 128 bits (never for volumes) is the Double sum,
+/// rounded to 12 places, used instead (`exact` false).
+public struct ExactSum {
+    public private(set) var units: Int128 = 0
+    public private(set) var places = 0
+    public private(set) var exact = true
+    private var plain = 0.0
+
+    public init() {}
+
+    /// The sum of the finite values of `values` (NaN skipped; 0 when there is none).
+    public static func of(_ values: [Double]) -> ExactSum {
+        var sum = ExactSum()
+        for value in values { sum.add(value) }
+        return sum
+    }
+
+    public mutating func add(_ value: Double) {
+        guard value.isFinite else { return }
+        plain += value
+        guard exact else { return }
+        var valuePlaces = Numbers.decimalPlaces(value)
+        var mantissa: Int128
+        if valuePlaces < Numbers.decimalPlacesMax {
+            // value = m / 10^valuePlaces exactly (what decimalPlaces checked), m below 2^53.
+            let m = (value * Numbers.powerOfTen(valuePlaces)).rounded()
+            guard m.magnitude < 9_007_199_254_740_992 else { exact = false; return }
+            mantissa = Int128(Int64(m))
+        } else {
+            // 16–17 significant digits (a vendor's own float noise, `218102.59507500002`; or 1/3): the
+            // shortest text that reads back as the value, read as a decimal (rare: allocates).
+            guard let decimal = Self.decimal(Numbers.format(value)) else { exact = false; return }
+            (mantissa, valuePlaces) = decimal
+        }
+        if valuePlaces > places {
+            let (rescaled, overflow) = units.multipliedReportingOverflow(by: Self.power(valuePlaces - places))
+            guard !overflow else { exact = false; return }
+            units = rescaled
+            places = valuePlaces
+        }
+        // Scaled to the common places in 128 bits.
+        let (scaled, overflowScale) = mantissa.multipliedReportingOverflow(by: Self.power(places - valuePlaces))
+        let (sum, overflowSum) = units.addingReportingOverflow(scaled)
+        guard !overflowScale, !overflowSum else { exact = false; return }
+        units = sum
+    }
+
+    /// The sum as a Double (the nearest to the exact sum when `exact`).
+    public var value: Double {
+        exact ? Double(units) / Double(Self.power(places)) : Numbers.rounded(plain, decimalPlaces: Numbers.decimalPlacesMax)
+    }
+
+    /// The sum's text: the exact decimal, no trailing zeros (else `Numbers.format(value)`).
+    public var text: String { text(significantDigitsMax: Int.max) }
+
+    /// The exact decimal with fractional digits dropped (rounded half away from zero) beyond
+    /// `significantDigitsMax` significant digits; the integer part is always whole (`119923370570.207` at 15).
+    public func text(significantDigitsMax: Int) -> String {
+        guard exact else { return Numbers.format(value) }
+        var magnitude = units.magnitude
+        var fraction = places
+        let digitCount = String(magnitude).count
+        if digitCount > significantDigitsMax {
+            let drop = min(fraction, digitCount - significantDigitsMax)
+            if drop > 0 {
+                let divisor = UInt128(Self.power(drop))
+                magnitude = (magnitude + divisor / 2) / divisor
+                fraction -= drop
             }
         }
-        return Numbers.rounded(sum, decimalPlaces: places)
+        if magnitude == 0 { return "0" }
+        var digits = String(magnitude)
+        while fraction > 0 && digits.hasSuffix("0") { digits.removeLast(); fraction -= 1 }
+        if fraction > 0 {
+            if digits.count <= fraction { digits = String(repeating: "0", count: fraction - digits.count + 1) + digits }
+            digits.insert(".", at: digits.index(digits.endIndex, offsetBy: -fraction))
+        }
+        return (units < 0 ? "-" : "") + digits
+    }
+
+    /// Most decimal places kept exactly (128-bit units: integer parts up to 10^17 at this many places).
+    static let placesMax = 20
+
+    /// `-12.5` → (-125, 1); nil for an exponent form or more than `placesMax` places.
+    static func decimal(_ text: String) -> (mantissa: Int128, places: Int)? {
+        var mantissa: Int128 = 0
+        var places = 0
+        var fraction = false
+        var negative = false
+        var digits = 0
+        for byte in text.utf8 {
+            switch byte {
+            case UInt8(ascii: "-") where digits == 0 && !negative: negative = true
+            case UInt8(ascii: "."): if fraction { return nil } else { fraction = true }
+            case UInt8(ascii: "0")...UInt8(ascii: "9"):
+                mantissa = mantissa * 10 + Int128(byte - UInt8(ascii: "0"))
+                digits += 1
+                if fraction { places += 1 }
+                if digits > 36 || places > placesMax { return nil }
+            default: return nil
+            }
+        }
+        guard digits > 0 else { return nil }
+        return (negative ? -mantissa : mantissa, places)
+    }
+
+    static func power(_ exponent: Int) -> Int128 {
+        precondition(exponent >= 0 && exponent <= 36)
+        var result: Int128 = 1
+        for _ in 0..<exponent { result *= 10 }
+        return result
     }
 }

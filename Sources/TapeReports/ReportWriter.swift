@@ -60,12 +60,12 @@ public enum ReportWriter {
                 if s.high[i] > high { high = s.high[i] }
                 if s.low[i] < low { low = s.low[i] }
             }
-            let volume = ExactSum.of(s.volume)  // 710.971, not 710.9709999999974
+            let volume = ExactSum.of(s.volume).text  // 710.971, not 710.9709999999974
             let open = s.open.first ?? .nan, close = s.close.last ?? .nan
             let ret = open != 0 ? close / open - 1 : Double.nan
             let first = s.start.first.map(String.init) ?? "", last = s.end.last.map(String.init) ?? ""
             return "\(s.symbol),\(s.timeframe),\(s.count),\(first),\(last),\(f(open)),\(f(close)),\(f(ret)),"
-                + "\(f(high.isFinite ? high : .nan)),\(f(low.isFinite ? low : .nan)),\(f(volume)),\(anomalies[s.symbol] ?? 0)"
+                + "\(f(high.isFinite ? high : .nan)),\(f(low.isFinite ? low : .nan)),\(volume),\(anomalies[s.symbol] ?? 0)"
         }
     }
 
@@ -205,12 +205,14 @@ public enum ReportWriter {
         h += "<h2>Per symbol and timeframe</h2><table class=\"num\"><tr><th>symbol</th><th>timeframe</th><th>bars</th>"
             + "<th>first bar start (UTC)</th><th>last bar end (UTC)</th><th>open</th><th>close</th><th>return</th><th>high</th>"
             + "<th>low</th><th>volume</th><th>anomalies</th></tr>\n"
-        for r in rows {
+        // Rows are in the order of `series`; the volume shown to at most 15 significant digits (its
+        // integer part whole), summary.csv having every digit.
+        for (r, volumeText) in zip(rows, series.map { ExactSum.of($0.volume).text(significantDigitsMax: 15) }) {
             let c = r.split(separator: ",", omittingEmptySubsequences: false).map(String.init)
             guard c.count == 12 else { continue }
             let ret = Double(c[7]).map { HumanUnits.text($0 * 100, digits: 3) + " %" } ?? "—"
             let cells = [esc(c[0]), esc(c[1]), grouped(Int(c[2]) ?? 0), timeCell(c[3]), timeCell(c[4]), numberCell(c[5], 8),
-                         numberCell(c[6], 8), ret, numberCell(c[8], 8), numberCell(c[9], 8), numberCell(c[10], 10), esc(c[11])]
+                         numberCell(c[6], 8), ret, numberCell(c[8], 8), numberCell(c[9], 8), groupedDecimal(volumeText), esc(c[11])]
             h += "<tr>" + cells.map { "<td>\($0)</td>" }.joined() + "</tr>\n"
         }
         h += "</table>\n<p class=\"note\">summary.csv has these rows with every digit.</p>\n"
@@ -301,7 +303,7 @@ public enum ReportWriter {
         for one in ticks {
             let first = one.start.first.map { esc(HumanUnits.time($0)) } ?? "—"
             let last = one.start.last.map { esc(HumanUnits.time($0 + one.widthNanos)) } ?? "—"
-            let cells = [esc(one.symbol), grouped(Int(one.tradeCount)), Numbers.format(one.volume), grouped(Int(one.quoteCount)),
+            let cells = [esc(one.symbol), grouped(Int(one.tradeCount)), groupedDecimal(one.volume.text(significantDigitsMax: 15)), grouped(Int(one.quoteCount)),
                          first, last, HumanUnits.text(Double(one.widthNanos) / 1e6, digits: 6) + " ms"]
             h += "<tr>" + cells.map { "<td>\($0)</td>" }.joined() + "</tr>\n"
         }
@@ -351,6 +353,21 @@ public enum ReportWriter {
             out.append(ch)
         }
         return (value < 0 ? "-" : "") + out
+    }
+
+    /// A decimal's text with thousands separators in its integer part (`119,923,370,570.207`): volumes,
+    /// shown with every digit of their exact sum.
+    static func groupedDecimal(_ text: String) -> String {
+        guard !text.isEmpty, text.allSatisfy({ $0.isNumber || $0 == "." || $0 == "-" }) else { return esc(text) }
+        let negative = text.hasPrefix("-")
+        let body = negative ? String(text.dropFirst()) : text
+        let parts = body.split(separator: ".", maxSplits: 1, omittingEmptySubsequences: false)
+        var integer = ""
+        for (i, ch) in parts[0].enumerated() {
+            if i > 0 && (parts[0].count - i) % 3 == 0 { integer.append(",") }
+            integer.append(ch)
+        }
+        return (negative ? "-" : "") + integer + (parts.count > 1 ? "." + parts[1] : "")
     }
 
     static func timeCell(_ ns: String) -> String { Int64(ns).map { esc(HumanUnits.time($0)) } ?? esc(ns) }

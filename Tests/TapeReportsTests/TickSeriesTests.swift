@@ -148,7 +148,7 @@ final class TickSeriesTests: XCTestCase {
         XCTAssertEqual(summaryRows.first { $0["timeframe"] == "1m" }?["volume"], "\(totalVolume)", "summary.csv volume")
         let page = try String(contentsOfFile: run.runDir + "/index.html", encoding: .utf8)
         XCTAssertTrue(page.contains("<div class=\"tickview\" data-sym=\"spot:BTCUSDT\">"), "the tick view")
-        XCTAssertTrue(page.contains("<h2>Ticks per symbol</h2>") && page.contains("<td>\(totalVolume)</td>"))
+        XCTAssertTrue(page.contains("<h2>Ticks per symbol</h2>") && page.contains("<td>\(totalVolume)</td>"), "exact volume \(totalVolume)")
     }
 
     /// Hours of synthetic ticks with gaps: never more than `bucketsPerSymbolMax` buckets, widths 1 ms × 2^k,
@@ -217,10 +217,22 @@ final class TickSeriesTests: XCTestCase {
 
     /// Sums of decimal quantities print as the decimal: 0.1 + 0.2 is 0.3, in the bars the graph closes too.
     func testVolumesWithoutFloatNoise() throws {
-        XCTAssertEqual(Numbers.format(ExactSum.of([0.1, 0.2])), "0.3")
-        XCTAssertEqual(Numbers.format(ExactSum.of([0.1, 0.2, .nan, 5])), "5.3")
-        XCTAssertEqual(Numbers.format(ExactSum.of([])), "0")
-        XCTAssertEqual(Numbers.format(ExactSum.of(Array(repeating: 0.001, count: 710_971))), "710.971")
+        XCTAssertEqual(ExactSum.of([0.1, 0.2]).text, "0.3")
+        XCTAssertEqual(ExactSum.of([0.1, 0.2]).value, 0.3)
+        XCTAssertEqual(ExactSum.of([0.1, 0.2, .nan, 5]).text, "5.3")
+        XCTAssertEqual(ExactSum.of([]).text, "0")
+        XCTAssertEqual(ExactSum.of([0.005, 0.005]).text, "0.01")
+        XCTAssertEqual(ExactSum.of([-1.25, 0.5]).text, "-0.75")
+        XCTAssertEqual(ExactSum.of(Array(repeating: 0.001, count: 710_971)).text, "710.971")
+        // Beyond what a Double holds: 45,000 volumes of 2,300,413.7295 (4 places, 1.0e11 in all).
+        XCTAssertEqual(ExactSum.of(Array(repeating: 2_300_413.7295, count: 45_000)).text, "103518617827.5")
+        XCTAssertEqual(ExactSum.of([1.0 / 3, 1]).text, "1.3333333333333333", "the shortest text of 1/3, plus 1")
+        XCTAssertFalse(ExactSum.of([1e-30, 1]).exact, "beyond 20 places: the Double sum")
+        // Values with many places (a vendor's own float noise, as in the real BTC file) still sum exactly.
+        XCTAssertEqual(ExactSum.of([218102.59507500002, 119923152467.5, 2300413.7295]).text, "119925670983.82457500002")
+        XCTAssertEqual(ExactSum.of([218102.59507500002, 119923152467.5, 2300413.7295]).text(significantDigitsMax: 15), "119925670983.825")
+        XCTAssertEqual(ExactSum.of([0.125, 0.25]).text(significantDigitsMax: 2), "0.38")
+        XCTAssertEqual(ExactSum.of([123456.5]).text(significantDigitsMax: 3), "123457", "the integer part stays whole")
         let symbols = SymbolTable()
         let id = symbols.intern("test:X")
         var config = PipelineConfig()
@@ -264,6 +276,14 @@ final class TickSeriesTests: XCTestCase {
         XCTAssertLessThan(best, run.wallSeconds / 2, "report \(best) s against replay \(run.wallSeconds) s")
         let page = try String(contentsOfFile: run.runDir + "/index.html", encoding: .utf8)
         XCTAssertFalse(page.contains("class=\"tickview\""), "no tick view without ticks")
+        // summary.csv's volume is the exact decimal sum of the bars' volumes as bars.csv prints them (the
+        // input file itself has values like 218102.59507500002: those digits stay), summed here as Decimal.
+        let oneMinute = try rows(run.runDir + "/bars.csv").filter { $0["timeframe"] == "1m" }
+        let total = oneMinute.reduce(Decimal(0)) { $0 + Decimal(string: $1["volume"]!)! }
+        let summaryVolume = try rows(run.runDir + "/summary.csv").first { $0["timeframe"] == "1m" }?["volume"]
+        XCTAssertEqual(summaryVolume.flatMap { Decimal(string: $0) }, total, "\(summaryVolume ?? "")")
+        XCTAssertEqual(summaryVolume, "119923370570.20744999989")
+        XCTAssertTrue(page.contains("<td>119,923,370,570.207</td>"), "the table: 15 significant digits, grouped")
         XCTAssertTrue(page.contains("const TICKS={};"))
     }
 }
