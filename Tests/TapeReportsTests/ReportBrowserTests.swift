@@ -11,8 +11,9 @@ import TapeScenarios
 /// minutes of a real tick capture. A probe script (the test's, appended to a copy of the page) checks
 /// that every canvas is drawn, measures the time-axis labels' boxes as the browser laid them out
 /// (none may overlap) and zooms each price chart to the whole range, a middle stretch and the last
-/// 60 candles, checking that candles, indicators and labels are drawn at every level. Screenshots go
-/// to `$TMPDIR/tape-report-screenshots/`.
+/// 60 candles, checking that candles, indicators and labels are drawn at every level; the capture's tick
+/// view (trades, bid–ask band, counts) likewise at all, a middle stretch and the last 20 buckets, and the
+/// bar file's page has none. Screenshots go to `$TMPDIR/tape-report-screenshots/`.
 final class ReportBrowserTests: XCTestCase {
     static let chromium = "/usr/bin/chromium"
     var root: URL {
