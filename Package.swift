@@ -131,7 +131,7 @@ let package = Package(
                                                      .product(name: "Histogram", package: "hdrhistogram-swift")],
                 swiftSettings: swift6),
         // Reports (HTML/CSV) and scenario regression tests.
-        .target(name: "TapeReports", dependencies: ["TapeCore", "TapeIO", "TapeGraph", "TapeRecordings"]),
+        .target(name: "TapeReports", dependencies: ["TapeCore", "TapeIO", "TapeGraph", "TapeRecordings", "TapeSinks"]),
         // Run comparison (`tape diff`): two run folders, per symbol and kind, per-symbol digests first.
         .target(name: "TapeDiff", dependencies: ["TapeCore", "TapeSinks", "TapeEngine", "TapeReports"],
                 swiftSettings: swift6),
@@ -176,7 +176,7 @@ let package = Package(
         .testTarget(name: "TapeModelTests", dependencies: ["TapeTestSupport", "TapeCore", "TapeClock", "TapeIO",
                                                            "TapeSources", "TapeGraph", "TapeModel", "TapeReplay",
                                                            "TapeSinks", "TapeEngine"]),
-        .testTarget(name: "TapeReportsTests", dependencies: ["TapeTestSupport", "TapeCore", "TapeIO", "TapeSources",
+        .testTarget(name: "TapeReportsTests", dependencies: ["TapeTestSupport", "TapeCore", "TapeClock", "TapeIO", "TapeSources",
                                                              "TapeReports", "TapeReplay", "TapeSinks", "TapeEngine",
                                                              "TapeScenarios"]),
         .testTarget(name: "TapeScenariosTests", dependencies: ["TapeTestSupport", "TapeCore", "TapeIO", "TapeSources",

@@ -41,6 +41,9 @@ struct Window {
     var pv = 0.0          // Σ price·size (ticks) or Σ typical·volume (bars)
     var count = 0
     var volumeKnown = true
+    /// Most decimal places of a volume added (`Numbers.decimalPlaces`): the bar's volume is the sum
+    /// rounded to it, so that sizes 0.1 and 0.2 make a volume of 0.3, not 0.30000000000000004.
+    var volumeDecimals = 0
 }
 
 /// Timers of the graph: the token's top bits say whose (docs/snapshot.md: tokens are in snapshots).
@@ -229,10 +232,11 @@ public final class Graph: TimerTarget {
             closeDue(s, wm)
         }
         var dropped = false
+        let volumeDecimals = e.size.isFinite ? Numbers.decimalPlaces(e.size) : 0
         for t in 0..<s.series.count {
             let added = add(s, t, start: floorTo(e.eventTime, s.series[t].tf.nanos), price: e.price, high: e.price,
                             low: e.price, volume: e.size, pv: e.price * e.size, n: 1, volumeKnown: true,
-                            completeAt: nil)
+                            volumeDecimals: volumeDecimals, completeAt: nil)
             if !added { dropped = true }
         }
         // Unreachable for trades alone (windows close at the watermark and this trade is not late); reachable
@@ -258,6 +262,7 @@ public final class Graph: TimerTarget {
             wm = watermark(s, now)
         }
         let volKnown = !e.size.isNaN
+        let volumeDecimals = e.size.isFinite ? Numbers.decimalPlaces(e.size) : 0
         let typical = (e.high + e.low + e.price) / 3
         var dropped = false
         for t in 0..<s.series.count {
@@ -265,7 +270,7 @@ public final class Graph: TimerTarget {
             guard nanos >= TimeUtil.nsPerMinute && nanos % TimeUtil.nsPerMinute == 0 else { continue }
             let added = add(s, t, start: floorTo(barStart, nanos), price: e.open, high: e.high, low: e.low,
                             close: e.price, volume: volKnown ? e.size : 0, pv: volKnown ? typical * e.size : 0, n: 1,
-                            volumeKnown: volKnown, completeAt: e.eventTime)
+                            volumeKnown: volKnown, volumeDecimals: volumeDecimals, completeAt: e.eventTime)
             if !added { dropped = true }
         }
         if dropped { counters.droppedEvents += 1 }
@@ -285,7 +290,7 @@ public final class Graph: TimerTarget {
     @inline(__always)
     private func add(_ s: SymbolState, _ t: Int, start: Nanos, price: Double, high: Double, low: Double,
                      close: Double? = nil, volume: Double, pv: Double, n: Int, volumeKnown: Bool,
-                     completeAt: Nanos?) -> Bool {
+                     volumeDecimals: Int, completeAt: Nanos?) -> Bool {
         var idx = s.series[t].windows.count - 1
         while idx >= 0 && s.series[t].windows[idx].start > start { idx -= 1 }
         if idx < 0 || s.series[t].windows[idx].start != start {
@@ -297,7 +302,7 @@ public final class Graph: TimerTarget {
                            token: TimerKind.token(TimerKind.window, symbol: s.id, index: t))
         }
         s.series[t].windows[idx].update(high: high, low: low, close: close ?? price, volume: volume, pv: pv, n: n,
-                                        volumeKnown: volumeKnown)
+                                        volumeKnown: volumeKnown, volumeDecimals: volumeDecimals)
         if let c = completeAt, idx == 0, c >= s.series[t].windows[0].end {
             closeWindows(s, t, upTo: s.series[t].windows[0].end)
         }
@@ -323,7 +328,8 @@ public final class Graph: TimerTarget {
         assert(s.series[t].tfIndex == t)
         s.series[t].closedUpTo = w.end
         let timeframe = s.series[t].tf
-        let vol = w.volumeKnown ? w.volume : .nan
+        // The sum without float noise (the decimal places of its terms); VWAP divides by the sum as added.
+        let vol = w.volumeKnown ? Numbers.rounded(w.volume, decimalPlaces: w.volumeDecimals) : .nan
         let vwap = (w.volumeKnown && w.volume > 0) ? w.pv / w.volume : .nan
         let bar = BarOutput(symbol: s.id, timeframe: timeframe, start: w.start, end: w.end, open: w.open, high: w.high,
                             low: w.low, close: w.close, volume: vol, vwap: vwap, trades: w.count)
@@ -382,7 +388,8 @@ public final class Graph: TimerTarget {
 
 extension Window {
     @inline(__always)
-    mutating func update(high h: Double, low l: Double, close c: Double, volume v: Double, pv p: Double, n: Int, volumeKnown: Bool) {
+    mutating func update(high h: Double, low l: Double, close c: Double, volume v: Double, pv p: Double, n: Int, volumeKnown: Bool,
+                         volumeDecimals: Int) {
         if h > high { high = h }
         if l < low { low = l }
         close = c
@@ -390,5 +397,6 @@ extension Window {
         pv += p
         count += n
         if !volumeKnown { self.volumeKnown = false }
+        if volumeDecimals > self.volumeDecimals { self.volumeDecimals = volumeDecimals }
     }
 }

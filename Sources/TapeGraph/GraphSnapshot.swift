@@ -9,7 +9,7 @@ extension Graph {
     /// "TAPE.END": the last 8 bytes of a snapshot (catches a payload cut at a block boundary).
     static let snapshotTrailer: [UInt8] = Array("TAPE.END".utf8)
     /// Version of the snapshot layout. A snapshot of another version is refused.
-    public static let snapshotVersion: UInt64 = 1
+    public static let snapshotVersion: UInt64 = 2
 
     /// FNV-1a (64 bit) of `config.canonicalText`: a snapshot is refused under another config.
     public var snapshotConfigHash: UInt64 { FNV1a64.hash(config.canonicalText.utf8) }
@@ -252,6 +252,7 @@ extension Graph {
                 }
                 writer.append(Int64(window.count))
                 writer.append(window.volumeKnown)
+                writer.append(Int64(window.volumeDecimals))
             }
             series.ind.snapshot(into: &writer)
             writer.append(series.sessionDay)
@@ -271,7 +272,7 @@ extension Graph {
         }
         for t in state.series.indices {
             state.series[t].closedUpTo = try reader.readInt64()
-            let windowCount = try reader.readCount(minimumElementBytes: 73)
+            let windowCount = try reader.readCount(minimumElementBytes: 81)
             let timeframe = state.series[t].tf
             for _ in 0..<windowCount {
                 let start = try reader.readInt64()
@@ -289,6 +290,11 @@ extension Graph {
                 window.pv = try reader.readDouble()
                 window.count = Int(try reader.readInt64())
                 window.volumeKnown = try reader.readBool()
+                let volumeDecimals = try reader.readInt64()
+                guard volumeDecimals >= 0 && volumeDecimals <= Int64(Numbers.decimalPlacesMax) else {
+                    throw reader.error("window volume decimal places \(volumeDecimals) out of range")
+                }
+                window.volumeDecimals = Int(volumeDecimals)
                 state.series[t].windows.append(window)
             }
             try state.series[t].ind.restore(from: &reader)

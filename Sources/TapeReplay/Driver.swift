@@ -187,8 +187,10 @@ public struct RunSetup {
             }
         }
         reportingSinks = built.compactMap { $0 as? ReportingSink }
-        engine = Engine(settings: options.engine, symbols: symbols, sinks: [runOutput] + options.extraSinks + built,
-                        digest: digest)
+        // The report's tick view (tick_series.csv, written at close; not in the digest).
+        let tickSeries = TickSeriesSink(directory: directory, symbols: symbols)
+        engine = Engine(settings: options.engine, symbols: symbols,
+                        sinks: [runOutput, tickSeries] + options.extraSinks + built, digest: digest)
     }
 }
 

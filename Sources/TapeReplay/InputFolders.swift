@@ -1,10 +1,11 @@
 import Foundation
+import TapeSinks
 
 /// Files that a run folder holds and that are never inputs (`tape replay DIR` on a run folder, or a
 /// folder of recordings with a run folder's leftovers in it).
 public let runFolderFileNames: Set<String> = [
     "rejects.csv.gz", "summary.json", "bars.csv", "indicators.csv", "anomalies.csv", "late_ticks.csv",
-    "predictions.csv", "index.html", "summary.csv", "evaluation.csv", "training.json",
+    "predictions.csv", "index.html", "summary.csv", "evaluation.csv", "training.json", TickSeriesSink.fileName,
 ]
 
 /// Replaces each folder among `paths` by the recordings in it, in name order: files ending `.gz`,

@@ -32,6 +32,24 @@ function niceTicks(lo,hi,count){const span=hi-lo;if(!(span>0))return [lo];const 
   const step=[1,2,2.5,5,10].map(m=>m*p).find(s=>s>=raw);const out=[];for(let v=Math.ceil(lo/step)*step;v<=hi+1e-9*span;v+=step)out.push(v);return out;}
 function tickText(v,ticks){const step=ticks.length>1?Math.abs(ticks[1]-ticks[0]):Math.abs(v);
   if(Math.abs(v)>=1e6&&step>=1e4)return human(v);const dec=Math.max(0,Math.min(8,-Math.floor(Math.log10(step||1))+1));return v.toFixed(step>=1?0:dec);}
+// Time axis under a chart: DOM labels at round UTC times (the step chosen from the measured width of a
+// label), each kept only if it clears the previous one by 10 px, so labels never overlap. t: start
+// times (ms) of the drawn items, spanMs: the time one item covers, x of item i is xOf(i). Returns the
+// number of labels placed.
+function timeAxis(axis,ctx,t,spanMs,first,last,xOf,L,W,width,indexSpan){
+  ctx.font='11px sans-serif';const n=t.length;const msPerBar=n>1?(t[last]-t[first])/Math.max(1,last-first):spanMs;
+  const widest=ctx.measureText('2022-01-01 00:00:00').width;const pxPerMs=W/Math.max(1,indexSpan*msPerBar);
+  let step=TIME_STEPS.find(st=>st*pxPerMs>=widest*0.6+12)||TIME_STEPS[TIME_STEPS.length-1];
+  if(step<spanMs)step=TIME_STEPS.find(st=>st>=spanMs)||step;
+  axis.style.width=width+'px';axis.innerHTML='';let right=-Infinity,prev=null,firstLabel=true,labels=0;
+  for(let i=first;i<=last;i++){const bucket=Math.floor(t[i]/step);if(bucket===prev)continue;const isNew=prev!==null;prev=bucket;
+    if(!isNew&&i>0&&Math.floor(t[i-1]/step)===bucket)continue;
+    const x=xOf(i-0.5);if(x<L||x>L+W)continue;const text=axisTime(t[i],step,firstLabel);const w=ctx.measureText(text).width;
+    if(x-w/2<Math.max(0,right+10)||x+w/2>L+W+60)continue;
+    const label=document.createElement('span');label.className='xlabel';label.textContent=text;label.style.left=(x-w/2)+'px';axis.appendChild(label);
+    const tick=document.createElement('i');tick.className='xtick';tick.style.left=Math.round(x)+'px';axis.appendChild(tick);
+    right=x+w/2;firstLabel=false;labels++;}
+  return labels;}
 window.tapeCharts=[];
 function TapeChart(section){
   const self=this;this.section=section;this.idx=section.getAttribute('data-idx');
@@ -143,19 +161,7 @@ TapeChart.prototype.draw=function(){
         for(let q=0;q<pts.length;q+=step){const j=pts[q],v=arr[j];if(v===null||!isFinite(v)){on=false;continue;}const x=xOf(this.preds[j]),y=yOf(v);if(on)ctx.lineTo(x,y);else{ctx.moveTo(x,y);on=true;}stats.indicatorPoints++;}ctx.stroke();}
       ctx.restore();legend([['realised log return','#90a4ae'],['prediction','#d35400']],y0+2);}
     top+=h+8;}
-  // time axis: DOM labels at round times, each kept only if it clears the previous one
-  const fontProbe='11px sans-serif';ctx.font=fontProbe;const msPerBar=n>1?(s.t[last]-s.t[first])/Math.max(1,last-first):s.span;
-  const widest=ctx.measureText('2022-01-01 00:00:00').width;const pxPerMs=W/Math.max(1,span*msPerBar);
-  let step=TIME_STEPS.find(st=>st*pxPerMs>=widest*0.6+12)||TIME_STEPS[TIME_STEPS.length-1];
-  if(step<s.span)step=TIME_STEPS.find(st=>st>=s.span)||step;
-  this.axis.style.width=width+'px';this.axis.innerHTML='';let right=-Infinity,prev=null,firstLabel=true;
-  for(let i=first;i<=last;i++){const bucket=Math.floor(s.t[i]/step);if(bucket===prev)continue;const isNew=prev!==null;prev=bucket;
-    if(!isNew&&i>0&&Math.floor(s.t[i-1]/step)===bucket)continue;
-    const x=xOf(i-0.5);if(x<L||x>L+W)continue;const text=axisTime(s.t[i],step,firstLabel);const w=ctx.measureText(text).width;
-    if(x-w/2<Math.max(0,right+10)||x+w/2>L+W+60)continue;
-    const span_=document.createElement('span');span_.className='xlabel';span_.textContent=text;span_.style.left=(x-w/2)+'px';this.axis.appendChild(span_);
-    const tick=document.createElement('i');tick.className='xtick';tick.style.left=Math.round(x)+'px';this.axis.appendChild(tick);
-    right=x+w/2;firstLabel=false;stats.labels++;}
+  stats.labels=timeAxis(this.axis,ctx,s.t,s.span,first,last,xOf,L,W,width,span);
   this.section.querySelector('.range').textContent=isoTime(s.t[first])+' — '+isoTime(s.t[last]+s.span)+'  ('+(last-first+1)+' candles of '+s.tf+(g>1?', drawn '+g+' per candle':'')+')';
   this.stats=stats;this.renderTable();};
 TapeChart.prototype.renderTable=function(){
@@ -170,5 +176,114 @@ TapeChart.prototype.renderTable=function(){
   this.section.querySelector('.pageinfo').textContent=rows.length+' anomalies'+(inRange?' in the shown range':'')+' — page '+(this.page+1)+' of '+pages;};
 let created=0;
 document.querySelectorAll('section.sym').forEach(sec=>{const c=new TapeChart(sec);c.draw();created++;});
+"""#
+    /// The tick view of captures (`TICKS`, from `tick_series.csv`): per symbol, one canvas with a price
+    /// panel (each bucket's trade range low–high as a vertical stroke, the last trade price as a line with
+    /// dots when there is room, the bid–ask band of the last quotes shaded over the faint envelope of the
+    /// lowest bid and highest ask), a spread panel (highest spread as a light area, last spread as a line)
+    /// and a count panel (trades and quotes per bucket). The visible buckets are merged into groups at
+    /// least 2 px wide (counts summed, trade range and envelope widened, last values kept), so a capture of
+    /// any length is drawn at every zoom level. Zoom, pan, hover and the time axis are the price chart's
+    /// (`timeAxis`). Every tick view is in `window.tickCharts` with `zoomTo(first, last)`, `draw()` and
+    /// `stats` ({groups, tradePoints, bandPoints, labels}).
+    static let ticks = #"""
+window.tickCharts=[];
+function TickChart(box){
+  const self=this;this.section=box;this.sym=box.getAttribute('data-sym');this.s=TICKS[this.sym];
+  this.canvas=box.querySelector('canvas');this.axis=box.querySelector('.xaxis');this.info=box.querySelector('.info');
+  this.ctx=this.canvas.getContext('2d');this.stats={};this.pending=false;
+  this.panels=[{name:'price',h:260},{name:'spread',h:70},{name:'count',h:80}];
+  box.querySelector('.zin').addEventListener('click',()=>{self.zoomBy(0.5,0.5);});
+  box.querySelector('.zout').addEventListener('click',()=>{self.zoomBy(2,0.5);});
+  box.querySelector('.zall').addEventListener('click',()=>{self.zoomTo(0,self.s.t.length-1);});
+  this.canvas.addEventListener('wheel',e=>{e.preventDefault();const r=self.canvas.getBoundingClientRect();
+    const f=Math.max(0,Math.min(1,(e.clientX-r.left-self.L)/self.W));self.zoomBy(Math.pow(1.0015,e.deltaY),f);},{passive:false});
+  let drag=null;
+  this.canvas.addEventListener('mousedown',e=>{drag={x:e.clientX,i0:self.i0,i1:self.i1};});
+  window.addEventListener('mouseup',()=>{drag=null;});
+  window.addEventListener('mousemove',e=>{
+    if(drag){const span=drag.i1-drag.i0;const d=(e.clientX-drag.x)/self.W*span;self.setView(drag.i0-d,drag.i1-d);self.request();return;}
+    const r=self.canvas.getBoundingClientRect();if(e.clientY<r.top||e.clientY>r.bottom||e.clientX<r.left||e.clientX>r.right)return;
+    self.hover(self.i0+(e.clientX-r.left-self.L)/self.W*(self.i1-self.i0)-0.5);});
+  this.canvas.addEventListener('dblclick',()=>{self.zoomTo(0,self.s.t.length-1);});
+  window.addEventListener('resize',()=>self.request());
+  this.setView(0,this.s.t.length-1);
+  window.tickCharts.push(this);
+}
+TickChart.prototype.setView=TapeChart.prototype.setView;
+TickChart.prototype.zoomTo=TapeChart.prototype.zoomTo;
+TickChart.prototype.zoomBy=TapeChart.prototype.zoomBy;
+TickChart.prototype.request=TapeChart.prototype.request;
+function msText(ms){return ms>=6e4?human(ms/6e4)+' min':ms>=1e3?human(ms/1e3)+' s':ms+' ms';}
+TickChart.prototype.hover=function(x){const s=this.s,i=Math.round(x);if(i<0||i>=s.t.length)return;
+  const spread=(s.ac[i]!==null&&s.bc[i]!==null)?s.ac[i]-s.bc[i]:null;
+  this.info.textContent=isoTime(s.t[i])+' +'+msText(s.w)+'  trades '+s.n[i]+(s.n[i]>0?('  vol '+human(s.v[i])+'  first '+human(s.pf[i])+'  low '+human(s.pl[i])+
+    '  high '+human(s.ph[i])+'  last '+human(s.pc[i])):'')+'  quotes '+s.q[i]+'  bid '+human(s.bc[i])+'  ask '+human(s.ac[i])+'  spread '+human(spread);};
+TickChart.prototype.draw=function(){
+  const s=this.s,n=s.t.length,ctx=this.ctx,dpr=window.devicePixelRatio||1;
+  const width=Math.max(600,this.section.clientWidth-4);let height=0;this.panels.forEach(p=>{height+=p.h+8;});
+  this.canvas.style.width=width+'px';this.canvas.style.height=height+'px';
+  if(this.canvas.width!==Math.round(width*dpr)||this.canvas.height!==Math.round(height*dpr)){this.canvas.width=Math.round(width*dpr);this.canvas.height=Math.round(height*dpr);}
+  ctx.setTransform(dpr,0,0,dpr,0,0);ctx.fillStyle='#fff';ctx.fillRect(0,0,width,height);
+  this.L=6;this.W=width-this.L-72;const L=this.L,W=this.W,i0=this.i0,i1=this.i1,span=i1-i0;
+  const xOf=i=>L+(i-i0)/span*W;
+  const first=Math.max(0,Math.floor(i0)),last=Math.min(n-1,Math.ceil(i1));
+  // groups of g buckets (aligned to multiples of g so that panning does not reshuffle them)
+  const g=Math.max(1,Math.ceil((last-first+1)/(W/2)));const gw=W/span*g;
+  const ok=v=>v!==null&&v!==undefined&&isFinite(v);
+  const groups=[];
+  for(let b=Math.floor(first/g)*g;b<=last;b+=g){const e=Math.min(n-1,b+g-1);
+    const k={x:xOf((b+e)/2),n:0,q:0,pl:Infinity,ph:-Infinity,pc:null,bl:Infinity,ah:-Infinity,bc:null,ac:null,sh:-Infinity};
+    for(let i=b;i<=e;i++){k.n+=s.n[i];k.q+=s.q[i];
+      if(s.n[i]>0){if(s.pl[i]<k.pl)k.pl=s.pl[i];if(s.ph[i]>k.ph)k.ph=s.ph[i];k.pc=s.pc[i];}
+      if(ok(s.bl[i])&&s.bl[i]<k.bl)k.bl=s.bl[i];if(ok(s.ah[i])&&s.ah[i]>k.ah)k.ah=s.ah[i];
+      if(ok(s.bc[i]))k.bc=s.bc[i];if(ok(s.ac[i]))k.ac=s.ac[i];if(ok(s.sh[i])&&s.sh[i]>k.sh)k.sh=s.sh[i];}
+    groups.push(k);}
+  let top=4;const stats={groups:groups.length,tradePoints:0,bandPoints:0,labels:0,bucketsPerGroup:g};
+  function yAxis(lo,hi,y0,h,fixed){const ticks=fixed||niceTicks(lo,hi,Math.max(2,Math.floor(h/30)));const yOf=v=>y0+h-(v-lo)/(hi-lo)*h;
+    ctx.font='11px sans-serif';ctx.textBaseline='middle';ctx.textAlign='left';
+    ticks.forEach(v=>{const y=yOf(v);if(y<y0-1||y>y0+h+1)return;ctx.strokeStyle=COLORS.grid;ctx.lineWidth=1;ctx.beginPath();ctx.moveTo(L,y);ctx.lineTo(L+W,y);ctx.stroke();
+      ctx.fillStyle=COLORS.text;ctx.fillText(tickText(v,ticks),L+W+6,y);});return yOf;}
+  function legend(items,y){ctx.font='11px sans-serif';ctx.textBaseline='top';ctx.textAlign='left';let x=L+4;
+    items.forEach(([label,color])=>{ctx.fillStyle=color;ctx.fillRect(x,y+4,10,3);ctx.fillStyle=COLORS.text;ctx.fillText(label,x+13,y);x+=ctx.measureText(label).width+26;});}
+  function clip(y0,h){ctx.save();ctx.beginPath();ctx.rect(L,y0,W,h);ctx.clip();}
+  function polyline(key,yOf,color,counter){ctx.strokeStyle=color;ctx.lineWidth=1.2;ctx.beginPath();let on=false;
+    for(const k of groups){const v=k[key];if(!ok(v)){on=false;continue;}const y=yOf(v);if(on)ctx.lineTo(k.x,y);else{ctx.moveTo(k.x,y);on=true;}if(counter)stats[counter]++;}ctx.stroke();}
+  const per=msText(s.w*g);
+  for(const p of this.panels){
+    const y0=top,h=p.h;ctx.strokeStyle='#cfd8dc';ctx.lineWidth=1;ctx.strokeRect(L+0.5,y0+0.5,W,h);
+    if(p.name==='price'){let lo=Infinity,hi=-Infinity;
+      for(const k of groups){for(const v of [k.pl,k.bl])if(isFinite(v)&&v<lo)lo=v;for(const v of [k.ph,k.ah])if(isFinite(v)&&v>hi)hi=v;}
+      if(!(hi>lo)){if(!isFinite(lo)){lo=0;hi=1;}else{hi=lo+1;lo=lo-1;}}const padding=(hi-lo)*0.06;lo-=padding;hi+=padding;
+      const yOf=yAxis(lo,hi,y0,h);clip(y0,h);
+      ctx.fillStyle='rgba(41,98,255,0.07)';
+      for(const k of groups){if(isFinite(k.bl)&&isFinite(k.ah)){const yt=yOf(k.ah);ctx.fillRect(k.x-gw/2,yt,gw,Math.max(1,yOf(k.bl)-yt));}}
+      ctx.fillStyle='rgba(41,98,255,0.25)';
+      for(const k of groups){if(ok(k.bc)&&ok(k.ac)){const yt=yOf(k.ac);ctx.fillRect(k.x-gw/2,yt,gw,Math.max(1,yOf(k.bc)-yt));stats.bandPoints++;}}
+      polyline('bc',yOf,'#26a69a');polyline('ac',yOf,'#ef5350');
+      ctx.strokeStyle='#263238';ctx.lineWidth=1;
+      for(const k of groups){if(k.n>0){ctx.beginPath();ctx.moveTo(Math.round(k.x)+0.5,yOf(k.ph)-0.5);ctx.lineTo(Math.round(k.x)+0.5,yOf(k.pl)+0.5);ctx.stroke();}}
+      polyline('pc',yOf,'#263238','tradePoints');
+      if(gw>=4){ctx.fillStyle='#263238';for(const k of groups){if(ok(k.pc)){ctx.beginPath();ctx.arc(k.x,yOf(k.pc),1.8,0,2*Math.PI);ctx.fill();}}}
+      ctx.restore();
+      legend([['last trade price (stroke: low–high per '+per+')','#263238'],['bid','#26a69a'],['ask','#ef5350'],['bid–ask band','rgba(41,98,255,0.4)']],y0+2);
+    } else if(p.name==='spread'){let hi=0;for(const k of groups){if(isFinite(k.sh)&&k.sh>hi)hi=k.sh;}
+      // 15% headroom: no label on the panel's top edge, next to the panel above's zero
+      const top_=(hi||1)*1.15;const yOf=yAxis(0,top_,y0,h,niceTicks(0,top_,2));clip(y0,h);
+      ctx.fillStyle='rgba(239,108,0,0.25)';for(const k of groups){if(isFinite(k.sh)){const y=yOf(k.sh);ctx.fillRect(k.x-gw/2,y,gw,y0+h-y);}}
+      for(const k of groups)k.spread=(ok(k.ac)&&ok(k.bc))?k.ac-k.bc:null;
+      polyline('spread',yOf,'#ef6c00');ctx.restore();legend([['spread (last)','#ef6c00'],['highest spread per '+per,'rgba(239,108,0,0.5)']],y0+2);
+    } else if(p.name==='count'){let hi=0;for(const k of groups){if(k.n>hi)hi=k.n;if(k.q>hi)hi=k.q;}
+      const top_=(hi||1)*1.15;const yOf=yAxis(0,top_,y0,h,niceTicks(0,top_,2));clip(y0,h);const bw=Math.max(1,gw*0.45);
+      for(const k of groups){ctx.fillStyle='rgba(38,166,154,0.8)';let y=yOf(k.n);ctx.fillRect(k.x-bw,y,bw,y0+h-y);
+        ctx.fillStyle='rgba(126,87,194,0.6)';y=yOf(k.q);ctx.fillRect(k.x,y,bw,y0+h-y);}
+      ctx.restore();legend([['trades per '+per,'#26a69a'],['quotes per '+per,'#7e57c2']],y0+2);}
+    top+=h+8;}
+  stats.labels=timeAxis(this.axis,ctx,s.t,s.w,first,last,xOf,L,W,width,span);
+  let trades=0,quotes=0;for(let i=first;i<=last;i++){trades+=s.n[i];quotes+=s.q[i];}
+  this.section.querySelector('.range').textContent=isoTime(s.t[first])+' — '+isoTime(s.t[last]+s.w)+'  ('+(last-first+1)+' buckets of '+msText(s.w)+
+    (g>1?', drawn '+g+' per group':'')+'; '+trades+' trades, '+quotes+' quotes)';
+  this.stats=stats;};
+document.querySelectorAll('div.tickview').forEach(box=>{const c=new TickChart(box);c.draw();created++;});
 """#
 }

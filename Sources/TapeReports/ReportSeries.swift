@@ -77,54 +77,20 @@ struct ReportSeries {
         }
     }
 
-    /// The rows of `indicators.csv` grouped by series (file order), before they are matched to bars.
-    struct IndicatorRows {
-        var index = SeriesIndex()
-        var ends: [[Int64]] = []
-        /// [series][indicator][row]
-        var values: [[[Double]]] = []
-
-        static func load(_ path: String) -> IndicatorRows {
-            var table = IndicatorRows()
-            var indicatorColumns: [Int?] = []
-            var keyColumns: [Int]? = nil
-            _ = stream(path) { header, row in
-                if let header = header {
-                    let keys = ["symbol", "timeframe", "end_ns"].compactMap { column($0, in: header, of: "indicators") }
-                    keyColumns = keys.count == 3 ? keys : nil
-                    indicatorColumns = indicatorNames.map { column($0, in: header, of: "indicators") }
-                    return
-                }
-                guard let k = keyColumns, let end = row.int(k[2]) else { return }
-                let position: Int
-                if let known = table.index.position(row, symbol: k[0], timeframe: k[1]) { position = known } else {
-                    position = table.index.add(row, symbol: k[0], timeframe: k[1])
-                    table.ends.append([])
-                    table.values.append(indicatorNames.map { _ in [] })
-                }
-                table.ends[position].append(end)
-                for (j, c) in indicatorColumns.enumerated() {
-                    table.values[position][j].append(c.flatMap { row.double($0) } ?? .nan)
-                }
-            }
-            return table
-        }
-    }
-
-    /// Every series of the run folder, sorted by symbol then timeframe length. `bars.csv` and
-    /// `indicators.csv` are read concurrently, then matched by series and `end_ns`.
-    static func load(runDir: String, withIndicators: Bool = true) -> [ReportSeries] {
+    /// Every series of the run folder, sorted by symbol then timeframe length. `bars.csv` first (every
+    /// bar: the summary and the merged candles need them all), then `indicators.csv` matched by series
+    /// and `end_ns`, its values parsed only for the bars the page keeps: with `displayLimit` candles per
+    /// series, a series of n bars keeps the last bar of each group of k = ceil(n / displayLimit) (see
+    /// `downsampled`), so a month of 1-minute bars parses a third of its indicator values.
+    static func load(runDir: String, withIndicators: Bool = true, displayLimit: Int = Int.max) -> [ReportSeries] {
+        precondition(displayLimit >= 1)
         var series: [ReportSeries] = []
         var index = SeriesIndex()
-        // Written by the reading task only, read here only after `group.wait()` (which orders the two).
-        final class Handoff: @unchecked Sendable { var rows = IndicatorRows() }
-        let handoff = Handoff()
-        let group = DispatchGroup()
-        if withIndicators {
-            DispatchQueue.global().async(group: group) { handoff.rows = IndicatorRows.load(runDir + "/indicators.csv") }
-        }
-        // bars.csv: the series and their bars.
         var barColumns: [Int]? = nil
+        /// One bar as read; per series, rows are collected in one array (one append per row) and then
+        /// split into the series' columns.
+        struct BarRow { var start, end: Int64; var open, high, low, close, volume: Double }
+        var rows: [[BarRow]] = []
         _ = stream(runDir + "/bars.csv") { header, row in
             if let header = header {
                 let names = ["symbol", "timeframe", "start_ns", "end_ns", "open", "high", "low", "close", "volume"]
@@ -137,19 +103,24 @@ struct ReportSeries {
             if let known = index.position(row, symbol: c[0], timeframe: c[1]) { position = known } else {
                 position = index.add(row, symbol: c[0], timeframe: c[1])
                 series.append(ReportSeries(symbol: row.string(c[0]), timeframe: row.string(c[1])))
+                rows.append([])
             }
-            series[position].start.append(start)
-            series[position].end.append(end)
-            series[position].open.append(row.double(c[4]) ?? .nan)
-            series[position].high.append(row.double(c[5]) ?? .nan)
-            series[position].low.append(row.double(c[6]) ?? .nan)
-            series[position].close.append(row.double(c[7]) ?? .nan)
-            series[position].volume.append(row.double(c[8]) ?? .nan)
+            rows[position].append(BarRow(start: start, end: end, open: row.double(c[4]) ?? .nan,
+                                         high: row.double(c[5]) ?? .nan, low: row.double(c[6]) ?? .nan,
+                                         close: row.double(c[7]) ?? .nan, volume: row.double(c[8]) ?? .nan))
         }
-        group.wait()
+        for position in series.indices {
+            let bars = rows[position]
+            rows[position] = []
+            series[position].start = bars.map(\.start)
+            series[position].end = bars.map(\.end)
+            series[position].open = bars.map(\.open)
+            series[position].high = bars.map(\.high)
+            series[position].low = bars.map(\.low)
+            series[position].close = bars.map(\.close)
+            series[position].volume = bars.map(\.volume)
+        }
         if !withIndicators { return sorted(series) }
-        var indicatorRows = handoff.rows
-        handoff.rows = IndicatorRows()
         let ends = series.map(\.end)
         // A bar's row by end time, per series. The files list each series in time order, so a cursor per
         // series moves forward (amortised O(1)); a row out of order falls back to a binary search.
@@ -169,17 +140,34 @@ struct ReportSeries {
             cursors[position] = at
             return at < times.count && times[at] == end ? at : nil
         }
-        var indicatorValues = series.map { s in indicatorNames.map { _ in [Double](repeating: .nan, count: s.count) } }
-        for (from, key) in indicatorRows.index.keys.enumerated() {
-            guard let position = index.keys.firstIndex(where: { $0.0 == key.0 && $0.1 == key.1 }) else { continue }
-            for (row, end) in indicatorRows.ends[from].enumerated() {
-                guard let at = rowIndex(position, end) else { continue }
-                for j in indicatorNames.indices { indicatorValues[position][j][at] = indicatorRows.values[from][j][row] }
+        // Bars per display candle, per series (the page keeps each group's last bar's indicators).
+        let groupSizes = series.map { max(1, ($0.count + displayLimit - 1) / displayLimit) }
+        // [series][indicator × bars + bar]: one flat array per series.
+        var indicatorValues = series.map { [Double](repeating: .nan, count: $0.count * indicatorNames.count) }
+        var indicatorColumns: [Int?] = []
+        var keyColumns: [Int]? = nil
+        _ = stream(runDir + "/indicators.csv") { header, row in
+            if let header = header {
+                let keys = ["symbol", "timeframe", "end_ns"].compactMap { column($0, in: header, of: "indicators") }
+                keyColumns = keys.count == 3 ? keys : nil
+                indicatorColumns = indicatorNames.map { column($0, in: header, of: "indicators") }
+                return
+            }
+            guard let k = keyColumns, let position = index.position(row, symbol: k[0], timeframe: k[1]),
+                  let end = row.int(k[2]), let at = rowIndex(position, end) else { return }
+            let group = groupSizes[position]
+            guard (at + 1) % group == 0 || at == ends[position].count - 1 else { return }  // not shown
+            let barCount = ends[position].count
+            for (j, c) in indicatorColumns.enumerated() {
+                // Display only (rounded to 7 digits in the page): the fast reader.
+                if let c, let value = DisplayNumbers.parse(row, c) { indicatorValues[position][j * barCount + at] = value }
             }
         }
-        indicatorRows = IndicatorRows()
         for position in series.indices {
-            series[position].indicators = indicatorValues[position]
+            let barCount = series[position].count
+            series[position].indicators = indicatorNames.indices.map { j in
+                Array(indicatorValues[position][(j * barCount)..<((j + 1) * barCount)])
+            }
             series[position].prediction = [Double](repeating: .nan, count: series[position].count)
         }
         indicatorValues = []
@@ -267,5 +255,136 @@ enum HumanUnits {
                           Int(parts.tm_mday), Int(parts.tm_hour), Int(parts.tm_min), Int(parts.tm_sec))
         if milliseconds != 0 { text += String(format: ".%03d", Int(milliseconds)) }
         return text + "Z"
+    }
+}
+
+/// Numbers for the page's data, where only a few significant digits are shown: written and read without
+/// the exact (round-trip) paths, which are the report's largest cost on a month of 1-minute bars.
+public enum DisplayNumbers {
+    static let powersOfTen: [Double] = (0...22).map { pow(10.0, Double($0)) }
+
+    /// Appends `x` rounded to `digits` (1…15) significant digits as a JavaScript number literal (`null`
+    /// for NaN and infinities): the digits of the rounded integer mantissa with the decimal point placed,
+    /// trailing zeros dropped (`61837.63`, `0.0001234567`, `-12`), the exponent form beyond 1e±15. No
+    /// String, no round-trip search; the text reads back as the value rounded to `digits` digits.
+    public static func appendSignificant(_ x: Double, digits: Int, to out: inout [UInt8]) {
+        var exponentGuess = Int.min
+        appendSignificant(x, digits: digits, exponentGuess: &exponentGuess, to: &out)
+    }
+
+    /// As above; `exponentGuess` is the decimal exponent of the previous value of a column (Int.min: none),
+    /// tried before computing a logarithm (a column's values are mostly of one magnitude), and updated.
+    public static func appendSignificant(_ x: Double, digits: Int, exponentGuess: inout Int, to out: inout [UInt8]) {
+        precondition(digits >= 1 && digits <= 15)
+        guard x.isFinite else { out.append(contentsOf: [110, 117, 108, 108]); return }  // null
+        if x == 0 { out.append(UInt8(ascii: "0")); return }
+        let magnitude = x.magnitude
+        var exponent: Int
+        if exponentGuess >= 0 && exponentGuess < 22 && magnitude >= powersOfTen[exponentGuess]
+            && magnitude < powersOfTen[exponentGuess + 1] {
+            exponent = exponentGuess
+        } else {
+            exponent = Int(log10(magnitude).rounded(.down))
+        }
+        let limit = UInt64(powersOfTen[digits])
+        var mantissa: UInt64 = 0
+        // One or two tries: log10 may be off by one at exact powers of ten.
+        for _ in 0..<3 {
+            let shift = digits - 1 - exponent
+            let scaled: Double
+            if shift >= 0 {
+                scaled = shift <= 22 ? magnitude * powersOfTen[shift] : magnitude * pow(10.0, Double(shift))
+            } else {
+                scaled = -shift <= 22 ? magnitude / powersOfTen[-shift] : magnitude / pow(10.0, Double(-shift))
+            }
+            let rounded = scaled.rounded()
+            if rounded >= Double(limit) { exponent += 1; continue }
+            if rounded < Double(limit / 10) { exponent -= 1; continue }
+            mantissa = UInt64(rounded)
+            break
+        }
+        if mantissa == 0 { Numbers.append(x, to: &out); return }  // not reached for finite non-zero x
+        exponentGuess = exponent
+        // value = mantissa × 10^power
+        var power = exponent - (digits - 1)
+        while mantissa % 10 == 0 { mantissa /= 10; power += 1 }
+        if x < 0 { out.append(UInt8(ascii: "-")) }
+        var scratch: (UInt64, UInt64) = (0, 0)  // 16 bytes: at most 15 digits
+        withUnsafeMutableBytes(of: &scratch) { digitsBuffer in
+            var count = 0
+            var rest = mantissa
+            while rest > 0 { digitsBuffer[count] = UInt8(48 + rest % 10); rest /= 10; count += 1 }
+            if exponent > 15 || exponent < -15 {
+                // d.ddde±x
+                out.append(digitsBuffer[count - 1])
+                if count > 1 {
+                    out.append(UInt8(ascii: "."))
+                    var index = count - 1
+                    while index > 0 { index -= 1; out.append(digitsBuffer[index]) }
+                }
+                out.append(UInt8(ascii: "e"))
+                Numbers.append(Int64(exponent), to: &out)
+            } else if power >= 0 {
+                var index = count
+                while index > 0 { index -= 1; out.append(digitsBuffer[index]) }
+                for _ in 0..<power { out.append(UInt8(ascii: "0")) }
+            } else {
+                let fraction = -power
+                if count > fraction {
+                    var index = count
+                    while index > fraction { index -= 1; out.append(digitsBuffer[index]) }
+                    out.append(UInt8(ascii: "."))
+                    while index > 0 { index -= 1; out.append(digitsBuffer[index]) }
+                } else {
+                    out.append(UInt8(ascii: "0"))
+                    out.append(UInt8(ascii: "."))
+                    for _ in 0..<(fraction - count) { out.append(UInt8(ascii: "0")) }
+                    var index = count
+                    while index > 0 { index -= 1; out.append(digitsBuffer[index]) }
+                }
+            }
+        }
+    }
+
+    /// A decimal field read for display: the first 19 significant digits and the exponent, scaled by a
+    /// power of ten in one operation (within a few ulps of the exact value: far below the 7 digits the
+    /// page keeps). Falls back to the exact parser for anything unusual. nil for an empty field.
+    @inline(__always)
+    static func parse(_ row: CSVRow, _ index: Int) -> Double? {
+        let bytes = row.bytes(index)
+        let count = bytes.count
+        if count == 0 { return nil }
+        var position = 0
+        var negative = false
+        if bytes[0] == UInt8(ascii: "-") { negative = true; position = 1 }
+        var mantissa: UInt64 = 0
+        var significant = 0
+        var exponent = 0
+        var sawDigit = false
+        var sawPoint = false
+        while position < count {
+            let byte = bytes[position]
+            if byte == UInt8(ascii: ".") {
+                if sawPoint { return row.double(index) }
+                sawPoint = true
+            } else {
+                let digit = byte &- 48
+                if digit > 9 { return row.double(index) }  // exponents, nan, …: the exact parser
+                sawDigit = true
+                if significant < 19 {
+                    if mantissa != 0 || digit != 0 { significant += 1 }
+                    mantissa = mantissa &* 10 &+ UInt64(digit)
+                    if sawPoint { exponent -= 1 }
+                } else if !sawPoint {
+                    exponent += 1
+                }
+            }
+            position += 1
+        }
+        if !sawDigit { return row.double(index) }
+        if exponent < -22 || exponent > 22 { return row.double(index) }
+        var value = Double(mantissa)
+        if exponent < 0 { value /= powersOfTen[-exponent] } else if exponent > 0 { value *= powersOfTen[exponent] }
+        return negative ? -value : value
     }
 }

@@ -55,17 +55,17 @@ public enum ReportWriter {
         }
         let f = Numbers.format
         return series.map { s in
-            var high = -Double.infinity, low = Double.infinity, volume = 0.0
+            var high = -Double.infinity, low = Double.infinity
             for i in 0..<s.count {
                 if s.high[i] > high { high = s.high[i] }
                 if s.low[i] < low { low = s.low[i] }
-                if s.volume[i].isFinite { volume += s.volume[i] }
             }
+            let volume = ExactSum.of(s.volume).text  // 710.971, not 710.9709999999974
             let open = s.open.first ?? .nan, close = s.close.last ?? .nan
             let ret = open != 0 ? close / open - 1 : Double.nan
             let first = s.start.first.map(String.init) ?? "", last = s.end.last.map(String.init) ?? ""
             return "\(s.symbol),\(s.timeframe),\(s.count),\(first),\(last),\(f(open)),\(f(close)),\(f(ret)),"
-                + "\(f(high.isFinite ? high : .nan)),\(f(low.isFinite ? low : .nan)),\(f(volume)),\(anomalies[s.symbol] ?? 0)"
+                + "\(f(high.isFinite ? high : .nan)),\(f(low.isFinite ? low : .nan)),\(volume),\(anomalies[s.symbol] ?? 0)"
         }
     }
 
@@ -84,7 +84,7 @@ public enum ReportWriter {
         guard fm.fileExists(atPath: runDir + "/bars.csv") || fm.fileExists(atPath: runDir + "/summary.json") else {
             throw ReportError("\(runDir): not a run folder (no summary.json or bars.csv)")
         }
-        let series = ReportSeries.load(runDir: runDir)
+        let series = ReportSeries.load(runDir: runDir, displayLimit: maxCandles)
         let rows = summaryRows(series: series, runDir: runDir)
         try ([summaryHeader] + rows).map { $0 + "\n" }.joined().write(toFile: runDir + "/summary.csv", atomically: true, encoding: .utf8)
 
@@ -164,7 +164,14 @@ public enum ReportWriter {
             appendNumber(HumanUnits.significant(row.double(c[4]) ?? .nan, 6), to: &js)
             js += Array(",\"\(jsString(row.string(c[5])))\"]".utf8)
         }
-        js += Array("];\n".utf8)
+        js += Array("];\nconst TICKS={".utf8)
+        // The tick view's buckets (captures only: a bar-file run has no tick_series.csv, and no view).
+        let ticks = ReportTicks.load(runDir: runDir)
+        for (n, one) in ticks.enumerated() {
+            if n > 0 { js += Array(",\n".utf8) }
+            one.appendJS(to: &js)
+        }
+        js += Array("};\n".utf8)
 
         var h = "<!DOCTYPE html>\n<html><head><meta charset=\"utf-8\"><title>Tape report</title>\n<style>\(style)</style>\n"
         h += "<script>window.__errors=[];window.onerror=function(m){window.__errors.push(String(m));document.documentElement.setAttribute('data-errors',window.__errors.join(' | '));};</script>\n"
@@ -172,6 +179,7 @@ public enum ReportWriter {
         if let digest = summary["digest"] as? String { h += "<p class=\"digest\">digest <code>\(esc(digest))</code></p>\n" }
         var symbols: [String] = []
         for s in series where symbols.last != s.symbol { symbols.append(s.symbol) }
+        let tickSymbols = Set(ticks.map(\.symbol))
         for (index, symbol) in symbols.enumerated() {
             let options = series.filter { $0.symbol == symbol }
                 .map { "<option value=\"\(esc($0.key))\">\(esc($0.timeframe)) (\(grouped($0.count)) bars)</option>" }.joined()
@@ -185,23 +193,30 @@ public enum ReportWriter {
             <h3>Anomalies</h3><label><input type="checkbox" class="inrange" checked> only in the shown range</label>
             <table class="anoms"><thead><tr><th>time (UTC)</th><th>rule</th><th>value</th><th>threshold</th><th>severity</th></tr></thead><tbody></tbody></table>
             <div class="pager"><button class="prev">‹ previous</button> <span class="pageinfo"></span> <button class="next">next ›</button></div>
-            </section>
+            \(tickSymbols.contains(symbol) ? tickView(symbol) : "")</section>
 
             """
+        }
+        // Symbols with ticks but no bars (quotes only): the tick view alone.
+        for one in ticks where !symbols.contains(one.symbol) {
+            h += "<section class=\"symticks\" data-sym=\"\(esc(one.symbol))\"><h2>\(esc(one.symbol))</h2>\(tickView(one.symbol))</section>\n"
         }
         h += runSummaryHTML(summary)
         h += "<h2>Per symbol and timeframe</h2><table class=\"num\"><tr><th>symbol</th><th>timeframe</th><th>bars</th>"
             + "<th>first bar start (UTC)</th><th>last bar end (UTC)</th><th>open</th><th>close</th><th>return</th><th>high</th>"
             + "<th>low</th><th>volume</th><th>anomalies</th></tr>\n"
-        for r in rows {
+        // Rows are in the order of `series`; the volume shown to at most 15 significant digits (its
+        // integer part whole), summary.csv having every digit.
+        for (r, volumeText) in zip(rows, series.map { ExactSum.of($0.volume).text(significantDigitsMax: 15) }) {
             let c = r.split(separator: ",", omittingEmptySubsequences: false).map(String.init)
             guard c.count == 12 else { continue }
             let ret = Double(c[7]).map { HumanUnits.text($0 * 100, digits: 3) + " %" } ?? "—"
             let cells = [esc(c[0]), esc(c[1]), grouped(Int(c[2]) ?? 0), timeCell(c[3]), timeCell(c[4]), numberCell(c[5], 8),
-                         numberCell(c[6], 8), ret, numberCell(c[8], 8), numberCell(c[9], 8), numberCell(c[10], 10), esc(c[11])]
+                         numberCell(c[6], 8), ret, numberCell(c[8], 8), numberCell(c[9], 8), groupedDecimal(volumeText), esc(c[11])]
             h += "<tr>" + cells.map { "<td>\($0)</td>" }.joined() + "</tr>\n"
         }
         h += "</table>\n<p class=\"note\">summary.csv has these rows with every digit.</p>\n"
+        h += ticksTableHTML(ticks)
         if predictionCount > 0 {
             h += "<h2>Predictions</h2><p>\(grouped(predictionCount)) predictions (predictions.csv); charted per symbol "
                 + "against the realised log return over \(horizon) bar(s).</p>\n"
@@ -214,7 +229,7 @@ public enum ReportWriter {
         }
         h += "<script>\n"
         let head = Array(h.utf8)
-        var tail = "\(ReportScript.chart)\n\(trainingScript)\n"
+        var tail = "\(ReportScript.chart)\n\(ReportScript.ticks)\n\(trainingScript)\n"
         tail += "document.documentElement.setAttribute('data-charts',String(created));\n"
         tail += "document.documentElement.setAttribute('data-ok','1');\n</script>\n</body></html>\n"
         try writeFile(runDir + "/index.html", parts: [head, js, Array(tail.utf8)])
@@ -252,8 +267,10 @@ public enum ReportWriter {
         }
     }
 
-    /// Most candles kept per series in the page (merged beyond: see `ReportSeries.downsampled`).
-    public static let maxCandles = 50_000
+    /// Most candles kept per series in the page (merged beyond: see `ReportSeries.downsampled`): a month
+    /// of 1-minute bars (45k) is shown as 3-minute candles at the deepest zoom of its 1m series (its 5m and
+    /// 15m series keep every bar), so the page stays light and quick to build. bars.csv keeps everything.
+    public static let maxCandles = 20_000
 
     static let style = """
     body{font-family:system-ui,sans-serif;margin:1em;color:#263238;max-width:1400px}table{border-collapse:collapse;font-size:12px;margin:.4em 0}
@@ -263,8 +280,35 @@ public enum ReportWriter {
     .xtick{position:absolute;top:0;width:1px;height:4px;background:#90a4ae}.info{font:12px monospace;color:#455a64;min-height:1.3em}
     .toolbar{display:flex;gap:.5em;align-items:center}.toolbar button{min-width:2.2em}.range,.hint,.note{font-size:12px;color:#607d8b}
     table.anoms th{cursor:pointer}table.anoms th[data-sort=asc]::after{content:' ▲'}table.anoms th[data-sort=desc]::after{content:' ▼'}
-    .warn{background:#fff3e0;border:1px solid #ffb74d;padding:.5em 1em}.chartbox{position:relative;height:260px;max-width:1100px}
+    .warn{background:#fff3e0;border:1px solid #ffb74d;padding:.5em 1em}canvas.ticks{display:block;cursor:crosshair}.chartbox{position:relative;height:260px;max-width:1100px}
     """
+
+    /// The tick view of one symbol (drawn by `ReportScript.ticks` from `TICKS`).
+    static func tickView(_ symbol: String) -> String {
+        """
+        <div class="tickview" data-sym="\(esc(symbol))"><h3>Ticks</h3>
+        <div class="toolbar"><button class="zin" title="zoom in">+</button><button class="zout" title="zoom out">−</button><button class="zall">All</button>
+        <span class="range"></span></div>
+        <div class="hint">Trades and the bid–ask band over time (receive time, UTC), from tick_series.csv. Wheel: zoom · drag: pan · double-click: all.</div>
+        <canvas class="ticks"></canvas><div class="xaxis"></div><div class="info">&nbsp;</div></div>
+
+        """
+    }
+
+    /// Trades, volume and quotes per symbol from `tick_series.csv` (nothing for a bar-file run).
+    static func ticksTableHTML(_ ticks: [ReportTicks]) -> String {
+        guard !ticks.isEmpty else { return "" }
+        var h = "<h2>Ticks per symbol</h2><table class=\"num\"><tr><th>symbol</th><th>trades</th><th>volume</th><th>quotes</th>"
+            + "<th>first bucket (UTC)</th><th>last bucket end (UTC)</th><th>bucket width</th></tr>\n"
+        for one in ticks {
+            let first = one.start.first.map { esc(HumanUnits.time($0)) } ?? "—"
+            let last = one.start.last.map { esc(HumanUnits.time($0 + one.widthNanos)) } ?? "—"
+            let cells = [esc(one.symbol), grouped(Int(one.tradeCount)), groupedDecimal(one.volume.text(significantDigitsMax: 15)), grouped(Int(one.quoteCount)),
+                         first, last, HumanUnits.text(Double(one.widthNanos) / 1e6, digits: 6) + " ms"]
+            h += "<tr>" + cells.map { "<td>\($0)</td>" }.joined() + "</tr>\n"
+        }
+        return h + "</table>\n"
+    }
 
     /// The run summary as a table of human units.
     static func runSummaryHTML(_ summary: [String: Any]) -> String {
@@ -311,6 +355,21 @@ public enum ReportWriter {
         return (value < 0 ? "-" : "") + out
     }
 
+    /// A decimal's text with thousands separators in its integer part (`119,923,370,570.207`): volumes,
+    /// shown with every digit of their exact sum.
+    static func groupedDecimal(_ text: String) -> String {
+        guard !text.isEmpty, text.allSatisfy({ $0.isNumber || $0 == "." || $0 == "-" }) else { return esc(text) }
+        let negative = text.hasPrefix("-")
+        let body = negative ? String(text.dropFirst()) : text
+        let parts = body.split(separator: ".", maxSplits: 1, omittingEmptySubsequences: false)
+        var integer = ""
+        for (i, ch) in parts[0].enumerated() {
+            if i > 0 && (parts[0].count - i) % 3 == 0 { integer.append(",") }
+            integer.append(ch)
+        }
+        return (negative ? "-" : "") + integer + (parts.count > 1 ? "." + parts[1] : "")
+    }
+
     static func timeCell(_ ns: String) -> String { Int64(ns).map { esc(HumanUnits.time($0)) } ?? esc(ns) }
     static func numberCell(_ text: String, _ digits: Int) -> String { Double(text).map { HumanUnits.text($0, digits: digits) } ?? esc(text) }
 
@@ -337,9 +396,14 @@ public enum ReportWriter {
     /// `,"name":[v,…]`, each value rounded to `digits` significant digits (nil: as it is).
     static func appendArray(_ name: String, _ values: [Double], digits: Int?, to out: inout [UInt8]) {
         out += Array(",\"\(name)\":[".utf8)
+        var exponentGuess = Int.min
         for (i, value) in values.enumerated() {
             if i > 0 { out.append(UInt8(ascii: ",")) }
-            appendNumber(digits.map { HumanUnits.significant(value, $0) } ?? value, to: &out)
+            if let digits {
+                DisplayNumbers.appendSignificant(value, digits: digits, exponentGuess: &exponentGuess, to: &out)
+            } else {
+                appendNumber(value, to: &out)
+            }
         }
         out.append(UInt8(ascii: "]"))
     }

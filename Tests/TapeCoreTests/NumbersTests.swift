@@ -5,6 +5,38 @@ import TapeCore
 final class NumbersTests: XCTestCase {
     func parse(_ s: String) -> Double? { Numbers.parseDouble(s) }
 
+    /// Decimal places of a quantity, and a noisy sum rounded back to them.
+    func testDecimalPlacesAndRounding() {
+        XCTAssertEqual(Numbers.decimalPlaces(5), 0)
+        XCTAssertEqual(Numbers.decimalPlaces(0.001), 3)
+        XCTAssertEqual(Numbers.decimalPlaces(710.971), 3)
+        XCTAssertEqual(Numbers.decimalPlaces(0.00012345), 8)
+        XCTAssertEqual(Numbers.decimalPlaces(-2.5), 1)
+        XCTAssertEqual(Numbers.decimalPlaces(1.0 / 3), Numbers.decimalPlacesMax)
+        XCTAssertEqual(Numbers.decimalPlaces(.nan), Numbers.decimalPlacesMax)
+        XCTAssertEqual(Numbers.format(0.1 + 0.2), "0.30000000000000004")
+        XCTAssertEqual(Numbers.format(Numbers.rounded(0.1 + 0.2, decimalPlaces: 1)), "0.3")
+        XCTAssertEqual(Numbers.format(Numbers.rounded(710.9709999999974, decimalPlaces: 3)), "710.971")
+        XCTAssertEqual(Numbers.format(Numbers.rounded(-12.345670000000001, decimalPlaces: 5)), "-12.34567")
+        XCTAssertTrue(Numbers.rounded(.nan, decimalPlaces: 2).isNaN)
+        XCTAssertEqual(Numbers.rounded(1e300, decimalPlaces: 3), 1e300, "no room for the places: unchanged")
+        // Every sum of up to 200 quantities with at most 8 places rounds back to the exact decimal sum.
+        var generator = SystemRandomNumberGenerator()
+        for _ in 0..<2_000 {
+            var exact: Int64 = 0
+            var sum = 0.0
+            var places = 0
+            for _ in 0..<Int.random(in: 1...200, using: &generator) {
+                let units = Int64.random(in: 1...1_000_000_000, using: &generator)
+                let value = Double(units) / 1e8
+                exact += units
+                sum += value
+                places = max(places, Numbers.decimalPlaces(value))
+            }
+            XCTAssertEqual(Numbers.rounded(sum, decimalPlaces: places), Double(exact) / 1e8)
+        }
+    }
+
     func testParsesDecimalsExactlyLikeStrtod() {
         for s in ["61837.63000000", "0.00000000", "1.54698000", "61800.30", "4", "-12.5", "1e-5", "3.1E+2",
                   "0.1", "123456789012345678901234567890", "2.2250738585072014e-308", "1.57597", "0.000001"] {

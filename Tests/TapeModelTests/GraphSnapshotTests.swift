@@ -257,10 +257,10 @@ final class GraphSnapshotTests: XCTestCase {
 
     func testAnotherVersionOrConfigIsRefused() throws {
         let (_, bytes) = try midSnapshot()
-        var version2 = bytes
-        version2[8] = 2
-        let versionError = restoreError(version2)
-        XCTAssertEqual(versionError?.message, "snapshot version 2, this build reads version 1")
+        var version3 = bytes
+        version3[8] = 3
+        let versionError = restoreError(version3)
+        XCTAssertEqual(versionError?.message, "snapshot version 3, this build reads version 2")
 
         var other = PipelineConfig()
         other.smaPeriod = 7

@@ -34,6 +34,7 @@ final class NoSilentRunTests: XCTestCase {
         XCTAssertEqual(rc, 0, err)
         try FileManager.default.copyItem(atPath: folder + "/old-run/rejects.csv.gz", toPath: folder + "/rejects.csv.gz")
         try FileManager.default.copyItem(atPath: folder + "/old-run/bars.csv", toPath: folder + "/bars.csv")
+        try FileManager.default.copyItem(atPath: folder + "/old-run/tick_series.csv", toPath: folder + "/tick_series.csv")
         (rc, _, err) = try run(["replay", folder, "--out", out + "/folder", "--quiet", "--no-report"])
         XCTAssertEqual(rc, 0, err)
         XCTAssertEqual(try digest(out + "/folder"), try digest(out + "/files"), "the folder's two captures, nothing else")

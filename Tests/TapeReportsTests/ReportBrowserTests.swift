@@ -11,8 +11,9 @@ import TapeScenarios
 /// minutes of a real tick capture. A probe script (the test's, appended to a copy of the page) checks
 /// that every canvas is drawn, measures the time-axis labels' boxes as the browser laid them out
 /// (none may overlap) and zooms each price chart to the whole range, a middle stretch and the last
-/// 60 candles, checking that candles, indicators and labels are drawn at every level. Screenshots go
-/// to `$TMPDIR/tape-report-screenshots/`.
+/// 60 candles, checking that candles, indicators and labels are drawn at every level; the capture's tick
+/// view (trades, bid–ask band, counts) likewise at all, a middle stretch and the last 20 buckets, and the
+/// bar file's page has none. Screenshots go to `$TMPDIR/tape-report-screenshots/`.
 final class ReportBrowserTests: XCTestCase {
     static let chromium = "/usr/bin/chromium"
     var root: URL {
@@ -44,6 +45,18 @@ final class ReportBrowserTests: XCTestCase {
       root.setAttribute('data-probe-levels',String(levels));root.setAttribute('data-probe-overlaps',String(worst));
       root.setAttribute('data-probe-min-labels',String(minLabels));root.setAttribute('data-probe-min-indicators',String(minIndicators));
       root.setAttribute('data-probe-min-candles',String(minCandles));
+      // the tick views (captures): all, a middle stretch, the last 20 buckets
+      let tickLevels=0,tickLabels=1e9,tickTrades=1e9,tickBand=1e9,tickGroups=1e9;
+      for(const c of window.tickCharts||[]){const n=c.s.t.length;
+        for(const [a,b] of [[0,n-1],[Math.floor(n/2)-Math.min(100,n>>2),Math.floor(n/2)+Math.min(100,n>>2)],[Math.max(0,n-20),n-1]]){
+          c.zoomTo(a,b);tickLevels++;worst=Math.max(worst,overlaps());tickLabels=Math.min(tickLabels,c.stats.labels);
+          tickTrades=Math.min(tickTrades,c.stats.tradePoints);tickBand=Math.min(tickBand,c.stats.bandPoints);tickGroups=Math.min(tickGroups,c.stats.groups);}
+        c.zoomTo(0,n-1);}
+      root.setAttribute('data-probe-overlaps',String(worst));
+      root.setAttribute('data-probe-tick-charts',String((window.tickCharts||[]).length));
+      root.setAttribute('data-probe-tick-levels',String(tickLevels));root.setAttribute('data-probe-tick-min-labels',String(tickLabels));
+      root.setAttribute('data-probe-tick-min-trades',String(tickTrades));root.setAttribute('data-probe-tick-min-band',String(tickBand));
+      root.setAttribute('data-probe-tick-min-groups',String(tickGroups));
     })();
     </script>
     """
@@ -68,7 +81,7 @@ final class ReportBrowserTests: XCTestCase {
     }
 
     /// Renders `html` with the probe; checks it; saves a screenshot as `<name>.png`.
-    func check(_ html: String, name: String, minimumCharts: Int) throws {
+    func check(_ html: String, name: String, minimumCharts: Int, tickCharts: Int = 0) throws {
         let page = try String(contentsOfFile: html, encoding: .utf8)
         let probed = (html as NSString).deletingLastPathComponent + "/probe.html"
         try page.replacingOccurrences(of: "</body></html>", with: ReportBrowserTests.probe + "</body></html>")
@@ -88,6 +101,15 @@ final class ReportBrowserTests: XCTestCase {
         XCTAssertGreaterThanOrEqual(Int(attribute("data-probe-min-labels", in: dom) ?? "") ?? 0, 2, "\(name): too few time labels")
         XCTAssertGreaterThan(Int(attribute("data-probe-min-indicators", in: dom) ?? "") ?? 0, 0, "\(name): indicators missing at a zoom level")
         XCTAssertGreaterThan(Int(attribute("data-probe-min-candles", in: dom) ?? "") ?? 0, 0, "\(name): no candles at a zoom level")
+        // The tick view: present for captures only; trades, the bid–ask band and labels at every zoom level.
+        XCTAssertEqual(Int(attribute("data-probe-tick-charts", in: dom) ?? ""), tickCharts, "\(name): tick views")
+        if tickCharts > 0 {
+            XCTAssertEqual(Int(attribute("data-probe-tick-levels", in: dom) ?? "") ?? 0, 3 * tickCharts, name)
+            XCTAssertGreaterThanOrEqual(Int(attribute("data-probe-tick-min-labels", in: dom) ?? "") ?? 0, 2, "\(name): too few tick-view time labels")
+            XCTAssertGreaterThan(Int(attribute("data-probe-tick-min-trades", in: dom) ?? "") ?? 0, 0, "\(name): no trades drawn at a zoom level")
+            XCTAssertGreaterThan(Int(attribute("data-probe-tick-min-band", in: dom) ?? "") ?? 0, 0, "\(name): no bid–ask band at a zoom level")
+            XCTAssertGreaterThan(Int(attribute("data-probe-tick-min-groups", in: dom) ?? "") ?? 0, 0, name)
+        }
         let shots = NSTemporaryDirectory() + "tape-report-screenshots"
         try FileManager.default.createDirectory(atPath: shots, withIntermediateDirectories: true)
         let png = shots + "/\(name).png"
@@ -126,7 +148,9 @@ final class ReportBrowserTests: XCTestCase {
         o.engine.config.timeframes = [Timeframe(seconds: 1), Timeframe(seconds: 5), Timeframe(seconds: 60)]
         let s = try runReplay(o)
         let html = try ReportWriter.write(runDir: s.runDir)
-        try check(html, name: "capture-ticks", minimumCharts: 1)
+        XCTAssertTrue(FileManager.default.fileExists(atPath: s.runDir + "/tick_series.csv"))
+        // One price chart and one tick view.
+        try check(html, name: "capture-ticks", minimumCharts: 2, tickCharts: 1)
     }
 
     /// A trained run (two hours of real 1-minute bars: thin data) with predictions: the model section
