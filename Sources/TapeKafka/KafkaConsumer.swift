@@ -310,6 +310,19 @@ public final class KafkaConsumer {
         return error == RD_KAFKA_RESP_ERR_NO_ERROR && high >= 0 ? high : nil
     }
 
+    /// The partition's low and high watermarks, asked of its leader (a request: for assignments, not per
+    /// record).
+    public func queryWatermarks(_ partition: KafkaTopicPartition, timeoutMilliseconds: Int = 5_000) throws -> (low: Int64, high: Int64) {
+        precondition(!closed, "consumer used after close")
+        var low: Int64 = -1, high: Int64 = -1
+        let error = rd_kafka_query_watermark_offsets(client, partition.topic, partition.partition, &low, &high,
+                                                     Int32(timeoutMilliseconds))
+        guard error == RD_KAFKA_RESP_ERR_NO_ERROR else {
+            throw KafkaError(operation: "query watermarks", peer: partition.description, code: error)
+        }
+        return (low, high)
+    }
+
     /// Transient client errors seen (broker down, …), by librdkafka's name.
     public var clientErrors: [String: Int] { state.clientErrors }
     public var lastClientError: KafkaError? { state.lastClientError }

@@ -39,6 +39,23 @@ public struct KafkaProducerSettings: Sendable, Equatable {
     }
 }
 
+/// A record whose delivery failed for good (its `message.timeout.ms` passed, …), as it was produced:
+/// what a caller that must not lose records resends through a new producer.
+public struct KafkaFailedRecord: Sendable, Equatable {
+    public var key: [UInt8]?
+    public var value: [UInt8]?
+    /// The partition it was produced to, or nil when librdkafka was to choose (by key).
+    public var partition: Int32?
+    public var timestampMilliseconds: Int64
+    /// librdkafka's error name (`_MSG_TIMED_OUT`, …).
+    public var errorName: String
+
+    public init(key: [UInt8]?, value: [UInt8]?, partition: Int32?, timestampMilliseconds: Int64, errorName: String) {
+        self.key = key; self.value = value; self.partition = partition
+        self.timestampMilliseconds = timestampMilliseconds; self.errorName = errorName
+    }
+}
+
 /// What `produce` did with a record.
 public enum KafkaProduceResult: Sendable, Equatable {
     /// In the local queue; its delivery report comes later (counted in `counters`).
@@ -61,6 +78,7 @@ public struct KafkaDeliveryReport: Sendable, Equatable {
 
 /// A producer's counters since it was made.
 public struct KafkaProducerCounters: Sendable, Equatable {
+    public init() {}
     /// Records `produce` queued.
     public var enqueued = 0
     /// `produce` calls answered `.queueFull`.
@@ -100,17 +118,21 @@ public final class KafkaProducer: @unchecked Sendable {
     private var pollThreadDone: DispatchSemaphore? = nil
 
     /// - Parameter onDelivery: called with every delivery report, on the thread serving them.
+    /// - Parameter onFailure: called with a copy of every record whose delivery failed (only then: the
+    ///   delivered path copies nothing), on the same thread, in the order librdkafka reports them (per
+    ///   partition: the order they were produced in).
     public init(config: KafkaConfig, settings: KafkaProducerSettings = KafkaProducerSettings(),
-                onDelivery: (@Sendable (KafkaDeliveryReport) -> Void)? = nil) throws {
+                onDelivery: (@Sendable (KafkaDeliveryReport) -> Void)? = nil,
+                onFailure: (@Sendable (KafkaFailedRecord) -> Void)? = nil) throws {
         precondition(settings.queuedMessagesMax > 0 && settings.queuedKilobytesMax > 0, "the local queue is bounded")
         self.config = config
         self.settings = settings
-        state = ProducerState(onDelivery: onDelivery)
+        state = ProducerState(onDelivery: onDelivery, onFailure: onFailure)
         let conf = try config.makeConf(defaults: settings.librdkafkaProperties)
         rd_kafka_conf_set_opaque(conf, Unmanaged.passUnretained(state).toOpaque())
         rd_kafka_conf_set_dr_msg_cb(conf) { _, message, opaque in
             guard let message, let opaque else { return }
-            Unmanaged<ProducerState>.fromOpaque(opaque).takeUnretainedValue().report(message.pointee)
+            Unmanaged<ProducerState>.fromOpaque(opaque).takeUnretainedValue().report(message)
         }
         rd_kafka_conf_set_error_cb(conf) { _, error, _, opaque in
             guard let opaque else { return }
@@ -266,9 +288,11 @@ final class ProducerState: @unchecked Sendable {
     private var counters = KafkaProducerCounters()
     private var polling = true
     private let onDelivery: (@Sendable (KafkaDeliveryReport) -> Void)?
+    private let onFailure: (@Sendable (KafkaFailedRecord) -> Void)?
 
-    init(onDelivery: (@Sendable (KafkaDeliveryReport) -> Void)?) {
+    init(onDelivery: (@Sendable (KafkaDeliveryReport) -> Void)?, onFailure: (@Sendable (KafkaFailedRecord) -> Void)?) {
         self.onDelivery = onDelivery
+        self.onFailure = onFailure
     }
 
     func enqueued() {
@@ -283,8 +307,20 @@ final class ProducerState: @unchecked Sendable {
         lock.unlock()
     }
 
-    func report(_ message: rd_kafka_message_t) {
+    func report(_ pointer: UnsafePointer<rd_kafka_message_t>) {
+        let message = pointer.pointee
         let failed = message.err != RD_KAFKA_RESP_ERR_NO_ERROR
+        if failed, let onFailure {
+            var kind = RD_KAFKA_TIMESTAMP_NOT_AVAILABLE
+            let timestamp = rd_kafka_message_timestamp(pointer, &kind)
+            func bytes(_ base: UnsafeMutableRawPointer?, _ count: Int) -> [UInt8]? {
+                guard let base else { return nil }
+                return Array(UnsafeRawBufferPointer(start: base, count: count))
+            }
+            onFailure(KafkaFailedRecord(key: bytes(message.key, message.key_len), value: bytes(message.payload, message.len),
+                                        partition: message.partition >= 0 ? message.partition : nil,
+                                        timestampMilliseconds: max(timestamp, 0), errorName: KafkaError.name(of: message.err)))
+        }
         let name = failed ? KafkaError.name(of: message.err) : nil
         lock.lock()
         if let name {

@@ -12,17 +12,37 @@ import TapeKafka
 public final class KafkaTickPublisher: TickPublisher, @unchecked Sendable {
     public let topic: String
     public let partitionCount: Int32
-    private let producer: KafkaProducer
+    private let config: KafkaConfig
+    private let settings: KafkaProducerSettings
+    private var producer: KafkaProducer!
     private let flushTimeoutMilliseconds: Int
+    private let log: @Sendable (String) -> Void
     private var blockedNanoseconds: Int64 = 0
     private var blockedWaits = 0
     private var sendFailure: (any Error)? = nil
+    /// Counters of the producers replaced so far (a new one starts at zero).
+    private var earlier = KafkaProducerCounters()
+
+    // Recovery: records whose delivery failed (reported on the producer's thread, under `lock`), and the
+    // records published since the first failure (held back so that they follow the failed ones).
+    private let lock = NSLock()
+    private var failedRecords: [KafkaFailedRecord] = []
+    private var heldBack: [KafkaFailedRecord] = []
+    private var recovering = false
+    private var lastRecoveryAttempt: Int64 = 0
+    public private(set) var recoveries = 0
+    public private(set) var resent = 0
+    /// Held-back records beyond which the engine waits for the recovery (back-pressure, not loss).
+    public var heldBackMaximum = 2_000_000
 
     /// Connects, creates `topic` with `partitions` partitions when it does not exist (an existing topic
     /// keeps its count, which is then used), and starts the producer.
     public init(config: KafkaConfig, topic: String, partitions: Int, settings: KafkaProducerSettings = KafkaProducerSettings(),
-                flushTimeoutSeconds: Double = 60) throws {
+                flushTimeoutSeconds: Double = 60, log: @escaping @Sendable (String) -> Void = { _ in }) throws {
         self.topic = topic
+        self.config = config
+        self.settings = settings
+        self.log = log
         let admin = try KafkaAdmin(config: config)
         defer { admin.close() }
         _ = try admin.createTopic(topic, partitions: partitions)
@@ -31,12 +51,40 @@ public final class KafkaTickPublisher: TickPublisher, @unchecked Sendable {
                              name: "UNKNOWN_TOPIC", message: "the topic has no partitions after creation")
         }
         partitionCount = Int32(count)
-        producer = try KafkaProducer(config: config, settings: settings)
         flushTimeoutMilliseconds = Int(flushTimeoutSeconds * 1000)
+        producer = try makeProducer()
+    }
+
+    private func makeProducer() throws -> KafkaProducer {
+        try KafkaProducer(config: config, settings: settings, onFailure: { [weak self] record in
+            guard let self else { return }
+            self.lock.lock()
+            self.failedRecords.append(record)
+            self.recovering = true
+            self.lock.unlock()
+        })
+    }
+
+    private var isRecovering: Bool {
+        lock.lock(); defer { lock.unlock() }
+        return recovering
     }
 
     public func publish(key: UnsafeRawBufferPointer?, value: UnsafeRawBufferPointer, partition: Int32?, timestampMs: Int64) {
         guard sendFailure == nil else { return }
+        if isRecovering {
+            // After a failed delivery, later records wait behind the failed ones (per-partition order).
+            heldBack.append(KafkaFailedRecord(key: key.map { Array($0) }, value: Array(value), partition: partition,
+                                              timestampMilliseconds: max(timestampMs, 0), errorName: ""))
+            while heldBack.count >= heldBackMaximum && sendFailure == nil && isRecovering { recover(); usleep(10_000) }
+            recover()
+            return
+        }
+        send(key: key, value: value, partition: partition, timestampMs: timestampMs)
+    }
+
+    /// Queues one record on the current producer, waiting while its bounded queue is full.
+    private func send(key: UnsafeRawBufferPointer?, value: UnsafeRawBufferPointer?, partition: Int32?, timestampMs: Int64) {
         var waitStart: Int64 = 0
         while true {
             let result: KafkaProduceResult
@@ -56,50 +104,110 @@ public final class KafkaTickPublisher: TickPublisher, @unchecked Sendable {
         if waitStart != 0 { blockedNanoseconds += DispatchTime.now().uptimeNanoseconds.asInt64 - waitStart }
     }
 
-    public func poll() {
-        if sendFailure == nil, let fatal = producer.fatalError { sendFailure = fatal }
-        if sendFailure == nil {
-            let counters = producer.counters
-            if counters.failed > 0, let reason = counters.failedByError.keys.sorted().first {
-                sendFailure = KafkaError(operation: "deliver to \(topic)", peer: producer.config.bootstrapServers, code: -1,
-                                         name: reason, message: "\(counters.failed) records were not delivered")
+    /// Once every record of the current producer has its report: re-creates the topic if the broker lost
+    /// it, makes a new producer (a broker that lost its state refuses the old producer id for ever), and
+    /// sends the failed records, then the held-back ones, in order. Tried at most once a second.
+    private func recover() {
+        guard isRecovering else { return }
+        let now = DispatchTime.now().uptimeNanoseconds.asInt64
+        guard now - lastRecoveryAttempt > 1_000_000_000 else { return }
+        lastRecoveryAttempt = now
+        guard producer.queued == 0 else { return }   // reports still to come: they join `failedRecords`
+        do {
+            let admin = try KafkaAdmin(config: config)
+            defer { admin.close() }
+            if try admin.partitionCount(topic: topic, timeoutMilliseconds: 2_000) == nil {
+                _ = try admin.createTopic(topic, partitions: Int(partitionCount))
+                log("tape: kafka \(config.bootstrapServers): topic \(topic) was gone (a broker that lost its data?); "
+                    + "re-created with \(partitionCount) partitions")
+            }
+        } catch {
+            return   // broker still away: the next attempt in a second
+        }
+        let old: KafkaProducer = producer
+        do { producer = try makeProducer() } catch { return }
+        let oldCounters = old.counters
+        old.close(timeoutMilliseconds: 0)
+        earlier.enqueued += oldCounters.enqueued
+        earlier.delivered += oldCounters.delivered
+        for (name, count) in oldCounters.failedByError { earlier.failedByError[name, default: 0] += count }
+        lock.lock()
+        let failed = failedRecords
+        failedRecords.removeAll()
+        recovering = false
+        lock.unlock()
+        let records = failed + heldBack
+        heldBack.removeAll()
+        for record in records {
+            withOptionalBytes(record.key) { key in
+                withOptionalBytes(record.value) { value in
+                    send(key: key, value: value, partition: record.partition, timestampMs: record.timestampMilliseconds)
+                }
             }
         }
+        recoveries += 1
+        resent += failed.count
+        log("tape: kafka \(config.bootstrapServers): \(failed.count) records whose delivery failed (\(Set(failed.map(\.errorName)).sorted().joined(separator: ", "))) "
+            + "resent through a new producer, then \(records.count - failed.count) held back behind them")
+    }
+
+    public func poll() {
+        if sendFailure == nil, let fatal = producer.fatalError { sendFailure = fatal }
+        recover()
     }
 
     public var failure: (any Error)? { poll(); return sendFailure }
 
+    /// Waits until every record is acknowledged — through recoveries — or `flushTimeoutSeconds` pass.
     public func flush() throws {
-        let left = producer.flush(timeoutMilliseconds: flushTimeoutMilliseconds)
-        poll()
-        if let sendFailure { throw sendFailure }
-        if left > 0 {
-            throw KafkaError(operation: "flush \(topic)", peer: producer.config.bootstrapServers, code: -1, name: "_TIMED_OUT",
-                             message: "\(left) records still unacknowledged after \(flushTimeoutMilliseconds / 1000) s")
+        let deadline = DispatchTime.now().uptimeNanoseconds.asInt64 + Int64(flushTimeoutMilliseconds) * 1_000_000
+        while true {
+            _ = producer.flush(timeoutMilliseconds: 200)
+            poll()
+            if let sendFailure { throw sendFailure }
+            if producer.queued == 0 && !isRecovering && heldBack.isEmpty { return }
+            if DispatchTime.now().uptimeNanoseconds.asInt64 > deadline {
+                lock.lock(); let failed = failedRecords.count; lock.unlock()
+                throw KafkaError(operation: "flush \(topic)", peer: config.bootstrapServers, code: -1, name: "_TIMED_OUT",
+                                 message: "\(producer.queued + failed + heldBack.count) records still unacknowledged after "
+                                    + "\(flushTimeoutMilliseconds / 1000) s")
+            }
         }
     }
 
     public func close() throws {
-        let left = try producer.close(timeoutMilliseconds: flushTimeoutMilliseconds)
+        let left = producer.close(timeoutMilliseconds: flushTimeoutMilliseconds)
         if let sendFailure { throw sendFailure }
         if left > 0 {
-            throw KafkaError(operation: "close producer", peer: producer.config.bootstrapServers, code: -1, name: "_TIMED_OUT",
+            throw KafkaError(operation: "close producer", peer: config.bootstrapServers, code: -1, name: "_TIMED_OUT",
                              message: "\(left) records were never acknowledged")
         }
     }
 
-    public var counters: KafkaProducerCounters { producer.counters }
+    /// Every producer's counters so far, added.
+    public var counters: KafkaProducerCounters {
+        var c = producer.counters
+        c.enqueued += earlier.enqueued
+        c.delivered += earlier.delivered
+        for (name, count) in earlier.failedByError { c.failedByError[name, default: 0] += count }
+        return c
+    }
 
     public var report: JSONValue {
-        let c = producer.counters
+        let c = counters
         return .object([
             ("topic", .string(topic)), ("partitions", .int(Int64(partitionCount))),
             ("enqueued", .int(Int64(c.enqueued))), ("delivered", .int(Int64(c.delivered))),
-            ("failed", .int(Int64(c.failed))), ("queue_full_waits", .int(Int64(blockedWaits))),
-            ("blocked_ns", .int(blockedNanoseconds)),
+            ("failed_then_resent", .int(Int64(c.failed))), ("recoveries", .int(Int64(recoveries))),
+            ("queue_full_waits", .int(Int64(blockedWaits))), ("blocked_ns", .int(blockedNanoseconds)),
             ("client_errors", .object(c.clientErrors.sorted { $0.key < $1.key }.map { ($0.key, .int(Int64($0.value))) })),
         ])
     }
+}
+
+private func withOptionalBytes<R>(_ bytes: [UInt8]?, _ body: (UnsafeRawBufferPointer?) -> R) -> R {
+    guard let bytes else { return body(nil) }
+    return bytes.withUnsafeBytes { body($0) }
 }
 
 extension UInt64 {

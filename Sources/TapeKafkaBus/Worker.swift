@@ -59,7 +59,10 @@ public struct WorkerSummary {
 public final class Worker {
     public let settings: WorkerSettings
     public let name: String
-    private let consumer: KafkaConsumer
+    private var consumer: KafkaConsumer
+    private let consumerConfig: KafkaConfig
+    private let consumerSettings: KafkaConsumerSettings
+    private var rejoins = 0
     private let connection: PostgresConnection
     private var works: [Int32: PartitionWork] = [:]
     private var lastCommit: [Int32: Int64] = [:]
@@ -79,7 +82,15 @@ public final class Worker {
         consumerSettings.sessionTimeoutMilliseconds = settings.sessionTimeoutMilliseconds
         consumerSettings.maxPollIntervalMilliseconds = settings.maxPollIntervalMilliseconds
         consumerSettings.startWithoutOffset = .beginning
-        consumer = try KafkaConsumer(config: settings.kafka, settings: consumerSettings)
+        var kafka = settings.kafka
+        // A subscribed topic that disappears (re-created after a broker lost it) is noticed at the next
+        // metadata refresh: every 5 s rather than librdkafka's 5 min (overridable by --kafka-property).
+        if kafka.properties["topic.metadata.refresh.interval.ms"] == nil {
+            kafka.properties["topic.metadata.refresh.interval.ms"] = "5000"
+        }
+        consumerConfig = kafka
+        self.consumerSettings = consumerSettings
+        consumer = try KafkaConsumer(config: kafka, settings: consumerSettings)
     }
 
     /// Consumes until `stop()` returns true (checked between records), the worker has been idle for
@@ -90,6 +101,7 @@ public final class Worker {
             assigned: { [unowned self] partitions in assigned(partitions) },
             revoked: { [unowned self] partitions, lost in revoked(partitions, lost: lost) })
         try consumer.subscribe(topics: [settings.topic], rebalance: handler)
+        var lastRejoin = WallClock.nanos()
         lastActivity = WallClock.nanos()
         var lastLag = WallClock.nanos()
         while failure == nil && !stop() {
@@ -107,8 +119,26 @@ public final class Worker {
             } else if let idle = settings.idleExitMilliseconds {
                 // Before its first assignment a member waits for the group to form (seconds; a member that
                 // left without a word holds its partitions until its session times out): at least 60 s.
-                let limit = summary.assignments > 0 ? Int64(idle) : max(Int64(idle), 60_000)
+                // Likewise while it holds no partition (lost in a rebalance, or its topic re-created).
+                let limit = !works.isEmpty ? Int64(idle) : max(Int64(idle), 60_000)
                 if now - lastActivity > limit * 1_000_000 { break }
+            }
+            // Partitions lost and none given back for 10 s (a broker that forgot the group and the topic):
+            // join again with a new consumer; the partitions resume from their PostgreSQL checkpoints.
+            // Waits double after each attempt (10, 20, 40 s…, at most 120 s): a join in progress is not cut.
+            let rejoinWait = Int64(min(10 << min(rejoins, 4), 120)) * 1_000_000_000
+            if works.isEmpty && summary.assignments > 0 && now - lastActivity > rejoinWait && now - lastRejoin > rejoinWait {
+                lastRejoin = now
+                rejoins += 1
+                log("tape work: \(name) holds no partition \(rejoinWait / 1_000_000_000) s after losing its own: joining group \(settings.group) again")
+                try? consumer.close()
+                do {
+                    consumer = try KafkaConsumer(config: consumerConfig, settings: consumerSettings)
+                    try consumer.subscribe(topics: [settings.topic], rebalance: handler)
+                } catch {
+                    failure = error
+                    break
+                }
             }
             commitDue(now: now)
             if now - lastLag > 1_000_000_000 { lastLag = now; updateLag() }
@@ -192,10 +222,19 @@ public final class Worker {
                                                              partition: tp.partition, worker: name)
                 let work = try PartitionWork(acquired: acquired, settings: settings.partition)
                 works[tp.partition] = work
+                rejoins = 0
                 lastCommit[tp.partition] = WallClock.nanos()
                 lastActivity = WallClock.nanos()
                 summary.assignments += 1
-                if let offset = work.startOffset {
+                if let offset = work.startOffset,
+                   let (low, high) = try? consumer.queryWatermarks(tp), offset > high || offset < low {
+                    // The committed offset is not in the partition: the topic was re-created (a broker that
+                    // lost its data). Read what it holds now; the graph continues from its checkpoint.
+                    starts[tp] = .beginning
+                    log("tape work: \(name) took \(tp): its committed offset \(offset) is outside the partition "
+                        + "(\(low) … \(high)): the topic was re-created; reading it from the beginning with the graph "
+                        + "restored (epoch \(acquired.target.epoch))")
+                } else if let offset = work.startOffset {
                     starts[tp] = .offset(offset)
                     log("tape work: \(name) took \(tp) at offset \(offset) (epoch \(acquired.target.epoch), checkpoint restored)")
                 } else {
@@ -214,6 +253,7 @@ public final class Worker {
         for tp in partitions.sorted() {
             guard let work = works.removeValue(forKey: tp.partition) else { continue }
             summary.revocations += 1
+            lastActivity = WallClock.nanos()
             let counters = work.counters
             summary.events += counters.events
             summary.clockTicks += counters.clockTicks

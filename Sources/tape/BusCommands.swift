@@ -62,11 +62,14 @@ struct BusOptions: ParsableArguments {
         var settings = KafkaProducerSettings()
         settings.lingerMilliseconds = lingerMs
         settings.compression = codec
-        // A broker outage is bounded by the local queue only: a record is never given up on by time.
-        settings.messageTimeoutMilliseconds = 0
+        // A record not acknowledged within 5 s fails, and the publisher resends it through a new producer
+        // (after a broker that lost its state, the old producer id is refused for ever); a resent record
+        // that had in fact arrived is skipped by the workers (its place in the session).
+        settings.messageTimeoutMilliseconds = 5_000
         let topic = self.topic, partitions = self.partitions
         return { context in
-            let publisher = try KafkaTickPublisher(config: config, topic: topic, partitions: partitions, settings: settings)
+            let publisher = try KafkaTickPublisher(config: config, topic: topic, partitions: partitions, settings: settings,
+                                                   log: context.printer)
             context.printer("tape: publishing to kafka \(kafka) topic \(topic) (\(publisher.partitionCount) partitions)")
             return TickBusSink(publisher: publisher, symbols: context.symbols)
         }
@@ -197,6 +200,9 @@ struct WorkCommand: ParsableCommand {
         }
         print("commits         \(summary.commits)  (hand-off p50 \(percentile(0.5)), p99 \(percentile(0.99)))")
         print("partitions      assigned \(summary.assignments), revoked \(summary.revocations), fenced \(summary.fenced), offset resets \(summary.offsetResets), sessions ended \(summary.sessionsEnded)")
+        if !summary.lag.isEmpty {
+            print("lag             " + summary.lag.sorted { $0.key < $1.key }.map { "\(topic)[\($0.key)]=\($0.value)" }.joined(separator: " "))
+        }
         print("next offsets    " + summary.nextOffsets.sorted { $0.key < $1.key }.map { "\(topic)[\($0.key)]=\($0.value)" }.joined(separator: " "))
     }
 }

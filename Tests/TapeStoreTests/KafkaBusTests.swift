@@ -9,15 +9,28 @@ import XCTest
 extension PostgresStoreTests {
     static let broker = "127.0.0.1:59092"
 
-    /// Runs a shell command to its end: (exit code, stdout, stderr); output to files, not pipes.
+    /// Runs a shell command to its end: (exit code, stdout, stderr), output through files. posix_spawn and
+    /// waitpid, not Foundation's Process: a command that starts a server (`services.sh start kafka`)
+    /// leaves a daemon behind that Process would wait for.
     func shell(_ command: String) throws -> (Int32, String, String) {
         let folder = temporaryFolder("sh")
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: "/bin/bash")
-        process.arguments = ["-c", "\(command) > '\(folder)/out' 2> '\(folder)/err'"]
-        try process.run()
-        process.waitUntilExit()
-        return (process.terminationStatus, (try? String(contentsOfFile: folder + "/out", encoding: .utf8)) ?? "",
+        let argv = ["/bin/bash", "-c", "{\n\(command)\n} > '\(folder)/out' 2> '\(folder)/err' < /dev/null"]
+        var actions = posix_spawn_file_actions_t()
+        posix_spawn_file_actions_init(&actions)
+        defer { posix_spawn_file_actions_destroy(&actions) }
+        for descriptor: Int32 in 0...2 {
+            posix_spawn_file_actions_addopen(&actions, descriptor, "/dev/null", descriptor == 0 ? O_RDONLY : O_WRONLY, 0)
+        }
+        var cArguments = argv.map { strdup($0) } + [nil]
+        defer { for pointer in cArguments { free(pointer) } }
+        var pid: pid_t = 0
+        guard posix_spawn(&pid, argv[0], &actions, nil, &cArguments, environ) == 0 else {
+            XCTFail("spawn /bin/bash"); return (-1, "", "")
+        }
+        var status: Int32 = 0
+        while waitpid(pid, &status, 0) == -1 && errno == EINTR {}
+        let code = (status & 0x7f) == 0 ? (status >> 8) & 0xff : 128 + (status & 0x7f)
+        return (code, (try? String(contentsOfFile: folder + "/out", encoding: .utf8)) ?? "",
                 (try? String(contentsOfFile: folder + "/err", encoding: .utf8)) ?? "")
     }
 
@@ -88,7 +101,7 @@ extension PostgresStoreTests {
                      "--out", folder + "/ingest", "--quiet", "--kafka", Self.broker, "--topic", topic, "--partitions", "3"])
         let ingest = try summary(folder + "/ingest")
         let kafka = try XCTUnwrap((ingest["stores"] as? [String: Any])?["kafka"] as? [String: Any], "\(ingest)")
-        XCTAssertEqual(kafka["failed"] as? Int, 0)
+        XCTAssertEqual(kafka["failed_then_resent"] as? Int, 0)
         XCTAssertEqual(kafka["delivered"] as? Int, kafka["enqueued"] as? Int, "every record acknowledged")
         let delivered = try XCTUnwrap(ingest["ticks_delivered"] as? Int)
         XCTAssertGreaterThan(delivered, 1_000)
@@ -163,6 +176,89 @@ extension PostgresStoreTests {
         XCTAssertTrue(log.contains("checkpoint restored"), log)
         XCTAssertTrue(log.contains("poison record \(topic)[") && log.contains("shorter than a tick record"), log)
         XCTAssertTrue(log.contains("poison 1"), log)
+
+        let replay = folder + "/replay"
+        try runTape(["replay"] + (try recordingFiles(folder + "/ingest")) + ["--out", replay, "--quiet", "--no-report"])
+        try assertStoreEqualsRunFolder(url, runFolder: try sortedRunFolder(replay))
+        XCTAssertEqual(try connection.query("""
+            SELECT count(*) FROM (SELECT symbol, receive_ns, sequence, kind FROM ticks GROUP BY 1, 2, 3, 4 HAVING count(*) > 1) d
+            """).first?[0], "0", "no tick twice")
+    }
+}
+
+extension PostgresStoreTests {
+    /// tansu restarted in the middle of an ingest (it keeps topics in memory: the topic and every offset
+    /// are gone, like a topic deleted and re-created), while the feed is in a quiet stretch so that the
+    /// worker's lag is 0 with the feed still running. The producer's records that the outage held back
+    /// fail, are resent through a new producer after the topic is re-created; the worker notices the
+    /// offsets going back, says so, and continues. Every tick of the recording is in PostgreSQL once and
+    /// the outputs equal the replay of the recording.
+    ///
+    /// Opt-in (`TAPE_BROKER_RESTART_TEST=1`), not in `make test`: the producer's side holds (records
+    /// re-sent through a new producer after the topic is re-created), and the worker rejoins and continues
+    /// when tansu forms the group again — which after tansu lost its group state took from 10 s to more
+    /// than a minute in our runs, so the test is not reliable on this broker (issue 13's note).
+    func testABrokerRestartedDuringIngestLosesNothing() throws {
+        guard ProcessInfo.processInfo.environment["TAPE_BROKER_RESTART_TEST"] == "1" else {
+            throw XCTSkip("opt-in: TAPE_BROKER_RESTART_TEST=1 (tansu's group re-formation after a restart is not reliable)")
+        }
+        try requireBroker()
+        try requireOrSkip(FileManager.default.isExecutableFile(atPath: tape), "the built binary \(tape)")
+        let capture = try XCTUnwrap(try captures().first { $0.hasSuffix("spot-btcusdt_20240808.gz") })
+        let folder = temporaryFolder("restart")
+        // 60 s of the capture, a quiet stretch of 200 s, then the next 60 s (receive times shifted).
+        let (built, out, err) = try shell("""
+            python3 - <<'PY'
+            import gzip
+            lines = [l for l in gzip.open('\(capture)', 'rb') if l[:1].isdigit()]
+            t0 = int(lines[0].split(b' ', 1)[0])
+            with gzip.open('\(folder)/gap.gz', 'wb') as out:
+                for l in lines:
+                    t, rest = l.split(b' ', 1)
+                    t = int(t) - t0
+                    if t < 60e9: out.write(b'%d %s' % (t0 + t, rest))
+                    elif t < 120e9: out.write(b'%d %s' % (t0 + t + 200_000_000_000, rest))
+            PY
+            """)
+        XCTAssertEqual(built, 0, out + err)
+        let topic = "tick_data_\(getpid())_restart"
+        let group = "restart-\(getpid())"
+        let url = try freshDatabase("restart")
+        let (simulator, port) = try startFeedSim([folder + "/gap.gz"], speed: "20", folder: folder)
+        defer { simulator.terminate(); simulator.waitUntilExit() }
+        let ingest = try startTape(["ingest", "--feed", "binance-spot:btcusdt=ws://127.0.0.1:\(port)", "--duration", "25s",
+                                    "--out", folder + "/ingest", "--quiet", "--kafka", Self.broker, "--topic", topic,
+                                    "--partitions", "2"], log: folder + "/ingest.log")
+        let started = Date()
+        Thread.sleep(forTimeInterval: 1)
+        let worker = try startTape(workArguments(topic: topic, group: group, store: url, name: "steady", idle: 10),
+                                   log: folder + "/worker.log")
+        // The quiet stretch runs from about 3 s to 13 s after the ingest connected: wait until the worker
+        // has stored every tick sent so far (the count stays put for a second: lag 0), then restart.
+        let connection = try PostgresConnection(url: url)
+        var stored = "", steadySince = Date(), caughtUp = false
+        while !caughtUp && Date().timeIntervalSince(started) < 12 {
+            Thread.sleep(forTimeInterval: 0.2)
+            let now = (try? connection.query("SELECT count(*) FROM ticks").first?[0] ?? "") ?? ""
+            if now != stored { stored = now; steadySince = Date() }
+            caughtUp = (Int(stored) ?? 0) > 0 && Date().timeIntervalSince(steadySince) > 1.0
+        }
+        XCTAssertTrue(caughtUp, "the worker caught up in the quiet stretch (\(stored) ticks)")
+        var (rc, _, _) = try shell("cd '\(Self.packageRoot.path)' && scripts/services.sh stop kafka")
+        XCTAssertEqual(rc, 0)
+        Thread.sleep(forTimeInterval: 0.5)
+        (rc, _, _) = try shell("cd '\(Self.packageRoot.path)' && scripts/services.sh start kafka")
+        XCTAssertEqual(rc, 0)
+        waitExit(ingest, seconds: 90, "ingest")
+        XCTAssertEqual(ingest.terminationStatus, 0, (try? String(contentsOfFile: folder + "/ingest.log", encoding: .utf8)) ?? "")
+        waitExit(worker, seconds: 150, "the worker")
+        XCTAssertEqual(worker.terminationStatus, 0)
+        let ingestLog = (try? String(contentsOfFile: folder + "/ingest.log", encoding: .utf8)) ?? ""
+        let workerLog = (try? String(contentsOfFile: folder + "/worker.log", encoding: .utf8)) ?? ""
+        XCTAssertTrue(ingestLog.contains("resent through a new producer"), ingestLog)
+        XCTAssertTrue(workerLog.contains("offsets went back"), workerLog)
+        let kafka = try XCTUnwrap((try summary(folder + "/ingest")["stores"] as? [String: Any])?["kafka"] as? [String: Any])
+        XCTAssertGreaterThanOrEqual(kafka["recoveries"] as? Int ?? 0, 1, "\(kafka)")
 
         let replay = folder + "/replay"
         try runTape(["replay"] + (try recordingFiles(folder + "/ingest")) + ["--out", replay, "--quiet", "--no-report"])
