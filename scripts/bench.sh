@@ -39,3 +39,4 @@ printf 'replay throughput %.2f M ticks/s (ticks_in %s)\n' "$(echo "$ticks / $r /
 $TAPE bench --shared "$SHARED" 2>/dev/null || echo "(tape bench: graph/model figures unavailable)"
 scripts/bench_live.sh || echo "(live bench failed)"
 scripts/bench_store.sh "$BENCH" || echo "(store bench failed)"
+scripts/bench_bus.sh || echo "(bus bench failed)"

@@ -126,6 +126,7 @@ public final class PostgresSink: EventSink, ReportingSink, @unchecked Sendable {
     private var writerDone = false
     private var storedFailure: (any Error)? = nil
     private var counters_ = PostgresSinkCounters()
+    private var tickWindow_ = (first: Int64.max, lastCommit: Int64.min)
     private var latency_ = Histogram<UInt64>(highestTrackableValue: 3_600_000_000_000, numberOfSignificantValueDigits: .three)
 
     // Writer thread.
@@ -184,6 +185,13 @@ public final class PostgresSink: EventSink, ReportingSink, @unchecked Sendable {
 
     /// Checkpointed mode: per stored tick, wall time from its receive stamp to the commit of its
     /// transaction, ns (the distributed path's end-to-end latency; `tape work` prints its percentiles).
+    /// Checkpointed mode: the first stored tick's receive stamp and the wall time of the last commit that
+    /// stored ticks (the window of a sustained-rate figure); nil before any.
+    public var tickWindow: (firstReceive: Int64, lastCommit: Int64)? {
+        condition.lock(); defer { condition.unlock() }
+        return tickWindow_.first == .max ? nil : (tickWindow_.first, tickWindow_.lastCommit)
+    }
+
     public var commitLatency: Histogram<UInt64> {
         condition.lock(); defer { condition.unlock() }
         return latency_
@@ -592,6 +600,10 @@ public final class PostgresSink: EventSink, ReportingSink, @unchecked Sendable {
         let committedAt = WallClock.nanos()
         condition.lock()
         for stamp in batch.receiveTimes { _ = latency_.record(UInt64(max(0, committedAt - stamp))) }
+        if let first = batch.receiveTimes.first {
+            tickWindow_.first = min(tickWindow_.first, first)
+            tickWindow_.lastCommit = max(tickWindow_.lastCommit, committedAt)
+        }
         counters_.batches += 1
         counters_.rowsInserted += inserted
         counters_.rowsAlreadyStored += already

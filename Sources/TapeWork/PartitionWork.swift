@@ -229,6 +229,9 @@ public final class PartitionWork {
         return others.lazy.compactMap(\.failure).first
     }
 
+    /// First stored tick's receive stamp, last commit that stored ticks (wall ns).
+    public var tickWindow: (firstReceive: Int64, lastCommit: Int64)? { store.tickWindow }
+
     /// Per stored tick: receive stamp → commit of its transaction, ns.
     public var commitLatency: Histogram<UInt64> { store.commitLatency }
 

@@ -131,7 +131,7 @@ struct WorkCommand: ParsableCommand {
     var name: String?
 
     @Option(help: "Commit each partition at least every this many ms.")
-    var commitMs: Int = 200
+    var commitMs: Int = 100
 
     @Option(help: "Exit after this many seconds without a record (before the first assignment: at least 60 s) (default: run until SIGINT/SIGTERM).")
     var idleExitSeconds: Double?
@@ -196,6 +196,11 @@ struct WorkCommand: ParsableCommand {
         if summary.endToEnd.totalCount > 0 {
             let h = summary.endToEnd
             func ms(_ p: Double) -> String { String(format: "%.3f", Double(h.valueAtPercentile(p)) / 1e6) }
+            if let window = summary.tickWindow, window.lastCommit > window.firstReceive {
+                let seconds = Double(window.lastCommit - window.firstReceive) / 1e9
+                print(String(format: "stored          %llu ticks in %.3f s from the first receive stamp to the last commit: %.0f ticks/s",
+                             h.totalCount, seconds, Double(h.totalCount) / seconds))
+            }
             print("end to end      receive stamp → PostgreSQL commit, \(h.totalCount) ticks: p50 \(ms(50)) ms, p99 \(ms(99)) ms, p99.9 \(ms(99.9)) ms, max \(String(format: "%.3f", Double(h.max) / 1e6)) ms")
         }
         print("commits         \(summary.commits)  (hand-off p50 \(percentile(0.5)), p99 \(percentile(0.99)))")
