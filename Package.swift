@@ -117,7 +117,7 @@ let package = Package(
         .target(name: "TapeBus", dependencies: ["TapeCore"], swiftSettings: swift6),
         // `tape work`'s partitions: a graph per assigned partition, exactly once into PostgreSQL.
         .target(name: "TapeWork", dependencies: ["TapeCore", "TapeClock", "TapeGraph", "TapeSinks", "TapeEngine",
-                                                 "TapeStore", "TapeBus",
+                                                 "TapeStore", "TapeBus", "TapeMetrics",
                                                  .product(name: "Histogram", package: "hdrhistogram-swift")],
                 swiftSettings: swift6),
         // Kafka through librdkafka (the only code touching it): config, admin (topics, partition counts),

@@ -289,6 +289,7 @@ public final class Worker {
         for (partition, work) in works {
             guard let high = consumer.highWatermark(KafkaTopicPartition(topic: settings.topic, partition: partition)) else { continue }
             summary.lag[partition] = max(0, high - max(work.nextOffset, 0))
+            work.lag = summary.lag[partition]
         }
     }
 

@@ -5,6 +5,7 @@ import TapeSinks
 import TapeEngine
 import TapeStore
 import TapeBus
+import TapeMetrics
 import Histogram
 
 /// What one partition's graph needs, whoever assigns it (`tape work`).
@@ -67,6 +68,9 @@ public final class PartitionWork {
         public var commitNanoseconds: Int64 = 0
     }
 
+    /// Consumer lag of the partition (high watermark − next offset), set by the worker about once a
+    /// second; part of the `tape_work` metric.
+    public var lag: Int64? = nil
     private let symbols = SymbolTable()
     private var engine: Engine
     private let store: PostgresSink
@@ -126,6 +130,9 @@ public final class PartitionWork {
                     + "use another consumer group (--group) to process the topic afresh")
             }
         }
+        // `tape_work` points through the partition's metrics store, if it has one: lag, commits and the
+        // receive stamp → commit latency (the provider runs on this thread, at the store's sample).
+        for sink in built { (sink as? MetricsSink)?.addProvider { [unowned self] in self.metricPoints() } }
     }
 
     static func makeEngine(_ settings: PartitionSettings, symbols: SymbolTable, sinks: [GraphSink]) -> Engine {
@@ -199,6 +206,22 @@ public final class PartitionWork {
     private func startSession() {
         engine = PartitionWork.makeEngine(settings, symbols: symbols, sinks: [store] + others)
         sessionFinished = false
+    }
+
+    /// One `tape_work` point: tags topic, partition, group; fields next offset, lag, records, events, poison,
+    /// duplicates, commits and the receive stamp → commit latency percentiles (ns).
+    func metricPoints() -> [MetricPoint] {
+        let latency = store.commitLatency
+        var fields = [MetricField("next_offset", .integer(nextOffset)), MetricField("records", .integer(Int64(counters.records))),
+                      MetricField("events", .integer(Int64(counters.events))), MetricField("poison", .integer(Int64(counters.poison))),
+                      MetricField("duplicates", .integer(Int64(counters.duplicates))), MetricField("commits", .integer(Int64(counters.commits)))]
+        if let lag { fields.append(MetricField("lag", .integer(lag))) }
+        if latency.totalCount > 0 {
+            fields.append(MetricField("commit_latency_p50_ns", .integer(Int64(latency.valueAtPercentile(50)))))
+            fields.append(MetricField("commit_latency_p99_ns", .integer(Int64(latency.valueAtPercentile(99)))))
+        }
+        return [MetricPoint(measurement: "tape_work", tags: [MetricTag("group", target.group), MetricTag("partition", String(target.partition)),
+                                                             MetricTag("topic", target.topic)], fields: fields, time: nil)]
     }
 
     /// Records handled since the last commit.

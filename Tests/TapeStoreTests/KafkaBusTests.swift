@@ -132,6 +132,38 @@ extension PostgresStoreTests {
         let connection = try PostgresConnection(url: three)
         let offsets = try WorkerCheckpoints.offsets(connection, group: "three-\(getpid())", topic: topic)
         XCTAssertEqual(offsets.count, 3, "every partition committed")
+
+        // SIGTERM: a worker of a new group, with a metrics store, stopped once it holds its partitions:
+        // it commits, leaves the group, exits 0; InfluxDB has its `tape_work` points (lag, commits).
+        let influxDatabase = "tape_work_\(getpid())"
+        let term = try freshDatabase("term")
+        var arguments = workArguments(topic: topic, group: "term-\(getpid())", store: term, name: "term", idle: 60)
+        arguments += ["--store", "influx://127.0.0.1:58086/\(influxDatabase)"]
+        let stopped = try startTape(arguments, log: folder + "/term.log")
+        var holding = false
+        for _ in 0..<300 where !holding {
+            Thread.sleep(forTimeInterval: 0.1)
+            holding = ((try? String(contentsOfFile: folder + "/term.log", encoding: .utf8)) ?? "").contains("took \(topic)[2]")
+        }
+        XCTAssertTrue(holding, "the worker took its partitions")
+        Thread.sleep(forTimeInterval: 2)
+        kill(stopped.processIdentifier, SIGTERM)
+        waitExit(stopped, seconds: 30, "the worker after SIGTERM")
+        XCTAssertEqual(stopped.terminationStatus, 0)
+        let termLog = (try? String(contentsOfFile: folder + "/term.log", encoding: .utf8)) ?? ""
+        XCTAssertTrue(termLog.contains("back at offset") && termLog.contains("(committed)"), termLog)
+        let termOffsets = try WorkerCheckpoints.offsets(try PostgresConnection(url: term), group: "term-\(getpid())", topic: topic)
+        XCTAssertEqual(termOffsets, offsets, "everything read and committed before the worker stopped")
+        var components = URLComponents(string: "http://127.0.0.1:58086/query")!
+        components.queryItems = [URLQueryItem(name: "db", value: influxDatabase),
+                                 URLQueryItem(name: "q", value: "SELECT last(next_offset), last(commits) FROM tape_work GROUP BY \"partition\"")]
+        let points = String(decoding: (try? Data(contentsOf: components.url!)) ?? Data(), as: UTF8.self)
+        for (partition, offset) in offsets {
+            XCTAssertTrue(points.contains("\"partition\":\"\(partition)\"") && points.contains(",\(offset),"),
+                          "tape_work point of partition \(partition) at offset \(offset): \(points)")
+        }
+        components.queryItems = [URLQueryItem(name: "q", value: "DROP DATABASE \(influxDatabase)")]
+        _ = try? Data(contentsOf: components.url!)
     }
 
     /// A worker following a paced ingest is killed with SIGKILL in the middle; a replacement takes its
