@@ -428,15 +428,7 @@ public final class PostgresSink: EventSink, ReportingSink, @unchecked Sendable {
                 }
                 let wait = nextReconnect - WallClock.nanos()
                 if wait > 0 { usleep(UInt32(min(wait / 1000, 100_000))); continue }
-                do {
-                    connection = try PostgresConnection(url: settings.url)
-                    condition.lock(); counters_.reconnects += 1; condition.unlock()
-                    printer("tape: postgres \(peer): up again; committing the held batch")
-                    backoff.reset()
-                } catch {
-                    nextReconnect = WallClock.nanos() + backoff.nextDelay()
-                    continue
-                }
+                if !reconnect(then: "committing the held batch") { continue }
             }
             do {
                 try write(batch)
@@ -460,19 +452,25 @@ public final class PostgresSink: EventSink, ReportingSink, @unchecked Sendable {
         condition.lock(); counters_.outages += 1; condition.unlock()
     }
 
+    /// One reconnection attempt: counted and said on success; on failure the next attempt is scheduled.
+    private func reconnect(then next: String) -> Bool {
+        do {
+            connection = try PostgresConnection(url: settings.url)
+        } catch {
+            nextReconnect = WallClock.nanos() + backoff.nextDelay()
+            return false
+        }
+        condition.lock(); counters_.reconnects += 1; condition.unlock()
+        printer("tape: postgres \(peer): up again; \(next)")
+        backoff.reset()
+        return true
+    }
+
     /// Reconnects when its backoff is due, then writes the spool back in order.
     private func tryRecover() {
         if connection == nil {
-            guard WallClock.nanos() >= nextReconnect else { return }
-            do {
-                connection = try PostgresConnection(url: settings.url)
-                condition.lock(); counters_.reconnects += 1; condition.unlock()
-                printer("tape: postgres \(peer): up again; writing back \(spooled.count) spooled batches")
-                backoff.reset()
-            } catch {
-                nextReconnect = WallClock.nanos() + backoff.nextDelay()
-                return
-            }
+            guard WallClock.nanos() >= nextReconnect,
+                  reconnect(then: "writing back \(spooled.count) spooled batches") else { return }
         }
         while let path = spooled.first {
             guard let batch = readSpool(path) else { return }

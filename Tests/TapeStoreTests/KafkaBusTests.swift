@@ -14,7 +14,14 @@ extension PostgresStoreTests {
     /// leaves a daemon behind that Process would wait for.
     func shell(_ command: String) throws -> (Int32, String, String) {
         let folder = temporaryFolder("sh")
-        let argv = ["/bin/bash", "-c", "{\n\(command)\n} > '\(folder)/out' 2> '\(folder)/err' < /dev/null"]
+        let code = spawnAndWait(["/bin/bash", "-c", "{\n\(command)\n} > '\(folder)/out' 2> '\(folder)/err' < /dev/null"])
+        return (code, (try? String(contentsOfFile: folder + "/out", encoding: .utf8)) ?? "",
+                (try? String(contentsOfFile: folder + "/err", encoding: .utf8)) ?? "")
+    }
+
+    /// Runs `argv` (absolute path first) with its standard streams on /dev/null and waits for it alone
+    /// (posix_spawn + waitpid); its exit code, or 128 + signal.
+    func spawnAndWait(_ argv: [String]) -> Int32 {
         var actions = posix_spawn_file_actions_t()
         posix_spawn_file_actions_init(&actions)
         defer { posix_spawn_file_actions_destroy(&actions) }
@@ -25,13 +32,11 @@ extension PostgresStoreTests {
         defer { for pointer in cArguments { free(pointer) } }
         var pid: pid_t = 0
         guard posix_spawn(&pid, argv[0], &actions, nil, &cArguments, environ) == 0 else {
-            XCTFail("spawn /bin/bash"); return (-1, "", "")
+            XCTFail("spawn \(argv[0])"); return -1
         }
         var status: Int32 = 0
         while waitpid(pid, &status, 0) == -1 && errno == EINTR {}
-        let code = (status & 0x7f) == 0 ? (status >> 8) & 0xff : 128 + (status & 0x7f)
-        return (code, (try? String(contentsOfFile: folder + "/out", encoding: .utf8)) ?? "",
-                (try? String(contentsOfFile: folder + "/err", encoding: .utf8)) ?? "")
+        return (status & 0x7f) == 0 ? (status >> 8) & 0xff : 128 + (status & 0x7f)
     }
 
     func requireBroker() throws {

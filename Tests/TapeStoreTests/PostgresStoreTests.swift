@@ -249,19 +249,7 @@ final class PostgresStoreTests: XCTestCase {
     private func pgCtl(_ arguments: [String]) throws {
         let pgCtl = "/usr/lib/postgresql/15/bin/pg_ctl"
         let argv = getuid() == 0 ? ["/usr/sbin/runuser", "-u", "postgres", "--", pgCtl] + arguments : [pgCtl] + arguments
-        var actions = posix_spawn_file_actions_t()
-        posix_spawn_file_actions_init(&actions)
-        defer { posix_spawn_file_actions_destroy(&actions) }
-        for descriptor: Int32 in 0...2 {
-            posix_spawn_file_actions_addopen(&actions, descriptor, "/dev/null", descriptor == 0 ? O_RDONLY : O_WRONLY, 0)
-        }
-        var cArguments = argv.map { strdup($0) } + [nil]
-        defer { for pointer in cArguments { free(pointer) } }
-        var pid: pid_t = 0
-        XCTAssertEqual(posix_spawn(&pid, argv[0], &actions, nil, &cArguments, environ), 0, "spawn \(argv[0])")
-        var status: Int32 = 0
-        while waitpid(pid, &status, 0) == -1 && errno == EINTR {}
-        XCTAssertEqual(status, 0, "pg_ctl \(arguments.first ?? "")")
+        XCTAssertEqual(spawnAndWait(argv), 0, "pg_ctl \(arguments.first ?? "")")
     }
 
     /// A day partition per day of data; `tape store maintain --now` one year and a half day later drops
