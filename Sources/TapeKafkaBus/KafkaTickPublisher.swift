@@ -1,5 +1,6 @@
 import Foundation
 import TapeCore
+import TapeClock
 import TapeWork
 import TapeKafka
 
@@ -97,11 +98,11 @@ public final class KafkaTickPublisher: TickPublisher, @unchecked Sendable {
             }
             if result == .enqueued { break }
             // The bounded local queue is full (broker away or slower than the feed): wait, never drop.
-            if waitStart == 0 { waitStart = DispatchTime.now().uptimeNanoseconds.asInt64; blockedWaits += 1 }
+            if waitStart == 0 { waitStart = WallClock.nanos(); blockedWaits += 1 }
             if let fatal = producer.fatalError { sendFailure = fatal; return }
             usleep(1_000)
         }
-        if waitStart != 0 { blockedNanoseconds += DispatchTime.now().uptimeNanoseconds.asInt64 - waitStart }
+        if waitStart != 0 { blockedNanoseconds += WallClock.nanos() - waitStart }
     }
 
     /// Once every record of the current producer has its report: re-creates the topic if the broker lost
@@ -109,7 +110,7 @@ public final class KafkaTickPublisher: TickPublisher, @unchecked Sendable {
     /// sends the failed records, then the held-back ones, in order. Tried at most once a second.
     private func recover() {
         guard isRecovering else { return }
-        let now = DispatchTime.now().uptimeNanoseconds.asInt64
+        let now = WallClock.nanos()
         guard now - lastRecoveryAttempt > 1_000_000_000 else { return }
         lastRecoveryAttempt = now
         guard producer.queued == 0 else { return }   // reports still to come: they join `failedRecords`
@@ -160,13 +161,13 @@ public final class KafkaTickPublisher: TickPublisher, @unchecked Sendable {
 
     /// Waits until every record is acknowledged — through recoveries — or `flushTimeoutSeconds` pass.
     public func flush() throws {
-        let deadline = DispatchTime.now().uptimeNanoseconds.asInt64 + Int64(flushTimeoutMilliseconds) * 1_000_000
+        let deadline = WallClock.nanos() + Int64(flushTimeoutMilliseconds) * 1_000_000
         while true {
             _ = producer.flush(timeoutMilliseconds: 200)
             poll()
             if let sendFailure { throw sendFailure }
             if producer.queued == 0 && !isRecovering && heldBack.isEmpty { return }
-            if DispatchTime.now().uptimeNanoseconds.asInt64 > deadline {
+            if WallClock.nanos() > deadline {
                 lock.lock(); let failed = failedRecords.count; lock.unlock()
                 throw KafkaError(operation: "flush \(topic)", peer: config.bootstrapServers, code: -1, name: "_TIMED_OUT",
                                  message: "\(producer.queued + failed + heldBack.count) records still unacknowledged after "
@@ -208,8 +209,4 @@ public final class KafkaTickPublisher: TickPublisher, @unchecked Sendable {
 private func withOptionalBytes<R>(_ bytes: [UInt8]?, _ body: (UnsafeRawBufferPointer?) -> R) -> R {
     guard let bytes else { return body(nil) }
     return bytes.withUnsafeBytes { body($0) }
-}
-
-extension UInt64 {
-    var asInt64: Int64 { Int64(truncatingIfNeeded: self) }
 }

@@ -109,12 +109,19 @@ public final class Worker {
         var lastRejoin = WallClock.nanos()
         lastActivity = WallClock.nanos()
         var lastLag = WallClock.nanos()
+        var lastError = "", lastErrorLogged: Int64 = 0
         while failure == nil && !stop() {
             let message: KafkaMessage?
             do { message = try consumer.poll(timeoutMilliseconds: 50) } catch let error as KafkaError {
                 if error.isFatal { failure = error; break }
-                // A partition's own error (e.g. its offsets reset by a re-created topic): said, not fatal.
-                log("tape work: \(error)")
+                // A partition's own error (e.g. its topic gone while a broker restarts): said once per
+                // change or per 10 s, not per poll; not fatal.
+                let now = WallClock.nanos()
+                if error.description != lastError || now - lastErrorLogged > 10_000_000_000 {
+                    log("tape work: \(error)")
+                    lastError = error.description
+                    lastErrorLogged = now
+                }
                 continue
             }
             let now = WallClock.nanos()

@@ -51,6 +51,23 @@ function timeAxis(axis,ctx,t,spanMs,first,last,xOf,L,W,width,indexSpan){
     right=x+w/2;firstLabel=false;labels++;}
   return labels;}
 window.tapeCharts=[];
+// Zoom buttons, wheel, drag to pan, hover and double-click, shared by the candle and tick charts.
+function bindZoomPan(self,box){
+  box.querySelector('.zin').addEventListener('click',()=>{self.zoomBy(0.5,0.5);});
+  box.querySelector('.zout').addEventListener('click',()=>{self.zoomBy(2,0.5);});
+  box.querySelector('.zall').addEventListener('click',()=>{self.zoomTo(0,self.s.t.length-1);});
+  self.canvas.addEventListener('wheel',e=>{e.preventDefault();const r=self.canvas.getBoundingClientRect();
+    const f=Math.max(0,Math.min(1,(e.clientX-r.left-self.L)/self.W));self.zoomBy(Math.pow(1.0015,e.deltaY),f);},{passive:false});
+  let drag=null;
+  self.canvas.addEventListener('mousedown',e=>{drag={x:e.clientX,i0:self.i0,i1:self.i1};});
+  window.addEventListener('mouseup',()=>{drag=null;});
+  window.addEventListener('mousemove',e=>{
+    if(drag){const span=drag.i1-drag.i0;const d=(e.clientX-drag.x)/self.W*span;self.setView(drag.i0-d,drag.i1-d);self.request();return;}
+    const r=self.canvas.getBoundingClientRect();if(e.clientY<r.top||e.clientY>r.bottom||e.clientX<r.left||e.clientX>r.right)return;
+    self.hover(self.i0+(e.clientX-r.left-self.L)/self.W*(self.i1-self.i0)-0.5);});
+  self.canvas.addEventListener('dblclick',()=>{self.zoomTo(0,self.s.t.length-1);});
+  window.addEventListener('resize',()=>self.request());
+}
 function TapeChart(section){
   const self=this;this.section=section;this.idx=section.getAttribute('data-idx');
   this.canvas=section.querySelector('canvas.tape');this.axis=section.querySelector('.xaxis');this.info=section.querySelector('.info');
@@ -58,20 +75,7 @@ function TapeChart(section){
   this.select=section.querySelector('select');
   this.setSeries(this.select.value);
   this.select.addEventListener('change',()=>{self.setSeries(self.select.value);self.draw();});
-  section.querySelector('.zin').addEventListener('click',()=>{self.zoomBy(0.5,0.5);});
-  section.querySelector('.zout').addEventListener('click',()=>{self.zoomBy(2,0.5);});
-  section.querySelector('.zall').addEventListener('click',()=>{self.zoomTo(0,self.s.t.length-1);});
-  this.canvas.addEventListener('wheel',e=>{e.preventDefault();const r=self.canvas.getBoundingClientRect();
-    const f=Math.max(0,Math.min(1,(e.clientX-r.left-self.L)/self.W));self.zoomBy(Math.pow(1.0015,e.deltaY),f);},{passive:false});
-  let drag=null;
-  this.canvas.addEventListener('mousedown',e=>{drag={x:e.clientX,i0:self.i0,i1:self.i1};});
-  window.addEventListener('mouseup',()=>{drag=null;});
-  window.addEventListener('mousemove',e=>{
-    if(drag){const span=drag.i1-drag.i0;const d=(e.clientX-drag.x)/self.W*span;self.setView(drag.i0-d,drag.i1-d);self.request();return;}
-    const r=self.canvas.getBoundingClientRect();if(e.clientY<r.top||e.clientY>r.bottom||e.clientX<r.left||e.clientX>r.right)return;
-    self.hover(self.i0+(e.clientX-r.left-self.L)/self.W*(self.i1-self.i0)-0.5);});
-  this.canvas.addEventListener('dblclick',()=>{self.zoomTo(0,self.s.t.length-1);});
-  window.addEventListener('resize',()=>self.request());
+  bindZoomPan(self,section);
   const table=section.querySelector('table.anoms');this.table=table;this.page=0;this.sortKey=0;this.sortDir=1;
   table.querySelectorAll('th').forEach((th,i)=>th.addEventListener('click',()=>{if(self.sortKey===i)self.sortDir=-self.sortDir;else{self.sortKey=i;self.sortDir=1;}self.page=0;self.renderTable();}));
   section.querySelector('.prev').addEventListener('click',()=>{self.page=Math.max(0,self.page-1);self.renderTable();});
@@ -193,20 +197,7 @@ function TickChart(box){
   this.canvas=box.querySelector('canvas');this.axis=box.querySelector('.xaxis');this.info=box.querySelector('.info');
   this.ctx=this.canvas.getContext('2d');this.stats={};this.pending=false;
   this.panels=[{name:'price',h:260},{name:'spread',h:70},{name:'count',h:80}];
-  box.querySelector('.zin').addEventListener('click',()=>{self.zoomBy(0.5,0.5);});
-  box.querySelector('.zout').addEventListener('click',()=>{self.zoomBy(2,0.5);});
-  box.querySelector('.zall').addEventListener('click',()=>{self.zoomTo(0,self.s.t.length-1);});
-  this.canvas.addEventListener('wheel',e=>{e.preventDefault();const r=self.canvas.getBoundingClientRect();
-    const f=Math.max(0,Math.min(1,(e.clientX-r.left-self.L)/self.W));self.zoomBy(Math.pow(1.0015,e.deltaY),f);},{passive:false});
-  let drag=null;
-  this.canvas.addEventListener('mousedown',e=>{drag={x:e.clientX,i0:self.i0,i1:self.i1};});
-  window.addEventListener('mouseup',()=>{drag=null;});
-  window.addEventListener('mousemove',e=>{
-    if(drag){const span=drag.i1-drag.i0;const d=(e.clientX-drag.x)/self.W*span;self.setView(drag.i0-d,drag.i1-d);self.request();return;}
-    const r=self.canvas.getBoundingClientRect();if(e.clientY<r.top||e.clientY>r.bottom||e.clientX<r.left||e.clientX>r.right)return;
-    self.hover(self.i0+(e.clientX-r.left-self.L)/self.W*(self.i1-self.i0)-0.5);});
-  this.canvas.addEventListener('dblclick',()=>{self.zoomTo(0,self.s.t.length-1);});
-  window.addEventListener('resize',()=>self.request());
+  bindZoomPan(self,box);
   this.setView(0,this.s.t.length-1);
   window.tickCharts.push(this);
 }

@@ -27,3 +27,15 @@ public func skipOrFail(missing what: String) throws -> Never {
     if runningUnderCI { throw MissingRequirement(description: "required under CI=true: \(what)") }
     throw XCTSkip(what)
 }
+
+/// The folder holding Package.swift, found upwards from `file` (a test's own `#filePath`).
+public func packageRoot(containing file: String = #filePath) -> URL {
+    var directory = URL(fileURLWithPath: file).deletingLastPathComponent()
+    while directory.path != "/" {
+        if FileManager.default.fileExists(atPath: directory.appendingPathComponent("Package.swift").path) {
+            return directory
+        }
+        directory = directory.deletingLastPathComponent()
+    }
+    fatalError("no Package.swift above \(file)")
+}

@@ -9,16 +9,7 @@ enum KafkaTestSupport {
     static let port = 59092
     static let bootstrap = "127.0.0.1:\(port)"
 
-    static func packageRoot(_ file: String = #filePath) -> URL {
-        var directory = URL(fileURLWithPath: file).deletingLastPathComponent()
-        while directory.path != "/" {
-            if FileManager.default.fileExists(atPath: directory.appendingPathComponent("Package.swift").path) {
-                return directory
-            }
-            directory = directory.deletingLastPathComponent()
-        }
-        fatalError("no Package.swift above \(file)")
-    }
+    static func packageRoot(_ file: String = #filePath) -> URL { TapeTestSupport.packageRoot(containing: file) }
 
     /// The broker's config, or the test is skipped (failed under CI=true) when nothing listens.
     static func config(clientID: String = "tape-test") throws -> KafkaConfig {

@@ -14,16 +14,7 @@ enum RedisTestSupport {
     static let port = 56379
     static let url = "redis://127.0.0.1:\(port)"
 
-    static func packageRoot(_ file: String = #filePath) -> URL {
-        var directory = URL(fileURLWithPath: file).deletingLastPathComponent()
-        while directory.path != "/" {
-            if FileManager.default.fileExists(atPath: directory.appendingPathComponent("Package.swift").path) {
-                return directory
-            }
-            directory = directory.deletingLastPathComponent()
-        }
-        fatalError("no Package.swift above \(file)")
-    }
+    static func packageRoot(_ file: String = #filePath) -> URL { TapeTestSupport.packageRoot(containing: file) }
 
     /// A connection to the test server, or the test is skipped (failed under CI=true).
     static func connect(_ url: String = RedisTestSupport.url) throws -> RedisConnection {
