@@ -167,6 +167,13 @@ public enum TickRecord {
         return .event(event, place)
     }
 
+    /// The place of a version-1 record without decoding the rest or interning any name; nil for a value
+    /// that is not one (too short, another magic). For checking which record sits at an offset.
+    public static func place(of value: UnsafeRawBufferPointer) -> Place? {
+        guard value.count >= headerBytes + 4, value[0] == magic.0, value[1] == magic.1 else { return nil }
+        return Place(session: UInt64(bitPattern: i64(value, 32)), sequence: UInt64(bitPattern: i64(value, 40)))
+    }
+
     /// Interned id of a name, nil for bytes the table refuses (not UTF-8, control characters).
     private static func intern(_ bytes: UnsafeRawBufferPointer, _ symbols: SymbolTable) -> SymbolID? {
         let id = symbols.intern(bytes: bytes)   // allocation-free when known; 0 for an invalid name

@@ -171,7 +171,8 @@ public final class KafkaConsumer {
         if !closed { try? close() }
     }
 
-    /// Joins the group for `topics`; the handler's `assigned` and `revoked` run inside `poll`.
+    /// Joins the group for `topics`; the handler's `assigned` and `revoked` run inside `poll`. Called again
+    /// while subscribed, the member rejoins the group under its member id, without leaving it first.
     public func subscribe(topics: [String], rebalance: KafkaRebalanceHandler = KafkaRebalanceHandler()) throws {
         precondition(!closed, "consumer used after close")
         precondition(!topics.isEmpty, "subscribe to at least one topic")

@@ -65,6 +65,9 @@ public final class Worker {
     private let consumerConfig: KafkaConfig
     private let consumerSettings: KafkaConsumerSettings
     private var rejoins = 0
+    /// Partitions lost or the topic reported unknown, and no partition taken since: the topic may have been
+    /// deleted and re-created (a broker restarted with memory storage).
+    private var topicGone = false
     private let connection: PostgresConnection
     private var works: [Int32: PartitionWork] = [:]
     private var lastCommit: [Int32: Int64] = [:]
@@ -106,14 +109,15 @@ public final class Worker {
             assigned: { [unowned self] partitions in assigned(partitions) },
             revoked: { [unowned self] partitions, lost in revoked(partitions, lost: lost) })
         try consumer.subscribe(topics: [settings.topic], rebalance: handler)
-        var lastRejoin = WallClock.nanos()
+        var lastRejoin: Int64 = 0, lastProbe: Int64 = 0
         lastActivity = WallClock.nanos()
         var lastLag = WallClock.nanos()
         var lastError = "", lastErrorLogged: Int64 = 0
         while failure == nil && !stop() {
-            let message: KafkaMessage?
+            var message: KafkaMessage? = nil
             do { message = try consumer.poll(timeoutMilliseconds: 50) } catch let error as KafkaError {
                 if error.isFatal { failure = error; break }
+                if error.name == "UNKNOWN_TOPIC_OR_PART" || error.name == "_UNKNOWN_TOPIC" { topicGone = true }
                 // A partition's own error (e.g. its topic gone while a broker restarts): said once per
                 // change or per 10 s, not per poll; not fatal.
                 let now = WallClock.nanos()
@@ -122,7 +126,6 @@ public final class Worker {
                     lastError = error.description
                     lastErrorLogged = now
                 }
-                continue
             }
             let now = WallClock.nanos()
             if let message {
@@ -135,21 +138,28 @@ public final class Worker {
                 let limit = !works.isEmpty ? Int64(idle) : max(Int64(idle), 60_000)
                 if now - lastActivity > limit * 1_000_000 { break }
             }
-            // Partitions lost and none given back for 10 s (a broker that forgot the group and the topic):
-            // join again with a new consumer; the partitions resume from their PostgreSQL checkpoints.
-            // Waits double after each attempt (10, 20, 40 s…, at most 120 s): a join in progress is not cut.
-            let rejoinWait = Int64(min(10 << min(rejoins, 4), 120)) * 1_000_000_000
-            if works.isEmpty && summary.assignments > 0 && now - lastActivity > rejoinWait && now - lastRejoin > rejoinWait {
-                lastRejoin = now
-                rejoins += 1
-                log("tape work: \(name) holds no partition \(rejoinWait / 1_000_000_000) s after losing its own: joining group \(settings.group) again")
-                try? consumer.close()
-                do {
-                    consumer = try KafkaConsumer(config: consumerConfig, settings: consumerSettings)
-                    try consumer.subscribe(topics: [settings.topic], rebalance: handler)
-                } catch {
-                    failure = error
-                    break
+            // The topic went away (a broker that lost its data, or a topic deleted) and the partitions with
+            // it; once it is back, join again to take its partitions: librdkafka sees the topic return in its
+            // metadata but does not rebalance by itself after an empty assignment. Subscribing again rejoins
+            // under the same member id, without leaving: a member that leaves a group while it forms can
+            // leave it without a leader on tansu 0.6 (its LeaveGroup keeps the leaver as the leader, and the
+            // group never forms). Waits 3, 6, 12 … 60 s between attempts so that a join in progress is not
+            // cut; the partitions resume from their PostgreSQL checkpoints.
+            let rejoinWait = Int64(min(3 << min(rejoins, 5), 60)) * 1_000_000_000
+            if topicGone && works.isEmpty && now - lastActivity > 3_000_000_000 && now - lastRejoin > rejoinWait
+                && now - lastProbe > 1_000_000_000 {
+                lastProbe = now
+                if (try? consumer.queryWatermarks(KafkaTopicPartition(topic: settings.topic, partition: 0),
+                                                  timeoutMilliseconds: 1_000)) != nil {
+                    lastRejoin = now
+                    rejoins += 1
+                    log("tape work: \(name) holds no partition and topic \(settings.topic) is back: joining group \(settings.group) again")
+                    do {
+                        try consumer.subscribe(topics: [settings.topic], rebalance: handler)
+                    } catch {
+                        failure = error
+                        break
+                    }
                 }
             }
             commitDue(now: now)
@@ -165,9 +175,12 @@ public final class Worker {
 
     private func handle(_ message: KafkaMessage) {
         guard let work = works[message.partition] else { return }   // not (or no longer) ours
-        summary.records += 1
         let empty = UnsafeRawBufferPointer(start: nil, count: 0)
         let outcome = work.handle(offset: message.offset, key: message.key ?? empty, value: message.value ?? empty)
+        switch outcome {
+        case .fencePost, .rewind: break   // read again only to check where the partition stands
+        default: summary.records += 1
+        }
         switch outcome {
         case .handled: break
         case .poison(let detail):
@@ -186,6 +199,19 @@ public final class Worker {
         case .sessionWithoutEnd:
             log("tape work: \(settings.topic)[\(message.partition)] offset \(message.offset): a new ingest session began "
                 + "before the previous one ended (the ingest was restarted); the graph continues")
+        case .fencePost:
+            return   // read again only to check it
+        case .rewind(let committed):
+            summary.offsetResets += 1
+            log("tape work: \(settings.topic)[\(message.partition)]: the record before the committed offset \(committed) is not the "
+                + "last one handled: the topic was re-created (a broker that keeps topics in memory restarted?); reading it "
+                + "from the beginning, records already handled are skipped")
+            do {
+                try consumer.seek([KafkaTopicPartition(topic: settings.topic, partition: message.partition): .beginning])
+            } catch {
+                failure = error
+            }
+            return
         case .offsetReset(let expected):
             summary.offsetResets += 1
             log("tape work: \(settings.topic)[\(message.partition)]: offsets went back (expected ≥ \(expected), got "
@@ -235,6 +261,7 @@ public final class Worker {
                 let work = try PartitionWork(acquired: acquired, settings: settings.partition)
                 works[tp.partition] = work
                 rejoins = 0
+                topicGone = false
                 lastCommit[tp.partition] = WallClock.nanos()
                 lastActivity = WallClock.nanos()
                 summary.assignments += 1
@@ -246,6 +273,13 @@ public final class Worker {
                     log("tape work: \(name) took \(tp): its committed offset \(offset) is outside the partition "
                         + "(\(low) … \(high)): the topic was re-created; reading it from the beginning with the graph "
                         + "restored (epoch \(acquired.target.epoch))")
+                } else if let offset = work.startOffset, let (low, _) = try? consumer.queryWatermarks(tp),
+                          work.canCheckFencePost(low: low) {
+                    // Start at the last record handled, to check that it is still there (a topic re-created
+                    // with as many records would otherwise pass for the one checkpointed).
+                    work.expectFencePost()
+                    starts[tp] = .offset(offset - 1)
+                    log("tape work: \(name) took \(tp) at offset \(offset) (epoch \(acquired.target.epoch), checkpoint restored)")
                 } else if let offset = work.startOffset {
                     starts[tp] = .offset(offset)
                     log("tape work: \(name) took \(tp) at offset \(offset) (epoch \(acquired.target.epoch), checkpoint restored)")
@@ -262,6 +296,7 @@ public final class Worker {
     }
 
     private func revoked(_ partitions: [KafkaTopicPartition], lost: Bool) {
+        if lost && !partitions.isEmpty { topicGone = true }
         for tp in partitions.sorted() {
             guard let work = works.removeValue(forKey: tp.partition) else { continue }
             summary.revocations += 1

@@ -79,6 +79,24 @@ public final class PartitionWork {
     private var sessionFinished = false
     /// The last record's place (session 0: none yet).
     private var last = TickRecord.Place(session: 0, sequence: 0)
+    /// The offset of the last record the checkpoint handled, when the consumer starts there to check that
+    /// the record is still the one handled (`expectFencePost`).
+    private var fencePost: Int64? = nil
+
+    /// Whether a checkpoint's last record can be checked: it holds a place, and the committed next offset
+    /// is after the partition's first (`low`).
+    public func canCheckFencePost(low: Int64) -> Bool {
+        guard let start = startOffset, last.session != 0 else { return false }
+        return start - 1 >= low
+    }
+
+    /// The consumer starts one record before the committed offset: the first record must be the last one
+    /// the checkpoint handled (same offset, same place). A committed offset inside the partition says
+    /// nothing when the topic was deleted and re-created since (a broker that keeps topics in memory
+    /// restarted): the new partition's offsets start again at 0, and another record sits there.
+    public func expectFencePost() {
+        if let start = startOffset { fencePost = start - 1 }
+    }
 
     /// Builds the partition's graph from `acquired`'s checkpoint (or fresh) and connects its stores.
     /// Throws when the checkpoint is not one this build and config can continue from (the message says
@@ -153,10 +171,25 @@ public final class PartitionWork {
         case duplicate
         /// The first record of an ingest session that began before the previous one ended.
         case sessionWithoutEnd
+        /// The record before the committed offset is the last one the checkpoint handled (`expectFencePost`):
+        /// nothing to do, the next record is the first new one.
+        case fencePost
+        /// The record before the committed offset is not the last one handled: the topic was re-created.
+        /// The caller seeks the partition to its beginning; records already handled are dropped by place.
+        case rewind(committed: Int64)
     }
 
     /// Handles the record at `offset` (engine thread = the consumer's thread).
     public func handle(offset: Int64, key: UnsafeRawBufferPointer, value: UnsafeRawBufferPointer) -> Outcome {
+        if let post = fencePost {
+            fencePost = nil
+            if offset == post, TickRecord.place(of: value) == last { return .fencePost }
+            // Another record where the checkpoint's last one was: the topic is not the one checkpointed.
+            // Read it from the beginning; records already handled are dropped by their place.
+            counters.offsetResets += 1
+            nextOffset = -1
+            return .rewind(committed: post + 1)
+        }
         var outcome = Outcome.handled
         if nextOffset >= 0 && offset < nextOffset {
             counters.offsetResets += 1

@@ -98,8 +98,25 @@ extension PostgresStoreTests {
         XCTAssertThrowsError(try zombie.close(commit: true)) { error in
             XCTAssertTrue("\(error)".contains("another worker took the partition"), "\(error)")
         }
-        _ = feed(b, 0, from: n0 / 3, to: n0)
+        // B starts one record early, where the checkpoint's last record must be. Here the topic was
+        // re-created (another record sits there): B reads the partition from the beginning, and what the
+        // checkpoint handled is skipped by its place.
+        XCTAssertTrue(b.canCheckFencePost(low: 0))
+        b.expectFencePost()
+        let other = topic.partitions[0][5]
+        XCTAssertEqual(other.key.withUnsafeBytes { k in other.value.withUnsafeBytes { v in
+            b.handle(offset: Int64(n0 / 3 - 1), key: k, value: v) } }, .rewind(committed: Int64(n0 / 3)))
+        XCTAssertEqual(feed(b, 0, from: 0, to: n0), Array(repeating: .duplicate, count: n0 / 3))
         try b.close(commit: true)
+        // The next owner finds the checkpoint's last record where it belongs, and starts after it.
+        let d = try acquire(0, "D")
+        XCTAssertEqual(d.startOffset, Int64(n0))
+        XCTAssertTrue(d.canCheckFencePost(low: 0))
+        XCTAssertFalse(d.canCheckFencePost(low: Int64(n0)), "nothing before the committed offset to check")
+        d.expectFencePost()
+        XCTAssertEqual(feed(d, 0, from: n0 - 1, to: n0), [.fencePost])
+        XCTAssertEqual(d.counters.records, 0)
+        try d.close(commit: true)
 
         // Partitions 1 and 2: one worker each, straight through; the poison record is skipped and said.
         for partition in [1, 2] {
