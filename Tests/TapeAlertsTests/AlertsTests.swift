@@ -345,6 +345,97 @@ final class AlertsTests: XCTestCase {
         XCTAssertEqual(mail.headers["Subject"], "tape [critical] feed_refused binance-usdm")
     }
 
+    /// `tape live --alerts` against `tape feed-sim` dropping the connection 5 times: one
+    /// `feed_disconnected` alert for the window, the other 4 counted in the closing summary; then a
+    /// feed refusing the key: one critical `feed_refused` email.
+    func testALiveSessionAlertsOnDisconnectsAndARefusedKey() throws {
+        let tape = try AlertTestData.tapeBinary()
+        let capture = try AlertTestData.shared("binance-feed/usdm-btcusdt_20240808.gz")
+        let slack = try LoopbackReceiver("webhook")
+        defer { slack.stop() }
+        let smtp = try LoopbackReceiver("smtp")
+        defer { smtp.stop() }
+        let directory = try AlertTestData.temporaryDirectory()
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        try Self.config(slackPort: slack.port, smtpPort: smtp.port, rules: """
+              feed_disconnected: {slack: warning}
+              feed_refused: {slack: critical, email: critical}
+            dedupe_window: 10m
+            """).write(toFile: directory + "/alerts.yaml", atomically: true, encoding: .utf8)
+        let environment = Self.environment(slackPort: slack.port)
+
+        let drops = try FeedSimulator(tape, [capture, "--protocol", "binance", "--speed", "max",
+                                             "--drop-after-messages", "17000"])
+        let live = try AlertTestData.run(tape, ["live", "--feed", "binance-usdm:btcusdt=ws://127.0.0.1:\(drops.port)",
+                                                "--duration", "6s", "--out", directory + "/live", "--quiet",
+                                                "--alerts", directory + "/alerts.yaml"], environment: environment)
+        drops.stop()
+        XCTAssertEqual(live.status, 0, live.standardError)
+        let received = slack.records.compactMap(ReceivedAlert.slack)
+        XCTAssertEqual(received.count, 2, "\(received)")
+        XCTAssertEqual(received.first?.rule, "feed_disconnected")
+        XCTAssertEqual(received.first?.subject, "binance-usdm")
+        XCTAssertEqual(received.first?.fields["detail"], "ws://127.0.0.1:\(drops.port): closed; reconnecting")
+        XCTAssertEqual(received.last?.fields["de-duplicated since their last alert"], "feed_disconnected binance-usdm 4")
+        XCTAssertEqual(smtp.records.count, 0, "a disconnect is not for email")
+
+        let refusing = try FeedSimulator(tape, [capture, "--protocol", "polygon", "--speed", "max",
+                                                "--api-key", "the-right-one"])
+        let refused = try AlertTestData.run(tape, ["live", "--feed", "polygon:ETHUSDT=ws://127.0.0.1:\(refusing.port)",
+                                                   "--duration", "20s", "--out", directory + "/refused", "--quiet",
+                                                   "--alerts", directory + "/alerts.yaml"],
+                                            environment: environment.merging(["POLYGON_API_KEY": "a-wrong-key"]) { $1 })
+        refusing.stop()
+        XCTAssertEqual(refused.status, 7, refused.standardError)
+        let mails = smtp.waitFor(1).compactMap(ReceivedAlert.email)
+        XCTAssertEqual(mails.count, 1)
+        XCTAssertEqual(mails.first?.headers["Subject"], "tape [critical] feed_refused polygon")
+        XCTAssertFalse(mails.first?.alert.fields["detail"]?.contains("a-wrong-key") ?? true, "the key is never sent")
+    }
+
+    /// A counter watched by the sink (a store's outages): each increase between polls is one
+    /// `store_outage` fault.
+    func testAWatchedOutageCounterRaisesStoreOutage() throws {
+        let slack = try LoopbackReceiver("webhook")
+        defer { slack.stop() }
+        let service = try Self.service(Self.config(slackPort: slack.port, rules: "  store_outage: {slack: warning}\n",
+                                                   extra: "dedupe_window: 0s\n"), slackPort: slack.port)
+        let sink = AlertSink(service: service, symbols: SymbolTable(), closesService: true)
+        let outages = LockedCounter()
+        sink.watch(rule: PipelineFault.storeOutage, subject: "postgres", severity: .critical,
+                   detail: "PostgreSQL away") { outages.value }
+        sink.poll()
+        outages.add(1)
+        sink.poll()
+        sink.poll()
+        outages.add(2)
+        sink.poll()
+        try sink.close()
+        let received = slack.records.compactMap(ReceivedAlert.slack)
+        XCTAssertEqual(received.map(\.rule), ["store_outage", "store_outage"])
+        XCTAssertEqual(received.map { $0.fields["detail"] ?? "" }, ["PostgreSQL away (1 so far)", "PostgreSQL away (3 so far)"])
+        XCTAssertEqual(received.first?.severity, "critical")
+    }
+
+    /// The rate limit's summary goes as soon as a token is free, not only at close.
+    func testSuppressedAlertsAreSummarisedWhenATokenIsFree() throws {
+        let slack = try LoopbackReceiver("webhook")
+        defer { slack.stop() }
+        // One token, refilled every half second.
+        let service = try Self.service(Self.config(slackPort: slack.port, rules: "  \"*\": {slack: info}\n",
+                                                   extra: "rate_limit: {burst: 1, per_minute: 120}\n"),
+                                       slackPort: slack.port)
+        for index in 0..<10 { service.submit(Self.anomaly("spot:S\(index)", rule: "volume_spike")) }
+        let records = slack.waitFor(2, seconds: 5)
+        let received = records.compactMap(ReceivedAlert.slack)
+        XCTAssertEqual(received.count, 2)
+        XCTAssertEqual(received.first?.subject, "spot:S0")
+        XCTAssertEqual(received.last?.title, "*tape [summary] 9 suppressed by the rate limit*")
+        XCTAssertEqual(received.last?.fields["suppressed by the rate limit"], "volume_spike 9")
+        service.close()
+        XCTAssertEqual(slack.records.count, 2, "nothing left to tell at close")
+    }
+
     /// A receiver answering 500 twice: retried with backoff, delivered on the third attempt.
     func testServerErrorsAreRetriedThenDelivered() throws {
         let slack = try LoopbackReceiver("webhook", arguments: ["--fail-first", "2"])
@@ -443,6 +534,47 @@ final class AlertsTests: XCTestCase {
         }
         return Int(UInt16(bigEndian: address.sin_port))
     }
+}
+
+final class LockedCounter: @unchecked Sendable {
+    private let lock = NSLock()
+    private var count = 0
+    func add(_ amount: Int) { lock.withLock { count += amount } }
+    var value: Int { lock.withLock { count } }
+}
+
+/// `tape feed-sim` on a free loopback port (its first stdout line names it), stopped by the test.
+final class FeedSimulator {
+    let process = Process()
+    let port: Int
+
+    init(_ tape: String, _ arguments: [String]) throws {
+        process.executableURL = URL(fileURLWithPath: tape)
+        process.arguments = ["feed-sim"] + arguments + ["--port", "0"]
+        let output = Pipe()
+        process.standardOutput = output
+        process.standardError = FileHandle.nullDevice
+        try process.run()
+        var line = Data()
+        while true {
+            let byte = output.fileHandleForReading.readData(ofLength: 1)
+            if byte.isEmpty || byte == Data("\n".utf8) { break }
+            line.append(byte)
+        }
+        let text = String(decoding: line, as: UTF8.self)
+        guard text.hasPrefix("listening "), let port = text.split(separator: ":").last.flatMap({ Int($0) }) else {
+            process.terminate()
+            throw MissingRequirement(description: "tape feed-sim did not start: '\(text)'")
+        }
+        self.port = port
+    }
+
+    func stop() {
+        if process.isRunning { process.terminate() }
+        process.waitUntilExit()
+    }
+
+    deinit { stop() }
 }
 
 final class LogLines: @unchecked Sendable {
