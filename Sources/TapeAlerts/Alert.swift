@@ -102,9 +102,11 @@ public struct AlertMessage: Sendable, Equatable {
             if let value = alert.value { lines.append("value: \(Numbers.format(value))") }
             if let threshold = alert.threshold { lines.append("threshold: \(Numbers.format(threshold))") }
             if let detail = alert.detail { lines.append("detail: \(detail)") }
-            lines.append("time: \(TimeUtil.iso(alert.time)) (\(alert.time) ns, \(alert.kind == .anomaly ? "stream" : "wall") time)")
+            let clock = alert.kind == .anomaly ? "stream" : "wall"
+            lines.append("time: \(TimeUtil.iso(alert.time)) (\(alert.time) ns, \(clock) time)")
             if repeats > 0 {
-                lines.append("repeats: \(repeats) more of this rule and subject were de-duplicated in the previous window")
+                lines.append("repeats: \(repeats) more of this rule and subject were de-duplicated "
+                             + "in the previous window")
             }
             lines.append("source: \(source)")
             return lines
@@ -125,7 +127,10 @@ public struct AlertMessage: Sendable, Equatable {
     static func counts(_ counts: [String: Int]) -> String {
         let sorted = counts.sorted { $0.value != $1.value ? $0.value > $1.value : $0.key < $1.key }
         var parts = sorted.prefix(20).map { "\($0.key) \($0.value)" }
-        if sorted.count > 20 { parts.append("\(sorted.count - 20) more (\(sorted.dropFirst(20).reduce(0) { $0 + $1.value }))") }
+        if sorted.count > 20 {
+            let rest = sorted.dropFirst(20).reduce(0) { $0 + $1.value }
+            parts.append("\(sorted.count - 20) more (\(rest))")
+        }
         return parts.joined(separator: ", ")
     }
 

@@ -42,7 +42,9 @@ final class SlackChannel: AlertChannel {
 
     func deliver(_ message: AlertMessage) -> DeliveryOutcome {
         do {
-            if client == nil { client = try HTTPClient(timeoutMilliseconds: timeoutMilliseconds, bodyBytesMax: 64 << 10) }
+            if client == nil {
+                client = try HTTPClient(timeoutMilliseconds: timeoutMilliseconds, bodyBytesMax: 64 << 10)
+            }
             // The webhook's path is its secret: errors name the host only, and the URL is redacted.
             let response = try client!.post(webhookURL, body: SlackChannel.body(message),
                                             headers: ["Content-Type: application/json"], redacting: webhookURL)
@@ -98,7 +100,8 @@ final class EmailChannel: AlertChannel {
             return .delivered
         } catch let error as MailError {
             client = nil
-            return error.isPermanent ? .permanent(error.description) : .retryable(error.description, retryAfterNanoseconds: nil)
+            if error.isPermanent { return .permanent(error.description) }
+            return .retryable(error.description, retryAfterNanoseconds: nil)
         } catch {
             client = nil
             return .retryable("\(error)", retryAfterNanoseconds: nil)

@@ -156,7 +156,8 @@ private struct Reader {
 
     func number(_ node: Node, _ key: String, _ range: ClosedRange<Double>) throws(AlertConfigError) -> Double {
         guard let value = node.float, range.contains(value) else {
-            throw fail(key, "expected a number in \(Numbers.format(range.lowerBound)) ... \(Numbers.format(range.upperBound))")
+            let bounds = "\(Numbers.format(range.lowerBound)) ... \(Numbers.format(range.upperBound))"
+            throw fail(key, "expected a number in \(bounds)")
         }
         return value
     }
@@ -180,8 +181,9 @@ private struct Reader {
             case "dedupe_window": config.dedupeWindowNanoseconds = try duration(value, key)
             case "rate_limit":
                 for (name, item) in try mapping(value, key, allowed: ["burst", "per_minute"]) {
-                    if name == "burst" { config.rateLimitBurst = try integer(item, "\(key).\(name)", 1...10_000) }
-                    if name == "per_minute" { config.rateLimitPerMinute = try number(item, "\(key).\(name)", 0.01...10_000) }
+                    let full = "\(key).\(name)"
+                    if name == "burst" { config.rateLimitBurst = try integer(item, full, 1...10_000) }
+                    if name == "per_minute" { config.rateLimitPerMinute = try number(item, full, 0.01...10_000) }
                 }
             case "retries":
                 for (name, item) in try mapping(value, key, allowed: ["attempts", "initial_backoff", "max_backoff"]) {
@@ -212,7 +214,8 @@ private struct Reader {
         let names = Set(config.channels.map(\.name))
         for (rule, perChannel) in config.thresholds {
             for channel in perChannel.keys where !names.contains(channel) {
-                throw fail("rules.\(rule).\(channel)", "no such channel under channels (have \(names.sorted().joined(separator: ", ")))")
+                let have = names.sorted().joined(separator: ", ")
+                throw fail("rules.\(rule).\(channel)", "no such channel under channels (have \(have))")
             }
         }
         return config
@@ -229,7 +232,8 @@ private struct Reader {
                 }
                 guard let url else { throw fail(key, "webhook_url_env names the variable holding the webhook URL") }
                 guard url.hasPrefix("https://") || url.hasPrefix("http://") else {
-                    throw fail("\(key).webhook_url_env", "the webhook URL must start with https:// (or http:// on loopback)")
+                    throw fail("\(key).webhook_url_env",
+                               "the webhook URL must start with https:// (or http:// on loopback)")
                 }
                 channels.append(.slack(webhookURL: url))
             } else {

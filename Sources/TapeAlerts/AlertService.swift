@@ -82,8 +82,8 @@ public final class AlertService: FaultListener, @unchecked Sendable {
             case .slack(let url):
                 return SlackChannel(webhookURL: url, timeoutMilliseconds: timeout)
             case .email(let server, let from, let to):
-                return EmailChannel(server: MailServer(url: server.url, username: server.username, password: server.password),
-                                    from: from, to: to, timeoutMilliseconds: timeout)
+                let mailServer = MailServer(url: server.url, username: server.username, password: server.password)
+                return EmailChannel(server: mailServer, from: from, to: to, timeoutMilliseconds: timeout)
             }
         }
         self.init(config: config, channels: channels, log: log, monotonic: { AlertService.monotonicNanos() })
@@ -125,7 +125,8 @@ public final class AlertService: FaultListener, @unchecked Sendable {
             case .deduplicated: counters[index].deduplicated += 1
             case .suppressed: counters[index].suppressed += 1
             case .send(let repeats):
-                queued = enqueue(index, AlertMessage(.alert(alert, repeatsBefore: repeats), source: config.source)) || queued
+                let message = AlertMessage(.alert(alert, repeatsBefore: repeats), source: config.source)
+                queued = enqueue(index, message) || queued
             }
         }
         if queued { condition.broadcast() }
@@ -257,7 +258,8 @@ public final class AlertService: FaultListener, @unchecked Sendable {
 
     private func sendLoop() {
         var backoff = Backoff(initialNanoseconds: config.backoffInitialNanoseconds,
-                              maxNanoseconds: config.backoffMaxNanoseconds, seed: UInt64(truncatingIfNeeded: monotonic()))
+                              maxNanoseconds: config.backoffMaxNanoseconds,
+                              seed: UInt64(truncatingIfNeeded: monotonic()))
         condition.lock()
         while let item = next() {
             busy = true

@@ -45,7 +45,8 @@ public final class AlertSink: EngineSink, ReportingSink, FaultListener, @uncheck
     /// Raises `rule` for `subject` each time `counter` (read on the engine thread) has grown since the
     /// previous poll.
     public func watch(rule: String, subject: String, severity: Severity, detail: String, counter: @escaping () -> Int) {
-        watches.append(Watch(rule: rule, subject: subject, severity: severity, detail: detail, counter: counter, last: 0))
+        watches.append(Watch(rule: rule, subject: subject, severity: severity, detail: detail, counter: counter,
+                             last: 0))
     }
 
     public func emit(_ output: GraphOutput) {

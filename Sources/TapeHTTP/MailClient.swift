@@ -85,10 +85,11 @@ public final class MailClient {
             throw MailError(host: host, message: "\(to.count) recipients (1 ... \(MailClient.recipientsMax))", code: -1)
         }
         guard message.count <= MailClient.messageBytesMax else {
-            throw MailError(host: host, message: "message of \(message.count) bytes (at most \(MailClient.messageBytesMax))",
-                            code: -1)
+            let limit = MailClient.messageBytesMax
+            throw MailError(host: host, message: "message of \(message.count) bytes (at most \(limit))", code: -1)
         }
-        for address in [from] + to where address.contains(where: { $0 == "\r" || $0 == "\n" || $0 == "<" || $0 == ">" }) {
+        let forbidden: Set<Character> = ["\r", "\n", "<", ">"]
+        for address in [from] + to where address.contains(where: { forbidden.contains($0) }) {
             throw MailError(host: host, message: "an address holds a line break or an angle bracket", code: -1)
         }
         curl_easy_reset(handle)
@@ -118,7 +119,9 @@ public final class MailClient {
         ]
         for (option, value) in options where code == CURLE_OK { code = tape_curl_setopt_long(handle, option, value) }
         if code == CURLE_OK { code = tape_curl_setopt_pointer(handle, CURLOPT_ERRORBUFFER, errorText) }
-        if code == CURLE_OK { code = "<\(from)>".withCString { tape_curl_setopt_pointer(handle, CURLOPT_MAIL_FROM, $0) } }
+        if code == CURLE_OK {
+            code = "<\(from)>".withCString { tape_curl_setopt_pointer(handle, CURLOPT_MAIL_FROM, $0) }
+        }
         if code == CURLE_OK { code = tape_curl_setopt_pointer(handle, CURLOPT_MAIL_RCPT, recipients) }
         if code == CURLE_OK { code = tape_curl_setopt_callback(handle, CURLOPT_READFUNCTION, mailClientRead) }
         if code == CURLE_OK { code = tape_curl_setopt_pointer(handle, CURLOPT_READDATA, context) }
@@ -134,8 +137,8 @@ public final class MailClient {
         if code != CURLE_OK {
             let detail = String(cString: errorText)
             let text = detail.isEmpty ? String(cString: curl_easy_strerror(code)) : detail
-            throw MailError(host: host, message: Redaction.redact(text, secret: server.password) + " (curl \(code.rawValue))",
-                            code: Int(code.rawValue))
+            let message = Redaction.redact(text, secret: server.password) + " (curl \(code.rawValue))"
+            throw MailError(host: host, message: message, code: Int(code.rawValue))
         }
         assert(reader.offset == message.count, "a sent message was read whole")
     }
@@ -216,7 +219,8 @@ public struct MailMessage: Sendable {
         let days = ["Sun", "Mon", "Tue", "Wed", "Thu", "Fri", "Sat"]
         let months = ["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"]
         func two(_ value: Int32) -> String { value < 10 ? "0\(value)" : "\(value)" }
-        return "\(days[Int(parts.tm_wday)]), \(two(parts.tm_mday)) \(months[Int(parts.tm_mon)]) \(parts.tm_year + 1900) "
-            + "\(two(parts.tm_hour)):\(two(parts.tm_min)):\(two(parts.tm_sec)) +0000"
+        let weekday = days[Int(parts.tm_wday)], month = months[Int(parts.tm_mon)]
+        let day = "\(weekday), \(two(parts.tm_mday)) \(month) \(parts.tm_year + 1900)"
+        return day + " \(two(parts.tm_hour)):\(two(parts.tm_min)):\(two(parts.tm_sec)) +0000"
     }
 }
