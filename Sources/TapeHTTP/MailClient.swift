@@ -15,10 +15,11 @@ public struct MailError: Error, Sendable, CustomStringConvertible {
     }
     public var description: String { "SMTP \(host): \(message)" }
 
-    /// Sending again cannot help: a malformed URL, an unsupported protocol, the login refused.
+    /// Sending again cannot help: a malformed URL, an unsupported protocol, the login refused, a server
+    /// without the TLS that credentials require.
     public var isPermanent: Bool {
         [Int(CURLE_URL_MALFORMAT.rawValue), Int(CURLE_UNSUPPORTED_PROTOCOL.rawValue),
-         Int(CURLE_LOGIN_DENIED.rawValue)].contains(code)
+         Int(CURLE_LOGIN_DENIED.rawValue), Int(CURLE_USE_SSL_FAILED.rawValue)].contains(code)
     }
 }
 

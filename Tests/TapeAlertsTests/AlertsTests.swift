@@ -459,6 +459,34 @@ final class AlertsTests: XCTestCase {
         XCTAssertTrue(lines.all[1].contains("delivering again"))
     }
 
+    /// Credentials over `smtp://` require STARTTLS: a server without it (aiosmtpd, plain) gets no
+    /// message and never the password; the message fails at once (no retry can help), the log names the
+    /// server only.
+    func testCredentialsAreNeverSentWithoutTLS() throws {
+        let smtp = try LoopbackReceiver("smtp")
+        defer { smtp.stop() }
+        let yaml = """
+            channels:
+              email: {smtp_url: "smtp://127.0.0.1:\(smtp.port)", from: tape@example.com, to: oncall@example.com,
+                      username_env: USER_VARIABLE, password_env: PASSWORD_VARIABLE}
+            rules: {"*": {email: info}}
+            """
+        let config = try AlertConfig.parse(yaml: yaml, environment: ["USER_VARIABLE": "tape",
+                                                                     "PASSWORD_VARIABLE": "pa55w0rd-secret"])
+        let lines = LogLines()
+        let service = AlertService(config: config, log: { lines.append($0) })
+        service.submit(Self.anomaly("spot:BTCUSDT"))
+        service.close(waitNanoseconds: 10_000_000_000)
+        let counts = service.counters(channel: 0)
+        XCTAssertEqual(counts.sent, 0)
+        XCTAssertEqual(counts.failed, 1)
+        XCTAssertEqual(counts.retries, 0, "a server without TLS will not grow it: no retry")
+        XCTAssertEqual(smtp.records.count, 0)
+        XCTAssertEqual(lines.all.count, 1, "\(lines.all)")
+        XCTAssertTrue(lines.all[0].contains("email 127.0.0.1:\(smtp.port): refused"), lines.all[0])
+        XCTAssertFalse(lines.all.joined().contains("pa55w0rd"))
+    }
+
     /// A slow receiver and a queue of 3: a burst is dropped and counted at once, never waited for.
     func testAFullQueueDropsAndCountsWithoutWaiting() throws {
         let slow = try LoopbackReceiver("webhook", arguments: ["--sleep", "10"])

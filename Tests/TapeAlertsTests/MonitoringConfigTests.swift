@@ -78,9 +78,14 @@ final class MonitoringConfigTests: XCTestCase {
         let promtool = "/usr/bin/promtool"
         try requireOrSkip(FileManager.default.isExecutableFile(atPath: promtool),
                           "promtool (Debian's prometheus package; scripts/setup.sh installs it)")
-        for arguments in [["check", "config", "config/prometheus.yml"], ["check", "rules", "config/prometheus-rules.yml"]] {
+        // The config and the rules parse, and the rules' unit tests (config/prometheus-rules.test.yml: each
+        // rule fires on series that should trigger it, after its `for`, with its labels and text) pass.
+        let checks = [["check", "config", "config/prometheus.yml"], ["check", "rules", "config/prometheus-rules.yml"],
+                      ["test", "rules", "config/prometheus-rules.test.yml"]]
+        for arguments in checks {
             let result = try AlertTestData.run(promtool, arguments)
             XCTAssertEqual(result.status, 0, "promtool \(arguments.joined(separator: " ")): \(result.standardError)")
+            if arguments[0] == "test" { XCTAssertFalse(result.standardError.contains("FAILED")) }
         }
         // The documented default ports are the ones scraped.
         let config = try String(contentsOf: Self.root.appendingPathComponent("config/prometheus.yml"), encoding: .utf8)
