@@ -215,7 +215,7 @@ let package = Package(
         // captures replayed in-process; promtool on the monitoring config.
         .testTarget(name: "TapeAlertsTests", dependencies: ["TapeTestSupport", "TapeCore", "TapeGraph", "TapeSinks",
                                                             "TapeEngine", "TapeReplay", "TapeLive", "TapeHTTP",
-                                                            "TapeAlerts", "Yams"],
+                                                            "TapeMetrics", "TapeAlerts", "Yams"],
                     exclude: ["alert_receiver.py"], swiftSettings: swift6),
         // Runs the built `tape feed-sim` over loopback with a WebSocket client and checks what it serves.
         .testTarget(name: "TapeFeedSimTests", dependencies: ["TapeTestSupport", "TapeCore", "TapeFeeds",

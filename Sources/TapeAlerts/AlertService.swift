@@ -308,7 +308,9 @@ public final class AlertService: FaultListener, @unchecked Sendable {
                 condition.lock()
                 let until = Date(timeIntervalSinceNow: Double(wait) / 1e9)
                 while !closing && Date() < until { _ = condition.wait(until: until) }
+                let interrupted = closing
                 condition.unlock()
+                if interrupted { return outcome }
                 attempt += 1
             }
         }

@@ -8,6 +8,7 @@ import TapeEngine
 import TapeReplay
 import TapeLive
 import TapeAlerts
+import TapeMetrics
 
 /// Alerts against real loopback receivers (alert_receiver.py: an HTTP webhook and aiosmtpd), real
 /// captures replayed by the built `tape` and in-process.
@@ -279,6 +280,15 @@ final class AlertsTests: XCTestCase {
         XCTAssertEqual(counts.summariesSent, 1)
         XCTAssertEqual(counts.suppressed, 995)
         XCTAssertEqual(counts.dropped + counts.droppedAtClose + counts.failed, 0)
+        // The same counters as metric points (InfluxDB; Prometheus tape_alerts_<field>{channel}).
+        let points = service.metricPoints()
+        XCTAssertEqual(points.map(\.measurement), ["tape_alerts"])
+        XCTAssertEqual(points.first?.tags.map { "\($0.key)=\($0.value)" }, ["channel=slack"])
+        let fields = Dictionary(uniqueKeysWithValues: (points.first?.fields ?? []).map { ($0.key, $0.value) })
+        XCTAssertEqual(fields["raised"], .integer(1_000))
+        XCTAssertEqual(fields["sent"], .integer(6))
+        XCTAssertEqual(fields["suppressed"], .integer(995))
+        XCTAssertEqual(fields["dropped"], .integer(0))
     }
 
     /// 1,000 alerts of one rule and symbol inside the window: one post, and the 999 repeats told in the
