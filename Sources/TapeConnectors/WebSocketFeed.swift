@@ -91,7 +91,13 @@ public struct WebSocketFeed<Vendor: WebSocketVendor>: FeedConnector {
                     return
                 }
                 let reason = close.map { "closed by peer (\($0.closeCode)\($0.reason.map { ": " + $0 } ?? ""))" }
-                report.state(feedIndex, spec.name, peer: peer, outcome.timedOut ? "silent: read timeout" : reason ?? "closed")
+                let text = outcome.timedOut ? "silent: read timeout" : reason ?? "closed"
+                // Closed because the session is stopping: a state, not a fault.
+                if Task.isCancelled {
+                    report.state(feedIndex, spec.name, peer: peer, text)
+                } else {
+                    report.disconnected(feedIndex, spec.name, peer: peer, text)
+                }
             } catch is CancellationError {
                 break
             } catch {
@@ -100,7 +106,12 @@ public struct WebSocketFeed<Vendor: WebSocketVendor>: FeedConnector {
                     return
                 }
                 report.error(feedIndex)
-                report.state(feedIndex, spec.name, peer: peer, "error: \(Self.scrub("\(error)", baseURL: baseURL))")
+                let text = "error: \(Self.scrub("\(error)", baseURL: baseURL))"
+                if Task.isCancelled {
+                    report.state(feedIndex, spec.name, peer: peer, text)
+                } else {
+                    report.disconnected(feedIndex, spec.name, peer: peer, text)
+                }
             }
             if Task.isCancelled { break }
             if outcome.receivedAny { backoff.reset() }

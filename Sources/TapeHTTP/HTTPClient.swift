@@ -190,6 +190,8 @@ public final class HTTPClient {
     private static let userAgent: StaticString = "tape"
     /// libcurl's process-wide set-up, done once (a Swift static is initialised once, thread-safely).
     private static let globalInit: CURLcode = curl_global_init(Int(CURL_GLOBAL_DEFAULT))
+    /// Whether libcurl's process-wide set-up succeeded (done on first use; `MailClient` shares it).
+    static var curlReady: Bool { globalInit == CURLE_OK }
 }
 
 /// Body and the headers of one transfer; reused across transfers.

@@ -23,6 +23,8 @@ public struct WorkerSettings {
     public var idleExitMilliseconds: Int? = nil
     /// Print poison records one by one up to this many, then only count them.
     public var poisonPrintLimit = 20
+    /// Told of every poison record (the alerts, `--alerts`); returns at once.
+    public var faults: (any FaultListener)? = nil
 
     public init(kafka: KafkaConfig, topic: String, group: String, partition: PartitionSettings) {
         self.kafka = kafka; self.topic = topic; self.group = group; self.partition = partition
@@ -185,6 +187,9 @@ public final class Worker {
         case .handled: break
         case .poison(let detail):
             summary.poison += 1
+            settings.faults?.fault(PipelineFault(rule: PipelineFault.poisonRecord,
+                                                 subject: "\(settings.topic)[\(message.partition)]", severity: .warning,
+                                                 detail: "offset \(message.offset): \(detail); skipped"))
             if summary.poison <= settings.poisonPrintLimit {
                 log("tape work: poison record \(settings.topic)[\(message.partition)] offset \(message.offset): \(detail); skipped")
             } else if summary.poison == settings.poisonPrintLimit + 1 {

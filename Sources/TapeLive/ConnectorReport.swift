@@ -1,5 +1,6 @@
 import Foundation
 import TapeCore
+import TapeSinks
 
 /// What the connectors of a session tell it: state changes (logged, one line each, naming the peer),
 /// reconnects and errors per feed, and a fatal failure (bad credentials) that stops the session.
@@ -30,15 +31,28 @@ public final class ConnectorReport: @unchecked Sendable {
     private var counters: [Counters]
     private var fatalFailure: Fatal? = nil
     private let log: @Sendable (String) -> Void
+    /// Told of every lost connection and fatal failure (the alerts); they return at once.
+    private let listeners: [any FaultListener]
 
-    public init(feeds: Int, log: @escaping @Sendable (String) -> Void) {
+    public init(feeds: Int, log: @escaping @Sendable (String) -> Void, listeners: [any FaultListener] = []) {
         counters = Array(repeating: Counters(), count: feeds)
         self.log = log
+        self.listeners = listeners
     }
 
     /// One log line: `feed peer: state`.
     public func state(_ feed: Int, _ name: String, peer: String, _ text: String) {
         log("\(name) \(peer): \(MessageText.escaped(text))")
+    }
+
+    /// A connection ended (closed by the peer, silent, an error): logged as `state`, and a
+    /// `feed_disconnected` fault for the listeners. The connector reconnects.
+    public func disconnected(_ feed: Int, _ name: String, peer: String, _ text: String) {
+        state(feed, name, peer: peer, text)
+        for listener in listeners {
+            listener.fault(PipelineFault(rule: PipelineFault.feedDisconnected, subject: name, severity: .warning,
+                                         detail: "\(peer): \(MessageText.escaped(text)); reconnecting"))
+        }
     }
 
     public func connected(_ feed: Int) {
@@ -58,6 +72,10 @@ public final class ConnectorReport: @unchecked Sendable {
     public func fail(_ failure: Fatal) {
         lock.withLock { if fatalFailure == nil { fatalFailure = failure } }
         log("\(failure.feed) \(failure.peer): fatal: \(MessageText.escaped(failure.detail))")
+        for listener in listeners {
+            listener.fault(PipelineFault(rule: PipelineFault.feedRefused, subject: failure.feed, severity: .critical,
+                                         detail: "\(failure.peer): \(MessageText.escaped(failure.detail)); the session stops"))
+        }
     }
 
     public var fatal: Fatal? { lock.withLock { fatalFailure } }

@@ -131,7 +131,9 @@ public func runLive(_ options: LiveOptions) throws -> ReplaySummary {
             return points
         }
     }
-    let report = ConnectorReport(feeds: options.feeds.count, log: options.log)
+    // The alerts (`--alerts`) hear of lost connections and refused credentials.
+    let listeners = engine.engineSinks.compactMap { $0 as? any FaultListener }
+    let report = ConnectorReport(feeds: options.feeds.count, log: options.log, listeners: listeners)
     let connections = ConnectorTasks(options.feeds, inbox: inbox, report: report)
     let ticker = Ticker(inbox: inbox, periodNanos: options.tickNanos)
     ticker.start()

@@ -9,6 +9,7 @@ import TapeStore
 import TapeWork
 import TapeKafka
 import TapeKafkaBus
+import TapeAlerts
 import Histogram
 
 /// The Kafka bus options of `tape ingest` (and `tape live --kafka`).
@@ -148,6 +149,9 @@ struct WorkCommand: ParsableCommand {
     @Option(help: "Where the other stores keep batches while their servers are away.")
     var spool: String = ".tape/work-spool"
 
+    @Option(help: "Send anomalies and pipeline faults (poison records, store outages) to Slack and email as this file says (YAML; docs/alerts.md).")
+    var alerts: String?
+
     mutating func run() throws {
         let postgres = stores.filter { ["postgres", "postgresql"].contains(StoreURL.scheme(of: $0)) }
         guard postgres.count == 1 else {
@@ -162,8 +166,11 @@ struct WorkCommand: ParsableCommand {
         let printer: @Sendable (String) -> Void = { line in FileHandle.standardError.write(Data((line + "\n").utf8)) }
         var partition = PartitionSettings(engine: options.engine, postgresURL: postgres[0], configHash: configHash,
                                           worker: workerName, spoolDirectory: spool, printer: printer)
+        // One alert service for every partition this worker runs; closed when the worker ends.
+        let alertService = try AlertFile.service(path: alerts)
+        defer { alertService?.close() }
         partition.otherSinks = try StoreOptions.factories(urls: stores.filter { !postgres.contains($0) }, spool: spool,
-                                                          closeTimeout: 60)
+                                                          closeTimeout: 60, alerts: alertService.map { ($0, false) })
         if let model {
             let path = modelFile(model)
             do { _ = try InferenceNode(modelPath: path) } catch { fail("\(model): \(error)", code: TapeExit.unusableInput) }
@@ -176,6 +183,7 @@ struct WorkCommand: ParsableCommand {
         settings.sessionTimeoutMilliseconds = sessionTimeoutMs
         settings.maxPollIntervalMilliseconds = maxPollIntervalMs
         settings.idleExitMilliseconds = idleExitSeconds.map { Int($0 * 1000) }
+        settings.faults = alertService
         let pause = PauseControl()
         pause.install(keys: false)
         let worker: Worker

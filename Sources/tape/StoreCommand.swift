@@ -6,6 +6,7 @@ import TapeEngine
 import TapeStore
 import TapeMetrics
 import TapeRedis
+import TapeAlerts
 
 /// `--store URL` (repeatable) on `tape replay` and `tape live`: the stores every output also goes to.
 struct StoreOptions: ParsableArguments {
@@ -19,20 +20,48 @@ struct StoreOptions: ParsableArguments {
     @Option(help: "Seconds a store keeps retrying an unreachable server at the end of a run before it fails (exit 5), its spool kept.")
     var storeCloseTimeout: Double = 60
 
-    /// One factory per `--store` (plus the live config's `stores`), checked here so that a bad URL is a
-    /// usage error before anything starts.
+    @Option(help: "Send anomalies and pipeline faults to Slack and email as this file says (YAML, e.g. config/alerts.yaml; docs/alerts.md).")
+    var alerts: String?
+
+    /// One factory per `--store` (plus the live config's `stores`), and the alerts' (`--alerts`), checked
+    /// here so that a bad URL or alerts file is a usage error before anything starts.
     func factories(extra: [String] = []) throws -> [(RunContext) throws -> EngineSink] {
-        try Self.factories(urls: extra + stores, spool: storeSpool, closeTimeout: storeCloseTimeout)
+        let service = try AlertFile.service(path: alerts)
+        return try Self.factories(urls: extra + stores, spool: storeSpool, closeTimeout: storeCloseTimeout,
+                                  alerts: service.map { ($0, true) })
     }
 
-    /// One factory per store URL (`--store`, the live config's `stores`, `tape work`'s other stores).
-    static func factories(urls: [String], spool: String?, closeTimeout: Double) throws -> [(RunContext) throws -> EngineSink] {
+    /// One factory per store URL (`--store`, the live config's `stores`, `tape work`'s other stores), then
+    /// the alerts' sink when `alerts` is given (`closesService`: one run per process). The alerts watch
+    /// the stores' outages and their counters go to the metrics store.
+    static func factories(urls: [String], spool: String?, closeTimeout: Double,
+                          alerts: (service: AlertService, closesService: Bool)? = nil)
+        throws -> [(RunContext) throws -> EngineSink] {
         guard closeTimeout >= 0, closeTimeout <= 86_400 else {
             throw ValidationError("--store-close-timeout: expected 0 ... 86400 seconds")
         }
-        // The stores of one run, for the metrics' providers (store write rates).
+        // The stores of one run, for the metrics' providers (store write rates) and the alerts (outages).
         let registry = StoreRegistry()
-        return try urls.map { url in
+        var factories = try storeFactories(urls: urls, spool: spool, closeTimeout: closeTimeout, registry: registry,
+                                           alerts: alerts?.service)
+        if let alerts {
+            factories.append(AlertSink.factory(service: alerts.service, closesService: alerts.closesService) { sink, _ in
+                sink.watch(rule: PipelineFault.storeOutage, subject: "postgres", severity: .critical,
+                           detail: "PostgreSQL away: batches spooled, written back on reconnect") {
+                    registry.postgres?.counters.outages ?? 0
+                }
+                sink.watch(rule: PipelineFault.storeOutage, subject: "redis", severity: .warning,
+                           detail: "Redis away: latest state held in memory, written on reconnect") {
+                    registry.redis?.counters.outages ?? 0
+                }
+            })
+        }
+        return factories
+    }
+
+    private static func storeFactories(urls: [String], spool: String?, closeTimeout: Double, registry: StoreRegistry,
+                                       alerts: AlertService?) throws -> [(RunContext) throws -> EngineSink] {
+        try urls.map { url in
             switch StoreURL.scheme(of: url) {
             case "redis":
                 do { _ = try RedisEndpoint(url: url) } catch {
@@ -55,6 +84,7 @@ struct StoreOptions: ParsableArguments {
                 return { context in
                     let sink = try make(context)
                     (sink as? MetricsSink)?.addProvider { registry.points() }
+                    if let alerts { (sink as? MetricsSink)?.addProvider { alerts.metricPoints() } }
                     return sink
                 }
             case "postgres", "postgresql":
@@ -72,6 +102,16 @@ struct StoreOptions: ParsableArguments {
                 throw ValidationError("--store '\(StoreURL.redacted(url))': expected postgres://…, redis://…, influx://…")
             }
         }
+    }
+}
+
+/// `--alerts FILE`: the alerts' config, read and checked once per process.
+enum AlertFile {
+    static func service(path: String?) throws -> AlertService? {
+        guard let path else { return nil }
+        let config: AlertConfig
+        do { config = try AlertConfig.load(path: path) } catch { throw ValidationError("--alerts \(error)") }
+        return AlertService(config: config, log: { line in FileHandle.standardError.write(Data((line + "\n").utf8)) })
     }
 }
 
