@@ -264,6 +264,34 @@ public final class RedisConnection: @unchecked Sendable {
         return replies
     }
 
+    /// On a subscribed connection: the next pushed message if one arrives within `timeoutMilliseconds`,
+    /// nil otherwise. Unlike a read that times out (after which hiredis cannot go on), a quiet channel
+    /// leaves the connection usable: it waits for the socket with `poll` and reads only what is there.
+    public func nextPush(timeoutMilliseconds: Int32) throws -> RedisReply? {
+        guard let context else { throw notConnected() }
+        var raw: UnsafeMutableRawPointer? = nil
+        // A message already read into hiredis's buffer with an earlier one.
+        guard redisGetReplyFromReader(context, &raw) == REDIS_OK else { throw failed(context, doing: "reading a message") }
+        if raw == nil {
+            var socket = pollfd(fd: context.pointee.fd, events: Int16(POLLIN), revents: 0)
+            let ready = poll(&socket, 1, timeoutMilliseconds)
+            if ready == 0 || (ready < 0 && errno == EINTR) { return nil }
+            guard ready > 0 else {
+                let detail = String(cString: strerror(errno))
+                close()
+                throw RedisError(peer: peer, kind: .connection, detail: "waiting for a message: \(detail)")
+            }
+            // Readable, or closed by the server (then the read fails and says so).
+            guard redisBufferRead(context) == REDIS_OK else { throw failed(context, doing: "reading a message") }
+            guard redisGetReplyFromReader(context, &raw) == REDIS_OK else {
+                throw failed(context, doing: "reading a message")
+            }
+        }
+        guard let raw else { return nil }   // part of a message so far
+        defer { freeReplyObject(raw) }
+        return Self.convert(raw.assumingMemoryBound(to: redisReply.self))
+    }
+
     // MARK: private
 
     private func command(_ arguments: [String], name: String?) throws -> RedisReply {

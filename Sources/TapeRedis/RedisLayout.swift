@@ -39,21 +39,34 @@ public struct RedisLayout: Sendable, Equatable {
     public var anomalies: String { "\(prefix)anomalies" }
     /// The pub/sub channel every anomaly is published on (a channel and a key live in separate namespaces).
     public var anomalyChannel: String { "\(prefix)anomalies" }
+    /// The pub/sub channel of every update for WebSocket clients (`updateMessage`), when the sink publishes
+    /// updates (`RedisSinkOptions.publishUpdates`). One channel, in write order: per hand-over the latest
+    /// trades, quotes and predictions, then each bar followed by its indicators (in order per symbol and
+    /// timeframe), then the anomalies in emission order.
+    public var updatesChannel: String { "\(prefix)updates" }
 
     // MARK: values
 
     /// `event_time_ns, receive_time_ns, price, size, side, sequence` (side: 0 unknown, 1 buy, 2 sell).
     public static func tradeFields(_ trade: MarketEvent) -> [(String, String)] {
-        [("event_time_ns", String(trade.eventTime)), ("receive_time_ns", String(trade.receiveTime)),
-         ("price", Numbers.format(trade.price)), ("size", Numbers.format(trade.size)),
-         ("side", String(trade.side)), ("sequence", String(trade.sequence))]
+        tradeValues(trade).map { ($0.0, hashText($0.1)) }
+    }
+
+    public static func tradeValues(_ trade: MarketEvent) -> [(String, JSONValue)] {
+        [("event_time_ns", .int(trade.eventTime)), ("receive_time_ns", .int(trade.receiveTime)),
+         ("price", .number(trade.price)), ("size", .number(trade.size)),
+         ("side", .int(Int64(trade.side))), ("sequence", .int(trade.sequence))]
     }
 
     /// `event_time_ns, receive_time_ns, bid, bid_size, ask, ask_size`.
     public static func quoteFields(_ quote: MarketEvent) -> [(String, String)] {
-        [("event_time_ns", String(quote.eventTime)), ("receive_time_ns", String(quote.receiveTime)),
-         ("bid", Numbers.format(quote.bid)), ("bid_size", Numbers.format(quote.bidSize)),
-         ("ask", Numbers.format(quote.ask)), ("ask_size", Numbers.format(quote.askSize))]
+        quoteValues(quote).map { ($0.0, hashText($0.1)) }
+    }
+
+    public static func quoteValues(_ quote: MarketEvent) -> [(String, JSONValue)] {
+        [("event_time_ns", .int(quote.eventTime)), ("receive_time_ns", .int(quote.receiveTime)),
+         ("bid", .number(quote.bid)), ("bid_size", .number(quote.bidSize)),
+         ("ask", .number(quote.ask)), ("ask_size", .number(quote.askSize))]
     }
 
     /// The indicator fields of a bar hash or member, in order (the columns of `indicators.csv`).
@@ -115,6 +128,38 @@ public struct RedisLayout: Sendable, Equatable {
             ("value", .number(anomaly.value)), ("threshold", .number(anomaly.threshold)),
             ("severity", .string(anomaly.severity.rawValue)),
         ]).renderCompact()
+    }
+
+    // MARK: updates
+
+    /// The update channels, as WebSocket clients name them: `trades`, `quotes` (the latest of each per
+    /// hand-over, not every tick), `bars:<timeframe>` (every closed bar with its indicators),
+    /// `indicators` and `predictions` (every timeframe; the data names it), `anomalies`.
+    public static let updateChannels = ["trades", "quotes", "bars:<timeframe>", "indicators", "anomalies", "predictions"]
+
+    /// One message on `updatesChannel`: `{"channel":…,"symbol":…,"data":{…}}`.
+    public static func updateMessage(channel: String, symbol: String, data: [(String, JSONValue)]) -> String {
+        JSONValue.object([("channel", .string(channel)), ("symbol", .string(symbol)), ("data", .object(data))])
+            .renderCompact()
+    }
+
+    /// `timeframe, end_ns` then the indicator fields.
+    public static func indicatorValues(_ bar: BarOutput, _ indicators: IndicatorOutput) -> [(String, JSONValue)] {
+        let all = barValues(bar, indicators)
+        return [("timeframe", .string(bar.timeframe.description)), ("end_ns", .int(bar.end))]
+            + all.suffix(indicatorFields.count)
+    }
+
+    /// `timeframe, end_ns, prediction`.
+    public static func predictionValues(_ prediction: PredictionOutput) -> [(String, JSONValue)] {
+        [("timeframe", .string(prediction.timeframe.description)), ("end_ns", .int(prediction.end)),
+         ("prediction", .number(prediction.prediction))]
+    }
+
+    /// `time_ns, rule, value, threshold, severity`.
+    public static func anomalyValues(_ anomaly: AnomalyOutput) -> [(String, JSONValue)] {
+        [("time_ns", .int(anomaly.time)), ("rule", .string(anomaly.rule)), ("value", .number(anomaly.value)),
+         ("threshold", .number(anomaly.threshold)), ("severity", .string(anomaly.severity.rawValue))]
     }
 
     /// A hash field's text: integers as digits, numbers by `Numbers.format` (NaN → empty).

@@ -36,6 +36,10 @@ public struct RedisSinkOptions: Sendable, Equatable {
     /// `close()` while Redis is down waits this long for it to come back before giving up on what is
     /// pending (counted in `unwrittenAtClose`, not an error).
     public var closeWaitNanoseconds: Int64 = 5_000_000_000
+    /// Publish every update on `<prefix>updates` for `tape serve`'s WebSocket clients (`RedisLayout.updateMessage`):
+    /// the latest trade and quote per symbol at each hand-over (not every tick), every bar with its
+    /// indicators, every prediction and anomaly. A publish no one listens to costs Redis next to nothing.
+    public var publishUpdates = true
     /// false (default): a server that cannot be reached at start is an error. true: start down and
     /// connect when it comes up (a live service that must not wait on its cache).
     public var startWhenDown = false
@@ -59,6 +63,8 @@ public struct RedisSinkCounters: Sendable, Equatable, Codable {
     public var listEntriesWritten = 0
     /// Anomalies published on the channel.
     public var anomaliesPublished = 0
+    /// Updates published on `<prefix>updates` (`publishUpdates`).
+    public var updatesPublished = 0
     /// Times Redis went down (a failed write or reconnect after being up).
     public var outages = 0
     /// Successful reconnects.
@@ -87,7 +93,8 @@ public struct RedisSinkCounters: Sendable, Equatable, Codable {
             ("handovers", .int(Int64(handovers))), ("batches", .int(Int64(batches))),
             ("commands", .int(Int64(commands))), ("keys_written", .int(Int64(keysWritten))),
             ("list_entries_written", .int(Int64(listEntriesWritten))),
-            ("anomalies_published", .int(Int64(anomaliesPublished))), ("outages", .int(Int64(outages))),
+            ("anomalies_published", .int(Int64(anomaliesPublished))),
+            ("updates_published", .int(Int64(updatesPublished))), ("outages", .int(Int64(outages))),
             ("reconnects", .int(Int64(reconnects))), ("written_after_reconnect", .int(Int64(writtenAfterReconnect))),
             ("list_entries_skipped", .int(Int64(listEntriesSkipped))),
             ("anomalies_dropped_while_down", .int(Int64(anomaliesDroppedWhileDown))),

@@ -224,6 +224,7 @@ final class RedisWriter: @unchecked Sendable {
             counted.keysWritten += round.latestKeys
             counted.listEntriesWritten += round.listEntries
             counted.anomaliesPublished += round.anomalies
+            counted.updatesPublished += round.updates
             written += round.latestKeys + round.listEntries
             latestDone += round.latestKeys
             listsDone += round.lists
@@ -254,6 +255,7 @@ final class RedisWriter: @unchecked Sendable {
             }
             try queue(arguments, into: &round)
             try queueExpiry(key, timeframe: timeframe, into: &round)
+            if options.publishUpdates { try queueUpdate(latestKey: key, value, into: &round) }
             round.latestKeys += 1
             if round.commands.count >= options.pipelineCommandsMax { try send() }
         }
@@ -263,6 +265,16 @@ final class RedisWriter: @unchecked Sendable {
                 let score = String(named.bar.end)
                 try queue(["ZREMRANGEBYSCORE", key, score, score], into: &round)
                 try queue(["ZADD", key, score, RedisLayout.barMember(named.bar, named.indicators)], into: &round)
+                if options.publishUpdates {
+                    try queuePublish(RedisLayout.updateMessage(channel: "bars:\(named.bar.timeframe)", symbol: named.symbol,
+                                                               data: RedisLayout.barValues(named.bar, named.indicators)),
+                                     into: &round)
+                    if let indicators = named.indicators {
+                        try queuePublish(RedisLayout.updateMessage(channel: "indicators", symbol: named.symbol,
+                                                                   data: RedisLayout.indicatorValues(named.bar, indicators)),
+                                         into: &round)
+                    }
+                }
             }
             try queue(["ZREMRANGEBYRANK", key, "0", String(-options.barListLength - 1)], into: &round)
             try queueExpiry(key, timeframe: list.timeframe, into: &round)
@@ -275,6 +287,11 @@ final class RedisWriter: @unchecked Sendable {
                 let member = RedisLayout.anomalyMember(symbol: named.symbol, named.anomaly)
                 try queue(["ZADD", layout.anomalies, String(named.anomaly.time), member], into: &round)
                 try queue(["PUBLISH", layout.anomalyChannel, member], into: &round)
+                if options.publishUpdates {
+                    try queuePublish(RedisLayout.updateMessage(channel: "anomalies", symbol: named.symbol,
+                                                               data: RedisLayout.anomalyValues(named.anomaly)),
+                                     into: &round)
+                }
             }
             try queue(["ZREMRANGEBYRANK", layout.anomalies, "0", String(-options.anomalyListLength - 1)], into: &round)
             try queueExpiry(layout.anomalies, timeframe: nil, into: &round)
@@ -292,6 +309,36 @@ final class RedisWriter: @unchecked Sendable {
         var lists = 0
         var listEntries = 0
         var anomalies = 0
+        var updates = 0
+    }
+
+    /// The update of a latest value for WebSocket clients: trades, quotes, predictions (a bar's is sent
+    /// with its list entry: every bar, not only the latest). The symbol is the key's tail.
+    private func queueUpdate(latestKey key: String, _ value: RedisPendingState.Latest,
+                             into round: inout Round) throws(Stop) {
+        let message: String
+        switch value {
+        case .trade(let trade):
+            message = RedisLayout.updateMessage(channel: "trades", symbol: String(key.dropFirst(layout.latestTrade("").count)),
+                                                data: RedisLayout.tradeValues(trade))
+        case .quote(let quote):
+            message = RedisLayout.updateMessage(channel: "quotes", symbol: String(key.dropFirst(layout.latestQuote("").count)),
+                                                data: RedisLayout.quoteValues(quote))
+        case .prediction(let prediction):
+            let head = layout.latestPrediction("", prediction.timeframe)   // "<prefix>latest:prediction::<tf>"
+            let prefixCount = head.count - ":\(prediction.timeframe)".count
+            let symbol = key.dropFirst(prefixCount).dropLast(":\(prediction.timeframe)".count)
+            message = RedisLayout.updateMessage(channel: "predictions", symbol: String(symbol),
+                                                data: RedisLayout.predictionValues(prediction))
+        case .bar:
+            return
+        }
+        try queuePublish(message, into: &round)
+    }
+
+    private func queuePublish(_ message: String, into round: inout Round) throws(Stop) {
+        try queue(["PUBLISH", layout.updatesChannel, message], into: &round)
+        round.updates += 1
     }
 
     private func queue(_ command: [String], into round: inout Round) throws(Stop) {
@@ -442,6 +489,7 @@ extension RedisSinkCounters {
         keysWritten += other.keysWritten
         listEntriesWritten += other.listEntriesWritten
         anomaliesPublished += other.anomaliesPublished
+        updatesPublished += other.updatesPublished
         outages += other.outages
         reconnects += other.reconnects
         writtenAfterReconnect += other.writtenAfterReconnect
