@@ -130,6 +130,9 @@ let package = Package(
         .target(name: "TapeKafkaBus", dependencies: ["TapeCore", "TapeClock", "TapeSinks", "TapeStore", "TapeWork", "TapeKafka",
                                                      .product(name: "Histogram", package: "hdrhistogram-swift")],
                 swiftSettings: swift6),
+        // The update hub of the WebSocket server: per-client subscriptions, snapshot then updates, bounded
+        // queues (a slow client is closed, never waited for). No I/O.
+        .target(name: "TapeUpdates", swiftSettings: swift6),
         // Alerts: anomalies and pipeline faults to Slack (webhook) and email (SMTP), both through TapeHTTP;
         // thresholds per rule, de-duplication, rate limits, retries, on a sender thread of their own.
         .target(name: "TapeAlerts", dependencies: ["TapeCore", "TapeClock", "TapeGraph", "TapeSinks", "TapeHTTP",
@@ -210,6 +213,8 @@ let package = Package(
                     swiftSettings: swift6),
         .testTarget(name: "TapeEngineTests", dependencies: ["TapeTestSupport", "TapeCore", "TapeClock", "TapeSources",
                                                             "TapeGraph", "TapeSinks", "TapeEngine"],
+                    swiftSettings: swift6),
+        .testTarget(name: "TapeUpdatesTests", dependencies: ["TapeUpdates", "TapeRedis", "TapeGraph"],
                     swiftSettings: swift6),
         // Against real loopback receivers: a Python webhook server (alert_receiver.py) and aiosmtpd; real
         // captures replayed in-process; promtool on the monitoring config.
