@@ -148,6 +148,8 @@ struct WorkCommand: ParsableCommand {
     @Option(help: "Where the other stores keep batches while their servers are away.")
     var spool: String = ".tape/work-spool"
 
+    @OptionGroup var metricsListen: MetricsListenOptions
+
     mutating func run() throws {
         let postgres = stores.filter { ["postgres", "postgresql"].contains(StoreURL.scheme(of: $0)) }
         guard postgres.count == 1 else {
@@ -162,8 +164,10 @@ struct WorkCommand: ParsableCommand {
         let printer: @Sendable (String) -> Void = { line in FileHandle.standardError.write(Data((line + "\n").utf8)) }
         var partition = PartitionSettings(engine: options.engine, postgresURL: postgres[0], configHash: configHash,
                                           worker: workerName, spoolDirectory: spool, printer: printer)
+        let exported = try metricsListen.start()
+        defer { exported?.1.stop() }
         partition.otherSinks = try StoreOptions.factories(urls: stores.filter { !postgres.contains($0) }, spool: spool,
-                                                          closeTimeout: 60)
+                                                          closeTimeout: 60, board: exported?.0)
         if let model {
             let path = modelFile(model)
             do { _ = try InferenceNode(modelPath: path) } catch { fail("\(model): \(error)", code: TapeExit.unusableInput) }

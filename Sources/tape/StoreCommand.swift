@@ -6,6 +6,7 @@ import TapeEngine
 import TapeStore
 import TapeMetrics
 import TapeRedis
+import TapeServe
 
 /// `--store URL` (repeatable) on `tape replay` and `tape live`: the stores every output also goes to.
 struct StoreOptions: ParsableArguments {
@@ -21,18 +22,35 @@ struct StoreOptions: ParsableArguments {
 
     /// One factory per `--store` (plus the live config's `stores`), checked here so that a bad URL is a
     /// usage error before anything starts.
-    func factories(extra: [String] = []) throws -> [(RunContext) throws -> EngineSink] {
-        try Self.factories(urls: extra + stores, spool: storeSpool, closeTimeout: storeCloseTimeout)
+    func factories(extra: [String] = [], board: MetricsBoard? = nil) throws -> [(RunContext) throws -> EngineSink] {
+        try Self.factories(urls: extra + stores, spool: storeSpool, closeTimeout: storeCloseTimeout, board: board)
     }
 
-    /// One factory per store URL (`--store`, the live config's `stores`, `tape work`'s other stores).
-    static func factories(urls: [String], spool: String?, closeTimeout: Double) throws -> [(RunContext) throws -> EngineSink] {
+    /// One factory per store URL (`--store`, the live config's `stores`, `tape work`'s other stores). With a
+    /// `board` (`--metrics-listen`), the metrics sink also hands its points to it; without an influx:// store
+    /// a metrics sink without InfluxDB is added for it.
+    static func factories(urls: [String], spool: String?, closeTimeout: Double,
+                          board: MetricsBoard? = nil) throws -> [(RunContext) throws -> EngineSink] {
         guard closeTimeout >= 0, closeTimeout <= 86_400 else {
             throw ValidationError("--store-close-timeout: expected 0 ... 86400 seconds")
         }
         // The stores of one run, for the metrics' providers (store write rates).
         let registry = StoreRegistry()
-        return try urls.map { url in
+        let consumers: [any MetricPointConsumer] = board.map { [$0] } ?? []
+        let hasInflux = urls.contains { ["influx", "influxs", "http", "https"].contains(StoreURL.scheme(of: $0)) }
+        var extra: [(RunContext) throws -> EngineSink] = []
+        if let board, !hasInflux {
+            extra.append { context in
+                // `tape work` runs one sink per partition into the one board: its input (`kafka:topic[n]`)
+                // keeps their series apart.
+                let partition = context.kind == "work" ? context.inputs.first.map { [MetricTag("input", $0)] } ?? [] : []
+                let sink = MetricsSink(writer: nil, consumers: [board], symbols: context.symbols,
+                                       tags: [MetricTag("mode", context.kind)] + partition)
+                sink.addProvider { registry.points() }
+                return sink
+            }
+        }
+        return try urls.map { url -> (RunContext) throws -> EngineSink in
             switch StoreURL.scheme(of: url) {
             case "redis":
                 do { _ = try RedisEndpoint(url: url) } catch {
@@ -49,7 +67,7 @@ struct StoreOptions: ParsableArguments {
                 }
             case "influx", "influxs", "http", "https":
                 let make: (RunContext) throws -> EngineSink
-                do { make = try MetricsSink.factory(url: url) } catch {
+                do { make = try MetricsSink.factory(url: url, consumers: consumers) } catch {
                     throw ValidationError("--store '\(StoreURL.redacted(url))': \(error)")
                 }
                 return { context in
@@ -71,6 +89,29 @@ struct StoreOptions: ParsableArguments {
             default:
                 throw ValidationError("--store '\(StoreURL.redacted(url))': expected postgres://…, redis://…, influx://…")
             }
+        } + extra
+    }
+}
+
+/// `--metrics-listen HOST:PORT` on `tape live`, `tape ingest` and `tape work`: the run's metric points (the
+/// measurements of docs/storage-influx.md) served as Prometheus text at `/metrics` (docs/serving.md).
+struct MetricsListenOptions: ParsableArguments {
+    @Option(help: "Serve the pipeline's metrics as Prometheus text at http://HOST:PORT/metrics (e.g. 127.0.0.1:9464; port 0: any free one, printed).")
+    var metricsListen: String?
+
+    /// The board the metrics sinks feed, and its endpoint, when asked for; nil otherwise.
+    func start() throws -> (MetricsBoard, MetricsEndpoint)? {
+        guard let metricsListen else { return nil }
+        guard MetricsEndpoint.parse(listen: metricsListen) != nil else {
+            throw ValidationError("--metrics-listen '\(metricsListen)': expected HOST:PORT")
+        }
+        let board = MetricsBoard()
+        do {
+            let endpoint = try MetricsEndpoint.start(listen: metricsListen, board: board)
+            FileHandle.standardError.write(Data("tape: metrics at http://\(endpoint.address)/metrics\n".utf8))
+            return (board, endpoint)
+        } catch {
+            fail("\(error)", code: TapeExit.unusableInput)
         }
     }
 }
