@@ -19,25 +19,7 @@ extension PostgresStoreTests {
                 (try? String(contentsOfFile: folder + "/err", encoding: .utf8)) ?? "")
     }
 
-    /// Runs `argv` (absolute path first) with its standard streams on /dev/null and waits for it alone
-    /// (posix_spawn + waitpid); its exit code, or 128 + signal.
-    func spawnAndWait(_ argv: [String]) -> Int32 {
-        var actions = posix_spawn_file_actions_t()
-        posix_spawn_file_actions_init(&actions)
-        defer { posix_spawn_file_actions_destroy(&actions) }
-        for descriptor: Int32 in 0...2 {
-            posix_spawn_file_actions_addopen(&actions, descriptor, "/dev/null", descriptor == 0 ? O_RDONLY : O_WRONLY, 0)
-        }
-        var cArguments = argv.map { strdup($0) } + [nil]
-        defer { for pointer in cArguments { free(pointer) } }
-        var pid: pid_t = 0
-        guard posix_spawn(&pid, argv[0], &actions, nil, &cArguments, environ) == 0 else {
-            XCTFail("spawn \(argv[0])"); return -1
-        }
-        var status: Int32 = 0
-        while waitpid(pid, &status, 0) == -1 && errno == EINTR {}
-        return (status & 0x7f) == 0 ? (status >> 8) & 0xff : 128 + (status & 0x7f)
-    }
+    // `spawnAndWait` (posix_spawn + waitpid) is TapeTestSupport's, shared with the serving tests.
 
     func requireBroker() throws {
         let up = (try? shell("(exec 3<>/dev/tcp/127.0.0.1/59092) 2>/dev/null && echo up").1.contains("up")) ?? false
