@@ -43,8 +43,8 @@ let package = Package(
         .package(url: "https://github.com/swift-server/swift-service-lifecycle", from: "2.13.0"),
         .package(url: "https://github.com/HdrHistogram/hdrhistogram-swift", from: "0.2.0"),
         // `tape serve`'s and the pipeline processes' /metrics (Prometheus text): a registry passed around,
-        // never a global MetricsSystem bootstrap. swift-metrics is swift-prometheus' CoreMetrics, pinned here.
-        .package(url: "https://github.com/apple/swift-metrics", from: "2.13.0"),
+        // never a global MetricsSystem bootstrap. swift-metrics (2.13.0) comes with it, as its CoreMetrics; it is
+        // not declared here because no target of ours imports it (SwiftPM warns about an unused dependency).
         .package(url: "https://github.com/swift-server/swift-prometheus", from: "2.4.1"),
         // Property-based tests (swift-testing `@Test` + `propertyCheck`) of the number and time parsers.
         .package(url: "https://github.com/x-sheep/swift-property-based.git", exact: "2.0.1"),

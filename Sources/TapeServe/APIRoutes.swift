@@ -18,6 +18,7 @@ public struct RouteKey: Hashable, Sendable, CustomStringConvertible {
 /// ns (`…_ns`) and ISO-8601 UTC beside it (the same name without `_ns`).
 struct APIRoutes {
     let stores: Stores
+    let runFolders: RunFolders
 
     /// Default and largest page sizes.
     static let limitDefault = 100
@@ -34,6 +35,8 @@ struct APIRoutes {
         router.get("/api/v1/runs") { request, _ in try await self.runs(request, kind: nil) }
         router.get("/api/v1/sessions") { request, _ in try await self.runs(request, kind: "live") }
         router.get("/api/v1/runs/{run_id}") { _, context in try await self.run(context) }
+        router.get("/api/v1/run-folders") { request, _ in try await self.listRunFolders(request) }
+        router.get("/api/v1/run-folders/{name}") { _, context in try await self.runFolder(context) }
         router.post("/api/v1/admin/cache/invalidate") { request, _ in try await self.invalidate(request) }
     }
 
@@ -65,11 +68,13 @@ struct APIRoutes {
             let quote = try session.readThrough(key: layout.latestQuote(symbol), timeframe: nil) {
                 try queries.latestTick(symbol: symbol, kind: 1).map { row in
                     [("event_time_ns", row[0] ?? ""), ("receive_time_ns", row[1] ?? ""), ("bid", Self.number(row[7])),
-                     ("bid_size", Self.number(row[8])), ("ask", Self.number(row[9])), ("ask_size", Self.number(row[10]))]
+                     ("bid_size", Self.number(row[8])), ("ask", Self.number(row[9])),
+                     ("ask_size", Self.number(row[10]))]
                 }
             }
             let bar = try session.latestBar(symbol: symbol, timeframe: timeframe)
-            let prediction = try session.readThrough(key: layout.latestPrediction(symbol, timeframe), timeframe: timeframe) {
+            let predictionKey = layout.latestPrediction(symbol, timeframe)
+            let prediction = try session.readThrough(key: predictionKey, timeframe: timeframe) {
                 try queries.latestPrediction(symbol: symbol, timeframe: timeframe.description).map { row in
                     [("end_ns", row[0] ?? ""), ("prediction", Self.number(row[1]))]
                 }
@@ -122,7 +127,8 @@ struct APIRoutes {
         }
         let shown = rows.prefix(limit)
         let items = shown.map { row -> JSONValue in
-            var members: [(String, JSONValue)] = [("symbol", .string(symbol)), ("timeframe", .string(timeframe.description))]
+            var members: [(String, JSONValue)] = [("symbol", .string(symbol)),
+                                                  ("timeframe", .string(timeframe.description))]
             members += Self.time("end", row[0])
             for (offset, name) in RedisLayout.indicatorFields.enumerated() {
                 members.append((name, Self.numberValue(row[1 + offset])))
@@ -149,13 +155,14 @@ struct APIRoutes {
         let after = try query.get("cursor").map { text -> StoreQueries.AnomalyPosition in
             let parts = try Self.cursorParts(text, count: 4)
             guard let time = Int64(parts[0]) else { throw Problem.badRequest("cursor: not one this API gave") }
-            return StoreQueries.AnomalyPosition(timeNanoseconds: time, symbol: parts[1], rule: parts[2], configHash: parts[3])
+            return StoreQueries.AnomalyPosition(timeNanoseconds: time, symbol: parts[1], rule: parts[2],
+                                                configHash: parts[3])
         }
         let rows = try await stores.run { session -> [[String?]] in
             let queries = try session.queries()
             if let symbol, try !queries.hasSymbol(symbol) { throw Problem.notFound("unknown symbol '\(symbol)'") }
-            return try queries.anomalies(symbol: symbol, rule: rule, severity: severity, from: from, to: to, after: after,
-                                         limit: limit + 1)
+            return try queries.anomalies(symbol: symbol, rule: rule, severity: severity, from: from, to: to,
+                                         after: after, limit: limit + 1)
         }
         let shown = rows.prefix(limit)
         let items = shown.map { row -> JSONValue in
@@ -205,6 +212,30 @@ struct APIRoutes {
         return Self.json(.object(members))
     }
 
+    func listRunFolders(_ request: Request) async throws -> Response {
+        let query = request.uri.queryParameters
+        let limit = try Self.limit(query.get("limit"))
+        let after = try query.get("cursor").map { text -> String in
+            guard RunFolders.isFolderName(text) else { throw Problem.badRequest("cursor: not one this API gave") }
+            return text
+        }
+        let folders = runFolders
+        let items = try await stores.run { _ in folders.list(after: after, limit: limit) }
+        let shown = items.prefix(limit)
+        var next: JSONValue = .null
+        if items.count > limit, case .object(let members)? = shown.last, let name = members.first?.1 { next = name }
+        return Self.json(.object([("directory", .string(runFolders.directory)), ("items", .array(Array(shown))),
+                                  ("next_cursor", next)]))
+    }
+
+    func runFolder(_ context: ServeContext) async throws -> Response {
+        let name = try Self.word(context.parameters.get("name"), name: "name")
+        let folders = runFolders
+        let summary = try await stores.run { _ in folders.summary(name) }
+        guard let summary else { throw Problem.notFound("no run folder '\(name)' with a summary.json") }
+        return Self.json(.object([("name", .string(name)), ("summary", summary)]))
+    }
+
     func invalidate(_ request: Request) async throws -> Response {
         let symbol = try Self.symbol(request.uri.queryParameters.get("symbol"))
         let deleted = try await stores.run { session in try session.invalidate(symbol: symbol) }
@@ -249,8 +280,8 @@ struct APIRoutes {
         func time(_ name: String, _ fallback: Nanos) throws -> Nanos {
             guard let text = query.get(name) else { return fallback }
             guard let value = TimeUtil.parseUserTime(text) else {
-                throw Problem.badRequest("\(name) '\(text)': expected ISO-8601 UTC (2024-08-08T23:56:00Z) or integer ns "
-                                         + "in \(TimeUtil.acceptedRangeText)")
+                throw Problem.badRequest("\(name) '\(text)': expected ISO-8601 UTC (2024-08-08T23:56:00Z) or "
+                                         + "integer ns in \(TimeUtil.acceptedRangeText)")
             }
             return value
         }
@@ -285,7 +316,8 @@ struct APIRoutes {
     static func cursorParts(_ text: String, count: Int) throws -> [String] {
         var base64 = text.replacingOccurrences(of: "-", with: "+").replacingOccurrences(of: "_", with: "/")
         while base64.count % 4 != 0 { base64 += "=" }
-        guard text.count <= 1024, let data = Data(base64Encoded: base64), let decoded = String(data: data, encoding: .utf8) else {
+        guard text.count <= 1024, let data = Data(base64Encoded: base64),
+              let decoded = String(data: data, encoding: .utf8) else {
             throw Problem.badRequest("cursor: not one this API gave")
         }
         let parts = decoded.split(separator: "\n", omittingEmptySubsequences: false).map(String.init)
@@ -343,7 +375,9 @@ struct APIRoutes {
     static func bar(symbol: String, timeframe: String, fields: [String: String]) -> JSONValue {
         var members: [(String, JSONValue)] = [("symbol", .string(symbol)), ("timeframe", .string(timeframe))]
         members += time("start", fields["start_ns"]) + time("end", fields["end_ns"])
-        for name in ["open", "high", "low", "close", "volume", "vwap"] { members.append((name, numberValue(fields[name]))) }
+        for name in ["open", "high", "low", "close", "volume", "vwap"] {
+            members.append((name, numberValue(fields[name])))
+        }
         members.append(("trades", integerValue(fields["trades"])))
         members.append(("indicators", .object(RedisLayout.indicatorFields.map { ($0, numberValue(fields[$0])) })))
         return .object(members)

@@ -38,7 +38,8 @@ public final class MetricsEndpoint: Sendable {
 
     /// Binds and starts serving; returns once bound, or throws when the address is malformed or cannot be bound.
     public static func start(listen: String, board: MetricsBoard,
-                             registry: PrometheusCollectorRegistry = PrometheusCollectorRegistry()) throws -> MetricsEndpoint {
+                             registry: PrometheusCollectorRegistry = PrometheusCollectorRegistry())
+        throws -> MetricsEndpoint {
         guard let (host, port) = parse(listen: listen) else {
             throw StartError(description: "--metrics-listen '\(listen)': expected HOST:PORT")
         }

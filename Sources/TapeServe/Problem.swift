@@ -6,7 +6,8 @@ import TapeCore
 ///
 /// ```swift
 /// throw Problem.notFound("unknown symbol 'spot:NOPE'")
-/// // 404 {"type":"https://tape.dev/problems/not-found","title":"Not Found","status":404,"detail":"unknown symbol 'spot:NOPE'"}
+/// // 404 {"type":"urn:tape:problem:not-found","title":"Not Found","status":404,
+/// //      "detail":"unknown symbol 'spot:NOPE'"}
 /// ```
 ///
 /// Every error of the API is one (the outer responder turns any other error into a 500 problem), so a
@@ -20,9 +21,10 @@ public struct Problem: Error, Sendable, CustomStringConvertible {
     public var retryAfterSeconds: Int?
 
     /// The base of every `type` URI.
-    public static let typeBase = "https://tape.dev/problems/"
+    public static let typeBase = "urn:tape:problem:"
 
-    public init(status: HTTPResponse.Status, kind: String, title: String, detail: String, retryAfterSeconds: Int? = nil) {
+    public init(status: HTTPResponse.Status, kind: String, title: String, detail: String,
+                retryAfterSeconds: Int? = nil) {
         precondition(!kind.isEmpty && status.code >= 400, "a problem is an error status with a kind")
         self.status = status
         self.kind = kind

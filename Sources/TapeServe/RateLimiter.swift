@@ -60,7 +60,8 @@ public final class RateLimiter: @unchecked Sendable {
         let refillNanoseconds = Int64(limit.burst / limit.ratePerSecond * 1e9)
         buckets = buckets.filter { now - $0.value.updatedNanoseconds < refillNanoseconds }
         if buckets.count >= clientsMax {
-            let kept = buckets.sorted { $0.value.updatedNanoseconds > $1.value.updatedNanoseconds }.prefix(clientsMax / 2)
+            let newestFirst = buckets.sorted { $0.value.updatedNanoseconds > $1.value.updatedNanoseconds }
+            let kept = newestFirst.prefix(clientsMax / 2)
             buckets = Dictionary(uniqueKeysWithValues: kept.map { ($0.key, $0.value) })
         }
     }

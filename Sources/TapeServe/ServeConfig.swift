@@ -106,12 +106,17 @@ public struct ServeConfig: Sendable, Equatable {
             }
         }
         if let limits = root["rate_limits"] {
-            guard let limits = limits as? [String: Any] else { throw Invalid(description: "rate_limits: expected a mapping") }
+            guard let limits = limits as? [String: Any] else {
+                throw Invalid(description: "rate_limits: expected a mapping")
+            }
             func limit(_ name: String, _ fallback: Limit) throws -> Limit {
                 guard let value = limits[name] else { return fallback }
-                guard let entry = value as? [String: Any],
-                      let rate = (entry["rate_per_second"] as? Double) ?? (entry["rate_per_second"] as? Int).map(Double.init),
-                      let burst = (entry["burst"] as? Double) ?? (entry["burst"] as? Int).map(Double.init),
+                func number(_ field: String) -> Double? {
+                    (value as? [String: Any]).flatMap { entry in
+                        (entry[field] as? Double) ?? (entry[field] as? Int).map(Double.init)
+                    }
+                }
+                guard let rate = number("rate_per_second"), let burst = number("burst"),
                       rate > 0, rate <= 1_000_000, burst >= 1, burst <= 1_000_000 else {
                     throw Invalid(description: "rate_limits.\(name): expected {rate_per_second: > 0, burst: >= 1}")
                 }

@@ -98,7 +98,9 @@ public struct AccessControl: Sendable {
         let isWrite = path.hasPrefix("/api/v1/admin/") || !(request.method == .get || request.method == .head)
         if presented != nil && key == nil { throw Problem.unauthorized("the X-API-Key given is not a known key") }
         if isWrite {
-            guard let key else { throw Problem.unauthorized("this endpoint needs an API key with the admin scope (X-API-Key)") }
+            guard let key else {
+                throw Problem.unauthorized("this endpoint needs an API key with the admin scope (X-API-Key)")
+            }
             guard key.admin else { throw Problem.forbidden("the key '\(key.name)' may read only (no admin scope)") }
         } else if config.read == .key && key == nil {
             throw Problem.unauthorized("reads need an API key here (X-API-Key)")

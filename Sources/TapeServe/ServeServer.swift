@@ -46,6 +46,8 @@ public final class ServeServer: Sendable {
         public var config = ServeConfig()
         /// The folder holding Swagger UI's static files (`scripts/setup.sh` puts them in `.tape/swagger-ui`).
         public var swaggerUIDirectory: String?
+        /// Run folders to list (`/api/v1/run-folders`): `reports/` by default, as `tape replay --out`'s default.
+        public var runsDirectory = "reports"
         public init(stores: Stores.Settings) { self.stores = stores }
     }
 
@@ -81,7 +83,7 @@ public final class ServeServer: Sendable {
         }
         table.get("/docs") { _, _ in try self.swaggerUI.page() }
         table.get("/docs/{asset}") { _, context in try self.swaggerUI.asset(context.parameters.get("asset") ?? "") }
-        APIRoutes(stores: stores).register(on: table)
+        APIRoutes(stores: stores, runFolders: RunFolders(directory: settings.runsDirectory)).register(on: table)
         return table
     }
 
@@ -93,8 +95,8 @@ public final class ServeServer: Sendable {
             (session.pingPostgres(), hasCache ? session.pingRedis() : nil)
         }
         func state(_ name: String, configured: Bool, failure: String?, peer: String?) -> (String, JSONValue) {
-            var members: [(String, JSONValue)] = [("status", .string(!configured ? "not_configured" : failure == nil ? "up" : "down")),
-                                                  ("required", .bool(configured))]
+            let status = !configured ? "not_configured" : failure == nil ? "up" : "down"
+            var members: [(String, JSONValue)] = [("status", .string(status)), ("required", .bool(configured))]
             if let peer { members.append(("server", .string(peer))) }
             if let failure, configured { members.append(("detail", .string(failure))) }
             return (name, .object(members))
@@ -123,8 +125,8 @@ public final class ServeServer: Sendable {
             configuration: .init(address: .hostname(host, port: settings.port), serverName: "tape"),
             onServerRunning: { channel in onListening("\(host):\(channel.localAddress?.port ?? 0)") },
             logger: logger)
-        let group = ServiceGroup(configuration: .init(services: [application], gracefulShutdownSignals: [.sigterm, .sigint],
-                                                      logger: logger))
+        let group = ServiceGroup(configuration: .init(services: [application],
+                                                      gracefulShutdownSignals: [.sigterm, .sigint], logger: logger))
         do {
             try await group.run()
         } catch {

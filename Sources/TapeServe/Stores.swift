@@ -25,6 +25,8 @@ import TapeStore
 /// - Redis away: a cache read is a miss answered by PostgreSQL (`LatestBars`' contract; the other latest
 ///   reads do the same here); reconnects are tried at most once per `redisRetryNanoseconds` per session.
 /// - Every SQL statement of a session has `statement_timeout` (`statementTimeoutMilliseconds`).
+/// - At most `waitingMax` calls wait for a thread (beyond those running); one more is a 503 at once
+///   ("busy") instead of a queue that grows without bound while the database is slow.
 public final class Stores: @unchecked Sendable {
     public struct Settings: Sendable {
         public var postgresURL: String
@@ -36,6 +38,8 @@ public final class Stores: @unchecked Sendable {
         public var redisRetryNanoseconds: Int64 = 1_000_000_000
         /// Expiry of keys the read-through fills (as the Redis sink's).
         public var redisTTLSeconds: Int64? = RedisSinkOptions().ttlSeconds
+        /// Calls that may wait for a store thread, beyond those running.
+        public var waitingMax = 256
         public init(postgresURL: String, redisURL: String? = nil) {
             self.postgresURL = postgresURL
             self.redisURL = redisURL
@@ -50,6 +54,7 @@ public final class Stores: @unchecked Sendable {
     // Guarded by `lock`.
     private var idle: [Session] = []
     private var created = 0
+    private var inFlight = 0
 
     /// Called after every `run` with the session's cache hits and misses (e.g. `ServeMetrics.cache`).
     public let onCacheLookups: @Sendable (_ hits: Int, _ misses: Int) -> Void
@@ -75,14 +80,35 @@ public final class Stores: @unchecked Sendable {
 
     /// Runs `body` on a store thread with a session (see the contract).
     public func run<Result: Sendable>(_ body: @escaping @Sendable (Session) throws -> Result) async throws -> Result {
-        try await threads.runIfActive { [self] in
+        try admit()
+        defer { release() }
+        return try await threads.runIfActive { [self] in
             let session = checkout()
             defer {
-                if session.cacheHits + session.cacheMisses > 0 { onCacheLookups(session.cacheHits, session.cacheMisses) }
+                if session.cacheHits + session.cacheMisses > 0 {
+                    onCacheLookups(session.cacheHits, session.cacheMisses)
+                }
                 checkin(session)
             }
             return try session.withRetry(body)
         }
+    }
+
+    /// Counts a call in, or refuses it when `waitingMax` already wait.
+    private func admit() throws {
+        lock.lock()
+        defer { lock.unlock() }
+        guard inFlight < settings.threadCount + settings.waitingMax else {
+            throw Problem.unavailable("the stores are busy: \(inFlight) calls running or waiting")
+        }
+        inFlight += 1
+    }
+
+    private func release() {
+        lock.lock()
+        defer { lock.unlock() }
+        inFlight -= 1
+        assert(inFlight >= 0, "every call released once")
     }
 
     private func checkout() -> Session {
@@ -119,8 +145,10 @@ public final class Stores: @unchecked Sendable {
                                                               commandTimeoutNanoseconds: 2_000_000_000,
                                                               clientName: "tape-serve") }
             if let redis {
-                latestBars = LatestBars(connection: redis, layout: stores.layout, ttlSeconds: stores.settings.redisTTLSeconds,
-                                        retryIntervalNanoseconds: stores.settings.redisRetryNanoseconds) { [unowned self] symbol, timeframe in
+                latestBars = LatestBars(connection: redis, layout: stores.layout,
+                                        ttlSeconds: stores.settings.redisTTLSeconds,
+                                        retryIntervalNanoseconds: stores.settings.redisRetryNanoseconds) {
+                    [unowned self] symbol, timeframe in
                     try self.storedBarFields(symbol: symbol, timeframe: timeframe)
                 }
             }
@@ -253,8 +281,8 @@ public final class Stores: @unchecked Sendable {
                 for pattern in ["\(layout.prefix)latest:bar:", "\(layout.prefix)latest:prediction:"] {
                     var cursor = "0"
                     repeat {
-                        let reply = try redis.command(["SCAN", cursor, "MATCH", Stores.globEscaped(pattern + symbol + ":") + "*",
-                                                       "COUNT", "1000"])
+                        let match = Stores.globEscaped(pattern + symbol + ":") + "*"
+                        let reply = try redis.command(["SCAN", cursor, "MATCH", match, "COUNT", "1000"])
                         guard let parts = reply.array, parts.count == 2, let next = parts[0].string,
                               let found = parts[1].array else {
                             throw Problem.internalError("SCAN: unexpected reply")

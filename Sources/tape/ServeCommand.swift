@@ -43,6 +43,9 @@ struct ServeRunCommand: ParsableCommand {
     @Option(help: "Folder with Swagger UI's static files (scripts/setup.sh copies them there).")
     var swaggerUI: String = ".tape/swagger-ui"
 
+    @Option(help: "Folder of run folders listed at /api/v1/run-folders (each sub-folder with a summary.json).")
+    var runsDir: String = "reports"
+
     @Option(help: "Threads (and connections per store) for PostgreSQL and Redis calls.")
     var storeThreads: Int = 4
 
@@ -58,7 +61,8 @@ struct ServeRunCommand: ParsableCommand {
         }
         guard (1...64).contains(storeThreads) else { throw ValidationError("--store-threads: expected 1 ... 64") }
         var serveConfig = ServeConfig()
-        let configPath = config ?? (FileManager.default.fileExists(atPath: "config/serve.yaml") ? "config/serve.yaml" : nil)
+        let defaultConfig = "config/serve.yaml"
+        let configPath = config ?? (FileManager.default.fileExists(atPath: defaultConfig) ? defaultConfig : nil)
         if let configPath {
             do { serveConfig = try ServeConfig.load(path: configPath) }
             catch { fail("\(configPath): \(error)", code: TapeExit.unusableInput) }
@@ -71,6 +75,7 @@ struct ServeRunCommand: ParsableCommand {
         settings.port = port
         settings.config = serveConfig
         settings.swaggerUIDirectory = swaggerUI
+        settings.runsDirectory = runsDir
         let server: ServeServer
         do { server = try ServeServer(settings: settings) } catch { fail("\(error)", code: TapeExit.unusableInput) }
         if !FileManager.default.fileExists(atPath: swaggerUI + "/swagger-ui-bundle.js") {
@@ -96,7 +101,10 @@ struct ServeHashKeyCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "hash-key",
         abstract: "Print the SHA-256 hash of an API key, for auth.keys[].sha256 in config/serve.yaml.",
-        discussion: "KEY `-` reads the key from the first line of stdin (keeps it out of shell history). --generate makes a random key and prints both.")
+        discussion: """
+            KEY `-` reads the key from the first line of stdin (keeps it out of shell history). --generate makes a \
+            random key and prints both.
+            """)
 
     @Argument(help: "The key (or - for stdin).")
     var key: String?

@@ -58,7 +58,8 @@ final class MetricsBridgeTests: XCTestCase {
         let work = NSTemporaryDirectory() + "tape-serve-tests-\(getpid())/live-\(UUID().uuidString.prefix(8))"
         try FileManager.default.createDirectory(atPath: work, withIntermediateDirectories: true)
         let simulator = try XCTUnwrap(spawnInBackground(
-            [tape, "feed-sim", capture, "--protocol", "binance", "--speed", "20", "--port", "0", "--port-file", work + "/port"],
+            [tape, "feed-sim", capture, "--protocol", "binance", "--speed", "20", "--port", "0",
+             "--port-file", work + "/port"],
             stdout: "/dev/null", stderr: work + "/sim.err"))
         defer {
             kill(simulator, SIGTERM)
@@ -72,8 +73,9 @@ final class MetricsBridgeTests: XCTestCase {
         }
         XCTAssertFalse(port.isEmpty, "feed-sim wrote its port")
         let live = try XCTUnwrap(spawnInBackground(
-            [tape, "live", "--feed", "binance-usdm:btcusdt=ws://127.0.0.1:\(port)", "--duration", "8s", "--out", work + "/live",
-             "--quiet", "--no-record", "--metrics-listen", "127.0.0.1:0"], stdout: work + "/live.out", stderr: work + "/live.err"))
+            [tape, "live", "--feed", "binance-usdm:btcusdt=ws://127.0.0.1:\(port)", "--duration", "8s",
+             "--out", work + "/live", "--quiet", "--no-record", "--metrics-listen", "127.0.0.1:0"],
+            stdout: work + "/live.out", stderr: work + "/live.err"))
         var address: String?
         var scraped = ""
         let deadline = Date().addingTimeInterval(12)
@@ -98,8 +100,8 @@ final class MetricsBridgeTests: XCTestCase {
         let line = scraped.split(separator: "\n").first { $0.hasPrefix("tape_feed_ticks_total{feed=\"usdm\"") }
         let value = line.flatMap { $0.split(separator: " ").last }.flatMap { Double($0) } ?? 0
         XCTAssertGreaterThan(value, 0, "ticks were counted: \(line ?? "")")
-        let summary = try XCTUnwrap(JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: work + "/live/summary.json")))
-                                    as? [String: Any])
+        let summaryData = try Data(contentsOf: URL(fileURLWithPath: work + "/live/summary.json"))
+        let summary = try XCTUnwrap(JSONSerialization.jsonObject(with: summaryData) as? [String: Any])
         XCTAssertLessThanOrEqual(value, Double(summary["ticks_delivered"] as? Int ?? 0))
     }
 }

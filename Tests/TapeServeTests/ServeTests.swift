@@ -63,7 +63,8 @@ final class ServeTests: XCTestCase {
     }
 
     func capture(_ name: String) throws -> String {
-        let path = packageRoot().deletingLastPathComponent().appendingPathComponent("shared/data/binance-feed/\(name)").path
+        let path = packageRoot().deletingLastPathComponent()
+            .appendingPathComponent("shared/data/binance-feed/\(name)").path
         try requireOrSkip(FileManager.default.fileExists(atPath: path), "real data at \(path)")
         return path
     }
@@ -78,11 +79,12 @@ final class ServeTests: XCTestCase {
         try requireOrSkip(FileManager.default.isExecutableFile(atPath: tape), "the built binary \(tape)")
     }
 
-    /// `tape replay CAPTURES --store URL` into a new database: its URL and the run folder.
+    /// `tape replay CAPTURES --store URL` into a new database: its URL and the run folder (alone in a folder of
+    /// its own: `--runs-dir`).
     func replayIntoFreshDatabase(_ captures: [String], label: String) throws -> (String, String) {
         try requireTape()
         let url = try freshDatabase(label)
-        let out = temporaryFolder(label)
+        let out = temporaryFolder("runs-" + label) + "/" + label
         let log = out + ".log"
         let pid = try XCTUnwrap(spawnInBackground([tape, "replay"] + captures
                                                   + ["--out", out, "--quiet", "--no-report", "--store", url],
@@ -96,8 +98,8 @@ final class ServeTests: XCTestCase {
     func startServe(_ arguments: [String], label: String) throws -> (pid_t, String) {
         try requireTape()
         let folder = temporaryFolder("serve-" + label)
-        let pid = try XCTUnwrap(spawnInBackground([tape, "serve", "--listen", "127.0.0.1:0",
-                                                   "--swagger-ui", packageRoot().appendingPathComponent(".tape/swagger-ui").path]
+        let swaggerUI = packageRoot().appendingPathComponent(".tape/swagger-ui").path
+        let pid = try XCTUnwrap(spawnInBackground([tape, "serve", "--listen", "127.0.0.1:0", "--swagger-ui", swaggerUI]
                                                   + arguments, stdout: folder + "/out", stderr: folder + "/err"))
         servers.append(pid)
         let deadline = Date().addingTimeInterval(20)
@@ -107,7 +109,8 @@ final class ServeTests: XCTestCase {
                 return (pid, "http://" + line.dropFirst("listening ".count))
             }
             if let code = waitForExit(pid, seconds: 0) {
-                XCTFail("tape serve exited \(code): \((try? String(contentsOfFile: folder + "/err", encoding: .utf8)) ?? "")")
+                let log = (try? String(contentsOfFile: folder + "/err", encoding: .utf8)) ?? ""
+                XCTFail("tape serve exited \(code): \(log)")
                 throw MissingRequirement(description: "tape serve did not start")
             }
             usleep(50_000)
@@ -146,7 +149,9 @@ final class ServeTests: XCTestCase {
         }.resume()
         done.wait()
         let (data, response, error) = box.get()
-        guard let response else { throw MissingRequirement(description: "\(method) \(url): \(String(describing: error))") }
+        guard let response else {
+            throw MissingRequirement(description: "\(method) \(url): \(String(describing: error))")
+        }
         var fields: [String: String] = [:]
         for (name, value) in response.allHeaderFields {
             fields[String(describing: name).lowercased()] = String(describing: value)
@@ -178,10 +183,13 @@ final class ServeTests: XCTestCase {
         let (url, out) = try replayIntoFreshDatabase(captures, label: "routes")
         let prefix = try freshRedisPrefix("routes")
         let database = try PostgresConnection(url: url)
-        let (pid, base) = try startServe(["--store", url, "--redis", Self.redisURL, "--redis-prefix", prefix], label: "routes")
+        let runsDirectory = (out as NSString).deletingLastPathComponent
+        let (pid, base) = try startServe(["--store", url, "--redis", Self.redisURL, "--redis-prefix", prefix,
+                                          "--runs-dir", runsDirectory], label: "routes")
 
         // Symbols: tick_ranges per symbol.
-        let expectedSymbols = try database.query("SELECT symbol, sum(rows)::bigint FROM tick_ranges GROUP BY symbol ORDER BY symbol")
+        let expectedSymbols = try database.query(
+            "SELECT symbol, sum(rows)::bigint FROM tick_ranges GROUP BY symbol ORDER BY symbol")
         let symbols = try XCTUnwrap(try request(base + "/api/v1/symbols").json()["items"] as? [[String: Any]])
         XCTAssertEqual(symbols.map { $0["symbol"] as? String }, expectedSymbols.map { $0[0] })
         XCTAssertEqual(symbols.map { ($0["ticks"] as? Int).map(String.init) }, expectedSymbols.map { $0[1] })
@@ -190,11 +198,12 @@ final class ServeTests: XCTestCase {
         // Latest: the newest 1m bar and trade of each symbol, first a cache miss (filled), then a hit.
         for symbol in expectedSymbols.compactMap({ $0[0] }) {
             let bar = try XCTUnwrap(try database.query("""
-                SELECT \(Self.nanos("time")), close, volume, trades FROM bars WHERE symbol = '\(symbol)' AND timeframe = '1m'
-                ORDER BY time DESC LIMIT 1
+                SELECT \(Self.nanos("time")), close, volume, trades FROM bars
+                WHERE symbol = '\(symbol)' AND timeframe = '1m' ORDER BY time DESC LIMIT 1
                 """).first)
             let trade = try XCTUnwrap(try database.query("""
-                SELECT time_ns, price, size FROM ticks WHERE symbol = '\(symbol)' AND kind = 0 ORDER BY time DESC, receive_ns DESC LIMIT 1
+                SELECT time_ns, price, size FROM ticks WHERE symbol = '\(symbol)' AND kind = 0
+                ORDER BY time DESC, receive_ns DESC LIMIT 1
                 """).first)
             for _ in 0..<2 {
                 let reply = try request(base + "/api/v1/latest/\(symbol)?timeframe=1m")
@@ -222,12 +231,14 @@ final class ServeTests: XCTestCase {
 
         // Bars in a range, paged by 7: the same rows as SQL, in order.
         let range = try XCTUnwrap(try database.query("""
-            SELECT min(\(Self.nanos("time"))), max(\(Self.nanos("time"))) FROM bars WHERE symbol = '\(symbol)' AND timeframe = '1m'
+            SELECT min(\(Self.nanos("time"))), max(\(Self.nanos("time"))) FROM bars
+            WHERE symbol = '\(symbol)' AND timeframe = '1m'
             """).first)
         let from = Int64(range[0]!)!, to = Int64(range[1]!)!
         let expectedBars = try database.query("""
             SELECT \(Self.nanos("time")), open, high, low, close, volume, vwap, trades FROM bars
-            WHERE symbol = '\(symbol)' AND timeframe = '1m' AND time >= to_timestamp(\(from) / 1e9) AND time < to_timestamp(\(to) / 1e9)
+            WHERE symbol = '\(symbol)' AND timeframe = '1m'
+              AND time >= to_timestamp(\(from) / 1e9) AND time < to_timestamp(\(to) / 1e9)
             ORDER BY time
             """)
         XCTAssertGreaterThan(expectedBars.count, 1)
@@ -246,12 +257,14 @@ final class ServeTests: XCTestCase {
         XCTAssertEqual(pagedBars.map(\.close), expectedBars.map { $0[4].flatMap(Double.init) })
         XCTAssertEqual(pagedBars.map(\.vwap), expectedBars.map { $0[6].flatMap(Double.init) })
         XCTAssertEqual(pages, (expectedBars.count + 1) / 2)
-        let isoRange = try request(base + "/api/v1/bars/\(symbol)?timeframe=1m&from=\(isoText(from))&to=\(isoText(to))&limit=1000").json()
+        let isoAddress = base + "/api/v1/bars/\(symbol)?timeframe=1m&from=\(isoText(from))&to=\(isoText(to))&limit=1000"
+        let isoRange = try request(isoAddress).json()
         XCTAssertEqual((isoRange["items"] as? [Any])?.count, expectedBars.count, "ISO-8601 bounds select the same bars")
 
         // Indicators: the same rows as SQL.
         let expectedIndicators = try database.query("""
-            SELECT \(Self.nanos("time")), sma, rsi FROM indicators WHERE symbol = '\(symbol)' AND timeframe = '1m' ORDER BY time
+            SELECT \(Self.nanos("time")), sma, rsi FROM indicators
+            WHERE symbol = '\(symbol)' AND timeframe = '1m' ORDER BY time
             """)
         let indicators = try JSONDecoder().decode(Page<IndicatorItem>.self, from: try request(
             base + "/api/v1/indicators/\(symbol)?timeframe=1m&limit=1000").body).items
@@ -260,7 +273,8 @@ final class ServeTests: XCTestCase {
         XCTAssertEqual(indicators.map(\.rsi), expectedIndicators.map { $0[2].flatMap(Double.init) })
 
         // Anomalies, paged by 1, and filtered by rule.
-        let expectedAnomalies = try database.query("SELECT symbol, time_ns, rule, value FROM anomalies ORDER BY time_ns, symbol, rule")
+        let expectedAnomalies = try database.query(
+            "SELECT symbol, time_ns, rule, value FROM anomalies ORDER BY time_ns, symbol, rule")
         XCTAssertGreaterThan(expectedAnomalies.count, 0, "the merged replay raises stale-feed anomalies")
         var anomalies: [AnomalyItem] = []
         cursor = nil
@@ -275,8 +289,10 @@ final class ServeTests: XCTestCase {
                        expectedAnomalies.map { "\($0[0]!) \($0[1]!) \($0[2]!)" })
         XCTAssertEqual(anomalies.map(\.value), expectedAnomalies.map { $0[3].flatMap(Double.init) })
         let rule = try XCTUnwrap(expectedAnomalies.first?[2])
-        let byRule = try XCTUnwrap(try request(base + "/api/v1/anomalies?rule=\(rule)&severity=warning").json()["items"] as? [Any])
-        XCTAssertEqual(byRule.count, try database.query("SELECT count(*) FROM anomalies WHERE rule = '\(rule)' AND severity = 'warning'")
+        let byRule = try XCTUnwrap(try request(base + "/api/v1/anomalies?rule=\(rule)&severity=warning").json()["items"]
+                                   as? [Any])
+        XCTAssertEqual(byRule.count, try database.query(
+            "SELECT count(*) FROM anomalies WHERE rule = '\(rule)' AND severity = 'warning'")
             .first?[0].flatMap { Int($0) })
 
         // Runs: the replay's row, and its summary (the digest of summary.json).
@@ -289,6 +305,18 @@ final class ServeTests: XCTestCase {
         let run = try request(base + "/api/v1/runs/\(runID)").json()
         XCTAssertEqual((run["summary"] as? [String: Any])?["digest"] as? String, summary["digest"] as? String)
         XCTAssertEqual(run["kind"] as? String, "replay")
+
+        // Run folders on disk: the replay's folder, its headline and its whole summary.json.
+        let folders = try request(base + "/api/v1/run-folders").json()
+        let folder = try XCTUnwrap((folders["items"] as? [[String: Any]])?.first, "\(folders)")
+        XCTAssertEqual(folder["name"] as? String, "routes")
+        XCTAssertEqual(folder["digest"] as? String, summary["digest"] as? String)
+        XCTAssertEqual(folder["run_id"] as? String, runID)
+        XCTAssertEqual(folder["ticks_delivered"] as? Int, summary["ticks_delivered"] as? Int)
+        let detail = try request(base + "/api/v1/run-folders/routes").json()
+        XCTAssertEqual((detail["summary"] as? [String: Any])?["digest"] as? String, summary["digest"] as? String)
+        try assertProblem(try request(base + "/api/v1/run-folders/nope"), 404)
+        try assertProblem(try request(base + "/api/v1/run-folders/..%2F..%2Fetc"), 404)
         stopServe(pid)
     }
 
@@ -312,7 +340,8 @@ final class ServeTests: XCTestCase {
                                           "--config", config], label: "errors")
         try assertProblem(try request(base + "/api/v1/latest/spot:NOPE"), 404)
         try assertProblem(try request(base + "/api/v1/bars/spot:NOPE"), 404)
-        try assertProblem(try request(base + "/api/v1/bars/spot:BTCUSDT?from=2024-08-09T00:00:00Z&to=2024-08-08T00:00:00Z"), 400)
+        let backwards = "from=2024-08-09T00:00:00Z&to=2024-08-08T00:00:00Z"
+        try assertProblem(try request(base + "/api/v1/bars/spot:BTCUSDT?" + backwards), 400)
         try assertProblem(try request(base + "/api/v1/bars/spot:BTCUSDT?from=yesterday"), 400)
         try assertProblem(try request(base + "/api/v1/bars/spot:BTCUSDT?limit=0"), 400)
         try assertProblem(try request(base + "/api/v1/bars/spot:BTCUSDT?timeframe=+5m"), 400)
@@ -327,11 +356,12 @@ final class ServeTests: XCTestCase {
         try assertProblem(try request(invalidate, method: "POST", headers: ["X-API-Key": "guess"]), 401)
         try assertProblem(try request(invalidate, method: "POST", headers: ["X-API-Key": "read-secret"]), 403)
         let redis = try RedisConnection(url: Self.redisURL)
-        XCTAssertFalse(try XCTUnwrap(try redis.command(["HGETALL", "\(prefix)latest:bar:spot:BTCUSDT:1m"]).fieldValues).isEmpty)
+        let barKey = "\(prefix)latest:bar:spot:BTCUSDT:1m"
+        XCTAssertFalse(try XCTUnwrap(try redis.command(["HGETALL", barKey]).fieldValues).isEmpty)
         let invalidated = try request(invalidate, method: "POST", headers: ["X-API-Key": "admin-secret"])
         XCTAssertEqual(invalidated.status, 200, invalidated.text)
         XCTAssertEqual(try invalidated.json()["keys_deleted"] as? Int, 3, "trade, quote and the 1m bar")
-        XCTAssertTrue(try XCTUnwrap(try redis.command(["HGETALL", "\(prefix)latest:bar:spot:BTCUSDT:1m"]).fieldValues).isEmpty)
+        XCTAssertTrue(try XCTUnwrap(try redis.command(["HGETALL", barKey]).fieldValues).isEmpty)
 
         // A flood from one key: 429 with Retry-After once its burst is spent.
         var statuses: [Int] = []
@@ -350,9 +380,14 @@ final class ServeTests: XCTestCase {
         // The other key and anonymous reads have buckets of their own.
         XCTAssertEqual(try request(base + "/api/v1/symbols").status, 200)
         let metrics = try request(base + "/metrics").text
-        XCTAssertTrue(metrics.contains("tape_http_requests_total{route=\"/api/v1/symbols\",method=\"GET\",status=\"429\"}"), metrics)
-        XCTAssertTrue(metrics.contains("tape_http_requests_total{route=\"/api/v1/bars/{symbol}\",method=\"GET\",status=\"400\"}"), metrics)
-        XCTAssertTrue(metrics.contains("tape_http_request_duration_seconds_bucket{route=\"/api/v1/latest/{symbol}\""), metrics)
+        for expected in ["tape_http_requests_total{route=\"/api/v1/symbols\",method=\"GET\",status=\"429\"}",
+                         "tape_http_requests_total{route=\"/api/v1/bars/{symbol}\",method=\"GET\",status=\"400\"}",
+                         "tape_http_requests_total{route=\"/api/v1/admin/cache/invalidate\","
+                            + "method=\"POST\",status=\"401\"}",
+                         "tape_http_requests_total{route=\"unmatched\",method=\"GET\",status=\"404\"}",
+                         "tape_http_request_duration_seconds_bucket{route=\"/api/v1/latest/{symbol}\""] {
+            XCTAssertTrue(metrics.contains(expected), "\(expected) in\n\(metrics)")
+        }
         XCTAssertTrue(metrics.contains("tape_ws_clients 0"), metrics)
         stopServe(pid)
 
@@ -377,7 +412,8 @@ final class ServeTests: XCTestCase {
         XCTAssertEqual(try ready.json()["status"] as? String, "ready")
         stopServe(up)
 
-        let (deadRedis, deadRedisBase) = try startServe(["--store", url, "--redis", "redis://127.0.0.1:1"], label: "deadredis")
+        let (deadRedis, deadRedisBase) = try startServe(["--store", url, "--redis", "redis://127.0.0.1:1"],
+                                                        label: "deadredis")
         let notReady = try request(deadRedisBase + "/ready")
         XCTAssertEqual(notReady.status, 503, notReady.text)
         let dependencies = try XCTUnwrap(try notReady.json()["dependencies"] as? [String: [String: Any]])
@@ -388,7 +424,8 @@ final class ServeTests: XCTestCase {
         XCTAssertNotNil(try latest.json()["bar"] as? [String: Any])
         stopServe(deadRedis)
 
-        let (deadPostgres, deadPostgresBase) = try startServe(["--store", "postgres://postgres@127.0.0.1:1/tape"], label: "deadpg")
+        let (deadPostgres, deadPostgresBase) = try startServe(["--store", "postgres://postgres@127.0.0.1:1/tape"],
+                                                              label: "deadpg")
         try assertProblem(try request(deadPostgresBase + "/api/v1/symbols"), 503)
         try assertProblem(try request(deadPostgresBase + "/api/v1/latest/spot:BTCUSDT"), 503)
         XCTAssertEqual(try request(deadPostgresBase + "/ready").status, 503)
@@ -410,18 +447,20 @@ final class ServeTests: XCTestCase {
                 documented.insert("\(method.uppercased()) \(path)")
             }
         }
-        let server = try ServeServer(settings: .init(stores: .init(postgresURL: "postgres://postgres@127.0.0.1:1/none")))
+        let nowhere = "postgres://postgres@127.0.0.1:1/none"
+        let server = try ServeServer(settings: .init(stores: .init(postgresURL: nowhere)))
         let registered = Set(server.makeRoutes().routes.map(\.description))
         XCTAssertEqual(registered.subtracting(documented), [], "routes missing from the spec")
         XCTAssertEqual(documented.subtracting(registered), [], "spec paths no route serves")
-        XCTAssertEqual(OpenAPISpec.bytes, [UInt8](specData), "the binary carries the repository's spec")
+        XCTAssertEqual(Data(OpenAPISpec.bytes), specData, "the binary carries the repository's spec")
 
         let (pid, base) = try startServe(["--store", "postgres://postgres@127.0.0.1:1/none"], label: "spec")
         let served = try request(base + "/openapi.json")
         XCTAssertEqual(served.body, specData)
         XCTAssertEqual(served.contentType, "application/json")
         let swagger = packageRoot().appendingPathComponent(".tape/swagger-ui/swagger-ui-bundle.js").path
-        try requireOrSkip(FileManager.default.fileExists(atPath: swagger), "Swagger UI from scripts/setup.sh at \(swagger)")
+        try requireOrSkip(FileManager.default.fileExists(atPath: swagger),
+                          "Swagger UI from scripts/setup.sh at \(swagger)")
         let docs = try request(base + "/docs")
         XCTAssertEqual(docs.status, 200)
         XCTAssertTrue(docs.text.contains("url: \"/openapi.json\""), docs.text)
@@ -437,16 +476,19 @@ final class ServeTests: XCTestCase {
     func testSchemathesisFindsNoServerErrorAndNoSpecViolation() throws {
         let available = spawnAndWait(["/usr/bin/env", "python3", "-c", "import schemathesis"]) == 0
         try requireOrSkip(available, "schemathesis (PyPI; scripts/setup.sh installs it)")
-        let (url, _) = try replayIntoFreshDatabase([try capture("spot-btcusdt_20240808.gz")], label: "schemathesis")
+        let (url, out) = try replayIntoFreshDatabase([try capture("spot-btcusdt_20240808.gz")], label: "schemathesis")
         let prefix = try freshRedisPrefix("schemathesis")
         let config = temporaryFolder("config") + "/serve.yaml"
-        try "rate_limits: {per_ip: {rate_per_second: 100000, burst: 100000}}\n".write(toFile: config, atomically: true, encoding: .utf8)
-        let (pid, base) = try startServe(["--store", url, "--redis", Self.redisURL, "--redis-prefix", prefix, "--config", config],
+        try "rate_limits: {per_ip: {rate_per_second: 100000, burst: 100000}}\n"
+            .write(toFile: config, atomically: true, encoding: .utf8)
+        let (pid, base) = try startServe(["--store", url, "--redis", Self.redisURL, "--redis-prefix", prefix,
+                                          "--config", config, "--runs-dir", (out as NSString).deletingLastPathComponent],
                                          label: "schemathesis")
         let folder = temporaryFolder("schemathesis")
         let code = spawnAndWait(["/bin/bash", "-c", """
             cd '\(folder)' && python3 -m schemathesis.cli run '\(base)/openapi.json' \
-              --checks not_a_server_error,status_code_conformance,content_type_conformance,response_headers_conformance,response_schema_conformance \
+              --checks not_a_server_error,status_code_conformance,content_type_conformance,\
+            response_headers_conformance,response_schema_conformance \
               --max-examples 40 --seed 14 --workers 2 --generation-database none --no-color --request-timeout 30 \
               > '\(folder)/out' 2>&1
             """])
