@@ -479,8 +479,11 @@ final class ServeTests: XCTestCase {
         let (url, out) = try replayIntoFreshDatabase([try capture("spot-btcusdt_20240808.gz")], label: "schemathesis")
         let prefix = try freshRedisPrefix("schemathesis")
         let config = temporaryFolder("config") + "/serve.yaml"
-        try "rate_limits: {per_ip: {rate_per_second: 100000, burst: 100000}}\n"
-            .write(toFile: config, atomically: true, encoding: .utf8)
+        // An admin key for every request, so the admin endpoint is exercised too; limits schemathesis stays under.
+        try """
+            auth: {keys: [{name: fuzz, sha256: "\(ServeConfig.hash(key: "fuzz-secret"))", scopes: [read, admin]}]}
+            rate_limits: {per_key: {rate_per_second: 100000, burst: 100000}}
+            """.write(toFile: config, atomically: true, encoding: .utf8)
         let (pid, base) = try startServe(["--store", url, "--redis", Self.redisURL, "--redis-prefix", prefix,
                                           "--config", config, "--runs-dir", (out as NSString).deletingLastPathComponent],
                                          label: "schemathesis")
@@ -490,6 +493,7 @@ final class ServeTests: XCTestCase {
               --checks not_a_server_error,status_code_conformance,content_type_conformance,\
             response_headers_conformance,response_schema_conformance \
               --max-examples 40 --seed 14 --workers 2 --generation-database none --no-color --request-timeout 30 \
+              --header 'X-API-Key: fuzz-secret' \
               > '\(folder)/out' 2>&1
             """])
         let output = (try? String(contentsOfFile: folder + "/out", encoding: .utf8)) ?? ""

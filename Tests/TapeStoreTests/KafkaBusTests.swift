@@ -126,6 +126,7 @@ extension PostgresStoreTests {
         let term = try freshDatabase("term")
         var arguments = workArguments(topic: topic, group: "term-\(getpid())", store: term, name: "term", idle: 60)
         arguments += ["--store", "influx://127.0.0.1:58086/\(influxDatabase)"]
+        arguments += ["--metrics-listen", "127.0.0.1:0"]
         let stopped = try startTape(arguments, log: folder + "/term.log")
         var holding = false
         for _ in 0..<300 where !holding {
@@ -134,6 +135,21 @@ extension PostgresStoreTests {
         }
         XCTAssertTrue(holding, "the worker took its partitions")
         Thread.sleep(forTimeInterval: 2)
+        // --metrics-listen: the same `tape_work` points as Prometheus text while the worker runs.
+        var scraped = ""
+        for _ in 0..<50 where !scraped.contains("tape_work_next_offset{") {
+            let log = (try? String(contentsOfFile: folder + "/term.log", encoding: .utf8)) ?? ""
+            if let start = log.range(of: "metrics at http://") {
+                let address = log[start.upperBound...].prefix { $0 != "/" }
+                scraped = (try? String(contentsOf: URL(string: "http://\(address)/metrics")!, encoding: .utf8)) ?? ""
+            }
+            Thread.sleep(forTimeInterval: 0.1)
+        }
+        XCTAssertTrue(scraped.contains("# TYPE tape_work_next_offset gauge"), scraped)
+        let partitionLine = scraped.split(separator: "\n").first {
+            $0.hasPrefix("tape_work_next_offset{") && $0.contains("group=\"term-\(getpid())\"") && $0.contains("partition=\"2\"")
+        }
+        XCTAssertNotNil(partitionLine, scraped)
         kill(stopped.processIdentifier, SIGTERM)
         waitExit(stopped, seconds: 30, "the worker after SIGTERM")
         XCTAssertEqual(stopped.terminationStatus, 0)
