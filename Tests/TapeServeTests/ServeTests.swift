@@ -468,6 +468,23 @@ final class ServeTests: XCTestCase {
         XCTAssertEqual(bundle.status, 200)
         XCTAssertEqual(bundle.body, try Data(contentsOf: URL(fileURLWithPath: swagger)))
         try assertProblem(try request(base + "/docs/../../etc/passwd"), 404)
+
+        // Swagger UI renders offline in headless Chromium: one operation block per path of the spec.
+        let chromium = "/usr/bin/chromium"
+        try requireOrSkip(FileManager.default.isExecutableFile(atPath: chromium), "chromium at \(chromium)")
+        let dom = temporaryFolder("docs") + "/dom.html"
+        let browser = try XCTUnwrap(spawnInBackground([chromium, "--headless", "--no-sandbox", "--disable-gpu",
+                                                       "--virtual-time-budget=8000", "--dump-dom", base + "/docs"],
+                                                      stdout: dom, stderr: "/dev/null"))
+        if waitForExit(browser, seconds: 90) == nil {
+            kill(browser, SIGKILL)
+            _ = waitForExit(browser)
+            XCTFail("chromium did not finish within 90 s")
+        }
+        let rendered = (try? String(contentsOfFile: dom, encoding: .utf8)) ?? ""
+        for path in paths.keys {
+            XCTAssertTrue(rendered.contains("data-path=\"\(path)\""), "Swagger UI shows \(path)")
+        }
         stopServe(pid)
     }
 
