@@ -7,6 +7,7 @@ import TapeStore
 import TapeMetrics
 import TapeRedis
 import TapeServe
+import TapeReplay
 
 /// `--store URL` (repeatable) on `tape replay` and `tape live`: the stores every output also goes to.
 struct StoreOptions: ParsableArguments {
@@ -106,6 +107,9 @@ struct MetricsListenOptions: ParsableArguments {
             throw ValidationError("--metrics-listen '\(metricsListen)': expected HOST:PORT")
         }
         let board = MetricsBoard()
+        // The server's threads must not take SIGINT/SIGTERM: the run's PauseControl waits for them
+        // (installed later, on this thread; threads started from here inherit the mask).
+        PauseControl.blockSignals()
         do {
             let endpoint = try MetricsEndpoint.start(listen: metricsListen, board: board)
             FileHandle.standardError.write(Data("tape: metrics at http://\(endpoint.address)/metrics\n".utf8))
