@@ -433,6 +433,41 @@ final class ServeTests: XCTestCase {
         stopServe(deadPostgres)
     }
 
+    /// PostgreSQL and Redis drop the server's connections (as a restart does): the next requests reconnect and
+    /// answer 200, and the cache is filled again.
+    func testDroppedConnectionsAreReconnected() throws {
+        let (url, _) = try replayIntoFreshDatabase([try capture("spot-btcusdt_20240808.gz")], label: "reconnect")
+        let prefix = try freshRedisPrefix("reconnect")
+        let (pid, base) = try startServe(["--store", url, "--redis", Self.redisURL, "--redis-prefix", prefix,
+                                          "--store-threads", "1"], label: "reconnect")
+        XCTAssertEqual(try request(base + "/api/v1/latest/spot:BTCUSDT").status, 200)
+        let database = try PostgresConnection(url: url)
+        let name = try XCTUnwrap(URL(string: url)?.lastPathComponent)
+        let terminated = try database.query("""
+            SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity
+            WHERE datname = '\(name)' AND pid <> pg_backend_pid()
+            """)
+        XCTAssertEqual(terminated.first?[0], "1", "the server's one connection (one store thread)")
+        let redis = try RedisConnection(url: Self.redisURL)
+        let clients = try XCTUnwrap(try redis.command(["CLIENT", "LIST"]).string)
+        let ours = clients.split(separator: "\n").filter { $0.contains(" name=tape-serve ") }
+        for line in ours {
+            if let id = line.split(separator: " ").first(where: { $0.hasPrefix("id=") })?.dropFirst(3) {
+                _ = try redis.command(["CLIENT", "KILL", "ID", String(id)])
+            }
+        }
+        XCTAssertFalse(ours.isEmpty, "the server's Redis connection was found")
+        _ = try redis.command(["DEL", "\(prefix)latest:bar:spot:BTCUSDT:1m"])
+        Thread.sleep(forTimeInterval: 1.1)   // past the Redis reconnect interval
+        let again = try request(base + "/api/v1/latest/spot:BTCUSDT")
+        XCTAssertEqual(again.status, 200, again.text)
+        XCTAssertEqual(try request(base + "/api/v1/symbols").status, 200)
+        let refilled = try XCTUnwrap(try redis.command(["HGETALL", "\(prefix)latest:bar:spot:BTCUSDT:1m"]).fieldValues)
+        XCTAssertFalse(refilled.isEmpty, "the read-through wrote the bar again over a new connection")
+        XCTAssertEqual(try request(base + "/ready").status, 200)
+        stopServe(pid)
+    }
+
     /// Every route the server registers is in the OpenAPI document and every path of the document is served,
     /// method for method; the binary serves the repository's spec file as is, and Swagger UI at /docs.
     func testEveryRouteIsInTheSpecAndEverySpecPathIsServed() throws {
