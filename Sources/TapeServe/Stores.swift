@@ -35,6 +35,9 @@ public final class Stores: @unchecked Sendable {
         /// Threads (and sessions) for blocking calls.
         public var threadCount = 4
         public var statementTimeoutMilliseconds = 5_000
+        /// libpq's `connect_timeout` (s) when the URL gives none: a host that does not answer costs a store
+        /// thread this long, not the TCP timeout (minutes).
+        public var connectTimeoutSeconds = 3
         public var redisRetryNanoseconds: Int64 = 1_000_000_000
         /// Expiry of keys the read-through fills (as the Redis sink's).
         public var redisTTLSeconds: Int64? = RedisSinkOptions().ttlSeconds
@@ -67,6 +70,13 @@ public final class Stores: @unchecked Sendable {
         self.redisEndpoint = try settings.redisURL.map { try RedisEndpoint(url: $0) }
         threads = NIOThreadPool(numberOfThreads: settings.threadCount)
         threads.start()
+    }
+
+    /// The PostgreSQL URL with `connect_timeout` added unless it has one.
+    var connectURL: String {
+        let url = settings.postgresURL
+        if url.contains("connect_timeout=") { return url }
+        return url + (url.contains("?") ? "&" : "?") + "connect_timeout=\(settings.connectTimeoutSeconds)"
     }
 
     /// Whether a Redis cache is configured.
@@ -180,7 +190,7 @@ public final class Stores: @unchecked Sendable {
             if let postgres, postgres.isConnected { return StoreQueries(connection: postgres) }
             postgres = nil
             let connection: PostgresConnection
-            do { connection = try PostgresConnection(url: stores.settings.postgresURL) } catch {
+            do { connection = try PostgresConnection(url: stores.connectURL) } catch {
                 throw Problem.unavailable("PostgreSQL \(stores.postgresPeer) is unreachable: "
                                           + "\((error as? PostgresError)?.detail ?? "\(error)")")
             }
