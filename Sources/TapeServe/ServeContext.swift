@@ -27,9 +27,11 @@ public final class MatchedRoute: @unchecked Sendable {
     init() {}
 }
 
-/// Router middleware, run once the route is known: records `context.endpointPath` (the route as registered,
-/// `/api/v1/bars/{symbol}`) for the metrics, then checks access (API keys, rate limits). A path no route
-/// serves never gets here: it is a 404 without a key check or a token taken.
+/// Router middleware: records `context.endpointPath` (the route as registered, `/api/v1/bars/{symbol}`) for
+/// the metrics, then checks access (API keys, rate limits). Hummingbird also runs it in front of its
+/// not-found responder (path or method unknown; `endpointPath` nil), so a flood of unknown paths under
+/// `/api/v1` is rate-limited too, and a method no route serves needs a key like any write (401 without one,
+/// 404 with one).
 struct RouteGate: RouterMiddleware {
     typealias Context = ServeContext
     let access: AccessControl
