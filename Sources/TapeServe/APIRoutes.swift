@@ -56,17 +56,17 @@ struct APIRoutes {
         let query = request.uri.queryParameters
         let timeframe = try Self.timeframe(query.get("timeframe"))
         let layout = stores.layout
+        // Redis first: a symbol whose latest state is cached costs no PostgreSQL query at all; PostgreSQL is
+        // asked for what Redis misses and, when nothing is found anywhere, whether the symbol exists (404).
         let result = try await stores.run { session -> JSONValue in
-            let queries = try session.queries()
-            guard try queries.hasSymbol(symbol) else { throw Problem.notFound("unknown symbol '\(symbol)'") }
             let trade = try session.readThrough(key: layout.latestTrade(symbol), timeframe: nil) {
-                try queries.latestTick(symbol: symbol, kind: 0).map { row in
+                try session.queries().latestTick(symbol: symbol, kind: 0).map { row in
                     [("event_time_ns", row[0] ?? ""), ("receive_time_ns", row[1] ?? ""), ("price", Self.number(row[3])),
                      ("size", Self.number(row[4])), ("side", row[5] ?? "0"), ("sequence", row[6] ?? "0")]
                 }
             }
             let quote = try session.readThrough(key: layout.latestQuote(symbol), timeframe: nil) {
-                try queries.latestTick(symbol: symbol, kind: 1).map { row in
+                try session.queries().latestTick(symbol: symbol, kind: 1).map { row in
                     [("event_time_ns", row[0] ?? ""), ("receive_time_ns", row[1] ?? ""), ("bid", Self.number(row[7])),
                      ("bid_size", Self.number(row[8])), ("ask", Self.number(row[9])),
                      ("ask_size", Self.number(row[10]))]
@@ -75,9 +75,13 @@ struct APIRoutes {
             let bar = try session.latestBar(symbol: symbol, timeframe: timeframe)
             let predictionKey = layout.latestPrediction(symbol, timeframe)
             let prediction = try session.readThrough(key: predictionKey, timeframe: timeframe) {
-                try queries.latestPrediction(symbol: symbol, timeframe: timeframe.description).map { row in
+                try session.queries().latestPrediction(symbol: symbol, timeframe: timeframe.description).map { row in
                     [("end_ns", row[0] ?? ""), ("prediction", Self.number(row[1]))]
                 }
+            }
+            if trade == nil && quote == nil && bar == nil && prediction == nil,
+               try !session.queries().hasSymbol(symbol) {
+                throw Problem.notFound("unknown symbol '\(symbol)'")
             }
             return .object([
                 ("symbol", .string(symbol)), ("timeframe", .string(timeframe.description)),
@@ -98,9 +102,11 @@ struct APIRoutes {
         let after = try query.get("cursor").map { try Self.nanosecondsCursor($0) }
         let page = try await stores.run { session -> [StoredBar] in
             let queries = try session.queries()
-            guard try queries.hasSymbol(symbol) else { throw Problem.notFound("unknown symbol '\(symbol)'") }
-            return try queries.bars(symbol: symbol, timeframe: timeframe.description, from: from, to: to, after: after,
-                                    limit: limit + 1)
+            let bars = try queries.bars(symbol: symbol, timeframe: timeframe.description, from: from, to: to,
+                                        after: after, limit: limit + 1)
+            // An empty page: no bars there, or no such symbol (404).
+            if bars.isEmpty, try !queries.hasSymbol(symbol) { throw Problem.notFound("unknown symbol '\(symbol)'") }
+            return bars
         }
         let shown = page.prefix(limit)
         let items = shown.map { bar in
@@ -121,9 +127,10 @@ struct APIRoutes {
         let after = try query.get("cursor").map { try Self.nanosecondsCursor($0) }
         let rows = try await stores.run { session -> [[String?]] in
             let queries = try session.queries()
-            guard try queries.hasSymbol(symbol) else { throw Problem.notFound("unknown symbol '\(symbol)'") }
-            return try queries.indicators(symbol: symbol, timeframe: timeframe.description, from: from, to: to,
-                                          after: after, limit: limit + 1)
+            let rows = try queries.indicators(symbol: symbol, timeframe: timeframe.description, from: from, to: to,
+                                              after: after, limit: limit + 1)
+            if rows.isEmpty, try !queries.hasSymbol(symbol) { throw Problem.notFound("unknown symbol '\(symbol)'") }
+            return rows
         }
         let shown = rows.prefix(limit)
         let items = shown.map { row -> JSONValue in
