@@ -44,9 +44,9 @@ struct StoreOptions: ParsableArguments {
             extra.append { context in
                 // `tape work` runs one sink per partition into the one board: its input (`kafka:topic[n]`)
                 // keeps their series apart.
-                let partition = context.kind == "work" ? context.inputs.first.map { [MetricTag("input", $0)] } ?? [] : []
-                let sink = MetricsSink(writer: nil, consumers: [board], symbols: context.symbols,
-                                       tags: [MetricTag("mode", context.kind)] + partition)
+                var tags = [MetricTag("mode", context.kind)]
+                if context.kind == "work", let input = context.inputs.first { tags.append(MetricTag("input", input)) }
+                let sink = MetricsSink(writer: nil, consumers: [board], symbols: context.symbols, tags: tags)
                 sink.addProvider { registry.points() }
                 return sink
             }
