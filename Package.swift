@@ -42,6 +42,10 @@ let package = Package(
         .package(url: "https://github.com/hummingbird-project/hummingbird-websocket", from: "2.8.1"),
         .package(url: "https://github.com/swift-server/swift-service-lifecycle", from: "2.13.0"),
         .package(url: "https://github.com/HdrHistogram/hdrhistogram-swift", from: "0.2.0"),
+        // `tape serve`'s and the pipeline processes' /metrics (Prometheus text): a registry passed around,
+        // never a global MetricsSystem bootstrap. swift-metrics (2.13.0) comes with it, as its CoreMetrics; it is
+        // not declared here because no target of ours imports it (SwiftPM warns about an unused dependency).
+        .package(url: "https://github.com/swift-server/swift-prometheus", from: "2.4.1"),
         // Property-based tests (swift-testing `@Test` + `propertyCheck`) of the number and time parsers.
         .package(url: "https://github.com/x-sheep/swift-property-based.git", exact: "2.0.1"),
     ],
@@ -158,12 +162,28 @@ let package = Package(
                                                     .product(name: "ServiceLifecycle",
                                                              package: "swift-service-lifecycle")],
                 swiftSettings: swift6),
+        // `tape serve`: the REST API over the stores (PostgreSQL, Redis read-through), OpenAPI + Swagger UI,
+        // problem+json errors, API keys and rate limits, /health /ready /metrics; and the Prometheus
+        // exposition of the pipeline processes' metric points (`--metrics-listen`). docs/serving.md.
+        .target(name: "TapeServe", dependencies: ["TapeCore", "TapeGraph", "TapeSinks", "TapeStore", "TapeRedis",
+                                                  "TapeMetrics", "Yams",
+                                                  .product(name: "Crypto", package: "swift-crypto"),
+                                                  .product(name: "Hummingbird", package: "hummingbird"),
+                                                  .product(name: "NIOCore", package: "swift-nio"),
+                                                  .product(name: "NIOPosix", package: "swift-nio"),
+                                                  .product(name: "Logging", package: "swift-log"),
+                                                  .product(name: "Prometheus", package: "swift-prometheus"),
+                                                  .product(name: "ServiceLifecycle",
+                                                           package: "swift-service-lifecycle")],
+                // The spec is compiled into the binary (`PackageResources.openapi_json`): found however `tape` is started.
+                resources: [.embedInCode("Resources/openapi.json")],
+                swiftSettings: swift6),
         // The one executable.
         .executableTarget(name: "tape", dependencies: [
             "TapeCore", "TapeClock", "TapeIO", "TapeSources", "TapeRecordings", "TapeGraph", "TapeSinks", "TapeEngine",
             "TapeReplay", "TapeModel", "TapeReports", "TapeScenarios", "TapeDiff", "TapeLive", "TapeConnectors",
             "TapeREST", "TapeFeedSim", "TapeStore", "TapeMetrics", "TapeRedis", "TapeBus", "TapeWork", "TapeKafka",
-            "TapeKafkaBus", "TapeAlerts", "Yams",
+            "TapeKafkaBus", "TapeAlerts", "TapeServe", "Yams",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
             .product(name: "Histogram", package: "hdrhistogram-swift"),
         ]),
@@ -210,6 +230,11 @@ let package = Package(
         .testTarget(name: "TapeMetricsTests", dependencies: ["TapeTestSupport", "TapeCore", "TapeIO", "TapeHTTP",
                                                              "TapeSources", "TapeRecordings", "TapeGraph",
                                                              "TapeSinks", "TapeEngine", "TapeMetrics"],
+                    swiftSettings: swift6),
+        // Runs the built `tape serve` against the PostgreSQL and Redis of `make services`, filled by `tape replay`.
+        .testTarget(name: "TapeServeTests", dependencies: ["TapeTestSupport", "TapeStore", "TapeRedis", "TapeMetrics",
+                                                           "TapeServe",
+                                                           .product(name: "Prometheus", package: "swift-prometheus")],
                     swiftSettings: swift6),
         .testTarget(name: "TapeEngineTests", dependencies: ["TapeTestSupport", "TapeCore", "TapeClock", "TapeSources",
                                                             "TapeGraph", "TapeSinks", "TapeEngine"],

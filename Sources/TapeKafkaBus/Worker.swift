@@ -165,7 +165,12 @@ public final class Worker {
                 }
             }
             commitDue(now: now)
-            if now - lastLag > 1_000_000_000 { lastLag = now; updateLag() }
+            if now - lastLag > 1_000_000_000 {
+                lastLag = now
+                updateLag()
+                // Metrics keep sampling while caught up (lag, offsets for `--metrics-listen` and InfluxDB).
+                for work in works.values { work.pollOtherSinks() }
+            }
         }
         // Revoke everything: commit, then leave the group.
         let open = works.keys.sorted()

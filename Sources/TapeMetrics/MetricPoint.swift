@@ -15,7 +15,7 @@ public enum MetricValue: Sendable, Equatable {
 
 /// A tag: indexed, a string, part of the series key. Keep the set of values small (feeds, symbols,
 /// kinds), never a number that changes every point.
-public struct MetricTag: Sendable, Equatable {
+public struct MetricTag: Sendable, Hashable {
     public var key: String
     public var value: String
     public init(_ key: String, _ value: String) {

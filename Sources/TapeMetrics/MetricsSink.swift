@@ -4,9 +4,10 @@ import TapeGraph
 import TapeSinks
 
 /// Operational metrics of a run (replay or live), counted on the engine thread and written to InfluxDB
-/// through an `InfluxWriter`: ticks per feed and per symbol, outputs per kind, pipeline lag, the
-/// writer's own counters, and the points of registered providers (latency percentiles, rejects, cache
-/// hit rate, store write rates — whatever other modules measure).
+/// through an `InfluxWriter` and/or handed to `MetricPointConsumer`s (a `MetricsBoard` that
+/// `--metrics-listen` serves as Prometheus text): ticks per feed and per symbol, outputs per kind, pipeline
+/// lag, the writer's own counters, and the points of registered providers (latency percentiles, rejects,
+/// cache hit rate, store write rates — whatever other modules measure).
 ///
 /// ```swift
 /// let metrics = try MetricsSink.influx(url: "influx://127.0.0.1:58086/tape", symbols: symbols,
@@ -52,7 +53,10 @@ public final class MetricsSink: EventSink {
     public var name: String { "metrics" }
     public var failure: (any Error)? { nil }
 
-    public let writer: InfluxWriter
+    /// The InfluxDB writer, or nil when the points only go to `consumers` (no InfluxDB).
+    public let writer: InfluxWriter?
+    /// Also get every sample's points, on the engine thread (`MetricPointConsumer`: never blocking).
+    public let consumers: [any MetricPointConsumer]
     public let symbols: SymbolTable
     /// The feed tag of every symbol, or nil for the venue part of each name.
     public let feed: String?
@@ -86,12 +90,16 @@ public final class MetricsSink: EventSink {
 
     /// `symbols` is the engine's table (read on the engine thread only). `feed`: one feed name for
     /// every symbol, or nil for the venue part of each name.
-    public init(writer: InfluxWriter, symbols: SymbolTable, feed: String? = nil, tags: [MetricTag] = [],
+    /// `writer` nil: no InfluxDB, the points go to `consumers` only (then at least one is given).
+    public init(writer: InfluxWriter?, consumers: [any MetricPointConsumer] = [], symbols: SymbolTable,
+                feed: String? = nil, tags: [MetricTag] = [],
                 intervalNanoseconds: Int64 = 1_000_000_000, providers: [Provider] = [],
                 wallClock: @escaping () -> Nanos = { WallClock.nanos() }) {
         precondition(intervalNanoseconds > 0, "a metrics interval is positive")
         precondition(feed.map { !$0.isEmpty } ?? true, "a feed name is not empty")
+        precondition(writer != nil || !consumers.isEmpty, "metrics go to InfluxDB, to consumers, or both")
         self.writer = writer
+        self.consumers = consumers
         self.symbols = symbols
         self.feed = feed
         self.tags = tags
@@ -139,7 +147,7 @@ public final class MetricsSink: EventSink {
     public func flush() throws {
         guard !closed else { return }
         sample(at: wallClock())
-        writer.flush()
+        writer?.flush()
     }
 
     /// Samples a last time and closes the writer (waits at most the writer's close limit). Idempotent.
@@ -147,7 +155,7 @@ public final class MetricsSink: EventSink {
         guard !closed else { return }
         sample(at: wallClock())
         closed = true
-        writer.close()
+        writer?.close()
     }
 
     /// The points of one sample at wall time `now`, handed to the writer.
@@ -207,18 +215,19 @@ public final class MetricsSink: EventSink {
             pipeline.append(MetricField("stream_time_ns", .integer(lastReceive)))
         }
         points.append(point(MetricsSink.pipelineMeasurement, tags: [], fields: pipeline, time: now))
-        let counters = writer.counters
-        points.append(point(MetricsSink.writerMeasurement, tags: [], fields: [
-            MetricField("lines_written", .integer(Int64(counters.linesWritten))),
-            MetricField("batches_written", .integer(Int64(counters.batchesWritten))),
-            MetricField("bytes_uncompressed", .integer(counters.bytesUncompressed)),
-            MetricField("bytes_compressed", .integer(counters.bytesCompressed)),
-            MetricField("lines_dropped", .integer(Int64(counters.linesDropped))),
-            MetricField("lines_rejected", .integer(Int64(counters.linesRejected))),
-            MetricField("failures", .integer(Int64(counters.failures))),
-            MetricField("outages", .integer(Int64(counters.outages))),
-            MetricField("lines_buffered", .integer(Int64(counters.linesBuffered))),
-        ], time: now))
+        if let counters = writer?.counters {
+            points.append(point(MetricsSink.writerMeasurement, tags: [], fields: [
+                MetricField("lines_written", .integer(Int64(counters.linesWritten))),
+                MetricField("batches_written", .integer(Int64(counters.batchesWritten))),
+                MetricField("bytes_uncompressed", .integer(counters.bytesUncompressed)),
+                MetricField("bytes_compressed", .integer(counters.bytesCompressed)),
+                MetricField("lines_dropped", .integer(Int64(counters.linesDropped))),
+                MetricField("lines_rejected", .integer(Int64(counters.linesRejected))),
+                MetricField("failures", .integer(Int64(counters.failures))),
+                MetricField("outages", .integer(Int64(counters.outages))),
+                MetricField("lines_buffered", .integer(Int64(counters.linesBuffered))),
+            ], time: now))
+        }
         for provider in providers {
             for var extra in provider() {
                 if extra.time == nil { extra.time = now }
@@ -226,7 +235,8 @@ public final class MetricsSink: EventSink {
                 points.append(extra)
             }
         }
-        writer.write(points)
+        writer?.write(points)
+        for consumer in consumers { consumer.consume(points) }
         lastSampleWall = now
         samples += 1
     }
@@ -282,9 +292,13 @@ public final class MetricsSink: EventSink {
     }
 }
 
-/// summary.json `stores.metrics`: where the metrics went and what the writer did (read after `close()`).
+/// summary.json `stores.metrics`: where the metrics went and what the writer did (read after `close()`);
+/// without InfluxDB only the samples taken.
 extension MetricsSink: ReportingSink {
     public var report: JSONValue {
+        guard let writer else {
+            return .object([("server", .null), ("samples", .int(Int64(samples))), ("consumers", .int(Int64(consumers.count)))])
+        }
         let counters = writer.counters
         let endpoint = writer.settings.endpoint
         let numbers: [(String, Int)] = [
@@ -306,13 +320,14 @@ extension MetricsSink {
     /// usage error before anything starts, and builds one sink per run with the run's symbol table and
     /// printer, tagging every point `mode` = `replay` or `live` (`RunContext.kind`). The run id is not
     /// a tag (one series per run and symbol would grow without bound); pass `tags` to add one.
+    /// `consumers` get the same points (e.g. the `MetricsBoard` of `--metrics-listen`).
     public static func factory(url: String, feed: String? = nil, tags: [MetricTag] = [],
-                               intervalNanoseconds: Int64 = 1_000_000_000)
+                               intervalNanoseconds: Int64 = 1_000_000_000, consumers: [any MetricPointConsumer] = [])
         throws(InfluxURLError) -> (RunContext) throws -> EngineSink {
         let endpoint = try InfluxEndpoint(url: url)
         return { context in
             let writer = InfluxWriter(settings: InfluxWriter.Settings(endpoint: endpoint), printer: context.printer)
-            return MetricsSink(writer: writer, symbols: context.symbols, feed: feed,
+            return MetricsSink(writer: writer, consumers: consumers, symbols: context.symbols, feed: feed,
                                tags: [MetricTag("mode", context.kind)] + tags, intervalNanoseconds: intervalNanoseconds)
         }
     }
@@ -329,5 +344,19 @@ extension MetricsSink {
         let writer = InfluxWriter(settings: InfluxWriter.Settings(endpoint: endpoint), printer: printer)
         return MetricsSink(writer: writer, symbols: symbols, feed: feed, tags: tags,
                            intervalNanoseconds: intervalNanoseconds)
+    }
+}
+
+extension MetricsSink {
+    /// For `ReplayOptions.sinkFactories` without InfluxDB: one sink per run whose samples go to `consumers`
+    /// only (e.g. the `MetricsBoard` that `--metrics-listen` serves), tagged `mode` = the run's kind as
+    /// `factory(url:…)` tags them.
+    public static func factory(consumers: [any MetricPointConsumer], feed: String? = nil, tags: [MetricTag] = [],
+                               intervalNanoseconds: Int64 = 1_000_000_000) -> (RunContext) throws -> EngineSink {
+        precondition(!consumers.isEmpty, "a metrics sink without InfluxDB needs a consumer")
+        return { context in
+            MetricsSink(writer: nil, consumers: consumers, symbols: context.symbols, feed: feed,
+                        tags: [MetricTag("mode", context.kind)] + tags, intervalNanoseconds: intervalNanoseconds)
+        }
     }
 }

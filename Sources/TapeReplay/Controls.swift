@@ -79,9 +79,17 @@ public final class PauseControl: @unchecked Sendable {
     /// Starts listening for SIGUSR1, SIGINT, SIGTERM (and keys, if stdin is a terminal). Call before other
     /// threads start (the signals are blocked here so that every later thread inherits the mask and only
     /// the listener thread receives them). For the CLI: the listener threads live until the process ends.
-    public func install(keys: Bool) {
+    /// Blocks SIGUSR1, SIGINT and SIGTERM on the calling thread, as `install` does: threads started from it
+    /// afterwards inherit the mask, so the signals reach `install`'s `sigwait` thread and never a thread that
+    /// would take the default action (end the process). Call it before starting threads of your own (a
+    /// server's event loops) ahead of `install`.
+    public static func blockSignals() {
         var set = PauseControl.listenedSignals()
         pthread_sigmask(SIG_BLOCK, &set, nil)
+    }
+
+    public func install(keys: Bool) {
+        PauseControl.blockSignals()
         spawn { me in
             var signals = PauseControl.listenedSignals()
             while true {

@@ -105,4 +105,120 @@ public struct StoreQueries {
             ORDER BY time DESC, receive_ns DESC LIMIT 1
             """).first
     }
+
+    // MARK: serving (`tape serve`)
+
+    /// The symbols with stored ticks (`tick_ranges`): symbol, rows, first and last event time (ns), oldest
+    /// name first. Rows: symbol, ticks, first_ns, last_ns.
+    public func symbols() throws -> [[String?]] {
+        try connection.query("""
+            SELECT symbol, sum(rows)::bigint, \(Self.nanos("min(first_time)")), \(Self.nanos("max(last_time)"))
+            FROM tick_ranges GROUP BY symbol ORDER BY symbol
+            """)
+    }
+
+    /// Whether any tick of `symbol` is stored (index `tick_ranges_symbol`).
+    public func hasSymbol(_ symbol: String) throws -> Bool {
+        !(try connection.query("SELECT 1 FROM tick_ranges WHERE symbol = \(StoreSchema.quote(symbol)) LIMIT 1")).isEmpty
+    }
+
+    /// The latest tick of one kind (0 trade, 1 quote, 2 bar-file row) of `symbol`, bounded as `latestTick`.
+    /// Rows: time_ns, receive_ns, kind, price, size, side, sequence, bid, bid_size, ask, ask_size.
+    public func latestTick(symbol: String, kind: Int) throws -> [String?]? {
+        precondition((0...2).contains(kind), "tick kinds are 0 trade, 1 quote, 2 bar")
+        let quoted = StoreSchema.quote(symbol)
+        return try connection.query("""
+            SELECT time_ns, receive_ns, kind, price, size, side, sequence, bid, bid_size, ask, ask_size FROM ticks
+            WHERE symbol = \(quoted) AND kind = \(kind)
+              AND time >= (SELECT min(first_time) FROM tick_ranges WHERE symbol = \(quoted))
+              AND time <= (SELECT max(last_time) FROM tick_ranges WHERE symbol = \(quoted))
+            ORDER BY time DESC, receive_ns DESC LIMIT 1
+            """).first
+    }
+
+    /// Indicators of `symbol` and `timeframe` with bar end in [from, to), oldest first, after `after` (keyset),
+    /// of one config (as `bars`). Rows: end_ns, sma, ema, rsi, macd, macd_signal, macd_hist, bb_middle,
+    /// bb_upper, bb_lower, session_vwap, config_hash.
+    public func indicators(symbol: String, timeframe: String, from: Nanos, to: Nanos, after: Nanos? = nil,
+                           limit: Int = 1000) throws -> [[String?]] {
+        let lower = after.map { "i.time > \(StoreSchema.timestamp($0))" } ?? "i.time >= \(StoreSchema.timestamp(from))"
+        let columns = Self.indicatorColumns.map { "i.\($0)" }.joined(separator: ", ")
+        return try connection.query("""
+            SELECT \(Self.nanos("i.time")), \(columns), i.config_hash FROM indicators i
+            WHERE i.symbol = \(StoreSchema.quote(symbol)) AND i.timeframe = \(StoreSchema.quote(timeframe))
+              AND \(lower) AND i.time < \(StoreSchema.timestamp(to))
+              AND i.config_hash = (SELECT r.config_hash FROM tape_runs r WHERE r.run_id = (
+                  SELECT i2.run_id FROM indicators i2 WHERE i2.symbol = \(StoreSchema.quote(symbol))
+                  AND i2.timeframe = \(StoreSchema.quote(timeframe)) ORDER BY i2.time DESC LIMIT 1))
+            ORDER BY i.time LIMIT \(max(1, min(limit, 100_000)))
+            """)
+    }
+
+    /// The newest prediction of `symbol` and `timeframe`. Row: end_ns, prediction, config_hash.
+    public func latestPrediction(symbol: String, timeframe: String) throws -> [String?]? {
+        try connection.query("""
+            SELECT \(Self.nanos("time")), prediction, config_hash FROM predictions
+            WHERE symbol = \(StoreSchema.quote(symbol)) AND timeframe = \(StoreSchema.quote(timeframe))
+            ORDER BY time DESC LIMIT 1
+            """).first
+    }
+
+    /// A position in the anomalies' order (time_ns, symbol, rule, config_hash), for keyset paging.
+    public struct AnomalyPosition: Sendable, Equatable {
+        public var timeNanoseconds: Nanos
+        public var symbol: String, rule: String, configHash: String
+        public init(timeNanoseconds: Nanos, symbol: String, rule: String, configHash: String) {
+            self.timeNanoseconds = timeNanoseconds
+            self.symbol = symbol
+            self.rule = rule
+            self.configHash = configHash
+        }
+    }
+
+    /// Anomalies as `anomalies(…)`, in (time_ns, symbol, rule, config_hash) order, strictly after `after`.
+    /// Rows: symbol, time_ns, rule, value, threshold, severity, config_hash.
+    public func anomalies(symbol: String?, rule: String?, severity: String?, from: Nanos, to: Nanos,
+                          after: AnomalyPosition?, limit: Int) throws -> [[String?]] {
+        var conditions = ["time >= \(StoreSchema.timestamp(from))", "time < \(StoreSchema.timestamp(to) ) + interval '1 microsecond'",
+                          "time_ns >= \(from)", "time_ns < \(to)"]
+        if let symbol { conditions.append("symbol = \(StoreSchema.quote(symbol))") }
+        if let rule { conditions.append("rule = \(StoreSchema.quote(rule))") }
+        if let severity { conditions.append("severity = \(StoreSchema.quote(severity))") }
+        if let after {
+            conditions.append("(time_ns, symbol, rule, config_hash) > (\(after.timeNanoseconds), "
+                              + "\(StoreSchema.quote(after.symbol)), \(StoreSchema.quote(after.rule)), "
+                              + "\(StoreSchema.quote(after.configHash)))")
+        }
+        return try connection.query("""
+            SELECT symbol, time_ns, rule, value, threshold, severity, config_hash FROM anomalies
+            WHERE \(conditions.joined(separator: " AND "))
+            ORDER BY time_ns, symbol, rule, config_hash LIMIT \(max(1, min(limit, 100_000)))
+            """)
+    }
+
+    /// Runs and live sessions (`tape_runs`), newest start first, optionally of one kind (`replay`, `live`,
+    /// `work`), started before `before` (keyset on started_at, run_id). Rows: run_id, kind, started_ns,
+    /// finished_ns, config_hash, tape_version, inputs (JSON), first_event_ns, last_event_ns, has_summary.
+    public func runs(kind: String?, before: (startedNanoseconds: Nanos, runID: String)?, limit: Int) throws -> [[String?]] {
+        var conditions = ["true"]
+        if let kind { conditions.append("kind = \(StoreSchema.quote(kind))") }
+        if let before {
+            conditions.append("(\(Self.nanos("started_at")), run_id) < (\(before.startedNanoseconds), \(StoreSchema.quote(before.runID)))")
+        }
+        return try connection.query("""
+            SELECT run_id, kind, \(Self.nanos("started_at")), \(Self.nanos("finished_at")), config_hash, tape_version,
+                   inputs::text, first_event_ns, last_event_ns, summary IS NOT NULL
+            FROM tape_runs WHERE \(conditions.joined(separator: " AND "))
+            ORDER BY started_at DESC, run_id DESC LIMIT \(max(1, min(limit, 100_000)))
+            """)
+    }
+
+    /// One run with its summary (JSON text, nil while it runs). Row as `runs` plus summary.
+    public func run(id: String) throws -> [String?]? {
+        try connection.query("""
+            SELECT run_id, kind, \(Self.nanos("started_at")), \(Self.nanos("finished_at")), config_hash, tape_version,
+                   inputs::text, first_event_ns, last_event_ns, summary IS NOT NULL, summary::text
+            FROM tape_runs WHERE run_id = \(StoreSchema.quote(id))
+            """).first
+    }
 }

@@ -260,6 +260,12 @@ public final class PartitionWork {
     /// Records handled since the last commit.
     public var uncommitted: Int { sinceCommit }
 
+    /// Lets the other sinks do their housekeeping (the metrics sink samples once its interval has passed)
+    /// while the partition is idle: `commit()` does it too, but an idle partition has nothing to commit.
+    public func pollOtherSinks() {
+        for sink in others { sink.poll() }
+    }
+
     /// Hands everything since the last commit to the store with the next offset and the graph's
     /// checkpoint (none after an end of session: the next owner starts a fresh graph). Returns false
     /// when a store has failed (the partition must be given up: `failure`).

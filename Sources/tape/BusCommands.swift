@@ -152,6 +152,8 @@ struct WorkCommand: ParsableCommand {
     @Option(help: "Send anomalies and pipeline faults (poison records, store outages) to Slack and email as this file says (YAML; docs/alerts.md).")
     var alerts: String?
 
+    @OptionGroup var metricsListen: MetricsListenOptions
+
     mutating func run() throws {
         let postgres = stores.filter { ["postgres", "postgresql"].contains(StoreURL.scheme(of: $0)) }
         guard postgres.count == 1 else {
@@ -169,8 +171,11 @@ struct WorkCommand: ParsableCommand {
         // One alert service for every partition this worker runs; closed when the worker ends.
         let alertService = try AlertFile.service(path: alerts)
         defer { alertService?.close() }
+        let exported = try metricsListen.start()
+        defer { exported?.1.stop() }
         partition.otherSinks = try StoreOptions.factories(urls: stores.filter { !postgres.contains($0) }, spool: spool,
-                                                          closeTimeout: 60, alerts: alertService.map { ($0, false) })
+                                                          closeTimeout: 60, alerts: alertService.map { ($0, false) },
+                                                          board: exported?.0)
         if let model {
             let path = modelFile(model)
             do { _ = try InferenceNode(modelPath: path) } catch { fail("\(model): \(error)", code: TapeExit.unusableInput) }

@@ -85,6 +85,8 @@ struct LiveCommand: ParsableCommand {
 
     @OptionGroup var bus: BusOptions
 
+    @OptionGroup var metricsListen: MetricsListenOptions
+
     mutating func run() throws {
         // The settings file first; the command line adds feeds and overrides its values.
         var file = LiveConfigFile()
@@ -118,7 +120,9 @@ struct LiveCommand: ParsableCommand {
         run.quiet = quiet
         run.snapshotIn = snapshotIn
         run.snapshotOut = snapshotOut
-        run.sinkFactories = try store.factories(extra: file.stores)
+        let exported = try metricsListen.start()
+        defer { exported?.1.stop() }
+        run.sinkFactories = try store.factories(extra: file.stores, board: exported?.0)
         if let publish = try bus.factory(clientID: "tape-ingest") { run.sinkFactories.append(publish) }
         run.describedInputs = warmup + feeds
         if let model {

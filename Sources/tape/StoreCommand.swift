@@ -7,6 +7,8 @@ import TapeStore
 import TapeMetrics
 import TapeRedis
 import TapeAlerts
+import TapeServe
+import TapeReplay
 
 /// `--store URL` (repeatable) on `tape replay` and `tape live`: the stores every output also goes to.
 struct StoreOptions: ParsableArguments {
@@ -25,25 +27,27 @@ struct StoreOptions: ParsableArguments {
 
     /// One factory per `--store` (plus the live config's `stores`), and the alerts' (`--alerts`), checked
     /// here so that a bad URL or alerts file is a usage error before anything starts.
-    func factories(extra: [String] = []) throws -> [(RunContext) throws -> EngineSink] {
+    func factories(extra: [String] = [], board: MetricsBoard? = nil) throws -> [(RunContext) throws -> EngineSink] {
         let service = try AlertFile.service(path: alerts)
         return try Self.factories(urls: extra + stores, spool: storeSpool, closeTimeout: storeCloseTimeout,
-                                  alerts: service.map { ($0, true) })
+                                  alerts: service.map { ($0, true) }, board: board)
     }
 
     /// One factory per store URL (`--store`, the live config's `stores`, `tape work`'s other stores), then
     /// the alerts' sink when `alerts` is given (`closesService`: one run per process). The alerts watch
-    /// the stores' outages and their counters go to the metrics store.
+    /// the stores' outages and their counters go to the metrics store. With a `board` (`--metrics-listen`),
+    /// the metrics sink also hands its points to it; without an influx:// store a metrics sink without
+    /// InfluxDB is added for it.
     static func factories(urls: [String], spool: String?, closeTimeout: Double,
-                          alerts: (service: AlertService, closesService: Bool)? = nil)
-        throws -> [(RunContext) throws -> EngineSink] {
+                          alerts: (service: AlertService, closesService: Bool)? = nil,
+                          board: MetricsBoard? = nil) throws -> [(RunContext) throws -> EngineSink] {
         guard closeTimeout >= 0, closeTimeout <= 86_400 else {
             throw ValidationError("--store-close-timeout: expected 0 ... 86400 seconds")
         }
         // The stores of one run, for the metrics' providers (store write rates) and the alerts (outages).
         let registry = StoreRegistry()
         var factories = try storeFactories(urls: urls, spool: spool, closeTimeout: closeTimeout, registry: registry,
-                                           alerts: alerts?.service)
+                                           alerts: alerts?.service, board: board)
         if let alerts {
             factories.append(AlertSink.factory(service: alerts.service, closesService: alerts.closesService) { sink, _ in
                 sink.watch(rule: PipelineFault.storeOutage, subject: "postgres", severity: .critical,
@@ -60,8 +64,24 @@ struct StoreOptions: ParsableArguments {
     }
 
     private static func storeFactories(urls: [String], spool: String?, closeTimeout: Double, registry: StoreRegistry,
-                                       alerts: AlertService?) throws -> [(RunContext) throws -> EngineSink] {
-        try urls.map { url in
+                                       alerts: AlertService?, board: MetricsBoard?)
+        throws -> [(RunContext) throws -> EngineSink] {
+        let consumers: [any MetricPointConsumer] = board.map { [$0] } ?? []
+        let hasInflux = urls.contains { ["influx", "influxs", "http", "https"].contains(StoreURL.scheme(of: $0)) }
+        var extra: [(RunContext) throws -> EngineSink] = []
+        if let board, !hasInflux {
+            extra.append { context in
+                // `tape work` runs one sink per partition into the one board: its input (`kafka:topic[n]`)
+                // keeps their series apart.
+                var tags = [MetricTag("mode", context.kind)]
+                if context.kind == "work", let input = context.inputs.first { tags.append(MetricTag("input", input)) }
+                let sink = MetricsSink(writer: nil, consumers: [board], symbols: context.symbols, tags: tags)
+                sink.addProvider { registry.points() }
+                if let alerts { sink.addProvider { alerts.metricPoints() } }
+                return sink
+            }
+        }
+        return try urls.map { url -> (RunContext) throws -> EngineSink in
             switch StoreURL.scheme(of: url) {
             case "redis":
                 do { _ = try RedisEndpoint(url: url) } catch {
@@ -78,7 +98,7 @@ struct StoreOptions: ParsableArguments {
                 }
             case "influx", "influxs", "http", "https":
                 let make: (RunContext) throws -> EngineSink
-                do { make = try MetricsSink.factory(url: url) } catch {
+                do { make = try MetricsSink.factory(url: url, consumers: consumers) } catch {
                     throw ValidationError("--store '\(StoreURL.redacted(url))': \(error)")
                 }
                 return { context in
@@ -101,6 +121,32 @@ struct StoreOptions: ParsableArguments {
             default:
                 throw ValidationError("--store '\(StoreURL.redacted(url))': expected postgres://…, redis://…, influx://…")
             }
+        } + extra
+    }
+}
+
+/// `--metrics-listen HOST:PORT` on `tape live`, `tape ingest` and `tape work`: the run's metric points (the
+/// measurements of docs/storage-influx.md) served as Prometheus text at `/metrics` (docs/serving.md).
+struct MetricsListenOptions: ParsableArguments {
+    @Option(help: "Serve the pipeline's metrics as Prometheus text at http://HOST:PORT/metrics (e.g. 127.0.0.1:9464; port 0: any free one, printed).")
+    var metricsListen: String?
+
+    /// The board the metrics sinks feed, and its endpoint, when asked for; nil otherwise.
+    func start() throws -> (MetricsBoard, MetricsEndpoint)? {
+        guard let metricsListen else { return nil }
+        guard MetricsEndpoint.parse(listen: metricsListen) != nil else {
+            throw ValidationError("--metrics-listen '\(metricsListen)': expected HOST:PORT")
+        }
+        let board = MetricsBoard()
+        // The server's threads must not take SIGINT/SIGTERM: the run's PauseControl waits for them
+        // (installed later, on this thread; threads started from here inherit the mask).
+        PauseControl.blockSignals()
+        do {
+            let endpoint = try MetricsEndpoint.start(listen: metricsListen, board: board)
+            FileHandle.standardError.write(Data("tape: metrics at http://\(endpoint.address)/metrics\n".utf8))
+            return (board, endpoint)
+        } catch {
+            fail("\(error)", code: TapeExit.unusableInput)
         }
     }
 }

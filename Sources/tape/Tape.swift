@@ -28,7 +28,8 @@ struct Tape: ParsableCommand {
         version: TapeEngine.tapeVersion,
         subcommands: [ReplayCommand.self, RecordCommand.self, TrainCommand.self, ReportCommand.self,
                       ScenarioCommand.self, BenchCommand.self, LiveCommand.self, DiffCommand.self,
-                      FeedSimCommand.self, StoreCommand.self, IngestCommand.self, WorkCommand.self])
+                      FeedSimCommand.self, StoreCommand.self, IngestCommand.self, WorkCommand.self,
+                      ServeCommand.self])
 }
 
 /// Options shared by every command that replays recordings.

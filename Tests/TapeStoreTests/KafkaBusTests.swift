@@ -19,25 +19,7 @@ extension PostgresStoreTests {
                 (try? String(contentsOfFile: folder + "/err", encoding: .utf8)) ?? "")
     }
 
-    /// Runs `argv` (absolute path first) with its standard streams on /dev/null and waits for it alone
-    /// (posix_spawn + waitpid); its exit code, or 128 + signal.
-    func spawnAndWait(_ argv: [String]) -> Int32 {
-        var actions = posix_spawn_file_actions_t()
-        posix_spawn_file_actions_init(&actions)
-        defer { posix_spawn_file_actions_destroy(&actions) }
-        for descriptor: Int32 in 0...2 {
-            posix_spawn_file_actions_addopen(&actions, descriptor, "/dev/null", descriptor == 0 ? O_RDONLY : O_WRONLY, 0)
-        }
-        var cArguments = argv.map { strdup($0) } + [nil]
-        defer { for pointer in cArguments { free(pointer) } }
-        var pid: pid_t = 0
-        guard posix_spawn(&pid, argv[0], &actions, nil, &cArguments, environ) == 0 else {
-            XCTFail("spawn \(argv[0])"); return -1
-        }
-        var status: Int32 = 0
-        while waitpid(pid, &status, 0) == -1 && errno == EINTR {}
-        return (status & 0x7f) == 0 ? (status >> 8) & 0xff : 128 + (status & 0x7f)
-    }
+    // `spawnAndWait` (posix_spawn + waitpid) is TapeTestSupport's, shared with the serving tests.
 
     func requireBroker() throws {
         let up = (try? shell("(exec 3<>/dev/tcp/127.0.0.1/59092) 2>/dev/null && echo up").1.contains("up")) ?? false
@@ -145,6 +127,7 @@ extension PostgresStoreTests {
         let term = try freshDatabase("term")
         var arguments = workArguments(topic: topic, group: "term-\(getpid())", store: term, name: "term", idle: 60)
         arguments += ["--store", "influx://127.0.0.1:58086/\(influxDatabase)"]
+        arguments += ["--metrics-listen", "127.0.0.1:0"]
         let stopped = try startTape(arguments, log: folder + "/term.log")
         var holding = false
         for _ in 0..<300 where !holding {
@@ -153,6 +136,21 @@ extension PostgresStoreTests {
         }
         XCTAssertTrue(holding, "the worker took its partitions")
         Thread.sleep(forTimeInterval: 2)
+        // --metrics-listen: the same `tape_work` points as Prometheus text while the worker runs.
+        var scraped = ""
+        for _ in 0..<50 where !scraped.contains("tape_work_next_offset{") {
+            let log = (try? String(contentsOfFile: folder + "/term.log", encoding: .utf8)) ?? ""
+            if let start = log.range(of: "metrics at http://") {
+                let address = log[start.upperBound...].prefix { $0 != "/" }
+                scraped = (try? String(contentsOf: URL(string: "http://\(address)/metrics")!, encoding: .utf8)) ?? ""
+            }
+            Thread.sleep(forTimeInterval: 0.1)
+        }
+        XCTAssertTrue(scraped.contains("# TYPE tape_work_next_offset gauge"), scraped)
+        let partitionLine = scraped.split(separator: "\n").first {
+            $0.hasPrefix("tape_work_next_offset{") && $0.contains("group=\"term-\(getpid())\"") && $0.contains("partition=\"2\"")
+        }
+        XCTAssertNotNil(partitionLine, scraped)
         kill(stopped.processIdentifier, SIGTERM)
         waitExit(stopped, seconds: 30, "the worker after SIGTERM")
         XCTAssertEqual(stopped.terminationStatus, 0)
