@@ -166,7 +166,8 @@ let package = Package(
         // problem+json errors, API keys and rate limits, /health /ready /metrics; and the Prometheus
         // exposition of the pipeline processes' metric points (`--metrics-listen`). docs/serving.md.
         .target(name: "TapeServe", dependencies: ["TapeCore", "TapeGraph", "TapeSinks", "TapeStore", "TapeRedis",
-                                                  "TapeMetrics", "Yams",
+                                                  "TapeMetrics", "TapeUpdates", "Yams",
+                                                  .product(name: "HummingbirdWebSocket", package: "hummingbird-websocket"),
                                                   .product(name: "Crypto", package: "swift-crypto"),
                                                   .product(name: "Hummingbird", package: "hummingbird"),
                                                   .product(name: "NIOCore", package: "swift-nio"),
@@ -175,8 +176,9 @@ let package = Package(
                                                   .product(name: "Prometheus", package: "swift-prometheus"),
                                                   .product(name: "ServiceLifecycle",
                                                            package: "swift-service-lifecycle")],
-                // The spec is compiled into the binary (`PackageResources.openapi_json`): found however `tape` is started.
-                resources: [.embedInCode("Resources/openapi.json")],
+                // The spec and the dashboard are compiled into the binary (`PackageResources.openapi_json`,
+                // `PackageResources.dashboard_html`): found however `tape` is started.
+                resources: [.embedInCode("Resources/openapi.json"), .embedInCode("Resources/dashboard.html")],
                 swiftSettings: swift6),
         // The one executable.
         .executableTarget(name: "tape", dependencies: [

@@ -59,19 +59,8 @@ struct APIRoutes {
         // Redis first: a symbol whose latest state is cached costs no PostgreSQL query at all; PostgreSQL is
         // asked for what Redis misses and, when nothing is found anywhere, whether the symbol exists (404).
         let result = try await stores.run { session -> JSONValue in
-            let trade = try session.readThrough(key: layout.latestTrade(symbol), timeframe: nil) {
-                try session.queries().latestTick(symbol: symbol, kind: 0).map { row in
-                    [("event_time_ns", row[0] ?? ""), ("receive_time_ns", row[1] ?? ""), ("price", Self.number(row[3])),
-                     ("size", Self.number(row[4])), ("side", row[5] ?? "0"), ("sequence", row[6] ?? "0")]
-                }
-            }
-            let quote = try session.readThrough(key: layout.latestQuote(symbol), timeframe: nil) {
-                try session.queries().latestTick(symbol: symbol, kind: 1).map { row in
-                    [("event_time_ns", row[0] ?? ""), ("receive_time_ns", row[1] ?? ""), ("bid", Self.number(row[7])),
-                     ("bid_size", Self.number(row[8])), ("ask", Self.number(row[9])),
-                     ("ask_size", Self.number(row[10]))]
-                }
-            }
+            let trade = try session.latestTrade(symbol: symbol)
+            let quote = try session.latestQuote(symbol: symbol)
             let bar = try session.latestBar(symbol: symbol, timeframe: timeframe)
             let predictionKey = layout.latestPrediction(symbol, timeframe)
             let prediction = try session.readThrough(key: predictionKey, timeframe: timeframe) {

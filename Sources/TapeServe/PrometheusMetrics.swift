@@ -26,6 +26,8 @@ public final class ServeMetrics: Sendable {
     public let registry: PrometheusCollectorRegistry
     /// WebSocket clients connected (0 until the WebSocket server exists).
     public let webSocketClients: Gauge
+    /// WebSocket clients closed as too slow (code 4008).
+    public let webSocketDropped: Counter
     public let cacheHits: Counter
     public let cacheMisses: Counter
 
@@ -33,6 +35,8 @@ public final class ServeMetrics: Sendable {
         self.registry = registry
         webSocketClients = registry.makeGauge(descriptor: MetricNameDescriptor(
             metricName: "tape_ws_clients", unitName: "", helpText: "WebSocket clients connected"))
+        webSocketDropped = registry.makeCounter(descriptor: MetricNameDescriptor(
+            metricName: "tape_ws_clients_dropped", unitName: "total", helpText: "WebSocket clients closed as too slow"))
         let cache = MetricNameDescriptor(metricName: "tape_cache_requests", unitName: "total",
                                          helpText: "Redis read-through lookups by result")
         cacheHits = registry.makeCounter(descriptor: cache, labels: [("result", "hit")])

@@ -95,9 +95,17 @@ public struct AccessControl: Sendable {
     public func check(_ request: Request, clientAddress: String) throws {
         let path = request.uri.path
         guard path == "/api/v1" || path.hasPrefix("/api/v1/") else { return }
-        let presented = request.headers[Self.keyHeader]
-        let key = presented.flatMap { keysByHash[ServeConfig.hash(key: $0)] }
         let isWrite = path.hasPrefix("/api/v1/admin/") || !(request.method == .get || request.method == .head)
+        try check(presented: request.headers[Self.keyHeader], isWrite: isWrite, clientAddress: clientAddress)
+    }
+
+    /// A read outside `/api/v1` under the same keys and limits: the WebSocket upgrade at `/ws`.
+    public func checkRead(presented: String?, clientAddress: String) throws {
+        try check(presented: presented, isWrite: false, clientAddress: clientAddress)
+    }
+
+    private func check(presented: String?, isWrite: Bool, clientAddress: String) throws {
+        let key = presented.flatMap { keysByHash[ServeConfig.hash(key: $0)] }
         if presented != nil && key == nil { throw Problem.unauthorized("the X-API-Key given is not a known key") }
         if isWrite {
             guard let key else {

@@ -1,5 +1,6 @@
 import Foundation
 import Hummingbird
+import HummingbirdWebSocket
 import Logging
 import NIOCore
 import Prometheus
@@ -48,6 +49,10 @@ public final class ServeServer: Sendable {
         public var swaggerUIDirectory: String?
         /// Run folders to list (`/api/v1/run-folders`): `reports/` by default, as `tape replay --out`'s default.
         public var runsDirectory = "reports"
+        /// Chart.js for the dashboard, from Debian's libjs-chart.js (no CDN).
+        public var chartJSPath = "/usr/share/javascript/chart.js/chart.min.js"
+        /// Messages a WebSocket client may have waiting before it is closed as too slow (code 4008).
+        public var webSocketQueueCapacity = 4096
         public init(stores: Stores.Settings) { self.stores = stores }
     }
 
@@ -57,15 +62,26 @@ public final class ServeServer: Sendable {
     public let stores: Stores
     let access: AccessControl
     let swaggerUI: SwaggerUI
+    let dashboard: Dashboard
+    /// `/ws` (live updates through Redis pub/sub): only with a Redis store (`--redis`).
+    let updates: UpdatesEndpoint?
 
     public init(settings: Settings, registry: PrometheusCollectorRegistry = PrometheusCollectorRegistry()) throws {
         self.settings = settings
         self.registry = registry
         let metrics = ServeMetrics(registry: registry)
         self.metrics = metrics
-        stores = try Stores(settings: settings.stores) { hits, misses in metrics.cache(hits: hits, misses: misses) }
+        let stores = try Stores(settings: settings.stores) { hits, misses in metrics.cache(hits: hits, misses: misses) }
+        self.stores = stores
         swaggerUI = SwaggerUI(directory: settings.swaggerUIDirectory)
-        access = AccessControl(config: settings.config)
+        dashboard = Dashboard(chartJSPath: settings.chartJSPath)
+        let access = AccessControl(config: settings.config)
+        self.access = access
+        updates = try settings.stores.redisURL.map { url in
+            try UpdatesEndpoint(stores: stores, redisURL: url, queueCapacity: settings.webSocketQueueCapacity,
+                                metrics: metrics, access: access,
+                                log: { line in FileHandle.standardError.write(Data((line + "\n").utf8)) })
+        }
     }
 
     /// Every route, registered on a new table (the server's own; tests read `routes`).
@@ -81,6 +97,19 @@ public final class ServeServer: Sendable {
             Response(status: .ok, headers: [.contentType: "application/json"],
                      body: ResponseBody(byteBuffer: ByteBuffer(bytes: OpenAPISpec.bytes)))
         }
+        table.get("/") { _, _ in self.dashboard.page() }
+        // Reached only when the request was not upgraded: say why (problem+json).
+        table.get("/ws") { request, context in
+            guard let updates = self.updates else {
+                throw Problem.unavailable("live updates need a Redis store: start tape serve with --redis")
+            }
+            if let problem = updates.refusal(target: request.uri.description, headers: request.headers,
+                                             clientAddress: context.clientAddress) {
+                throw problem
+            }
+            throw Problem.badRequest("expected a WebSocket upgrade (Connection: Upgrade, Upgrade: websocket)")
+        }
+        table.get("/assets/{asset}") { _, context in try self.dashboard.asset(context.parameters.get("asset") ?? "") }
         table.get("/docs") { _, _ in try self.swaggerUI.page() }
         table.get("/docs/{asset}") { _, context in try self.swaggerUI.asset(context.parameters.get("asset") ?? "") }
         APIRoutes(stores: stores, runFolders: RunFolders(directory: settings.runsDirectory)).register(on: table)
@@ -120,8 +149,27 @@ public final class ServeServer: Sendable {
         let table = makeRoutes()
         let responder = ServeResponder(inner: table.router.buildResponder(), metrics: metrics)
         let host = settings.host
+        let updates = self.updates
+        updates?.start()
+        defer { updates?.stop() }
+        // HTTP/1.1 with the WebSocket upgrade at `/ws` (when updates are served); every other request goes to
+        // the router.
         let application = Application(
             responder: responder,
+            server: .http1WebSocketUpgrade(
+                configuration: .init(ws: WebSocketServerConfiguration(maxFrameSize: 1 << 20))
+            ) { request, channel, _ in
+                let target = request.path ?? "/"
+                guard let updates, target.prefix(while: { $0 != "?" }) == UpdatesEndpoint.path else { return .dontUpgrade }
+                let client = channel.remoteAddress?.ipAddress ?? "unknown"
+                // Refused (no key where reads need one, over the rate): the router's `/ws` answers the problem.
+                if updates.refusal(target: target, headers: request.headerFields, clientAddress: client) != nil {
+                    return .dontUpgrade
+                }
+                return .upgrade([:]) { inbound, outbound, _ in
+                    await updates.serve(inbound: inbound, outbound: outbound, channel: channel)
+                }
+            },
             configuration: .init(address: .hostname(host, port: settings.port), serverName: "tape"),
             onServerRunning: { channel in onListening("\(host):\(channel.localAddress?.port ?? 0)") },
             logger: logger)
@@ -203,5 +251,32 @@ struct SwaggerUI: Sendable {
     private func missing() -> Problem {
         Problem.unavailable("Swagger UI files are not in \(directory ?? "(no --swagger-ui folder)"): "
                             + "run scripts/setup.sh (it copies them from the PyPI wheel swagger-ui-bundle-v2)")
+    }
+}
+
+/// The live dashboard at `/` (`Resources/dashboard.html`, compiled in) and its one asset, Chart.js from
+/// Debian's libjs-chart.js, read once at start (no CDN; nothing read from disk on the event loop). Missing
+/// Chart.js: `/assets/chart.min.js` is a 503 problem naming the file and the package.
+struct Dashboard: Sendable {
+    let chartJS: [UInt8]?
+    let chartJSPath: String
+
+    init(chartJSPath: String) {
+        self.chartJSPath = chartJSPath
+        chartJS = FileManager.default.contents(atPath: chartJSPath).map { [UInt8]($0) }
+    }
+
+    func page() -> Response {
+        Response(status: .ok, headers: [.contentType: "text/html; charset=utf-8"],
+                 body: ResponseBody(byteBuffer: ByteBuffer(bytes: PackageResources.dashboard_html)))
+    }
+
+    func asset(_ name: String) throws -> Response {
+        guard name == "chart.min.js" else { throw Problem.notFound("no dashboard asset '\(name)'") }
+        guard let chartJS else {
+            throw Problem.unavailable("\(chartJSPath) not found: install Debian's libjs-chart.js (scripts/setup.sh does)")
+        }
+        return Response(status: .ok, headers: [.contentType: "text/javascript", .cacheControl: "public, max-age=3600"],
+                        body: ResponseBody(byteBuffer: ByteBuffer(bytes: chartJS)))
     }
 }

@@ -5,6 +5,7 @@ import TapeCore
 import TapeGraph
 import TapeRedis
 import TapeStore
+import TapeUpdates
 
 /// The blocking store clients of `tape serve`, off the event loop: libpq and hiredis calls block, so every
 /// one runs on a thread of `threads` (a `NIOThreadPool` of `threadCount` threads), never on a NIO event loop.
@@ -305,6 +306,85 @@ public final class Stores: @unchecked Sendable {
             } catch let error as RedisError where error.kind == .connection {
                 throw Problem.unavailable("Redis \(redis.peer) is unreachable: \(error.detail)")
             }
+        }
+
+        /// The latest trade (read-through: Redis, else PostgreSQL), fields as `RedisLayout.tradeFields`.
+        public func latestTrade(symbol: String) throws -> [String: String]? {
+            try readThrough(key: stores.layout.latestTrade(symbol), timeframe: nil) {
+                try queries().latestTick(symbol: symbol, kind: 0).map { row in
+                    [("event_time_ns", row[0] ?? ""), ("receive_time_ns", row[1] ?? ""), ("price", APIRoutes.number(row[3])),
+                     ("size", APIRoutes.number(row[4])), ("side", row[5] ?? "0"), ("sequence", row[6] ?? "0")]
+                }
+            }
+        }
+
+        /// The latest quote (read-through), fields as `RedisLayout.quoteFields`.
+        public func latestQuote(symbol: String) throws -> [String: String]? {
+            try readThrough(key: stores.layout.latestQuote(symbol), timeframe: nil) {
+                try queries().latestTick(symbol: symbol, kind: 1).map { row in
+                    [("event_time_ns", row[0] ?? ""), ("receive_time_ns", row[1] ?? ""), ("bid", APIRoutes.number(row[7])),
+                     ("bid_size", APIRoutes.number(row[8])), ("ask", APIRoutes.number(row[9])),
+                     ("ask_size", APIRoutes.number(row[10]))]
+                }
+            }
+        }
+
+        /// The snapshot a WebSocket client gets when it subscribes (`UpdateHub`), as the JSON array text of
+        /// `data`, each element shaped as the updates of that channel (docs/storage-redis.md, "Updates"):
+        /// - `trades`, `quotes`: the latest (read-through: Redis, else PostgreSQL);
+        /// - `bars:<tf>`: the last `barCount` bars with indicators (Redis's list; PostgreSQL without one);
+        /// - `anomalies`: the symbol's last `anomalyCount` (PostgreSQL);
+        /// - `indicators`, `predictions`: none (every timeframe's history is a REST call away).
+        public func updateSnapshot(_ key: UpdateKey, barCount: Int = 200, anomalyCount: Int = 100) throws -> String {
+            let layout = stores.layout
+            let symbol = key.symbol
+            func object(_ fields: [String: String]?, order: [String]) -> [JSONValue] {
+                guard let fields else { return [] }
+                return [.object(order.compactMap { name in fields[name].map { (name, Self.jsonValue($0)) } })]
+            }
+            switch key.channel {
+            case "trades":
+                return JSONValue.array(object(try latestTrade(symbol: symbol),
+                                              order: ["event_time_ns", "receive_time_ns", "price", "size", "side",
+                                                      "sequence"])).renderCompact()
+            case "quotes":
+                return JSONValue.array(object(try latestQuote(symbol: symbol),
+                                              order: ["event_time_ns", "receive_time_ns", "bid", "bid_size", "ask",
+                                                      "ask_size"])).renderCompact()
+            case "anomalies":
+                // Rows: symbol, time_ns, rule, value, threshold, severity, config_hash; the newest N, oldest first.
+                let rows = try queries().connection.query("""
+                    SELECT time_ns, rule, value, threshold, severity FROM anomalies
+                    WHERE symbol = \(StoreSchema.quote(symbol)) ORDER BY time DESC, time_ns DESC, rule LIMIT \(anomalyCount)
+                    """)
+                return JSONValue.array(rows.reversed().map { row in
+                    .object([("time_ns", Self.jsonValue(row[0] ?? "")), ("rule", .string(row[1] ?? "")),
+                             ("value", Self.jsonValue(row[2] ?? "")), ("threshold", Self.jsonValue(row[3] ?? "")),
+                             ("severity", .string(row[4] ?? ""))])
+                }).renderCompact()
+            default:
+                guard key.channel.hasPrefix("bars:"), let timeframe = Timeframe(String(key.channel.dropFirst(5))) else {
+                    return "[]"
+                }
+                if let redis, connectedRedis() {
+                    do {
+                        let members = try redis.command(["ZRANGE", layout.bars(symbol, timeframe), String(-barCount), "-1"])
+                        let texts = (members.array ?? []).compactMap(\.string)
+                        if !texts.isEmpty { return "[" + texts.joined(separator: ",") + "]" }
+                    } catch let error as RedisError where error.kind == .connection {
+                        redisNextAttempt = Stores.monotonicNanoseconds() + stores.settings.redisRetryNanoseconds
+                    }
+                }
+                return "[]"
+            }
+        }
+
+        /// A hash field's text as JSON: a number when it reads as one, null when empty (NaN), else a string.
+        static func jsonValue(_ text: String) -> JSONValue {
+            if text.isEmpty { return .null }
+            if let integer = Int64(text) { return .int(integer) }
+            if let number = Double(text), number.isFinite { return .number(number) }
+            return .string(text)
         }
 
         /// A connected Redis connection, reconnecting at most once per retry interval.

@@ -1,3 +1,4 @@
+import Dispatch
 import Foundation
 
 /// A symbol and one of its update channels (`trades`, `quotes`, `bars:<tf>`, `indicators`, `anomalies`,
@@ -14,9 +15,12 @@ public struct CloseReason: Equatable, Sendable {
     /// A WebSocket close code (RFC 6455 §7.4; 4000–4999 are the application's own).
     public let code: UInt16
     public let text: String
-    /// The client did not read fast enough: its queue of updates filled up.
+    /// The client did not read fast enough: its queue of updates filled up, or updates waited too long.
     public static func slow(capacity: Int) -> CloseReason {
         CloseReason(code: 4008, text: "too slow: \(capacity) updates waiting; reconnect and take a snapshot")
+    }
+    public static func lagging(milliseconds: Int64) -> CloseReason {
+        CloseReason(code: 4008, text: "too slow: updates waited over \(milliseconds) ms; reconnect and take a snapshot")
     }
     /// The server is stopping.
     public static let goingAway = CloseReason(code: 1001, text: "server stopping")
@@ -27,20 +31,27 @@ public struct CloseReason: Equatable, Sendable {
 public final class UpdateClient: @unchecked Sendable {
     public let id: Int
     public let capacity: Int
+    /// Longest an update may wait in the queue (`checkLag`).
+    public let maxLagNanoseconds: Int64
     /// Rung (at most one wake-up pending) whenever messages or a close wait; finishes when the client is
     /// closed and drained.
     public let wakeups: AsyncStream<Void>
     private let doorbell: AsyncStream<Void>.Continuation
     private let lock = NSLock()
     private var queue: [String] = []
+    /// When the oldest message in `queue` arrived (monotonic ns; 0: the queue is empty).
+    private var oldestWaitingSince: Int64 = 0
+    /// When the writer took the batch it is writing (0: none in flight; `delivered()` clears it).
+    private var inFlightSince: Int64 = 0
     private var closing: CloseReason? = nil
     /// Keys subscribed; a key waiting for its snapshot buffers its updates here (sent after it).
     private var subscriptions: [UpdateKey: [String]?] = [:]
     private(set) var sent = 0
 
-    init(id: Int, capacity: Int) {
+    init(id: Int, capacity: Int, maxLagNanoseconds: Int64) {
         self.id = id
         self.capacity = capacity
+        self.maxLagNanoseconds = maxLagNanoseconds
         (wakeups, doorbell) = AsyncStream.makeStream(of: Void.self, bufferingPolicy: .bufferingNewest(1))
     }
 
@@ -50,8 +61,17 @@ public final class UpdateClient: @unchecked Sendable {
         defer { lock.unlock() }
         let messages = queue
         queue.removeAll(keepingCapacity: true)
+        oldestWaitingSince = 0
+        if !messages.isEmpty { inFlightSince = UpdateHub.monotonicNanoseconds() }
         sent += messages.count
         return (messages, closing)
+    }
+
+    /// The writer's batch has been taken by the socket.
+    public func delivered() {
+        lock.lock()
+        inFlightSince = 0
+        lock.unlock()
     }
 
     public var closeReason: CloseReason? { lock.lock(); defer { lock.unlock() }; return closing }
@@ -72,6 +92,7 @@ public final class UpdateClient: @unchecked Sendable {
             return true
         }
         guard queue.count < capacity else { return overflowLocked() }
+        if queue.isEmpty { oldestWaitingSince = UpdateHub.monotonicNanoseconds() }
         queue.append(message)
         lock.unlock()
         doorbell.yield()
@@ -84,7 +105,28 @@ public final class UpdateClient: @unchecked Sendable {
         lock.lock()
         guard closing == nil else { lock.unlock(); return false }
         guard queue.count < capacity else { return overflowLocked() }
+        if queue.isEmpty { oldestWaitingSince = UpdateHub.monotonicNanoseconds() }
         queue.append(message)
+        lock.unlock()
+        doorbell.yield()
+        return true
+    }
+
+    /// Closes the client as too slow when an update has waited longer than `maxLagNanoseconds`, in the queue
+    /// or in the batch the writer is writing (the socket has not taken it: a peer that does not read). Returns whether it did. Called periodically
+    /// by the connection's watchdog; a burst that the writer drains in time never trips it.
+    @discardableResult
+    public func checkLag(now: Int64) -> Bool {
+        lock.lock()
+        let waiting = !queue.isEmpty && now - oldestWaitingSince > maxLagNanoseconds
+        let stuck = inFlightSince != 0 && now - inFlightSince > maxLagNanoseconds
+        guard closing == nil, waiting || stuck else {
+            lock.unlock()
+            return false
+        }
+        closing = .lagging(milliseconds: maxLagNanoseconds / 1_000_000)
+        queue.removeAll()
+        subscriptions.removeAll()
         lock.unlock()
         doorbell.yield()
         return true
@@ -122,6 +164,7 @@ public final class UpdateClient: @unchecked Sendable {
         lock.lock()
         guard closing == nil, let state = subscriptions[key], let pending = state else { lock.unlock(); return }
         if queue.count + 1 + pending.count > capacity { _ = overflowLocked(); return }
+        if queue.isEmpty { oldestWaitingSince = UpdateHub.monotonicNanoseconds() }
         queue.append(snapshot)
         queue.append(contentsOf: pending)
         subscriptions[key] = .some(nil)
@@ -196,8 +239,9 @@ public enum UpdateRequest: Equatable, Sendable {
 
 /// Fans the pipeline's updates (the messages of `<prefix>updates`, see docs/storage-redis.md) out to
 /// WebSocket clients: each client gets, per subscribed symbol and channel, a snapshot and then the
-/// updates, in order. No I/O and no waiting: a client that does not keep up fills its bounded queue and
-/// is closed with `CloseReason.slow` (code 4008); the others are not held up.
+/// updates, in order. No I/O and no waiting: a client that does not keep up — its queue full, or an update
+/// waiting longer than `maxLagNanoseconds` (`UpdateClient.checkLag`) — is closed with code 4008; the others
+/// are not held up. A burst larger than what the writer drains at once fits as long as it fits the queue.
 ///
 /// - `publish` is called on the subscriber's thread for every update.
 /// - `subscribe` asks `snapshot` (the caller's read of the stores: latest values, recent bars) and
@@ -217,6 +261,7 @@ public final class UpdateHub: @unchecked Sendable {
     public typealias Snapshot = @Sendable (UpdateKey) async -> String
 
     public let queueCapacity: Int
+    public let maxLagNanoseconds: Int64
     private let snapshot: Snapshot
     private let lock = NSLock()
     private var clients: [Int: UpdateClient] = [:]
@@ -226,9 +271,11 @@ public final class UpdateHub: @unchecked Sendable {
     private var counted = Counters()
 
     /// `snapshot` returns the whole snapshot message for a key (`snapshotMessage`).
-    public init(queueCapacity: Int = 4096, snapshot: @escaping Snapshot) {
+    public init(queueCapacity: Int = 4096, maxLagNanoseconds: Int64 = 1_000_000_000, snapshot: @escaping Snapshot) {
         precondition(queueCapacity > 0, "a client queue holds at least one message")
+        precondition(maxLagNanoseconds > 0, "a positive lag bound")
         self.queueCapacity = queueCapacity
+        self.maxLagNanoseconds = maxLagNanoseconds
         self.snapshot = snapshot
     }
 
@@ -238,7 +285,7 @@ public final class UpdateHub: @unchecked Sendable {
     public func connect() -> UpdateClient {
         lock.lock()
         defer { lock.unlock() }
-        let client = UpdateClient(id: nextID, capacity: queueCapacity)
+        let client = UpdateClient(id: nextID, capacity: queueCapacity, maxLagNanoseconds: maxLagNanoseconds)
         nextID += 1
         clients[client.id] = client
         return client
@@ -311,6 +358,9 @@ public final class UpdateHub: @unchecked Sendable {
             for key in client.resubscribeAll() { await sendSnapshot(key, to: client) }
         }
     }
+
+    /// Monotonic time in ns (queue ages).
+    public static func monotonicNanoseconds() -> Int64 { Int64(DispatchTime.now().uptimeNanoseconds) }
 
     /// Closes every client (the server is stopping).
     public func closeAll() {

@@ -49,6 +49,9 @@ struct ServeRunCommand: ParsableCommand {
     @Option(help: "Threads (and connections per store) for PostgreSQL and Redis calls.")
     var storeThreads: Int = 4
 
+    @Option(help: "Messages a WebSocket client (/ws) may have waiting before it is closed as too slow (code 4008).")
+    var wsQueue: Int = 4096
+
     mutating func run() throws {
         guard let (host, port) = MetricsEndpoint.parse(listen: listen) else {
             throw ValidationError("--listen '\(listen)': expected HOST:PORT")
@@ -60,6 +63,7 @@ struct ServeRunCommand: ParsableCommand {
             throw ValidationError("--redis '\(StoreURL.redacted(redis))': expected redis://host:port[/db]")
         }
         guard (1...64).contains(storeThreads) else { throw ValidationError("--store-threads: expected 1 ... 64") }
+        guard (1...1_000_000).contains(wsQueue) else { throw ValidationError("--ws-queue: expected 1 ... 1000000") }
         var serveConfig = ServeConfig()
         let defaultConfig = "config/serve.yaml"
         let configPath = config ?? (FileManager.default.fileExists(atPath: defaultConfig) ? defaultConfig : nil)
@@ -76,6 +80,7 @@ struct ServeRunCommand: ParsableCommand {
         settings.config = serveConfig
         settings.swaggerUIDirectory = swaggerUI
         settings.runsDirectory = runsDir
+        settings.webSocketQueueCapacity = wsQueue
         let server: ServeServer
         do { server = try ServeServer(settings: settings) } catch { fail("\(error)", code: TapeExit.unusableInput) }
         if !FileManager.default.fileExists(atPath: swaggerUI + "/swagger-ui-bundle.js") {

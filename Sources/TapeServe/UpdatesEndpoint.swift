@@ -1,0 +1,140 @@
+import Foundation
+import Hummingbird
+import HummingbirdWebSocket
+import NIOCore
+import NIOWebSocket
+import TapeCore
+import TapeRedis
+import TapeUpdates
+
+/// `/ws`: live updates over WebSocket (docs/serving.md, "WebSocket"). The pipeline's Redis sink publishes
+/// every update on `<prefix>updates`; each `tape serve` subscribes (`RedisSubscriber`) and fans them out to
+/// its clients through an `UpdateHub`, so several serve processes behind a load balancer serve one stream.
+///
+/// - A client subscribes per symbol and channel, gets a snapshot (from the stores) and then the updates.
+/// - Each client has a bounded queue; one that does not read — its queue full, or an update waiting over a
+///   second — is closed with code 4008 (its socket cut when it does not take the close frame within
+///   `slowCloseGraceNanoseconds`), the others untouched. Pings every 30 s (Hummingbird's auto-ping) find dead peers.
+/// - Redis away: clients stay connected; when the subscription is back every client gets a fresh snapshot
+///   of each subscription (the updates published meanwhile are not kept by pub/sub).
+/// - Access: where reads need a key (`auth.read: key`), the upgrade needs one too, as `X-API-Key` or
+///   `?key=` (browsers cannot set headers on a WebSocket); a connection takes a token of the key's or IP's
+///   rate limit.
+final class UpdatesEndpoint: Sendable {
+    static let path = "/ws"
+    static let clientMessageBytesMaximum = 1 << 16
+    static let socketSendBufferBytes = 256 * 1024
+    let hub: UpdateHub
+    let subscriber: RedisSubscriber
+    let metrics: ServeMetrics
+    let access: AccessControl
+    let slowCloseGraceNanoseconds: UInt64 = 2_000_000_000
+
+    init(stores: Stores, redisURL: String, queueCapacity: Int, metrics: ServeMetrics, access: AccessControl,
+         log: @escaping @Sendable (String) -> Void) throws {
+        let hub = UpdateHub(queueCapacity: queueCapacity) { key in
+            UpdateHub.snapshotMessage(key, data: (try? await stores.run { session in try session.updateSnapshot(key) }) ?? "[]")
+        }
+        self.hub = hub
+        self.metrics = metrics
+        self.access = access
+        subscriber = try RedisSubscriber(
+            url: redisURL, channel: stores.layout.updatesChannel, log: log,
+            onSubscribed: { Task { await hub.resync() } },
+            onMessage: { message in hub.publish(message) })
+    }
+
+    func start() { subscriber.start() }
+
+    func stop() {
+        hub.closeAll()
+        subscriber.stop()
+    }
+
+    /// Whether the upgrade request at `target` (path and query) with `headers` may connect: nil, or why not.
+    func refusal(target: String, headers: HTTPFields, clientAddress: String) -> Problem? {
+        var fields = headers
+        if fields[AccessControl.keyHeader] == nil, let key = Self.queryValue(target, "key") {
+            fields[AccessControl.keyHeader] = key
+        }
+        do {
+            try access.checkRead(presented: fields[AccessControl.keyHeader], clientAddress: clientAddress)
+            return nil
+        } catch let problem as Problem {
+            return problem
+        } catch {
+            return Problem.internalError("\(error)")
+        }
+    }
+
+    /// One client's connection, until it closes or is closed.
+    func serve(inbound: WebSocketInboundStream, outbound: WebSocketOutboundWriter, channel: any Channel) async {
+        // A bounded kernel send buffer (no autotuning up to 4 MB per socket): a peer that stops reading is
+        // seen as slow after a few hundred KB rather than megabytes.
+        try? await channel.setOption(ChannelOptions.socketOption(.so_sndbuf), value: Self.socketSendBufferBytes).get()
+        let client = hub.connect()
+        metrics.webSocketClients.increment()
+        defer {
+            hub.disconnect(client)
+            metrics.webSocketClients.decrement()
+        }
+        let hub = self.hub, grace = slowCloseGraceNanoseconds, metrics = self.metrics
+        await withTaskGroup(of: Void.self) { group in
+            group.addTask {   // writer: what the hub queued, in order; then the close, if any
+                for await _ in client.wakeups {
+                    let (messages, close) = client.drain()
+                    // Every waiting message as a frame on the channel, one flush for all of them, awaited: a
+                    // client that does not read holds this task here while its queue fills (then it is cut).
+                    // (`outbound.write` flushes and awaits each frame: a burst of updates outran it.)
+                    if let last = messages.last {
+                        for message in messages.dropLast() {
+                            channel.write(WebSocketFrame(fin: true, opcode: .text, data: ByteBuffer(string: message)),
+                                          promise: nil)
+                        }
+                        do {
+                            try await channel.writeAndFlush(WebSocketFrame(fin: true, opcode: .text,
+                                                                           data: ByteBuffer(string: last))).get()
+                        } catch {
+                            return
+                        }
+                        client.delivered()
+                    }
+                    if let close {
+                        try? await outbound.close(.init(codeNumber: Int(close.code)), reason: close.text)
+                        return
+                    }
+                }
+            }
+            group.addTask {   // reader: requests
+                do {
+                    for try await message in inbound.messages(maxSize: Self.clientMessageBytesMaximum) {
+                        if case .text(let text) = message { await hub.handle(text, from: client) }
+                    }
+                } catch {}
+            }
+            group.addTask {   // watchdog: updates waiting too long close the client; one closed as too slow whose
+                              // socket does not take the close frame is cut
+                while !Task.isCancelled {
+                    do { try await Task.sleep(nanoseconds: 100_000_000) } catch { return }
+                    client.checkLag(now: UpdateHub.monotonicNanoseconds())
+                    guard client.closeReason?.code == 4008 else { continue }
+                    metrics.webSocketDropped.increment()
+                    do { try await Task.sleep(nanoseconds: grace) } catch { return }
+                    channel.close(mode: .all, promise: nil)
+                    return
+                }
+            }
+            await group.next()
+            group.cancelAll()
+        }
+    }
+
+    static func queryValue(_ target: String, _ name: String) -> String? {
+        guard let start = target.firstIndex(of: "?") else { return nil }
+        for pair in target[target.index(after: start)...].split(separator: "&") {
+            let parts = pair.split(separator: "=", maxSplits: 1)
+            if parts.count == 2, parts[0] == name { return String(parts[1]).removingPercentEncoding }
+        }
+        return nil
+    }
+}

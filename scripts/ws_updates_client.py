@@ -1,0 +1,167 @@
+#!/usr/bin/env python3
+"""An independent WebSocket client of `tape serve`'s /ws (raw sockets, RFC 6455 by hand: not Tape's code),
+for the tests and `make bench`.
+
+  ws_updates_client.py HOST:PORT --symbol S --channels bars:1m,trades [--clients N] [--seconds T]
+                       [--until-bars K] [--out FILE] [--never-read] [--rcvbuf BYTES]
+
+Each client connects, subscribes, and reads until T seconds have passed (or, with --until-bars, until it
+holds K distinct bars of its bars channel). With --out, every message each client received is written as
+one JSON line: {"client": i, "arrival_ns": wall ns, "message": {...}}. At the end one JSON summary line goes
+to stdout: per client the counts by type, the close code the server sent (if any), whether the
+connection was reset or ended without a close frame (eof). --never-read: the clients subscribe and then never read (a small receive buffer),
+until T; then they read what is there, to see how the server closed them.
+"""
+import argparse, base64, json, os, selectors, socket, struct, sys, time
+
+
+def handshake(host, port, rcvbuf):
+    sock = socket.create_connection((host, port), timeout=10)
+    if rcvbuf:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, rcvbuf)
+    key = base64.b64encode(os.urandom(16)).decode()
+    sock.sendall((f"GET /ws HTTP/1.1\r\nHost: {host}:{port}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+                  f"Sec-WebSocket-Key: {key}\r\nSec-WebSocket-Version: 13\r\n\r\n").encode())
+    head = b""
+    while b"\r\n\r\n" not in head:
+        chunk = sock.recv(4096)
+        if not chunk:
+            raise SystemExit("the server closed during the handshake")
+        head += chunk
+    status = head.split(b"\r\n", 1)[0]
+    if b" 101 " not in status:
+        raise SystemExit(f"no upgrade: {head.decode(errors='replace')}")
+    return sock, head.split(b"\r\n\r\n", 1)[1]
+
+
+def send_text(sock, text):
+    payload = text.encode()
+    mask = os.urandom(4)
+    header = bytearray([0x81])
+    n = len(payload)
+    if n < 126:
+        header.append(0x80 | n)
+    elif n < 65536:
+        header.append(0x80 | 126); header += struct.pack(">H", n)
+    else:
+        header.append(0x80 | 127); header += struct.pack(">Q", n)
+    sock.sendall(bytes(header) + mask + bytes(b ^ mask[i % 4] for i, b in enumerate(payload)))
+
+
+def send_pong(sock, payload):
+    mask = os.urandom(4)
+    sock.sendall(bytes([0x8A, 0x80 | len(payload)]) + mask + bytes(b ^ mask[i % 4] for i, b in enumerate(payload)))
+
+
+class Client:
+    def __init__(self, index, host, port, symbol, channels, rcvbuf):
+        self.index = index
+        self.sock, self.buffer = handshake(host, port, rcvbuf)
+        self.counts = {}
+        self.close_code = None
+        self.reset = False
+        self.eof = False
+        self.done = False
+        self.bars = set()
+        self.messages = []
+        send_text(self.sock, json.dumps({"op": "subscribe", "symbol": symbol, "channels": channels}))
+
+    def frames(self):
+        """Complete frames in the buffer: (opcode, payload)."""
+        while True:
+            if len(self.buffer) < 2:
+                return
+            opcode, length = self.buffer[0] & 0x0F, self.buffer[1] & 0x7F
+            at = 2
+            if length == 126:
+                if len(self.buffer) < 4: return
+                length = struct.unpack(">H", self.buffer[2:4])[0]; at = 4
+            elif length == 127:
+                if len(self.buffer) < 10: return
+                length = struct.unpack(">Q", self.buffer[2:10])[0]; at = 10
+            if len(self.buffer) < at + length:
+                return
+            payload = self.buffer[at:at + length]
+            self.buffer = self.buffer[at + length:]
+            yield opcode, payload
+
+    def read(self, keep, bars_channel, until_bars):
+        try:
+            data = self.sock.recv(1 << 20)
+        except (ConnectionResetError, BrokenPipeError):
+            self.reset = True; self.done = True; return
+        except BlockingIOError:
+            return
+        if not data:
+            self.eof = True; self.done = True; return
+        self.buffer += data
+        now = time.time_ns()
+        for opcode, payload in self.frames():
+            if opcode == 0x8:
+                self.close_code = struct.unpack(">H", payload[:2])[0] if len(payload) >= 2 else 1005
+                self.done = True
+            elif opcode == 0x9:
+                send_pong(self.sock, payload)
+            elif opcode == 0x1:
+                message = json.loads(payload)
+                kind = message.get("type")
+                self.counts[kind] = self.counts.get(kind, 0) + 1
+                if keep:
+                    self.messages.append({"client": self.index, "arrival_ns": now, "message": message})
+                if message.get("channel") == bars_channel:
+                    data = message.get("data")
+                    for bar in (data if isinstance(data, list) else [data]):
+                        self.bars.add(bar.get("end_ns"))
+                    if until_bars and len(self.bars) >= until_bars:
+                        self.done = True
+
+
+def main():
+    parser = argparse.ArgumentParser()
+    parser.add_argument("address")
+    parser.add_argument("--symbol", required=True)
+    parser.add_argument("--channels", required=True)
+    parser.add_argument("--clients", type=int, default=1)
+    parser.add_argument("--seconds", type=float, default=10)
+    parser.add_argument("--until-bars", type=int, default=0)
+    parser.add_argument("--out")
+    parser.add_argument("--never-read", action="store_true")
+    parser.add_argument("--rcvbuf", type=int, default=0)
+    args = parser.parse_args()
+    host, port = args.address.rsplit(":", 1)
+    channels = args.channels.split(",")
+    bars_channel = next((c for c in channels if c.startswith("bars:")), None)
+    clients = [Client(i, host, int(port), args.symbol, channels, args.rcvbuf or (4096 if args.never_read else 0))
+               for i in range(args.clients)]
+    print(json.dumps({"connected": len(clients)}), flush=True)
+    deadline = time.time() + args.seconds
+    if args.never_read:
+        time.sleep(args.seconds)
+        for client in clients:
+            client.sock.settimeout(2)
+            while not client.done:
+                try:
+                    client.read(False, bars_channel, 0)
+                except socket.timeout:
+                    break
+    else:
+        selector = selectors.DefaultSelector()
+        for client in clients:
+            client.sock.setblocking(False)
+            selector.register(client.sock, selectors.EVENT_READ, client)
+        while time.time() < deadline and not all(c.done for c in clients):
+            for key, _ in selector.select(timeout=0.2):
+                client = key.data
+                if not client.done:
+                    client.read(args.out is not None, bars_channel, args.until_bars)
+    if args.out:
+        with open(args.out, "w") as handle:
+            for client in clients:
+                for line in client.messages:
+                    handle.write(json.dumps(line) + "\n")
+    print(json.dumps({"clients": [{"counts": c.counts, "close_code": c.close_code, "reset": c.reset, "eof": c.eof,
+                                   "bars": len(c.bars)} for c in clients]}), flush=True)
+
+
+if __name__ == "__main__":
+    main()
