@@ -108,7 +108,7 @@ class Client:
                 self.counts[kind] = self.counts.get(kind, 0) + 1
                 if keep:
                     self.messages.append({"client": self.index, "arrival_ns": now, "message": message})
-                if message.get("channel") == bars_channel:
+                if bars_channel is not None and message.get("channel") == bars_channel:
                     data = message.get("data")
                     for bar in (data if isinstance(data, list) else [data]):
                         self.bars.add(bar.get("end_ns"))
