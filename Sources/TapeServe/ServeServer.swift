@@ -53,6 +53,8 @@ public final class ServeServer: Sendable {
         public var chartJSPath = "/usr/share/javascript/chart.js/chart.min.js"
         /// Messages a WebSocket client may have waiting before it is closed as too slow (code 4008).
         public var webSocketQueueCapacity = 4096
+        /// A second port for `/ws` alone (nil: `/ws` on the main port only).
+        public var webSocketListen: (host: String, port: Int)?
         public init(stores: Stores.Settings) { self.stores = stores }
     }
 
@@ -98,18 +100,9 @@ public final class ServeServer: Sendable {
                      body: ResponseBody(byteBuffer: ByteBuffer(bytes: OpenAPISpec.bytes)))
         }
         table.get("/") { _, _ in self.dashboard.page() }
-        // Reached only when the request was not upgraded: say why (problem+json).
-        table.get("/ws") { request, context in
-            guard let updates = self.updates else {
-                throw Problem.unavailable("live updates need a Redis store: start tape serve with --redis")
-            }
-            if let problem = updates.refusal(target: request.uri.description, headers: request.headers,
-                                             clientAddress: context.clientAddress) {
-                throw problem
-            }
-            throw Problem.badRequest("expected a WebSocket upgrade (Connection: Upgrade, Upgrade: websocket)")
-        }
         table.get("/assets/{asset}") { _, context in try self.dashboard.asset(context.parameters.get("asset") ?? "") }
+        // Reached only when the request was not upgraded: say why (problem+json).
+        registerWebSocketProblem(on: table)
         table.get("/docs") { _, _ in try self.swaggerUI.page() }
         table.get("/docs/{asset}") { _, context in try self.swaggerUI.asset(context.parameters.get("asset") ?? "") }
         APIRoutes(stores: stores, runFolders: RunFolders(directory: settings.runsDirectory)).register(on: table)
@@ -142,19 +135,47 @@ public final class ServeServer: Sendable {
     }
 
     /// Runs until SIGINT or SIGTERM (graceful: open requests finish), then stops the store threads.
-    /// `onListening` gets `host:port` once the socket is bound (port 0 picks a free one).
-    public func run(onListening: @escaping @Sendable (String) -> Void) async throws {
+    /// `onListening` gets `host:port` once the socket is bound (port 0 picks a free one); with
+    /// `settings.webSocketListen`, `onWebSocketListening` gets the WebSocket port's.
+    public func run(onListening: @escaping @Sendable (String) -> Void,
+                    onWebSocketListening: @escaping @Sendable (String) -> Void = { _ in }) async throws {
         var logger = Logger(label: "tape.serve")
         logger.logLevel = .warning
         let table = makeRoutes()
         let responder = ServeResponder(inner: table.router.buildResponder(), metrics: metrics)
-        let host = settings.host
-        let updates = self.updates
         updates?.start()
         defer { updates?.stop() }
-        // HTTP/1.1 with the WebSocket upgrade at `/ws` (when updates are served); every other request goes to
-        // the router.
-        let application = Application(
+        var services: [any Service] = [
+            application(host: settings.host, port: settings.port, responder: responder, logger: logger,
+                        onListening: onListening),
+        ]
+        if let (host, port) = settings.webSocketListen {
+            // A port of its own for `/ws` (as the seed's 8001): the upgrade, `/health`, and problems for the rest.
+            let wsTable = RouteTable(access: access)
+            wsTable.get("/health") { _, _ in APIRoutes.json(.object([("status", .string("ok"))])) }
+            registerWebSocketProblem(on: wsTable)
+            let wsResponder = ServeResponder(inner: wsTable.router.buildResponder(), metrics: metrics)
+            services.append(application(host: host, port: port, responder: wsResponder, logger: logger,
+                                        onListening: onWebSocketListening))
+        }
+        let group = ServiceGroup(configuration: .init(services: services,
+                                                      gracefulShutdownSignals: [.sigterm, .sigint], logger: logger))
+        do {
+            try await group.run()
+        } catch {
+            try? await stores.shutdown()
+            throw error
+        }
+        try await stores.shutdown()
+    }
+
+    /// An HTTP/1.1 server with the WebSocket upgrade at `/ws` (when updates are served); every other request
+    /// goes to `responder`.
+    private func application<Responder: HTTPResponder>(host: String, port: Int, responder: Responder, logger: Logger,
+                                                       onListening: @escaping @Sendable (String) -> Void)
+        -> some Service where Responder.Context == ServeContext {
+        let updates = self.updates
+        return Application(
             responder: responder,
             server: .http1WebSocketUpgrade(
                 configuration: .init(ws: WebSocketServerConfiguration(maxFrameSize: 1 << 20))
@@ -170,18 +191,23 @@ public final class ServeServer: Sendable {
                     await updates.serve(inbound: inbound, outbound: outbound, channel: channel)
                 }
             },
-            configuration: .init(address: .hostname(host, port: settings.port), serverName: "tape"),
+            configuration: .init(address: .hostname(host, port: port), serverName: "tape"),
             onServerRunning: { channel in onListening("\(host):\(channel.localAddress?.port ?? 0)") },
             logger: logger)
-        let group = ServiceGroup(configuration: .init(services: [application],
-                                                      gracefulShutdownSignals: [.sigterm, .sigint], logger: logger))
-        do {
-            try await group.run()
-        } catch {
-            try? await stores.shutdown()
-            throw error
+    }
+
+    /// `GET /ws` that reached the router: the upgrade was refused or not asked for; say why.
+    func registerWebSocketProblem(on table: RouteTable) {
+        table.get("/ws") { request, context in
+            guard let updates = self.updates else {
+                throw Problem.unavailable("live updates need a Redis store: start tape serve with --redis")
+            }
+            if let problem = updates.refusal(target: request.uri.description, headers: request.headers,
+                                             clientAddress: context.clientAddress) {
+                throw problem
+            }
+            throw Problem.badRequest("expected a WebSocket upgrade (Connection: Upgrade, Upgrade: websocket)")
         }
-        try await stores.shutdown()
     }
 }
 

@@ -52,6 +52,9 @@ struct ServeRunCommand: ParsableCommand {
     @Option(help: "Messages a WebSocket client (/ws) may have waiting before it is closed as too slow (code 4008).")
     var wsQueue: Int = 4096
 
+    @Option(help: "Also serve /ws on this address, HOST:PORT (e.g. 127.0.0.1:8001); /ws stays on --listen too.")
+    var wsListen: String?
+
     mutating func run() throws {
         guard let (host, port) = MetricsEndpoint.parse(listen: listen) else {
             throw ValidationError("--listen '\(listen)': expected HOST:PORT")
@@ -81,6 +84,13 @@ struct ServeRunCommand: ParsableCommand {
         settings.swaggerUIDirectory = swaggerUI
         settings.runsDirectory = runsDir
         settings.webSocketQueueCapacity = wsQueue
+        if let wsListen {
+            guard let address = MetricsEndpoint.parse(listen: wsListen) else {
+                throw ValidationError("--ws-listen '\(wsListen)': expected HOST:PORT")
+            }
+            guard redis != nil else { throw ValidationError("--ws-listen needs --redis (the updates come through Redis)") }
+            settings.webSocketListen = address
+        }
         let server: ServeServer
         do { server = try ServeServer(settings: settings) } catch { fail("\(error)", code: TapeExit.unusableInput) }
         if !FileManager.default.fileExists(atPath: swaggerUI + "/swagger-ui-bundle.js") {
@@ -91,9 +101,11 @@ struct ServeRunCommand: ParsableCommand {
         let failure = ServeFailure()
         Task {
             do {
-                try await server.run { address in
+                try await server.run(onListening: { address in
                     FileHandle.standardOutput.write(Data("listening \(address)\n".utf8))
-                }
+                }, onWebSocketListening: { address in
+                    FileHandle.standardOutput.write(Data("websocket listening \(address)\n".utf8))
+                })
             } catch { failure.set("\(error)") }
             finished.signal()
         }

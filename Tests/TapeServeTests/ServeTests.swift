@@ -19,6 +19,8 @@ final class ServeTests: XCTestCase {
     private var databases: [String] = []
     private var redisPrefixes: [String] = []
     private var servers: [pid_t] = []
+    /// Each started server's folder (its stdout is `out`).
+    var serveFolders: [pid_t: String] = [:]
 
     override func tearDown() {
         for pid in servers where waitForExit(pid, seconds: 0) == nil {
@@ -102,6 +104,7 @@ final class ServeTests: XCTestCase {
         let pid = try XCTUnwrap(spawnInBackground([tape, "serve", "--listen", "127.0.0.1:0", "--swagger-ui", swaggerUI]
                                                   + arguments, stdout: folder + "/out", stderr: folder + "/err"))
         servers.append(pid)
+        serveFolders[pid] = folder
         let deadline = Date().addingTimeInterval(20)
         while Date() < deadline {
             let out = (try? String(contentsOfFile: folder + "/out", encoding: .utf8)) ?? ""

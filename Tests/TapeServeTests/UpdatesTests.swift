@@ -29,15 +29,25 @@ extension ServeTests {
         let bars = folder + "/btc-perp-500_1m.csv"
         XCTAssertEqual(spawnAndWait(["/bin/sh", "-c", "gzip -dc '\(source)' | head -501 > '\(bars)'"]), 0)
         // The schema first, so that serve answers before the replay (a run with no input rows creates it).
-        let (pid, base) = try startServe(["--store", url, "--redis", Self.updatesRedis, "--ws-queue", "8192"], label: "ws")
+        let (pid, base) = try startServe(["--store", url, "--redis", Self.updatesRedis, "--ws-queue", "8192",
+                                          "--ws-listen", "127.0.0.1:0"], label: "ws")
         let address = String(base.dropFirst("http://".count))
+        // The idle client on the WebSocket port of its own (--ws-listen), the reader on the main port.
+        var wsAddress = ""
+        for _ in 0..<100 where wsAddress.isEmpty {
+            let out = (try? String(contentsOfFile: (serveFolders[pid] ?? "") + "/out", encoding: .utf8)) ?? ""
+            wsAddress = out.split(separator: "\n").first { $0.hasPrefix("websocket listening ") }
+                .map { String($0.dropFirst("websocket listening ".count)) } ?? ""
+            if wsAddress.isEmpty { usleep(50_000) }
+        }
+        XCTAssertFalse(wsAddress.isEmpty, "tape serve says where its WebSocket port listens")
         let script = packageRoot().appendingPathComponent("scripts/ws_updates_client.py").path
         let channels = "bars:1m,trades,anomalies,indicators"
         guard let reader = spawnInBackground(["/usr/bin/env", "python3", script, address, "--symbol", "BTC-PERP",
                                               "--channels", channels, "--seconds", "12",
                                               "--out", folder + "/reader.jsonl"],
                                              stdout: folder + "/reader.out", stderr: folder + "/reader.err"),
-              let idle = spawnInBackground(["/usr/bin/env", "python3", script, address, "--symbol", "BTC-PERP",
+              let idle = spawnInBackground(["/usr/bin/env", "python3", script, wsAddress, "--symbol", "BTC-PERP",
                                             "--channels", channels, "--seconds", "12", "--never-read"],
                                            stdout: folder + "/idle.out", stderr: folder + "/idle.err")
         else { return XCTFail("cannot start the WebSocket clients") }
