@@ -3,20 +3,27 @@
 for the tests and `make bench`.
 
   ws_updates_client.py HOST:PORT --symbol S --channels bars:1m,trades [--clients N] [--seconds T]
-                       [--until-bars K] [--out FILE] [--never-read] [--rcvbuf BYTES]
+                       [--until-bars K] [--out FILE] [--never-read] [--rcvbuf BYTES] [--kernel-stamps]
 
 Each client connects, subscribes, and reads until T seconds have passed (or, with --until-bars, until it
 holds K distinct bars of its bars channel). With --out, every message each client received is written as
 one JSON line: {"client": i, "arrival_ns": wall ns, "message": {...}}. At the end one JSON summary line goes
 to stdout: per client the counts by type, the close code the server sent (if any), whether the
-connection was reset or ended without a close frame (eof). --never-read: the clients subscribe and then never read (a small receive buffer),
+connection was reset or ended without a close frame (eof). --kernel-stamps (Linux): each line also gets
+"kernel_ns", the kernel's wall-clock receive time of the data read (SO_TIMESTAMPNS), i.e. when it reached the
+socket rather than when this process got to read it. --never-read: the clients subscribe and then never read (a small receive buffer),
 until T; then they read what is there, to see how the server closed them.
 """
 import argparse, base64, json, os, selectors, socket, struct, sys, time
 
 
-def handshake(host, port, rcvbuf):
+SO_TIMESTAMPNS = 35  # Linux; also the ancillary message type (SCM_TIMESTAMPNS)
+
+
+def handshake(host, port, rcvbuf, kernel_stamps=False):
     sock = socket.create_connection((host, port), timeout=10)
+    if kernel_stamps:
+        sock.setsockopt(socket.SOL_SOCKET, SO_TIMESTAMPNS, 1)
     if rcvbuf:
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, rcvbuf)
     key = base64.b64encode(os.urandom(16)).decode()
@@ -54,9 +61,10 @@ def send_pong(sock, payload):
 
 
 class Client:
-    def __init__(self, index, host, port, symbol, channels, rcvbuf):
+    def __init__(self, index, host, port, symbol, channels, rcvbuf, kernel_stamps=False):
         self.index = index
-        self.sock, self.buffer = handshake(host, port, rcvbuf)
+        self.kernel_stamps = kernel_stamps
+        self.sock, self.buffer = handshake(host, port, rcvbuf, kernel_stamps)
         self.counts = {}
         self.close_code = None
         self.reset = False
@@ -86,8 +94,16 @@ class Client:
             yield opcode, payload
 
     def read(self, keep, bars_channel, until_bars):
+        kernel_ns = None
         try:
-            data = self.sock.recv(1 << 20)
+            if self.kernel_stamps:
+                data, ancillary, _, _ = self.sock.recvmsg(1 << 20, socket.CMSG_SPACE(16))
+                for level, kind, value in ancillary:
+                    if level == socket.SOL_SOCKET and kind == SO_TIMESTAMPNS and len(value) >= 16:
+                        seconds, nanoseconds = struct.unpack("qq", value[:16])
+                        kernel_ns = seconds * 1_000_000_000 + nanoseconds
+            else:
+                data = self.sock.recv(1 << 20)
         except (ConnectionResetError, BrokenPipeError):
             self.reset = True; self.done = True; return
         except BlockingIOError:
@@ -107,7 +123,10 @@ class Client:
                 kind = message.get("type")
                 self.counts[kind] = self.counts.get(kind, 0) + 1
                 if keep:
-                    self.messages.append({"client": self.index, "arrival_ns": now, "message": message})
+                    line = {"client": self.index, "arrival_ns": now, "message": message}
+                    if self.kernel_stamps:
+                        line["kernel_ns"] = kernel_ns
+                    self.messages.append(line)
                 if bars_channel is not None and message.get("channel") == bars_channel:
                     data = message.get("data")
                     for bar in (data if isinstance(data, list) else [data]):
@@ -127,11 +146,13 @@ def main():
     parser.add_argument("--out")
     parser.add_argument("--never-read", action="store_true")
     parser.add_argument("--rcvbuf", type=int, default=0)
+    parser.add_argument("--kernel-stamps", action="store_true")
     args = parser.parse_args()
     host, port = args.address.rsplit(":", 1)
     channels = args.channels.split(",")
     bars_channel = next((c for c in channels if c.startswith("bars:")), None)
-    clients = [Client(i, host, int(port), args.symbol, channels, args.rcvbuf or (4096 if args.never_read else 0))
+    clients = [Client(i, host, int(port), args.symbol, channels, args.rcvbuf or (4096 if args.never_read else 0),
+                      args.kernel_stamps)
                for i in range(args.clients)]
     print(json.dumps({"connected": len(clients)}), flush=True)
     deadline = time.time() + args.seconds
