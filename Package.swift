@@ -166,7 +166,7 @@ let package = Package(
         // problem+json errors, API keys and rate limits, /health /ready /metrics; and the Prometheus
         // exposition of the pipeline processes' metric points (`--metrics-listen`). docs/serving.md.
         .target(name: "TapeServe", dependencies: ["TapeCore", "TapeGraph", "TapeSinks", "TapeStore", "TapeRedis",
-                                                  "TapeMetrics", "TapeUpdates", "Yams",
+                                                  "TapeMetrics", "TapeUpdates", "TapeHTTP", "Yams",
                                                   .product(name: "HummingbirdWebSocket", package: "hummingbird-websocket"),
                                                   .product(name: "Crypto", package: "swift-crypto"),
                                                   .product(name: "Hummingbird", package: "hummingbird"),

@@ -53,6 +53,8 @@ public final class ServeServer: Sendable {
         public var chartJSPath = "/usr/share/javascript/chart.js/chart.min.js"
         /// Messages a WebSocket client may have waiting before it is closed as too slow (code 4008).
         public var webSocketQueueCapacity = 4096
+        /// The pipeline processes' Prometheus endpoints (`--metrics-listen`) read by `/api/v1/pipeline`.
+        public var pipelineMetricsURLs: [String] = []
         /// A second port for `/ws` alone (nil: `/ws` on the main port only).
         public var webSocketListen: (host: String, port: Int)?
         public init(stores: Stores.Settings) { self.stores = stores }
@@ -106,6 +108,8 @@ public final class ServeServer: Sendable {
         table.get("/docs") { _, _ in try self.swaggerUI.page() }
         table.get("/docs/{asset}") { _, context in try self.swaggerUI.asset(context.parameters.get("asset") ?? "") }
         APIRoutes(stores: stores, runFolders: RunFolders(directory: settings.runsDirectory)).register(on: table)
+        let pipeline = PipelineStatus(urls: settings.pipelineMetricsURLs)
+        table.get("/api/v1/pipeline") { _, _ in APIRoutes.json(try await pipeline.json(stores: self.stores)) }
         return table
     }
 

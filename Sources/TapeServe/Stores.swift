@@ -105,6 +105,13 @@ public final class Stores: @unchecked Sendable {
         }
     }
 
+    /// Runs `body` on a store thread without a session (another blocking client: the pipeline's metrics).
+    public func runBlocking<Result: Sendable>(_ body: @escaping @Sendable () throws -> Result) async throws -> Result {
+        try admit()
+        defer { release() }
+        return try await threads.runIfActive(body)
+    }
+
     /// Counts a call in, or refuses it when `waitingMax` already wait.
     private func admit() throws {
         lock.lock()

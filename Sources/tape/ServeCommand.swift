@@ -52,6 +52,9 @@ struct ServeRunCommand: ParsableCommand {
     @Option(help: "Messages a WebSocket client (/ws) may have waiting before it is closed as too slow (code 4008).")
     var wsQueue: Int = 4096
 
+    @Option(help: "A pipeline process's Prometheus endpoint (tape live|ingest|work --metrics-listen), read by /api/v1/pipeline and the dashboard (repeatable), e.g. http://127.0.0.1:9101/metrics.")
+    var pipelineMetrics: [String] = []
+
     @Option(help: "Also serve /ws on this address, HOST:PORT (e.g. 127.0.0.1:8001); /ws stays on --listen too.")
     var wsListen: String?
 
@@ -84,6 +87,10 @@ struct ServeRunCommand: ParsableCommand {
         settings.swaggerUIDirectory = swaggerUI
         settings.runsDirectory = runsDir
         settings.webSocketQueueCapacity = wsQueue
+        for url in pipelineMetrics where !(url.hasPrefix("http://") || url.hasPrefix("https://")) {
+            throw ValidationError("--pipeline-metrics '\(url)': expected http://HOST:PORT/metrics")
+        }
+        settings.pipelineMetricsURLs = pipelineMetrics
         if let wsListen {
             guard let address = MetricsEndpoint.parse(listen: wsListen) else {
                 throw ValidationError("--ws-listen '\(wsListen)': expected HOST:PORT")

@@ -37,11 +37,22 @@ extension ServeTests {
         XCTAssertFalse(port.isEmpty, "feed-sim wrote its port")
         guard let live = spawnInBackground([tape, "live", "--feed", "binance-spot:btcusdt=ws://127.0.0.1:\(port)",
                                             "--duration", "40s", "--out", folder + "/live", "--quiet",
+                                            "--metrics-listen", "127.0.0.1:0",
                                             "--store", url, "--store", Self.dashboardRedis],
                                            stdout: folder + "/live.log", stderr: folder + "/live.log")
         else { return XCTFail("cannot start tape live") }
         defer { kill(live, SIGINT); _ = waitForExit(live, seconds: 30) }
-        let (pid, base) = try startServe(["--store", url, "--redis", Self.dashboardRedis], label: "dashboard")
+        // The session's Prometheus endpoint, for the dashboard's pipeline health (/api/v1/pipeline).
+        var metricsURL = ""
+        for _ in 0..<100 where metricsURL.isEmpty {
+            let log = (try? String(contentsOfFile: folder + "/live.log", encoding: .utf8)) ?? ""
+            if let line = log.split(separator: "\n").first(where: { $0.hasPrefix("tape: metrics at ") }) {
+                metricsURL = String(line.dropFirst("tape: metrics at ".count))
+            } else { usleep(100_000) }
+        }
+        XCTAssertFalse(metricsURL.isEmpty, "tape live says where its metrics are")
+        let (pid, base) = try startServe(["--store", url, "--redis", Self.dashboardRedis,
+                                          "--pipeline-metrics", metricsURL], label: "dashboard")
         // Wait until the session has stored ticks and closed a bar (the dashboard then has a chart to draw).
         let deadline = Date().addingTimeInterval(40)
         var ready = false
@@ -51,6 +62,15 @@ extension ServeTests {
                let latest = try? reply.json(), latest["bar"] is [String: Any] { ready = true }
         }
         XCTAssertTrue(ready, "a bar was stored: \((try? String(contentsOfFile: folder + "/live.log", encoding: .utf8)) ?? "")")
+
+        // The pipeline's figures through serve: up, ticks counted, a rate (an independent read of the same
+        // endpoint has the ticks too).
+        let pipeline = try request(base + "/api/v1/pipeline").json()
+        let source = try XCTUnwrap((pipeline["sources"] as? [[String: Any]])?.first)
+        XCTAssertEqual(source["up"] as? Bool, true, "\(source)")
+        XCTAssertGreaterThan((source["ticks_total"] as? NSNumber)?.doubleValue ?? 0, 0, "\(source)")
+        let scraped = try request(metricsURL).text
+        XCTAssertTrue(scraped.contains("tape_feed_ticks_total"), scraped)
 
         let dom = folder + "/dom.html", log = folder + "/chromium.log"
         let page = base + "/?symbol=spot:BTCUSDT&timeframe=1m"
@@ -71,6 +91,7 @@ extension ServeTests {
         }
         XCTAssertEqual(attribute("data-errors"), "0", "no error on the page: \(attribute("data-last-error") ?? "")")
         XCTAssertEqual(attribute("data-ws"), "up", "the WebSocket is connected")
+        XCTAssertEqual(attribute("data-pipeline"), "up", "the pipeline's health is shown")
         XCTAssertGreaterThan(Int(attribute("data-bars") ?? "") ?? 0, 0, "the price chart has bars")
         XCTAssertGreaterThan(Int(attribute("data-snapshots") ?? "") ?? 0, 0, "snapshots arrived")
         XCTAssertGreaterThan(Int(attribute("data-updates") ?? "") ?? 0, 0, "updates arrived over /ws")
