@@ -47,3 +47,21 @@ public func waitForExit(_ pid: pid_t, seconds: Double) -> Int32? {
     }
     return nil
 }
+
+/// The port a helper server started with `process` (stdout on `output`) announces in its first line,
+/// `PORT <n>`, read within 20 s; throws `MissingRequirement` naming `what` (and stops the process) when it
+/// does not say.
+public func announcedPort(_ output: Pipe, of process: Process, what: String) throws -> Int {
+    var text = ""
+    let deadline = Date().addingTimeInterval(20)
+    while !text.contains("\n") && Date() < deadline {
+        let data = output.fileHandleForReading.availableData
+        if data.isEmpty { break }
+        text += String(decoding: data, as: UTF8.self)
+    }
+    guard text.hasPrefix("PORT "), let port = Int(text.dropFirst(5).prefix { $0.isNumber }) else {
+        process.terminate()
+        throw MissingRequirement(description: "\(what) did not start: \(text)")
+    }
+    return port
+}

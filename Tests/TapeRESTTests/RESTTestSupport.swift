@@ -49,18 +49,7 @@ final class VendorServer {
         let output = Pipe()
         process.standardOutput = output
         try process.run()
-        var text = ""
-        let deadline = Date().addingTimeInterval(20)
-        while !text.contains("\n") && Date() < deadline {
-            let data = output.fileHandleForReading.availableData
-            if data.isEmpty { break }
-            text += String(decoding: data, as: UTF8.self)
-        }
-        guard text.hasPrefix("PORT "), let port = Int(text.dropFirst(5).prefix { $0.isNumber }) else {
-            process.terminate()
-            throw MissingRequirement(description: "vendor_server.py did not start: \(text)")
-        }
-        self.port = port
+        port = try announcedPort(output, of: process, what: "vendor_server.py")
     }
 
     func stop() {
