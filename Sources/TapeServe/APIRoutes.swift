@@ -19,6 +19,10 @@ public struct RouteKey: Hashable, Sendable, CustomStringConvertible {
 struct APIRoutes {
     let stores: Stores
     let runFolders: RunFolders
+    /// The in-process latest state (`LatestMemory`), when the updates subscription is live; nil otherwise.
+    var memory: @Sendable () -> LatestMemory? = { nil }
+    /// Told of lookups answered from `memory` (the cache-hit metric counts them as hits).
+    var onMemoryHits: @Sendable (Int) -> Void = { _ in }
 
     /// Default and largest page sizes.
     static let limitDefault = 100
@@ -56,6 +60,14 @@ struct APIRoutes {
         let query = request.uri.queryParameters
         let timeframe = try Self.timeframe(query.get("timeframe"))
         let layout = stores.layout
+        // The in-process copy first (no store thread, no Redis round trip), when it holds every part.
+        let memory = self.memory()
+        if let memory, let held = memory.latest(symbol: symbol, timeframe: timeframe.description,
+                                                now: Stores.monotonicNanoseconds()) {
+            onMemoryHits(4)
+            return Self.json(Self.latestJSON(symbol: symbol, timeframe: timeframe.description, trade: held.trade,
+                                             quote: held.quote, bar: held.bar, prediction: held.prediction))
+        }
         // Redis first: a symbol whose latest state is cached costs no PostgreSQL query at all; PostgreSQL is
         // asked for what Redis misses and, when nothing is found anywhere, whether the symbol exists (404).
         let result = try await stores.run { session -> JSONValue in
@@ -72,14 +84,23 @@ struct APIRoutes {
                try !session.queries().hasSymbol(symbol) {
                 throw Problem.notFound("unknown symbol '\(symbol)'")
             }
-            return .object([
-                ("symbol", .string(symbol)), ("timeframe", .string(timeframe.description)),
-                ("trade", trade.map(Self.trade) ?? .null), ("quote", quote.map(Self.quote) ?? .null),
-                ("bar", bar.map { Self.bar(symbol: symbol, timeframe: timeframe.description, fields: $0) } ?? .null),
-                ("prediction", prediction.map(Self.prediction) ?? .null),
-            ])
+            memory?.remember(symbol: symbol, timeframe: timeframe.description,
+                             .init(trade: trade, quote: quote, bar: bar, prediction: prediction),
+                             now: Stores.monotonicNanoseconds())
+            return Self.latestJSON(symbol: symbol, timeframe: timeframe.description, trade: trade, quote: quote,
+                                   bar: bar, prediction: prediction)
         }
         return Self.json(result)
+    }
+
+    static func latestJSON(symbol: String, timeframe: String, trade: [String: String]?, quote: [String: String]?,
+                           bar: [String: String]?, prediction: [String: String]?) -> JSONValue {
+        .object([
+            ("symbol", .string(symbol)), ("timeframe", .string(timeframe)),
+            ("trade", trade.map(Self.trade) ?? .null), ("quote", quote.map(Self.quote) ?? .null),
+            ("bar", bar.map { Self.bar(symbol: symbol, timeframe: timeframe, fields: $0) } ?? .null),
+            ("prediction", prediction.map(Self.prediction) ?? .null),
+        ])
     }
 
     func bars(_ request: Request, _ context: ServeContext) async throws -> Response {

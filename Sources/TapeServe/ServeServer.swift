@@ -107,7 +107,11 @@ public final class ServeServer: Sendable {
         registerWebSocketProblem(on: table)
         table.get("/docs") { _, _ in try self.swaggerUI.page() }
         table.get("/docs/{asset}") { _, context in try self.swaggerUI.asset(context.parameters.get("asset") ?? "") }
-        APIRoutes(stores: stores, runFolders: RunFolders(directory: settings.runsDirectory)).register(on: table)
+        var api = APIRoutes(stores: stores, runFolders: RunFolders(directory: settings.runsDirectory))
+        let updates = self.updates, metrics = self.metrics
+        api.memory = { updates?.liveMemory }
+        api.onMemoryHits = { hits in metrics.cache(hits: hits, misses: 0) }
+        api.register(on: table)
         let pipeline = PipelineStatus(urls: settings.pipelineMetricsURLs)
         table.get("/api/v1/pipeline") { _, _ in APIRoutes.json(try await pipeline.json(stores: self.stores)) }
         return table
@@ -128,12 +132,21 @@ public final class ServeServer: Sendable {
             return (name, .object(members))
         }
         let ready = postgres == nil && (!hasCache || redis == nil)
+        var dependencies = [
+            state("postgres", configured: true, failure: postgres, peer: stores.postgresPeer),
+            state("redis", configured: hasCache, failure: redis, peer: stores.redisPeer),
+        ]
+        if let updates {
+            // The updates subscription (`/ws`, the in-process latest copy): said, not required — without it
+            // `/ws` clients wait for a resync and `/api/v1/latest` reads the stores.
+            dependencies.append(("updates", .object([
+                ("status", .string(updates.subscriber.isSubscribed ? "up" : "down")), ("required", .bool(false)),
+                ("channel", .string(updates.subscriber.channel)),
+            ])))
+        }
         let body: JSONValue = .object([
             ("status", .string(ready ? "ready" : "not_ready")),
-            ("dependencies", .object([
-                state("postgres", configured: true, failure: postgres, peer: stores.postgresPeer),
-                state("redis", configured: hasCache, failure: redis, peer: stores.redisPeer),
-            ])),
+            ("dependencies", .object(dependencies)),
         ])
         return APIRoutes.json(body, status: ready ? .ok : .serviceUnavailable)
     }

@@ -26,6 +26,8 @@ final class UpdatesEndpoint: Sendable {
     static let socketSendBufferBytes = 256 * 1024
     let hub: UpdateHub
     let subscriber: RedisSubscriber
+    /// The latest state from the same stream, for `/api/v1/latest` (`liveMemory`).
+    let memory: LatestMemory
     let metrics: ServeMetrics
     let access: AccessControl
     let slowCloseGraceNanoseconds: UInt64 = 2_000_000_000
@@ -38,13 +40,24 @@ final class UpdatesEndpoint: Sendable {
         self.hub = hub
         self.metrics = metrics
         self.access = access
+        let memory = LatestMemory()
+        self.memory = memory
         subscriber = try RedisSubscriber(
             url: redisURL, channel: stores.layout.updatesChannel, log: log,
-            onSubscribed: { Task { await hub.resync() } },
-            onMessage: { message in hub.publish(message) })
+            onSubscribed: {
+                memory.clear()   // what was published while away is not replayed
+                Task { await hub.resync() }
+            },
+            onMessage: { message in
+                memory.apply(message)
+                hub.publish(message)
+            })
     }
 
     func start() { subscriber.start() }
+
+    /// The in-process latest state while the subscription is live; nil during a gap.
+    var liveMemory: LatestMemory? { subscriber.isSubscribed ? memory : nil }
 
     func stop() {
         hub.closeAll()

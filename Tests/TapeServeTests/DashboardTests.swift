@@ -3,7 +3,7 @@ import TapeRedis
 import TapeTestSupport
 import XCTest
 
-/// The dashboard at `/` during a live session — `tape feed-sim` (a real capture, 30× real time) → `tape live
+/// The dashboard at `/` during a live session — `tape feed-sim` (a real capture, 10× real time) → `tape live
 /// --store postgres://… --store redis://…` → `tape serve` — rendered in headless Chromium: the charts are
 /// drawn from the API, updates arrive over `/ws`, no error is seen (the page counts `error` events and
 /// rejections), and a screenshot is kept in `reports/test-artifacts/dashboard.png`.
@@ -23,7 +23,7 @@ extension ServeTests {
         let url = try freshDatabase("dashboard")
         let folder = temporaryFolder("dashboard")
         let capture = try capture("spot-btcusdt_20240808.gz")
-        guard let simulator = spawnInBackground([tape, "feed-sim", capture, "--protocol", "binance", "--speed", "30",
+        guard let simulator = spawnInBackground([tape, "feed-sim", capture, "--protocol", "binance", "--speed", "10",
                                                  "--port", "0", "--port-file", folder + "/port"],
                                                 stdout: folder + "/sim.log", stderr: folder + "/sim.log")
         else { return XCTFail("cannot start tape feed-sim") }
@@ -65,8 +65,13 @@ extension ServeTests {
 
         // The pipeline's figures through serve: up, ticks counted, a rate (an independent read of the same
         // endpoint has the ticks too).
-        let pipeline = try request(base + "/api/v1/pipeline").json()
-        let source = try XCTUnwrap((pipeline["sources"] as? [[String: Any]])?.first)
+        var source: [String: Any] = [:]
+        let sampled = Date().addingTimeInterval(20)   // the session's metrics are sampled about once a second
+        repeat {
+            source = try XCTUnwrap((try request(base + "/api/v1/pipeline").json()["sources"] as? [[String: Any]])?.first)
+            if ((source["ticks_total"] as? NSNumber)?.doubleValue ?? 0) > 0 { break }
+            usleep(250_000)
+        } while Date() < sampled
         XCTAssertEqual(source["up"] as? Bool, true, "\(source)")
         XCTAssertGreaterThan((source["ticks_total"] as? NSNumber)?.doubleValue ?? 0, 0, "\(source)")
         let scraped = try request(metricsURL).text

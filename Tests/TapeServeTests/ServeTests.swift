@@ -121,6 +121,19 @@ final class ServeTests: XCTestCase {
         throw MissingRequirement(description: "tape serve did not say where it listens within 20 s")
     }
 
+    /// Waits until the server's updates subscription is live (`/ready`'s `updates`), so that what goes through
+    /// the in-process latest copy does not depend on when the subscription came up.
+    func waitForUpdates(_ base: String) throws {
+        let deadline = Date().addingTimeInterval(10)
+        while Date() < deadline {
+            let ready = try request(base + "/ready").json()
+            let updates = ((ready["dependencies"] as? [String: Any])?["updates"] as? [String: Any])?["status"] as? String
+            if updates == "up" { return }
+            usleep(50_000)
+        }
+        XCTFail("the updates subscription did not come up within 10 s")
+    }
+
     /// SIGTERM: the server ends gracefully, exit 0.
     func stopServe(_ pid: pid_t) {
         kill(pid, SIGTERM)
@@ -189,6 +202,7 @@ final class ServeTests: XCTestCase {
         let runsDirectory = (out as NSString).deletingLastPathComponent
         let (pid, base) = try startServe(["--store", url, "--redis", Self.redisURL, "--redis-prefix", prefix,
                                           "--runs-dir", runsDirectory], label: "routes")
+        try waitForUpdates(base)
 
         // Symbols: tick_ranges per symbol.
         let expectedSymbols = try database.query(
@@ -227,10 +241,11 @@ final class ServeTests: XCTestCase {
         let cached = try XCTUnwrap(try redis.command(["HGETALL", "\(prefix)latest:bar:\(symbol):1m"]).fieldValues)
         XCTAssertFalse(cached.isEmpty, "the read-through filled Redis")
         let metrics = try request(base + "/metrics").text
-        // Per call 4 lookups (trade, quote, bar, prediction) × 3 symbols × 2 calls: the first call misses all 4, the
-        // second hits 3 — the prediction (no model ran) misses again, PostgreSQL has none to fill it with.
-        XCTAssertTrue(metrics.contains("tape_cache_requests_total{result=\"miss\"} 15"), metrics)
-        XCTAssertTrue(metrics.contains("tape_cache_requests_total{result=\"hit\"} 9"), metrics)
+        // Per call 4 lookups (trade, quote, bar, prediction) × 3 symbols × 2 calls: the first call misses all 4
+        // (Redis, then PostgreSQL, which fills Redis and the in-process copy; the prediction — no model ran — is
+        // found nowhere and noted absent), the second is answered from the in-process copy: 4 hits.
+        XCTAssertTrue(metrics.contains("tape_cache_requests_total{result=\"miss\"} 12"), metrics)
+        XCTAssertTrue(metrics.contains("tape_cache_requests_total{result=\"hit\"} 12"), metrics)
 
         // Bars in a range, paged by 7: the same rows as SQL, in order.
         let range = try XCTUnwrap(try database.query("""
@@ -460,12 +475,13 @@ final class ServeTests: XCTestCase {
             }
         }
         XCTAssertFalse(ours.isEmpty, "the server's Redis connection was found")
-        _ = try redis.command(["DEL", "\(prefix)latest:bar:spot:BTCUSDT:1m"])
+        _ = try redis.command(["DEL", "\(prefix)latest:bar:spot:BTCUSDT:5m"])
         Thread.sleep(forTimeInterval: 1.1)   // past the Redis reconnect interval
-        let again = try request(base + "/api/v1/latest/spot:BTCUSDT")
+        // Another timeframe: not in the in-process copy, so the stores are asked over new connections.
+        let again = try request(base + "/api/v1/latest/spot:BTCUSDT?timeframe=5m")
         XCTAssertEqual(again.status, 200, again.text)
         XCTAssertEqual(try request(base + "/api/v1/symbols").status, 200)
-        let refilled = try XCTUnwrap(try redis.command(["HGETALL", "\(prefix)latest:bar:spot:BTCUSDT:1m"]).fieldValues)
+        let refilled = try XCTUnwrap(try redis.command(["HGETALL", "\(prefix)latest:bar:spot:BTCUSDT:5m"]).fieldValues)
         XCTAssertFalse(refilled.isEmpty, "the read-through wrote the bar again over a new connection")
         XCTAssertEqual(try request(base + "/ready").status, 200)
         stopServe(pid)

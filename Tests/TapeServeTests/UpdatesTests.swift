@@ -70,7 +70,24 @@ extension ServeTests {
         let replayEnded = Date()
         XCTAssertEqual(waitForExit(reader, seconds: 60), 0, (try? String(contentsOfFile: folder + "/reader.err", encoding: .utf8)) ?? "")
         XCTAssertEqual(waitForExit(idle, seconds: 60), 0, (try? String(contentsOfFile: folder + "/idle.err", encoding: .utf8)) ?? "")
+        // /api/v1/latest from the in-process copy (kept from the same updates): the same bar as Redis's hash
+        // and PostgreSQL's last row; every lookup a cache hit.
+        let before = String(decoding: try request(base + "/metrics").body, as: UTF8.self)
+        for _ in 0..<2 {   // the first may fill what the stream has not given (the absent quote and trade)
+            let latest = try request(base + "/api/v1/latest/BTC-PERP?timeframe=1m").json()
+            let bar = try XCTUnwrap(latest["bar"] as? [String: Any])
+            let hash = try XCTUnwrap(try redis.command(["HGETALL", "tape:latest:bar:BTC-PERP:1m"]).fieldValues)
+            XCTAssertEqual((bar["end_ns"] as? NSNumber)?.int64Value, Int64(hash["end_ns"] ?? ""))
+            XCTAssertEqual((bar["close"] as? NSNumber)?.doubleValue, Double(hash["close"] ?? ""))
+            XCTAssertEqual((bar["volume"] as? NSNumber)?.doubleValue, Double(hash["volume"] ?? ""))
+            XCTAssertTrue(latest["trade"] is NSNull && latest["quote"] is NSNull, "a bar file has no ticks")
+        }
+        let hits = { (text: String) -> Double in
+            text.split(separator: "\n").first { $0.hasPrefix("tape_cache_requests_total{result=\"hit\"}") }
+                .flatMap { Double($0.split(separator: " ").last ?? "") } ?? 0
+        }
         let metrics = String(decoding: try request(base + "/metrics").body, as: UTF8.self)
+        XCTAssertGreaterThanOrEqual(hits(metrics) - hits(before), 4, "the second answer came from the cache")
         stopServe(pid)
 
         // The reading client: every bar PostgreSQL holds, once each, with the same values.
