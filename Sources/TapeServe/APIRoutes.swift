@@ -62,11 +62,23 @@ struct APIRoutes {
         let layout = stores.layout
         // The in-process copy first (no store thread, no Redis round trip), when it holds every part.
         let memory = self.memory()
-        if let memory, let held = memory.latest(symbol: symbol, timeframe: timeframe.description,
-                                                now: Stores.monotonicNanoseconds()) {
-            onMemoryHits(4)
-            return Self.json(Self.latestJSON(symbol: symbol, timeframe: timeframe.description, trade: held.trade,
-                                             quote: held.quote, bar: held.bar, prediction: held.prediction))
+        let now = Stores.monotonicNanoseconds()
+        if let memory {
+            // The rendered answer while the symbol has not changed; else render it from the copy and keep it.
+            if let bytes = memory.renderedLatest(symbol: symbol, timeframe: timeframe.description, now: now) {
+                onMemoryHits(4)
+                return Response(status: .ok, headers: [.contentType: "application/json"],
+                                body: ResponseBody(byteBuffer: ByteBuffer(bytes: bytes)))
+            }
+            if let held = memory.latest(symbol: symbol, timeframe: timeframe.description, now: now) {
+                onMemoryHits(4)
+                let bytes = Array(Self.latestJSON(symbol: symbol, timeframe: timeframe.description, trade: held.trade,
+                                                  quote: held.quote, bar: held.bar, prediction: held.prediction)
+                    .renderCompact().utf8)
+                memory.storeRendered(symbol: symbol, timeframe: timeframe.description, bytes, from: held)
+                return Response(status: .ok, headers: [.contentType: "application/json"],
+                                body: ResponseBody(byteBuffer: ByteBuffer(bytes: bytes)))
+            }
         }
         // Redis first: a symbol whose latest state is cached costs no PostgreSQL query at all; PostgreSQL is
         // asked for what Redis misses and, when nothing is found anywhere, whether the symbol exists (404).

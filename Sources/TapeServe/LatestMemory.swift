@@ -19,6 +19,17 @@ final class LatestMemory: @unchecked Sendable {
         var quote: [String: String]?
         var bar: [String: String]?
         var prediction: [String: String]?
+        /// The symbol's version when read (`storeRendered` keeps a rendering only of the current one).
+        var version: UInt64 = 0
+        /// Until when this answer holds (the earliest expiry of an absent part; `Int64.max`: no absent part).
+        var validUntil: Int64 = .max
+    }
+
+    /// A rendered answer of `/api/v1/latest`, kept until the symbol changes.
+    private struct Rendered {
+        let bytes: [UInt8]
+        let version: UInt64
+        let validUntil: Int64
     }
 
     /// One latest value: its fields, or known absent until `absentUntil` (monotonic ns).
@@ -31,6 +42,10 @@ final class LatestMemory: @unchecked Sendable {
     private let lock = NSLock()
     /// Keyed `trade <symbol>`, `quote <symbol>`, `bar <symbol> <tf>`, `prediction <symbol> <tf>`.
     private var slots: [String: Slot] = [:]
+    /// Bumped at every change of a symbol's slots.
+    private var versions: [String: UInt64] = [:]
+    /// Rendered answers by symbol, then timeframe.
+    private var rendered: [String: [String: Rendered]] = [:]
 
     init(absentTTLNanoseconds: Int64 = 5_000_000_000) {
         self.absentTTLNanoseconds = absentTTLNanoseconds
@@ -43,13 +58,41 @@ final class LatestMemory: @unchecked Sendable {
         lock.lock()
         defer { lock.unlock() }
         var parts: [[String: String]?] = []
+        var validUntil = Int64.max
         for key in keys {
             guard let slot = slots[key] else { return nil }
             if let fields = slot.fields { parts.append(fields) }
-            else if now < slot.absentUntil { parts.append(nil) }
-            else { return nil }
+            else if now < slot.absentUntil {
+                parts.append(nil)
+                validUntil = min(validUntil, slot.absentUntil)
+            } else { return nil }
         }
-        return Latest(trade: parts[0], quote: parts[1], bar: parts[2], prediction: parts[3])
+        return Latest(trade: parts[0], quote: parts[1], bar: parts[2], prediction: parts[3],
+                      version: versions[symbol] ?? 0, validUntil: validUntil)
+    }
+
+    /// The rendered answer for `symbol` at `timeframe`, if one is kept for the symbol's current state.
+    func renderedLatest(symbol: String, timeframe: String, now: Int64) -> [UInt8]? {
+        lock.lock()
+        defer { lock.unlock() }
+        guard let entry = rendered[symbol]?[timeframe], entry.version == (versions[symbol] ?? 0),
+              now < entry.validUntil else { return nil }
+        return entry.bytes
+    }
+
+    /// Keeps the rendering of `held` (read by `latest`) unless the symbol changed since.
+    func storeRendered(symbol: String, timeframe: String, _ bytes: [UInt8], from held: Latest) {
+        lock.lock()
+        defer { lock.unlock() }
+        guard held.version == (versions[symbol] ?? 0) else { return }
+        rendered[symbol, default: [:]][timeframe] = Rendered(bytes: bytes, version: held.version,
+                                                             validUntil: held.validUntil)
+    }
+
+    /// A change of `symbol`'s state (lock held): its renderings are dropped.
+    private func changed(_ symbol: String) {
+        versions[symbol, default: 0] &+= 1
+        rendered[symbol] = nil
     }
 
     /// What the read-through path found; a part found nowhere is noted as absent for a while. A value the
@@ -66,11 +109,14 @@ final class LatestMemory: @unchecked Sendable {
                 slots[key] = Slot(fields: nil, absentUntil: now + absentTTLNanoseconds)
             }
         }
+        changed(symbol)
     }
 
     func clear() {
         lock.lock()
         slots.removeAll()
+        for symbol in versions.keys { versions[symbol, default: 0] &+= 1 }
+        rendered.removeAll()
         lock.unlock()
     }
 
@@ -102,6 +148,7 @@ final class LatestMemory: @unchecked Sendable {
             return
         }
         slots[key] = Slot(fields: fields)
+        changed(update.symbol)
     }
 
     private static func keys(symbol: String, timeframe: String) -> [String] {
