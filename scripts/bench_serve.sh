@@ -27,6 +27,8 @@ REDIS_DB=${REDIS_DB:-8}
 PG="postgres://postgres@127.0.0.1:$TAPE_PG_PORT/$DB"
 REDIS="redis://127.0.0.1:$TAPE_REDIS_PORT/$REDIS_DB"
 WRK=(wrk -t1 -c16 -d8s --latency)
+# rest,ws (default: both); `BENCH_SERVE_PARTS=ws scripts/bench_serve.sh` measures the WebSocket fan-out alone.
+PARTS=${BENCH_SERVE_PARTS:-rest,ws}
 command -v wrk > /dev/null || { echo "bench_serve: wrk is not installed (scripts/setup.sh)"; exit 1; }
 rm -rf "$WORK"; mkdir -p "$WORK"
 scripts/services.sh start postgres redis > /dev/null
@@ -109,6 +111,7 @@ report() { # label figures baseline_rate
   printf '%-34s %7s req/s (%.2f x /health)  p50 %s ms  p99 %s ms  (%s requests, %s non-2xx, %s)\n' \
     "$1" "$rate" "$(echo "$rate / $3" | bc -l)" "$p50" "$p99" "$total" "$non2xx" "$errors"
 }
+if [[ ",$PARTS," == *,rest,* ]]; then
 echo "serve: $ADDR; ${WRK[*]} (wrk and tape serve on the same 2 cores)"
 health=$(wrk_run health "$BASE/health"); health_rate=${health%% *}
 report "/health (baseline)" "$health" "$health_rate"
@@ -126,7 +129,9 @@ for mix in mix_1m mix_all; do
   python3 -c "import sys; h, m = float(sys.argv[1]), float(sys.argv[2]); print(f'  Redis hit rate {100 * h / (h + m):.2f}% ({h:.0f} hits, {m:.0f} misses; goal >= 95%)')" \
     "$(echo "$h1 - $h0" | bc)" "$(echo "$m1 - $m0" | bc)"
 done
+fi
 
+[[ ",$PARTS," == *,ws,* ]] || exit 0
 # WebSocket fan-out at ~15,000 ticks/s.
 python3 - "$TAPE_REDIS_PORT" "$WORK/redis_sub.jsonl" 12 > "$WORK/redis_sub.out" 2>&1 <<'PY' &
 # A raw RESP subscriber to tape:updates (pub/sub channels are server-wide, whatever the database number).
@@ -176,17 +181,21 @@ python3 scripts/ws_updates_client.py "$ADDR" --symbol usdm:BTCUSDT --channels tr
 WS1_PID=$!
 for _ in $(seq 100); do grep -q connected "$WORK/ws.out" 2>/dev/null && grep -q connected "$WORK/ws1.out" 2>/dev/null && break; sleep 0.1; done
 clients=$(curl -sf "$BASE/metrics" | sed -n 's/^tape_ws_clients \([0-9]*\).*/\1/p')
+cpu_seconds() { awk -v hz="$(getconf CLK_TCK)" '{printf "%.2f", ($14 + $15) / hz}' "/proc/$1/stat"; }
+serve_cpu0=$(cpu_seconds "$SERVE_PID")
 "$TAPE" feed-sim "$DATA/usdm-btcusdt_20240808.gz" --protocol binance --speed 55 --port 0 --port-file "$WORK/port" \
   > "$WORK/sim.out" 2> "$WORK/sim.err" &
 SIM_PID=$!
 for _ in $(seq 100); do [ -s "$WORK/port" ] && break; sleep 0.1; done
 PORT=$(sed 's/.*://' "$WORK/port")
-"$TAPE" live --feed "binance-usdm:btcusdt=ws://127.0.0.1:$PORT" --duration 8s --out "$WORK/live" --quiet \
+"$TAPE" live --feed "binance-usdm:btcusdt=ws://127.0.0.1:$PORT" --duration 8s --out "$WORK/live" --quiet ${PUBLISH_INTERVAL:+--redis-publish-interval $PUBLISH_INTERVAL} \
   --store "$REDIS" > /dev/null 2> "$WORK/live.err" || true
+serve_cpu1=$(cpu_seconds "$SERVE_PID")
 kill "$SIM_PID" 2>/dev/null || true; wait "$SIM_PID" 2>/dev/null || true; SIM_PID=
 wait "$WS_PID" || true; wait "$WS1_PID" || true; wait "$SUB_PID" || true
 echo "WebSocket: $clients clients connected (tape_ws_clients: 100 in one Python process + 1 alone) to usdm:BTCUSDT trades,quotes;"
-echo "  tape feed-sim --speed 55 (~15,000 msg/s) -> tape live --store $REDIS -> Redis pub/sub -> tape serve /ws"
+echo "  tape feed-sim --speed 55 (~15,000 msg/s) -> tape live --store $REDIS ${PUBLISH_INTERVAL:+--redis-publish-interval $PUBLISH_INTERVAL }-> Redis pub/sub -> tape serve /ws"
+echo "  tape serve CPU during the session: $(echo "$serve_cpu1 - $serve_cpu0" | bc) s (user + system)"
 python3 - "$WORK" <<'PY'
 import glob, gzip, json, sys
 work = sys.argv[1]

@@ -19,9 +19,13 @@ public struct RedisSinkOptions: Sendable, Equatable {
     /// nil = never. Relative to the wall clock at the write, not to event time, so the state of a replay
     /// of old data is as readable as a live one.
     public var ttlSeconds: Int64? = 7 * 86_400
-    /// The engine thread hands what it coalesced to the writer when the oldest item has waited this long
-    /// (wall time, checked in `poll()`) …
-    public var handoverIntervalNanoseconds: Int64 = 50_000_000
+    /// The engine thread hands what it coalesced to the writer at most once per this interval (wall time,
+    /// checked in `poll()`, which the engine calls whenever its input is idle and every few thousand
+    /// events): at once when the last hand-over is at least this old (leading edge: the first tick after a
+    /// quiet spell is not held), otherwise as soon as it becomes so. So a busy symbol's latest trade and
+    /// quote are published (and their hashes written) at most once per interval — the conflation that
+    /// bounds the WebSocket fan-out — and a waiting item is held at most this long …
+    public var handoverIntervalNanoseconds: Int64 = 5_000_000
     /// … or when this many items (dirty latest values + bars + predictions + anomalies) are waiting.
     public var handoverItemsMax = 4096
     /// Commands per pipelined round trip (a key's commands are never split, so a round may go beyond).
@@ -153,8 +157,10 @@ public final class RedisSink: EventSink, @unchecked Sendable {
     private var bars: [NamedBar] = []
     private var predictions: [NamedPrediction] = []
     private var anomalies: [NamedAnomaly] = []
-    /// Monotonic time at which the oldest waiting item arrived; nil when nothing waits.
-    private var waitingSince: Int64? = nil
+    /// Whether anything waits to be handed over.
+    private var waiting = false
+    /// Monotonic time of the last hand-over (0: none yet).
+    private var lastHandover: Int64 = 0
     private var closed = false
 
     /// Parses the URL (a bad one throws), connects (an unreachable server throws unless
@@ -254,10 +260,10 @@ public final class RedisSink: EventSink, @unchecked Sendable {
         if waitingItems >= options.handoverItemsMax { handOver() }
     }
 
-    /// Hands the waiting items to the writer once the oldest has waited `handoverIntervalNanoseconds`.
+    /// Hands the waiting items to the writer when the last hand-over is `handoverIntervalNanoseconds` old.
     public func poll() {
-        guard let since = waitingSince else { return }
-        if Monotonic.nanoseconds() - since >= options.handoverIntervalNanoseconds
+        guard waiting else { return }
+        if Monotonic.nanoseconds() - lastHandover >= options.handoverIntervalNanoseconds
             || waitingItems >= options.handoverItemsMax {
             handOver()
         }
@@ -299,19 +305,18 @@ public final class RedisSink: EventSink, @unchecked Sendable {
     }
 
     @inline(__always)
-    private func noteWaiting() {
-        if waitingSince == nil { waitingSince = Monotonic.nanoseconds() }
-    }
+    private func noteWaiting() { waiting = true }
 
     private func handOver() {
-        guard waitingSince != nil else { return }
+        guard waiting else { return }
         precondition(!closed, "RedisSink \(name): output after close()")
         let batch = RedisBatch(trades: trades.drain(symbols), quotes: quotes.drain(symbols), bars: bars,
                                predictions: predictions, anomalies: anomalies)
         bars.removeAll(keepingCapacity: true)
         predictions.removeAll(keepingCapacity: true)
         anomalies.removeAll(keepingCapacity: true)
-        waitingSince = nil
+        waiting = false
+        lastHandover = Monotonic.nanoseconds()
         assert(waitingItems == 0, "a handover takes everything that waits")
         mailbox.condition.lock()
         mailbox.batches.append(batch)

@@ -93,26 +93,14 @@ final class UpdatesEndpoint: Sendable {
         }
         let hub = self.hub, grace = slowCloseGraceNanoseconds, metrics = self.metrics
         await withTaskGroup(of: Void.self) { group in
-            group.addTask {   // writer: what the hub queued, in order; then the close, if any
+            // Updates are written on the channel's own event loop, rung straight from the thread that queued
+            // them (the Redis subscriber's): no hop through a task. This task only sends the close, if any.
+            let writer = LoopWriter(channel: channel, client: client)
+            client.setRinger { writer.ring() }
+            writer.ring()
+            group.addTask {
                 for await _ in client.wakeups {
-                    let (messages, close) = client.drain()
-                    // Every waiting message as a frame on the channel, one flush for all of them, awaited: a
-                    // client that does not read holds this task here while its queue fills (then it is cut).
-                    // (`outbound.write` flushes and awaits each frame: a burst of updates outran it.)
-                    if let last = messages.last {
-                        for message in messages.dropLast() {
-                            channel.write(WebSocketFrame(fin: true, opcode: .text, data: ByteBuffer(string: message)),
-                                          promise: nil)
-                        }
-                        do {
-                            try await channel.writeAndFlush(WebSocketFrame(fin: true, opcode: .text,
-                                                                           data: ByteBuffer(string: last))).get()
-                        } catch {
-                            return
-                        }
-                        client.delivered()
-                    }
-                    if let close {
+                    if let close = client.closeReason {
                         try? await outbound.close(.init(codeNumber: Int(close.code)), reason: close.text)
                         return
                     }
@@ -149,5 +137,52 @@ final class UpdatesEndpoint: Sendable {
             if parts.count == 2, parts[0] == name { return String(parts[1]).removingPercentEncoding }
         }
         return nil
+    }
+}
+
+/// Writes one client's queued updates on its channel's event loop: every waiting message as a frame, one
+/// flush for all of them; while that flush is not taken by the socket nothing more is written (a client
+/// that does not read keeps its batch in flight while its queue fills: then it is closed as too slow).
+/// `ring()` may be called from any thread; everything else runs on the event loop.
+final class LoopWriter: @unchecked Sendable {
+    let channel: any Channel
+    let client: UpdateClient
+    private let lock = NSLock()
+    private var scheduled = false   // guarded by lock
+    private var inFlight = false    // event loop only
+
+    init(channel: any Channel, client: UpdateClient) {
+        self.channel = channel
+        self.client = client
+    }
+
+    /// Schedules a write on the event loop (at most one scheduled at a time).
+    func ring() {
+        lock.lock()
+        let already = scheduled
+        scheduled = true
+        lock.unlock()
+        if !already { channel.eventLoop.execute { self.write() } }
+    }
+
+    private func write() {
+        lock.lock()
+        scheduled = false
+        lock.unlock()
+        guard !inFlight, channel.isActive else { return }
+        let messages = client.drainMessages()
+        guard let last = messages.last else { return }
+        for message in messages.dropLast() {
+            channel.write(WebSocketFrame(fin: true, opcode: .text, data: ByteBuffer(string: message)), promise: nil)
+        }
+        inFlight = true
+        let promise = channel.eventLoop.makePromise(of: Void.self)
+        channel.writeAndFlush(WebSocketFrame(fin: true, opcode: .text, data: ByteBuffer(string: last)), promise: promise)
+        promise.futureResult.whenComplete { result in
+            self.inFlight = false
+            guard case .success = result else { return }
+            self.client.delivered()
+            self.write()
+        }
     }
 }

@@ -55,6 +55,40 @@ public final class UpdateClient: @unchecked Sendable {
         (wakeups, doorbell) = AsyncStream.makeStream(of: Void.self, bufferingPolicy: .bufferingNewest(1))
     }
 
+    /// Also called at every ring (from the thread that queued, e.g. the Redis subscriber's): a connection
+    /// that writes on its own event loop schedules its write from here, without a hop through a task.
+    private var ringer: (@Sendable () -> Void)? = nil
+
+    /// Sets the ringer (before the client subscribes to anything).
+    public func setRinger(_ ringer: @escaping @Sendable () -> Void) {
+        lock.lock()
+        self.ringer = ringer
+        lock.unlock()
+    }
+
+    /// With a ringer, the doorbell (a task's wake-up) rings only for a close: a wake-up per update per
+    /// client would resume a task for nothing.
+    private func ring() {
+        lock.lock()
+        let ringer = self.ringer, closing = self.closing != nil
+        lock.unlock()
+        guard let ringer else { doorbell.yield(); return }
+        ringer()
+        if closing { doorbell.yield() }
+    }
+
+    /// The messages waiting, in order, without the close (a writer that leaves the close to another task).
+    public func drainMessages() -> [String] {
+        lock.lock()
+        defer { lock.unlock() }
+        let messages = queue
+        queue.removeAll(keepingCapacity: true)
+        oldestWaitingSince = 0
+        if !messages.isEmpty { inFlightSince = UpdateHub.monotonicNanoseconds() }
+        sent += messages.count
+        return messages
+    }
+
     /// The messages waiting, in order, and the close to send after them (then nothing more comes).
     public func drain() -> (messages: [String], close: CloseReason?) {
         lock.lock()
@@ -95,7 +129,7 @@ public final class UpdateClient: @unchecked Sendable {
         if queue.isEmpty { oldestWaitingSince = UpdateHub.monotonicNanoseconds() }
         queue.append(message)
         lock.unlock()
-        doorbell.yield()
+        ring()
         return true
     }
 
@@ -108,7 +142,7 @@ public final class UpdateClient: @unchecked Sendable {
         if queue.isEmpty { oldestWaitingSince = UpdateHub.monotonicNanoseconds() }
         queue.append(message)
         lock.unlock()
-        doorbell.yield()
+        ring()
         return true
     }
 
@@ -128,7 +162,7 @@ public final class UpdateClient: @unchecked Sendable {
         queue.removeAll()
         subscriptions.removeAll()
         lock.unlock()
-        doorbell.yield()
+        ring()
         return true
     }
 
@@ -137,7 +171,7 @@ public final class UpdateClient: @unchecked Sendable {
         queue.removeAll()
         subscriptions.removeAll()
         lock.unlock()
-        doorbell.yield()
+        ring()
         return false
     }
 
@@ -169,7 +203,7 @@ public final class UpdateClient: @unchecked Sendable {
         queue.append(contentsOf: pending)
         subscriptions[key] = .some(nil)
         lock.unlock()
-        doorbell.yield()
+        ring()
     }
 
     func unsubscribe(_ key: UpdateKey) -> Bool {
@@ -183,7 +217,7 @@ public final class UpdateClient: @unchecked Sendable {
         if closing == nil { closing = reason }
         subscriptions.removeAll()
         lock.unlock()
-        doorbell.yield()
+        ring()
     }
 
     func finish() { doorbell.finish() }

@@ -1,6 +1,7 @@
 import ArgumentParser
 import Foundation
 import TapeCore
+import TapeGraph
 import TapeSinks
 import TapeEngine
 import TapeStore
@@ -22,6 +23,9 @@ struct StoreOptions: ParsableArguments {
     @Option(help: "Seconds a store keeps retrying an unreachable server at the end of a run before it fails (exit 5), its spool kept.")
     var storeCloseTimeout: Double = 60
 
+    @Option(help: "How often at most a redis:// store hands the latest trade and quote of a busy symbol to Redis and publishes them to `tape serve`'s WebSocket clients (e.g. 2ms, 5ms, 50ms; default 5ms): the conflation interval, and the longest an update waits (docs/storage-redis.md).")
+    var redisPublishInterval: String?
+
     @Option(help: "Send anomalies and pipeline faults to Slack and email as this file says (YAML, e.g. config/alerts.yaml; docs/alerts.md).")
     var alerts: String?
 
@@ -29,8 +33,15 @@ struct StoreOptions: ParsableArguments {
     /// here so that a bad URL or alerts file is a usage error before anything starts.
     func factories(extra: [String] = [], board: MetricsBoard? = nil) throws -> [(RunContext) throws -> EngineSink] {
         let service = try AlertFile.service(path: alerts)
+        var redisInterval: Int64? = nil
+        if let text = redisPublishInterval {
+            guard let nanos = TapeGraph.parseDuration(text), nanos >= 0, nanos <= 10_000_000_000 else {
+                throw ValidationError("--redis-publish-interval: expected a duration from 0 to 10s (e.g. 5ms), got '\(text)'")
+            }
+            redisInterval = nanos
+        }
         return try Self.factories(urls: extra + stores, spool: storeSpool, closeTimeout: storeCloseTimeout,
-                                  alerts: service.map { ($0, true) }, board: board)
+                                  alerts: service.map { ($0, true) }, board: board, redisInterval: redisInterval)
     }
 
     /// One factory per store URL (`--store`, the live config's `stores`, `tape work`'s other stores), then
@@ -40,14 +51,14 @@ struct StoreOptions: ParsableArguments {
     /// InfluxDB is added for it.
     static func factories(urls: [String], spool: String?, closeTimeout: Double,
                           alerts: (service: AlertService, closesService: Bool)? = nil,
-                          board: MetricsBoard? = nil) throws -> [(RunContext) throws -> EngineSink] {
+                          board: MetricsBoard? = nil, redisInterval: Int64? = nil) throws -> [(RunContext) throws -> EngineSink] {
         guard closeTimeout >= 0, closeTimeout <= 86_400 else {
             throw ValidationError("--store-close-timeout: expected 0 ... 86400 seconds")
         }
         // The stores of one run, for the metrics' providers (store write rates) and the alerts (outages).
         let registry = StoreRegistry()
         var factories = try storeFactories(urls: urls, spool: spool, closeTimeout: closeTimeout, registry: registry,
-                                           alerts: alerts?.service, board: board)
+                                           alerts: alerts?.service, board: board, redisInterval: redisInterval)
         if let alerts {
             factories.append(AlertSink.factory(service: alerts.service, closesService: alerts.closesService) { sink, _ in
                 sink.watch(rule: PipelineFault.storeOutage, subject: "postgres", severity: .critical,
@@ -64,7 +75,7 @@ struct StoreOptions: ParsableArguments {
     }
 
     private static func storeFactories(urls: [String], spool: String?, closeTimeout: Double, registry: StoreRegistry,
-                                       alerts: AlertService?, board: MetricsBoard?)
+                                       alerts: AlertService?, board: MetricsBoard?, redisInterval: Int64?)
         throws -> [(RunContext) throws -> EngineSink] {
         let consumers: [any MetricPointConsumer] = board.map { [$0] } ?? []
         let hasInflux = urls.contains { ["influx", "influxs", "http", "https"].contains(StoreURL.scheme(of: $0)) }
@@ -92,6 +103,7 @@ struct StoreOptions: ParsableArguments {
                     // A live session starts even while its cache is away (it fills in on reconnect); a
                     // replay asked to fill a cache it cannot reach stops at once (exit 5).
                     options.startWhenDown = context.kind == "live"
+                    if let redisInterval { options.handoverIntervalNanoseconds = redisInterval }
                     let sink = try RedisSink(url: url, symbols: context.symbols, options: options, log: context.printer)
                     registry.redis = sink
                     return sink
