@@ -12,10 +12,24 @@ import Glibc
 /// depend on; `restore(from:)`, called on a freshly made node of the same type and settings, reads
 /// exactly what `snapshot` wrote (the graph checks that every byte was read) and throws
 /// `SnapshotError` on bad bytes, never traps. A node that holds no state writes nothing and reads nothing.
+///
+/// A node that also needs the input events (the trading node: fills against quotes and trades) says so
+/// with `wantsEvents`; it then sees every event before the graph processes it (so what it decides on an
+/// output caused by an event acts on the next event, never on the one that caused it), and `finish` at the
+/// end of input, after the last windows closed. What it emits there goes to the sink and to later nodes.
 public protocol DownstreamNode: AnyObject {
     func process(_ output: GraphOutput, emit: (GraphOutput) -> Void)
     func snapshot(into writer: inout SnapshotWriter)
     func restore(from reader: inout SnapshotReader) throws
+    var wantsEvents: Bool { get }
+    func onEvent(_ event: MarketEvent, emit: (GraphOutput) -> Void)
+    func finish(emit: (GraphOutput) -> Void)
+}
+
+extension DownstreamNode {
+    public var wantsEvents: Bool { false }
+    public func onEvent(_ event: MarketEvent, emit: (GraphOutput) -> Void) {}
+    public func finish(emit: (GraphOutput) -> Void) {}
 }
 
 /// Counters for the run summary.
@@ -156,7 +170,12 @@ public final class Graph: TimerTarget {
     private func context(_ ruleIndex: Int) -> RuleContext { RuleContext(graph: self, ruleIndex: ruleIndex) }
 
     /// Adds a downstream node (before the first event). Nodes run in the order added.
-    public func addNode(_ node: DownstreamNode) { nodes.append(node) }
+    public func addNode(_ node: DownstreamNode) {
+        if node.wantsEvents { eventNodes.append(nodes.count) }
+        nodes.append(node)
+    }
+    /// Indices into `nodes` of those that see the input events.
+    private var eventNodes: [Int] = []
 
     // MARK: emission
 
@@ -195,6 +214,7 @@ public final class Graph: TimerTarget {
         let s = state(e.symbol)
         let now = clock.now
         for index in eventRules { rules[index].onEvent(e, now: now, context: context(index)) }
+        for index in eventNodes { nodes[index].onEvent(e) { child in emit(child, from: index + 1) } }
         switch e.kind {
         case .trade: onTrade(e, s, now: now)
         case .quote:
@@ -383,6 +403,7 @@ public final class Graph: TimerTarget {
         for state in open {
             for timeframe in 0..<state.series.count { closeWindows(state, timeframe, upTo: .max) }
         }
+        for index in nodes.indices { nodes[index].finish { child in emit(child, from: index + 1) } }
     }
 }
 

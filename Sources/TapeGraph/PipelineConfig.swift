@@ -51,6 +51,8 @@ public struct PipelineConfig: Sendable, Equatable {
     public var staleFeed = StaleFeed()
     /// Trading calendars per symbol (Sessions/SessionsConfig.swift): when `stale_feed` may fire.
     public var sessions = Sessions()
+    /// Strategies, execution and portfolio (`trading:`; none by default: no trading outputs).
+    public var trading: TradingSection? = nil
 
     public init() {}
 
@@ -89,6 +91,10 @@ public struct PipelineConfig: Sendable, Equatable {
                               message: "\(timeframe) is not one of the configured timeframes (\(configured)); "
                                        + "add it to timeframes or disable the rule")
         }
+        if let mark = trading?.markTimeframe, !timeframes.contains(mark) {
+            throw ConfigError(source: source, key: "trading.mark_timeframe",
+                              message: "\(mark) is not one of the configured timeframes (\(configured))")
+        }
         // Every calendar the config names must find its time zone in the tz database, now rather than
         // when the graph is made.
         for kind in Set(sessions.kindsInUse + sessions.holidays.keys).sorted() where sessions.makeCalendar(kind) == nil {
@@ -109,7 +115,7 @@ public struct PipelineConfig: Sendable, Equatable {
         bad_tick=\(badTick.enabled),\(f(badTick.maxDeviationPct)),\(badTick.interval)
         stale_feed=\(staleFeed.enabled),\(staleFeed.after)
 
-        """ + sessions.canonicalLines
+        """ + sessions.canonicalLines + (trading?.canonicalLines ?? "")
     }
 }
 
@@ -191,7 +197,8 @@ private struct Parser {
             case "indicators": try indicators(v, &c)
             case "anomalies": try anomalies(v, &c)
             case "sessions": try sessions(v, &c)
-            default: throw unknown(k, ["timeframes", "allowed_lateness", "indicators", "anomalies", "sessions"])
+            case "trading": try trading(v, &c)
+            default: throw unknown(k, ["timeframes", "allowed_lateness", "indicators", "anomalies", "sessions", "trading"])
             }
         }
     }
@@ -335,6 +342,55 @@ extension Parser {
             default: throw unknown(key, ["default", "symbols", "holidays"])
             }
         }
+    }
+}
+
+extension Parser {
+    /// `trading: {cash, mark_timeframe, execution: {…}, strategies: [{type, name?, symbols?, …}]}`. Over a
+    /// base config (scenario overrides): scalars replace, `execution` keys replace one by one, a
+    /// `strategies` list replaces the whole list.
+    func trading(_ n: Node, _ c: inout PipelineConfig) throws {
+        var t = c.trading ?? TradingSection()
+        for (k, v) in try mapping(n, "trading") {
+            let key = "trading.\(k)"
+            switch k {
+            case "cash": t.cash = try double(v, key)
+            case "mark_timeframe": t.markTimeframe = try timeframe(v, key)
+            case "execution":
+                for (k2, v2) in try mapping(v, key) { t.execution[k2] = try scalar(v2, "\(key).\(k2)") }
+            case "strategies":
+                guard case .sequence(let seq) = v else { throw err(key, "expected a list of strategies like [{type: rsi_reversion, …}]") }
+                guard seq.count <= TradingSection.strategiesMax else { throw err(key, "more than \(TradingSection.strategiesMax) strategies") }
+                var entries: [TradingSection.Entry] = []
+                for (index, item) in seq.enumerated() {
+                    let at = "\(key)[\(index)]"
+                    var type: String? = nil, name: String? = nil, symbols: [String] = [], parameters: [String: String] = [:]
+                    for (k2, v2) in try mapping(item, at) {
+                        switch k2 {
+                        case "type": type = try scalar(v2, "\(at).type")
+                        case "name": name = try scalar(v2, "\(at).name")
+                        case "symbols":
+                            guard case .sequence(let names) = v2 else { throw err("\(at).symbols", "expected a list like [spot:BTCUSDT]") }
+                            symbols = try names.enumerated().map { try scalar($0.element, "\(at).symbols[\($0.offset)]") }
+                        default: parameters[k2] = try scalar(v2, "\(at).\(k2)")
+                        }
+                    }
+                    guard let type, !type.isEmpty else { throw err(at, "a strategy needs a type") }
+                    var chosen = name ?? type
+                    if name == nil {
+                        var n = 2
+                        while entries.contains(where: { $0.name == chosen }) { chosen = "\(type)#\(n)"; n += 1 }
+                    } else if entries.contains(where: { $0.name == chosen }) {
+                        throw err("\(at).name", "\(chosen) is the name of another strategy")
+                    }
+                    guard !chosen.contains(","), !chosen.contains("\n") else { throw err("\(at).name", "no commas or line breaks in a name") }
+                    entries.append(TradingSection.Entry(name: chosen, type: type, symbols: symbols, parameters: parameters))
+                }
+                t.strategies = entries
+            default: throw unknown(key, ["cash", "mark_timeframe", "execution", "strategies"])
+            }
+        }
+        c.trading = t
     }
 }
 
