@@ -16,7 +16,7 @@ notional), `slippage` (a fraction of the price, adverse), `init_cash`.
 
 Writes (rows in file order, `row` = the 0-based bar index):
 - signals.csv: row,close,long,short          (unshifted: the bar whose close decides)
-- equity.csv:  row,close,value               (pf.value(): cash + position x close)
+- equity.csv:  row,close,value,position      (pf.value(): cash + position x close; pf.assets())
 - orders.csv:  row,side,size,price,fees      (the fill bar's row)
 - trades.csv:  entry_row,exit_row,direction,status,size,entry_price,exit_price,entry_fees,exit_fees,pnl
 Floats are printed with repr (round trip).
@@ -89,10 +89,11 @@ def main():
         for row in range(len(close)):
             out.write(f"{row},{float(close[row])!r},{int(long_signal[row])},{int(short_signal[row])}\n")
     values = pf.value().to_numpy()
+    assets = pf.assets().to_numpy()
     with open(os.path.join(args.outdir, "equity.csv"), "w") as out:
-        out.write("row,close,value\n")
+        out.write("row,close,value,position\n")
         for row in range(len(close)):
-            out.write(f"{row},{float(close[row])!r},{float(values[row])!r}\n")
+            out.write(f"{row},{float(close[row])!r},{float(values[row])!r},{float(assets[row])!r}\n")
     orders = pf.orders.values
     with open(os.path.join(args.outdir, "orders.csv"), "w") as out:
         out.write("row,side,size,price,fees\n")
