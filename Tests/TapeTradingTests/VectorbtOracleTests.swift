@@ -138,10 +138,7 @@ final class VectorbtOracleTests: XCTestCase {
         ]
         XCTAssertEqual(Set(mine.keys), Set(expectedMetrics.keys), file: file, line: line)
         for (name, value) in mine.sorted(by: { $0.key < $1.key }) {
-            // Ratios of small per-bar returns: relative 1e-7 (a difference of 1e-12 in one equity value moves
-            // a 1e-6 return by 1e-6 of itself); counts and sums: 1e-9.
-            let tolerance = ["sharpe", "sortino", "volatility", "annualized_return", "calmar"].contains(name) ? 1e-7 : 1e-9
-            XCTAssertTrue(nearlyEqual(value, expectedMetrics[name]!, relative: tolerance),
+            XCTAssertTrue(nearlyEqual(value, expectedMetrics[name]!, relative: 1e-9),
                           "\(name): \(value) vs numpy \(expectedMetrics[name]!)", file: file, line: line)
         }
         print("""
