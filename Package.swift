@@ -86,6 +86,10 @@ let package = Package(
         .target(name: "TapeEngine", dependencies: ["TapeCore", "TapeClock", "TapeIO", "TapeSources", "TapeGraph",
                                                  "TapeSinks"],
                 swiftSettings: swift6 + hotPathSettings),
+        // Backtesting: strategies, the simulated venue (fill rules, latency, fees, slippage), portfolio and PnL,
+        // performance metrics. Pure: no I/O, no wall clock; driven by the stream and the graph's outputs.
+        // docs/backtesting.md.
+        .target(name: "TapeTrading", dependencies: ["TapeCore", "TapeGraph"], swiftSettings: swift6),
         // Gradient-boosted price model: features, training/evaluation, inference node. Only code touching XGBoost.
         .target(name: "TapeModel", dependencies: ["TapeCore", "TapeClock", "TapeGraph", "CXGBoost"]),
         // Replay driver: opens recordings, paces at N x, pause and progress; the engine does the rest.
@@ -237,6 +241,10 @@ let package = Package(
         .testTarget(name: "TapeServeTests", dependencies: ["TapeTestSupport", "TapeStore", "TapeRedis", "TapeMetrics",
                                                            "TapeServe",
                                                            .product(name: "Prometheus", package: "swift-prometheus")],
+                    swiftSettings: swift6),
+        // Against vectorbt (scripts/vectorbt_reference.py) and numpy (scripts/metrics_reference.py) on the bar files.
+        .testTarget(name: "TapeTradingTests", dependencies: ["TapeTestSupport", "TapeCore", "TapeClock", "TapeSources",
+                                                             "TapeRecordings", "TapeGraph", "TapeTrading"],
                     swiftSettings: swift6),
         .testTarget(name: "TapeEngineTests", dependencies: ["TapeTestSupport", "TapeCore", "TapeClock", "TapeSources",
                                                             "TapeGraph", "TapeSinks", "TapeEngine"],

