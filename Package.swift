@@ -89,7 +89,10 @@ let package = Package(
         // Backtesting: strategies, the simulated venue (fill rules, latency, fees, slippage), portfolio and PnL,
         // performance metrics. Pure: no I/O, no wall clock; driven by the stream and the graph's outputs.
         // docs/backtesting.md.
-        .target(name: "TapeTrading", dependencies: ["TapeCore", "TapeGraph"], swiftSettings: swift6),
+        .target(name: "TapeTrading", dependencies: ["TapeCore", "TapeClock", "TapeGraph"], swiftSettings: swift6),
+        // Backtest wiring: the trading node from the config's `trading:` section, and strategies in other
+        // processes on the line protocol (the only trading code that does I/O: pipes to a child process).
+        .target(name: "TapeBacktest", dependencies: ["TapeCore", "TapeGraph", "TapeTrading"], swiftSettings: swift6),
         // Gradient-boosted price model: features, training/evaluation, inference node. Only code touching XGBoost.
         .target(name: "TapeModel", dependencies: ["TapeCore", "TapeClock", "TapeGraph", "CXGBoost"]),
         // Replay driver: opens recordings, paces at N x, pause and progress; the engine does the rest.
@@ -189,7 +192,7 @@ let package = Package(
             "TapeCore", "TapeClock", "TapeIO", "TapeSources", "TapeRecordings", "TapeGraph", "TapeSinks", "TapeEngine",
             "TapeReplay", "TapeModel", "TapeReports", "TapeScenarios", "TapeDiff", "TapeLive", "TapeConnectors",
             "TapeREST", "TapeFeedSim", "TapeStore", "TapeMetrics", "TapeRedis", "TapeBus", "TapeWork", "TapeKafka",
-            "TapeKafkaBus", "TapeAlerts", "TapeServe", "Yams",
+            "TapeKafkaBus", "TapeAlerts", "TapeServe", "TapeTrading", "TapeBacktest", "Yams",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
             .product(name: "Histogram", package: "hdrhistogram-swift"),
         ]),
@@ -244,7 +247,7 @@ let package = Package(
                     swiftSettings: swift6),
         // Against vectorbt (scripts/vectorbt_reference.py) and numpy (scripts/metrics_reference.py) on the bar files.
         .testTarget(name: "TapeTradingTests", dependencies: ["TapeTestSupport", "TapeCore", "TapeClock", "TapeSources",
-                                                             "TapeRecordings", "TapeGraph", "TapeTrading"],
+                                                             "TapeRecordings", "TapeGraph", "TapeTrading", "TapeBacktest"],
                     swiftSettings: swift6),
         .testTarget(name: "TapeEngineTests", dependencies: ["TapeTestSupport", "TapeCore", "TapeClock", "TapeSources",
                                                             "TapeGraph", "TapeSinks", "TapeEngine"],

@@ -133,6 +133,10 @@ struct RowIdentity {
         case .bars, .indicators, .predictions: return ["end_ns", "timeframe"]
         case .anomalies: return ["time_ns", "rule"]
         case .lateTicks: return ["event_time_ns", "receive_time_ns"]
+        case .orders: return ["time_ns", "order_id", "status"]
+        case .fills: return ["time_ns", "order_id"]
+        case .positions: return ["time_ns"]
+        case .equity: return ["time_ns", "scope"]
         }
     }
 

@@ -125,6 +125,8 @@ public struct RunSummary: Codable, Sendable {
     public var live: JSONValue? = nil
     /// `--store`: per store (`postgres`, `redis`, `influx`) what it wrote, spooled and replayed.
     public var stores: JSONValue? = nil
+    /// The trading layer's metrics (docs/backtesting.md), when the config has a `trading:` section.
+    public var trading: JSONValue? = nil
     /// Stored optional so that a summary.json written before the field existed still reads.
     var interruptedValue: Bool? = nil
     /// True when SIGINT/SIGTERM stopped the run: its outputs hold the complete rows up to the stop.
@@ -143,7 +145,7 @@ public struct RunSummary: Codable, Sendable {
         case fromNs = "from_ns", toNs = "to_ns", symbols, firstEventNs = "first_event_ns"
         case lastEventNs = "last_event_ns", firstReceiveNs = "first_receive_ns", lastReceiveNs = "last_receive_ns"
         case stop, sinkFailures = "sink_failures", snapshotIn = "snapshot_in", snapshotOut = "snapshot_out"
-        case exitCode = "exit_code", model, interruptedValue = "interrupted", live, stores
+        case exitCode = "exit_code", model, interruptedValue = "interrupted", live, stores, trading
     }
 
     /// Encodes every key, nil values as `null` (readers can rely on the keys being there).
@@ -184,6 +186,7 @@ public struct RunSummary: Codable, Sendable {
         if let model { try container.encode(model, forKey: .model) }
         if let live { try container.encode(live, forKey: .live) }
         if let stores { try container.encode(stores, forKey: .stores) }
+        if let trading { try container.encode(trading, forKey: .trading) }
     }
 
     /// The JSON text: pretty, keys sorted, `/` unescaped, trailing newline.

@@ -22,14 +22,23 @@ public protocol DownstreamNode: AnyObject {
     func snapshot(into writer: inout SnapshotWriter)
     func restore(from reader: inout SnapshotReader) throws
     var wantsEvents: Bool { get }
+    /// Called by `addNode`: the graph's clock (stream time, e.g. for outputs of timers) and symbol table.
+    func attach(clock: SimulatedClock, symbols: SymbolTable)
     func onEvent(_ event: MarketEvent, emit: (GraphOutput) -> Void)
     func finish(emit: (GraphOutput) -> Void)
+    /// A section of the run's summary.json (key, value) after the run, or nil (the trading node: its metrics).
+    var summarySection: (key: String, value: JSONValue)? { get }
+    /// Whether it emits predictions (the run folder then has predictions.csv, even empty).
+    var emitsPredictions: Bool { get }
 }
 
 extension DownstreamNode {
     public var wantsEvents: Bool { false }
+    public func attach(clock: SimulatedClock, symbols: SymbolTable) {}
     public func onEvent(_ event: MarketEvent, emit: (GraphOutput) -> Void) {}
     public func finish(emit: (GraphOutput) -> Void) {}
+    public var summarySection: (key: String, value: JSONValue)? { nil }
+    public var emitsPredictions: Bool { false }
 }
 
 /// Counters for the run summary.
@@ -171,6 +180,7 @@ public final class Graph: TimerTarget {
 
     /// Adds a downstream node (before the first event). Nodes run in the order added.
     public func addNode(_ node: DownstreamNode) {
+        node.attach(clock: clock, symbols: symbols)
         if node.wantsEvents { eventNodes.append(nodes.count) }
         nodes.append(node)
     }

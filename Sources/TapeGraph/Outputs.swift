@@ -123,6 +123,8 @@ public enum GraphOutput: Sendable, Equatable {
     case anomaly(AnomalyOutput)
     case lateTick(LateTickOutput)
     case prediction(PredictionOutput)
+    /// What the trading layer did: an order's change, a fill, a position or an equity mark (docs/backtesting.md).
+    case trading(TradingOutput)
 }
 
 /// Receives what the graph emits, in emission order. Sinks may batch and do I/O; the graph never
@@ -163,17 +165,21 @@ extension GraphOutput {
             return "\(symbols.name(l.symbol)),\(l.eventTime),\(l.receiveTime),\(f(l.price)),\(f(l.size)),\(l.watermark)"
         case .prediction(let p):
             return "\(symbols.name(p.symbol)),\(p.timeframe),\(p.end),\(f(p.prediction))"
+        case .trading(let t):
+            return t.csvRow(symbols: symbols)
         }
     }
 
-    /// The symbol this output belongs to (outputs are partitioned and compared per symbol).
-    public var symbol: SymbolID {
+    /// The symbol this output belongs to (outputs are partitioned and compared per symbol); nil only for
+    /// an account-wide trading row (the total equity), which belongs to no symbol.
+    public var symbol: SymbolID? {
         switch self {
         case .bar(let bar): return bar.symbol
         case .indicators(let indicators): return indicators.symbol
         case .anomaly(let anomaly): return anomaly.symbol
         case .lateTick(let late): return late.symbol
         case .prediction(let prediction): return prediction.symbol
+        case .trading(let trading): return trading.symbol
         }
     }
 
@@ -185,6 +191,7 @@ extension GraphOutput {
         case .anomaly: return "anomalies"
         case .lateTick: return "late_ticks"
         case .prediction: return "predictions"
+        case .trading(let trading): return trading.kindName
         }
     }
 
@@ -194,7 +201,7 @@ extension GraphOutput {
         "anomalies": "symbol,time_ns,rule,value,threshold,severity",
         "late_ticks": "symbol,event_time_ns,receive_time_ns,price,size,watermark_ns",
         "predictions": "symbol,timeframe,end_ns,prediction",
-    ]
+    ].merging(TradingOutput.csvHeaders) { first, _ in first }
 
     /// One line of the digest's canonical stream (no newline).
     public func canonicalLine(symbols: SymbolTable) -> String { "\(kindName),\(csvRow(symbols: symbols))" }

@@ -7,6 +7,9 @@ public struct ConfigError: Error, CustomStringConvertible {
     public var key: String
     public var message: String
     public var description: String { "\(source): \(key.isEmpty ? "" : key + ": ")\(message)" }
+    public init(source: String, key: String, message: String) {
+        self.source = source; self.key = key; self.message = message
+    }
 }
 
 /// The graph's configuration (`config/pipeline.yaml`). Every field has the documented default.

@@ -6,6 +6,7 @@ import TapeGraph
 /// Per bar: no allocation (features go into a fixed buffer; trees evaluated by `TreeEnsemble`, equal to
 /// XGBoost's prediction bit for bit; XGBoost's in-place prediction is the fallback for other models).
 public final class InferenceNode: DownstreamNode {
+    public var emitsPredictions: Bool { true }
     public let booster: Booster
     /// The Swift evaluator of the same trees (nil if the model is not supported by it).
     public let ensemble: TreeEnsemble?

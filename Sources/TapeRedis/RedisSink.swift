@@ -253,7 +253,7 @@ public final class RedisSink: EventSink, @unchecked Sendable {
             predictions.append(NamedPrediction(symbol: symbols.name(prediction.symbol), prediction: prediction))
         case .anomaly(let anomaly):
             anomalies.append(NamedAnomaly(symbol: symbols.name(anomaly.symbol), anomaly: anomaly))
-        case .lateTick:
+        case .lateTick, .trading:
             return
         }
         noteWaiting()

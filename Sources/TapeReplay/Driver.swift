@@ -171,7 +171,8 @@ public struct RunSetup {
         let folder: RunFolderSink
         do {
             folder = try RunFolderSink(directory: directory, symbols: symbols,
-                                       withPredictions: !options.engine.extraNodes.isEmpty)
+                                       withPredictions: options.engine.extraNodes.contains { $0.emitsPredictions },
+                                       withTrading: options.engine.config.trading != nil)
         } catch { throw OutputFailed(sink: "run-folder", underlying: error) }
         let runOutput = RunOutputSink(symbols: symbols, digest: digest, folder: folder)
         let context = RunContext(directory: directory, runID: runID, kind: defaultPrefix, symbols: symbols,
@@ -197,6 +198,10 @@ public struct RunSetup {
 extension RunSetup {
     /// summary.json `run_id` and `stores` (each store's counters), when the run has stores.
     public func addStores(to summary: inout RunSummary) {
+        // The trading node's metrics (summary.json `trading`).
+        for node in engine.settings.extraNodes {
+            if let section = node.summarySection, section.key == "trading" { summary.trading = section.value }
+        }
         guard !reportingSinks.isEmpty else { return }
         var stores: [(String, JSONValue)] = [("run_id", .string(runID))]
         for sink in reportingSinks.sorted(by: { $0.name < $1.name }) { stores.append((sink.name, sink.report)) }

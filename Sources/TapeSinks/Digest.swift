@@ -35,10 +35,14 @@ public final class DigestSink: EngineSink {
     }
 
     /// Adds one formatted line (`<kind>,<row>\n`, from `OutputLineFormatter`) to the global digest and
-    /// to its symbol's digest.
-    public func consume(line: UnsafeRawBufferPointer, kind: OutputKind, symbol: SymbolID) {
+    /// to its symbol's digest (an account-wide trading row, `symbol` nil, to the global digest only: it
+    /// belongs to no symbol's partition).
+    public func consume(line: UnsafeRawBufferPointer, kind: OutputKind, symbol: SymbolID?) {
         assert(line.last == UInt8(ascii: "\n"), "a digest line ends with its newline")
         hasher.update(bufferPointer: line)
+        countsByKind[kind.rawValue] += 1
+        count += 1
+        guard let symbol else { return }
         let index = Int(symbol)
         if index >= hashersBySymbolID.count {
             let added = index + 1 - hashersBySymbolID.count
@@ -47,8 +51,6 @@ public final class DigestSink: EngineSink {
         }
         hashersBySymbolID[index].update(bufferPointer: line)
         countsBySymbolID[index] += 1
-        countsByKind[kind.rawValue] += 1
-        count += 1
     }
 
     /// Hex digest of everything emitted so far (the hasher itself is not consumed).

@@ -5,6 +5,8 @@ import TapeGraph
 /// file stem and the first field of the digest line.
 public enum OutputKind: Int, CaseIterable, Sendable {
     case bars, indicators, anomalies, lateTicks, predictions
+    /// The trading layer's rows (docs/backtesting.md).
+    case orders, fills, positions, equity
 
     public init(_ output: GraphOutput) {
         switch output {
@@ -13,8 +15,15 @@ public enum OutputKind: Int, CaseIterable, Sendable {
         case .anomaly: self = .anomalies
         case .lateTick: self = .lateTicks
         case .prediction: self = .predictions
+        case .trading(.order): self = .orders
+        case .trading(.fill): self = .fills
+        case .trading(.position): self = .positions
+        case .trading(.equity): self = .equity
         }
     }
+
+    /// The trading kinds, in file order.
+    public static let trading: [OutputKind] = [.orders, .fills, .positions, .equity]
 
     /// Same text as `GraphOutput.kindName`.
     public var name: String {
@@ -24,6 +33,10 @@ public enum OutputKind: Int, CaseIterable, Sendable {
         case .anomalies: return "anomalies"
         case .lateTicks: return "late_ticks"
         case .predictions: return "predictions"
+        case .orders: return "orders"
+        case .fills: return "fills"
+        case .positions: return "positions"
+        case .equity: return "equity"
         }
     }
 
@@ -44,7 +57,8 @@ public struct OutputLineFormatter {
     /// Offset of the CSV row in `bytes` (after `<kind>,`).
     public private(set) var rowStart = 0
     public private(set) var kind = OutputKind.bars
-    public private(set) var symbol: SymbolID = 0
+    /// nil for an account-wide trading row.
+    public private(set) var symbol: SymbolID? = 0
 
     public init() { bytes.reserveCapacity(OutputLineFormatter.initialCapacity) }
 
@@ -56,7 +70,13 @@ public struct OutputLineFormatter {
         appendText(kind.name)
         rowStart = bytes.count + 1
         appendComma()
-        bytes.append(contentsOf: symbols.utf8(symbol))
+        if case .trading(let trading) = output {
+            // Rare (an order, a fill, a mark per bar): formatted as a String by the record itself.
+            appendText(trading.csvRow(symbols: symbols))
+            bytes.append(UInt8(ascii: "\n"))
+            return
+        }
+        bytes.append(contentsOf: symbols.utf8(output.symbol!))
         switch output {
         case .bar(let bar):
             appendField(bar.timeframe)
@@ -100,6 +120,8 @@ public struct OutputLineFormatter {
             appendField(prediction.timeframe)
             appendField(prediction.end)
             appendField(prediction.prediction)
+        case .trading:
+            break
         }
         bytes.append(UInt8(ascii: "\n"))
         assert(rowStart <= bytes.count && bytes[rowStart - 1] == UInt8(ascii: ","), "row follows `<kind>,`")

@@ -21,11 +21,13 @@ public final class RunFolderSink: EngineSink {
     private var createFailure: (any Error)? = nil
     public let directory: String
 
-    public init(directory: String, symbols: SymbolTable, withPredictions: Bool) throws {
+    /// `withTrading`: orders.csv, fills.csv, positions.csv and equity.csv too (with headers, even empty).
+    public init(directory: String, symbols: SymbolTable, withPredictions: Bool, withTrading: Bool = false) throws {
         self.directory = directory
         self.symbols = symbols
         var kinds: [OutputKind] = [.bars, .indicators, .anomalies, .lateTicks]
         if withPredictions { kinds.append(.predictions) }
+        if withTrading { kinds += OutputKind.trading }
         for kind in kinds { files[kind.rawValue] = try openFile(kind) }
     }
 

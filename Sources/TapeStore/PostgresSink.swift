@@ -265,6 +265,8 @@ public final class PostgresSink: EventSink, ReportingSink, @unchecked Sendable {
                                                             configHash: configHashBytes, runID: runIDBytes)
         case .lateTick:
             return // in the run folder's late_ticks.csv; the tick itself is in `ticks`
+        case .trading:
+            return // in the run folder's orders/fills/positions/equity.csv (no tables for them yet)
         }
         if checkpointed { return }
         if current.tables[table.rawValue].rows >= settings.batchRows { handOff() }

@@ -1,4 +1,5 @@
 import TapeCore
+import TapeGraph
 
 /// How fill prices are worsened for orders that take liquidity (market orders, triggered stops, limit orders
 /// marketable on arrival). Resting limit orders fill at their limit price and get none.

@@ -1,4 +1,5 @@
 import TapeCore
+import TapeGraph
 
 /// What the simulator reports, in the order it happened. The engine applies fills to the portfolio and
 /// forwards everything as `TradingOutput`.
@@ -10,6 +11,9 @@ public enum ExecutionReport: Sendable, Equatable {
 /// One order inside the simulator, from submission until it reaches a terminal state.
 struct SimulatedOrder: Equatable {
     var id: OrderID
+    /// Its number among its symbol's orders (1, 2, 3 …): what the records print as `order_id`, so that a
+    /// symbol's rows do not depend on the other symbols traded in the same process (one worker or many).
+    var number: Int64
     var request: OrderRequest
     var submitTime: Nanos
     /// submitTime + latency.
@@ -63,6 +67,8 @@ public final class ExecutionSimulator {
     /// Indexed by `SymbolID`; grown on demand.
     private(set) var books: [SymbolBook] = []
     public private(set) var nextOrderID: OrderID = 1
+    /// The next order number per symbol, indexed by `SymbolID` (1 when absent).
+    private var nextNumbers: [Int64] = []
     /// The latest receive time seen (events and `advance(to:)`).
     public private(set) var now: Nanos = Nanos.min
     private var reports: [ExecutionReport] = []
@@ -133,13 +139,20 @@ public final class ExecutionSimulator {
     private func submit(_ request: OrderRequest, at time: Nanos, replacing: OrderID) -> OrderID {
         let id = nextOrderID
         nextOrderID += 1
+        let symbolIndex = Int(request.symbol)
+        if symbolIndex >= nextNumbers.count {
+            nextNumbers.append(contentsOf: repeatElement(1, count: symbolIndex + 1 - nextNumbers.count))
+        }
+        let number = nextNumbers[symbolIndex]
+        nextNumbers[symbolIndex] += 1
         now = max(now, time)
         let expiry: Nanos = request.timeInForce == .day ? endOfUTCDay(time) : Nanos.max
-        let order = SimulatedOrder(id: id, request: request, submitTime: time,
+        let order = SimulatedOrder(id: id, number: number, request: request, submitTime: time,
                                    arrivalTime: time + config.latencyNanos, expiryTime: expiry,
                                    cancelTime: Nanos.max, replacesID: replacing, filled: 0, accepted: false,
                                    triggered: false)
-        let reason = replacing == 0 ? "" : "replaces order \(replacing)"
+        let replaced = orders.first(where: { $0.id == replacing })?.number ?? 0
+        let reason = replacing == 0 ? "" : "replaces order \(replaced)"
         record(order, .submitted, at: time, reason: reason)
         if let problem = request.problem {
             record(order, .rejected, at: time, reason: problem)
@@ -467,7 +480,7 @@ public final class ExecutionSimulator {
         precondition(price.isFinite, "a fill has a finite price")
         let order = orders[index]
         let fee = config.fee(price: price, quantity: quantity)
-        reports.append(.fill(FillRecord(time: time, arrivalTime: order.arrivalTime, orderID: order.id,
+        reports.append(.fill(FillRecord(time: time, arrivalTime: order.arrivalTime, orderID: order.number,
                                         symbol: order.request.symbol, side: order.request.side, price: price,
                                         quantity: quantity, fee: fee, rule: rule, tag: order.request.tag)))
         // The last fill closes the order exactly (no float remainder left resting).
@@ -480,7 +493,7 @@ public final class ExecutionSimulator {
 
     private func record(_ order: SimulatedOrder, _ status: OrderStatus, at time: Nanos, reason: String) {
         let request = order.request
-        reports.append(.order(OrderRecord(time: time, orderID: order.id, symbol: request.symbol, side: request.side,
+        reports.append(.order(OrderRecord(time: time, orderID: order.number, symbol: request.symbol, side: request.side,
                                           type: request.type, timeInForce: request.timeInForce,
                                           quantity: request.quantity, limitPrice: request.limitPrice,
                                           stopPrice: request.stopPrice, status: status,
@@ -499,6 +512,8 @@ public final class ExecutionSimulator {
     public func snapshot(into writer: inout SnapshotWriter) {
         precondition(reports.isEmpty, "a snapshot is taken between events, with the reports drained")
         writer.append(nextOrderID)
+        writer.appendCount(nextNumbers.count)
+        for number in nextNumbers { writer.append(number) }
         writer.append(now)
         writer.appendCount(books.count)
         for book in books {
@@ -511,6 +526,7 @@ public final class ExecutionSimulator {
         writer.appendCount(orders.count)
         for order in orders {
             writer.append(order.id)
+            writer.append(order.number)
             writeRequest(order.request, into: &writer)
             writer.append(order.submitTime)
             writer.append(order.arrivalTime)
@@ -526,6 +542,13 @@ public final class ExecutionSimulator {
     /// Reads what `snapshot(into:)` wrote; checks everything before changing the simulator.
     public func restore(from reader: inout SnapshotReader) throws {
         let nextID = try reader.readInt64()
+        let numberCount = try reader.readCount(minimumElementBytes: 8, limit: Int(UInt32.max))
+        var restoredNumbers: [Int64] = []
+        for _ in 0..<numberCount {
+            let number = try reader.readInt64()
+            guard number >= 1 else { throw reader.error("next order number \(number) below 1") }
+            restoredNumbers.append(number)
+        }
         let restoredNow = try reader.readInt64()
         guard nextID >= 1 else { throw reader.error("next order id \(nextID) below 1") }
         let bookCount = try reader.readCount(minimumElementBytes: 57, limit: Int(UInt32.max))
@@ -547,8 +570,9 @@ public final class ExecutionSimulator {
         var restoredOrders: [SimulatedOrder] = []
         for _ in 0..<orderCount {
             let id = try reader.readInt64()
+            let number = try reader.readInt64()
             let request = try readRequest(from: &reader)
-            let order = SimulatedOrder(id: id, request: request, submitTime: try reader.readInt64(),
+            let order = SimulatedOrder(id: id, number: number, request: request, submitTime: try reader.readInt64(),
                                        arrivalTime: try reader.readInt64(), expiryTime: try reader.readInt64(),
                                        cancelTime: try reader.readInt64(), replacesID: try reader.readInt64(),
                                        filled: try reader.readDouble(), accepted: try reader.readBool(),
@@ -559,6 +583,7 @@ public final class ExecutionSimulator {
             restoredOrders.append(order)
         }
         nextOrderID = nextID
+        nextNumbers = restoredNumbers
         now = restoredNow
         books = restoredBooks
         orders = restoredOrders

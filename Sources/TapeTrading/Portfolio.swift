@@ -1,4 +1,5 @@
 import TapeCore
+import TapeGraph
 
 /// One symbol's holding in the account.
 public struct Holding: Sendable, Equatable {

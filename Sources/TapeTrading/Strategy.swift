@@ -56,6 +56,11 @@ public final class StrategyContext {
         self.strategyName = strategyName
     }
 
+    /// The symbol's name (`spot:BTCUSDT`); `#<id>` when the engine has no symbol table.
+    public func symbolName(_ symbol: SymbolID) -> String { engine.symbols?.name(symbol) ?? "#\(symbol)" }
+    /// The id of a symbol the run has seen, by name; nil for another name.
+    public func symbolID(named name: String) -> SymbolID? { engine.symbols?.lookup(name) }
+
     /// Stream time (the latest receive time), never wall time.
     public var now: Nanos { engine.now }
     /// Signed position of `symbol` (filled quantities only).

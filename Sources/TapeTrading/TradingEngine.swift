@@ -41,6 +41,9 @@ public final class TradingEngine {
     public private(set) var strategies: [Strategy] = []
     private var contexts: [StrategyContext] = []
     private let emit: (TradingOutput) -> Void
+    /// The run's symbol names (set by `TradingNode` when the graph attaches it): for strategies that speak
+    /// names (the external protocol, symbol filters).
+    public var symbols: SymbolTable? = nil
     /// The latest receive time seen; `Nanos.min` before the first event.
     public private(set) var now: Nanos = Nanos.min
     private var finished = false
@@ -95,7 +98,7 @@ public final class TradingEngine {
         case .indicators: wanted = .indicators
         case .anomaly: wanted = .anomalies
         case .prediction: wanted = .predictions
-        case .lateTick: return
+        case .lateTick, .trading: return
         }
         for index in strategies.indices where strategies[index].subscriptions.contains(wanted) {
             strategies[index].onOutput(output, context: contexts[index])

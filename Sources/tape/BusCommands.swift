@@ -1,6 +1,7 @@
 import ArgumentParser
 import Foundation
 import TapeCore
+import TapeBacktest
 import TapeSinks
 import TapeEngine
 import TapeReplay
@@ -125,6 +126,9 @@ struct WorkCommand: ParsableCommand {
     @Option(help: "Pipeline config (YAML; default config/pipeline.yaml if present). Must be the one the checkpoints were taken under.")
     var config: String?
 
+    @Option(help: "Paper trading: strategies, simulated execution and account (YAML with a trading: section; docs/backtesting.md). One account per partition.")
+    var trading: String?
+
     @Option(help: "Run this trained model on every bar (predictions).")
     var model: String?
 
@@ -161,7 +165,7 @@ struct WorkCommand: ParsableCommand {
         }
         guard (1...600_000).contains(commitMs) else { throw ValidationError("--commit-ms: expected 1 ... 600000") }
         var options = ReplayOptions(inputs: [])
-        do { try loadConfig(into: &options, path: config) }
+        do { try loadConfig(into: &options, path: config, trading: trading) }
         catch let error as UnusableInput { fail(error.description, code: TapeExit.unusableInput) }
         let configHash = FileHash.sha256(text: options.engine.config.canonicalText)
         let workerName = name ?? "\(ProcessInfo.processInfo.hostName)-\(getpid())"
@@ -180,6 +184,13 @@ struct WorkCommand: ParsableCommand {
             let path = modelFile(model)
             do { _ = try InferenceNode(modelPath: path) } catch { fail("\(model): \(error)", code: TapeExit.unusableInput) }
             partition.makeExtraNodes = { [(try? InferenceNode(modelPath: path))].compactMap { $0 } }
+        }
+        if options.engine.config.trading != nil {
+            // Checked now (a bad key is a usage error before anything starts); one node per partition.
+            let pipeline = options.engine.config, source = trading ?? config ?? "config/pipeline.yaml"
+            if let node = tradingNode(pipeline, source: source) { _ = TradingSetup.stop(node) }
+            let before = partition.makeExtraNodes
+            partition.makeExtraNodes = { before() + [tradingNode(pipeline, source: source)].compactMap { $0 } }
         }
         let kafkaConfig = KafkaConfig(bootstrapServers: kafka ?? BusOptions.defaultBroker(), clientID: "tape-work-\(workerName)",
                                       properties: try BusOptions.properties(kafkaProperties))

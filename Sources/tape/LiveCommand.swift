@@ -1,6 +1,7 @@
 import ArgumentParser
 import Foundation
 import TapeCore
+import TapeTrading
 import TapeFeeds
 import TapeSinks
 import TapeEngine
@@ -69,6 +70,9 @@ struct LiveCommand: ParsableCommand {
     @Option(help: "Pipeline config (YAML; default config/pipeline.yaml if present).")
     var config: String?
 
+    @Option(help: "Paper trading: strategies, simulated execution and account (YAML with a trading: section, the same file as for replay; docs/backtesting.md). Orders and fills go to the run folder.")
+    var trading: String?
+
     @Option(help: "Seconds without a message before a connection counts as silent and is reconnected.")
     var readTimeoutSeconds: Double?
 
@@ -114,7 +118,7 @@ struct LiveCommand: ParsableCommand {
                                                              restIntervalNanos: interval) }
         var run = ReplayOptions(inputs: warmup)
         run.bars = try bars.barOptions()
-        do { try loadConfig(into: &run, path: config) }
+        do { try loadConfig(into: &run, path: config, trading: trading) }
         catch let error as UnusableInput { fail(error.description, code: TapeExit.unusableInput) }
         run.outDir = out
         run.quiet = quiet
@@ -128,6 +132,9 @@ struct LiveCommand: ParsableCommand {
         if let model {
             do { run.engine.extraNodes.append(try InferenceNode(modelPath: modelFile(model))) }
             catch { fail("\(model): \(error)", code: TapeExit.unusableInput) }
+        }
+        if let node = tradingNode(run.engine.config, source: trading ?? config ?? "config/pipeline.yaml") {
+            run.engine.extraNodes.append(node)
         }
         // Polled bars reach the graph a poll period (plus the vendor's delay) after their end; below that
         // lateness every one of them would be a late tick. Say so before the session, not after.
@@ -155,6 +162,7 @@ struct LiveCommand: ParsableCommand {
         catch let error as UnusableInput { fail(error.description, code: TapeExit.unusableInput) }
         catch let error as OutputFailed { fail(error.description, code: TapeExit.outputFailed) }
         printSummary(summary)
+        checkStrategies(run.engine.extraNodes)
         if !noRecord { print("recording       \(record ?? summary.runDir + "/recording")") }
         if summary.exitCode != 0 { throw ArgumentParser.ExitCode(summary.exitCode) }
     }

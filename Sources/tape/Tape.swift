@@ -1,6 +1,8 @@
 import ArgumentParser
 import Foundation
 import TapeCore
+import TapeTrading
+import TapeBacktest
 import TapeGraph
 import TapeRecordings
 import TapeReplay
@@ -57,6 +59,9 @@ struct InputOptions: ParsableArguments {
 
     @Option(help: "Pipeline config (YAML). Default: config/pipeline.yaml if present, else built-in defaults.")
     var config: String?
+
+    @Option(help: "Strategies, simulated execution and account (YAML with a trading: section, e.g. config/trading.yaml; docs/backtesting.md): backtest them on the replayed stream.")
+    var trading: String?
 
     @Option(help: "How far receive time may go back inside one file before a record is rejected, in ms.")
     var backwardsToleranceMs: Int64 = 1000
@@ -130,7 +135,7 @@ struct InputOptions: ParsableArguments {
         guard maxLineBytes > 0 else { throw ValidationError("--max-line-bytes: expected a positive number of bytes") }
         o.maxLineBytes = maxLineBytes
         o.bars = try bars.barOptions()
-        try loadConfig(into: &o, path: config)
+        try loadConfig(into: &o, path: config, trading: trading)
         return o
     }
 }
@@ -165,14 +170,44 @@ struct BarFileOptions: ParsableArguments {
     }
 }
 
-func loadConfig(into o: inout ReplayOptions, path: String?) throws {
+func loadConfig(into o: inout ReplayOptions, path: String?, trading: String? = nil) throws {
     let p = path ?? (FileManager.default.fileExists(atPath: "config/pipeline.yaml") ? "config/pipeline.yaml" : nil)
-    guard let p else { return }
-    guard let text = try? String(contentsOfFile: p, encoding: .utf8) else {
-        throw UnusableInput("\(p): cannot read config")
+    if let p {
+        guard let text = try? String(contentsOfFile: p, encoding: .utf8) else {
+            throw UnusableInput("\(p): cannot read config")
+        }
+        do { o.engine.config = try PipelineConfig.load(yaml: text, source: p) }
+        catch { throw UnusableInput("\(error)") }
     }
-    do { o.engine.config = try PipelineConfig.load(yaml: text, source: p) }
-    catch { throw UnusableInput("\(error)") }
+    // `--trading FILE`: its `trading:` section over the pipeline config's (part of the config hash).
+    if let trading {
+        guard let text = try? String(contentsOfFile: trading, encoding: .utf8) else {
+            throw UnusableInput("\(trading): cannot read the trading config")
+        }
+        do { o.engine.config = try o.engine.config.merged(overrides: text, source: trading) }
+        catch { throw UnusableInput("\(error)") }
+        guard o.engine.config.trading != nil else { throw UnusableInput("\(trading): no trading: section") }
+    }
+}
+
+/// The trading node of the config's `trading:` section (after the model's node, so strategies see the
+/// predictions), or nothing. Starts external strategies. Exit 2 on a bad key, naming it.
+func tradingNode(_ config: PipelineConfig, source: String) -> TradingNode? {
+    do { return try TradingSetup.node(for: config, source: source) }
+    catch { fail("\(error)", code: TapeExit.unusableInput) }
+}
+
+/// After a run with external strategies: each one that failed, on stderr; exit 5 if any did.
+func checkStrategies(_ nodes: [DownstreamNode]) {
+    var failed = false
+    for node in nodes {
+        guard let trading = node as? TradingNode else { continue }
+        for failure in TradingSetup.stop(trading) {
+            FileHandle.standardError.write(Data("tape: \(failure)\n".utf8))
+            failed = true
+        }
+    }
+    if failed { exit(TapeExit.outputFailed) }
 }
 
 /// `--model`: a `tape train` run folder, its `model/` directory, or the `model.json` file itself.
@@ -260,6 +295,9 @@ struct ReplayCommand: ParsableCommand {
             do { o.engine.extraNodes.append(try InferenceNode(modelPath: modelFile(model))) }
             catch { fail("\(model): \(error)", code: TapeExit.unusableInput) }
         }
+        if let node = tradingNode(o.engine.config, source: input.trading ?? input.config ?? "config/pipeline.yaml") {
+            o.engine.extraNodes.append(node)
+        }
         if let stopAt {
             guard let time = TimeUtil.parseUserTime(stopAt) else {
                 throw ValidationError("--stop-at '\(stopAt)': expected ISO-8601 UTC or integer ns")
@@ -271,6 +309,7 @@ struct ReplayCommand: ParsableCommand {
         catch let e as UnusableInput { fail(e.description, code: TapeExit.unusableInput) }
         catch let e as OutputFailed { fail(e.description, code: TapeExit.outputFailed) }
         printSummary(s)
+        checkStrategies(o.engine.extraNodes)
         for warning in filterWarnings(requestedSymbols: o.engine.symbols, inputSymbols: s.inputSymbols,
                                       from: o.engine.from, to: o.engine.to, delivered: s.summary.ticksDelivered,
                                       eventsIn: s.ticksIn) + outputWarnings(s.summary).warnings {

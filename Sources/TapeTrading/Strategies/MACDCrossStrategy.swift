@@ -18,11 +18,11 @@ public final class MACDCrossStrategy: Strategy {
         self.name = name
     }
 
-    public convenience init(parameters: [String: String]) throws {
+    public convenience init(parameters: [String: String], name: String? = nil) throws {
         var reader = StrategyParameters(strategy: Self.registryName, values: parameters)
         let settings = try CommonStrategySettings(&reader, allowShortDefault: true)
         try reader.finish()
-        self.init(settings: settings)
+        self.init(settings: settings, name: name ?? Self.registryName)
     }
 
     public func onOutput(_ output: GraphOutput, context: StrategyContext) {

@@ -19,12 +19,12 @@ public final class ModelThresholdStrategy: Strategy {
         self.name = name
     }
 
-    public convenience init(parameters: [String: String]) throws {
+    public convenience init(parameters: [String: String], name: String? = nil) throws {
         var reader = StrategyParameters(strategy: Self.registryName, values: parameters)
         let settings = try CommonStrategySettings(&reader, allowShortDefault: true)
         let threshold = try reader.double("threshold", default: 0, range: 0...Double.greatestFiniteMagnitude)
         try reader.finish()
-        self.init(settings: settings, threshold: threshold)
+        self.init(settings: settings, threshold: threshold, name: name ?? Self.registryName)
     }
 
     public func onOutput(_ output: GraphOutput, context: StrategyContext) {

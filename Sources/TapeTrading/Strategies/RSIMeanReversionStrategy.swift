@@ -21,7 +21,7 @@ public final class RSIMeanReversionStrategy: Strategy {
         self.name = name
     }
 
-    public convenience init(parameters: [String: String]) throws {
+    public convenience init(parameters: [String: String], name: String? = nil) throws {
         var reader = StrategyParameters(strategy: Self.registryName, values: parameters)
         let settings = try CommonStrategySettings(&reader, allowShortDefault: false)
         let lower = try reader.double("lower", default: 30, range: 0...100)
@@ -31,7 +31,7 @@ public final class RSIMeanReversionStrategy: Strategy {
             throw StrategyConfigError(strategy: Self.registryName, key: "lower",
                                       message: "lower (\(lower)) must be below upper (\(upper))")
         }
-        self.init(settings: settings, lower: lower, upper: upper)
+        self.init(settings: settings, lower: lower, upper: upper, name: name ?? Self.registryName)
     }
 
     public func onOutput(_ output: GraphOutput, context: StrategyContext) {

@@ -125,7 +125,7 @@ public final class ExternalStrategy: Strategy {
         default:
             return
         }
-        exchange(line, symbol: output.symbol, context: context)
+        exchange(line, symbol: output.symbol!, context: context)
     }
 
     public func snapshot(into writer: inout SnapshotWriter) {

@@ -4,7 +4,8 @@ import TapeCore
 public struct OrderRecord: Sendable, Equatable {
     /// When the change happened (stream time): submission, arrival, fill, cancel or expiry instant.
     public var time: Nanos
-    public var orderID: OrderID
+    /// The order's number among its symbol's orders (1, 2, 3 …; not the engine-wide `OrderID`).
+    public var orderID: Int64
     public var symbol: SymbolID
     public var side: OrderSide
     public var type: OrderType
@@ -38,11 +39,11 @@ public struct OrderRecord: Sendable, Equatable {
     }
 
     public static let csvHeader =
-        "time_ns,order_id,symbol,side,type,tif,quantity,limit_price,stop_price,status,filled_quantity,tag,reason"
+        "symbol,time_ns,order_id,side,type,tif,quantity,limit_price,stop_price,status,filled_quantity,tag,reason"
 
     public func csvRow(symbolName: String) -> String {
         let format = Numbers.format
-        return "\(time),\(orderID),\(CSV.field(symbolName)),\(side.name),\(type.name),\(timeInForce.name),"
+        return "\(CSV.field(symbolName)),\(time),\(orderID),\(side.name),\(type.name),\(timeInForce.name),"
             + "\(format(quantity)),\(format(limitPrice)),\(format(stopPrice)),\(status.name),"
             + "\(format(filledQuantity)),\(CSV.field(tag)),\(CSV.field(reason))"
     }
@@ -55,7 +56,8 @@ public struct FillRecord: Sendable, Equatable {
     public var time: Nanos
     /// When the order reached the venue (submission + latency).
     public var arrivalTime: Nanos
-    public var orderID: OrderID
+    /// The order's number among its symbol's orders (1, 2, 3 …; not the engine-wide `OrderID`).
+    public var orderID: Int64
     public var symbol: SymbolID
     public var side: OrderSide
     /// Execution price, slippage included.
@@ -79,11 +81,11 @@ public struct FillRecord: Sendable, Equatable {
         self.tag = tag
     }
 
-    public static let csvHeader = "time_ns,order_id,symbol,side,price,quantity,fee,rule,arrival_ns,tag"
+    public static let csvHeader = "symbol,time_ns,order_id,side,price,quantity,fee,rule,arrival_ns,tag"
 
     public func csvRow(symbolName: String) -> String {
         let format = Numbers.format
-        return "\(time),\(orderID),\(CSV.field(symbolName)),\(side.name),\(format(price)),\(format(quantity)),"
+        return "\(CSV.field(symbolName)),\(time),\(orderID),\(side.name),\(format(price)),\(format(quantity)),"
             + "\(format(fee)),\(rule.name),\(arrivalTime),\(CSV.field(tag))"
     }
 }
@@ -117,11 +119,11 @@ public struct PositionRecord: Sendable, Equatable {
         self.markPrice = markPrice
     }
 
-    public static let csvHeader = "time_ns,symbol,quantity,average_price,realized_pnl,unrealized_pnl,fees,mark_price"
+    public static let csvHeader = "symbol,time_ns,quantity,average_price,realized_pnl,unrealized_pnl,fees,mark_price"
 
     public func csvRow(symbolName: String) -> String {
         let format = Numbers.format
-        return "\(time),\(CSV.field(symbolName)),\(format(quantity)),\(format(averagePrice)),"
+        return "\(CSV.field(symbolName)),\(time),\(format(quantity)),\(format(averagePrice)),"
             + "\(format(realizedPnL)),\(format(unrealizedPnL)),\(format(fees)),\(format(markPrice))"
     }
 }
@@ -149,13 +151,13 @@ public struct EquityRecord: Sendable, Equatable {
         self.grossExposure = grossExposure
     }
 
-    public static let csvHeader = "time_ns,scope,symbol,cash,equity,gross_exposure"
+    public static let csvHeader = "symbol,time_ns,scope,cash,equity,gross_exposure"
 
     /// `symbolName` is ignored for the total row (its symbol column is empty).
     public func csvRow(symbolName: String) -> String {
         let format = Numbers.format
-        let scope = symbol == nil ? "total," : "symbol,\(CSV.field(symbolName))"
-        return "\(time),\(scope),\(format(cash)),\(format(equity)),\(format(grossExposure))"
+        let scope = symbol == nil ? "total" : "symbol"
+        return "\(symbol == nil ? "" : CSV.field(symbolName)),\(time),\(scope),\(format(cash)),\(format(equity)),\(format(grossExposure))"
     }
 }
 
