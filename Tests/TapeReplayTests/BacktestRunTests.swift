@@ -112,6 +112,58 @@ final class BacktestRunTests: XCTestCase {
         }
     }
 
+    /// Tick-level fills on a raw capture: a scripted order sequence (an external strategy submitting on
+    /// chosen quotes: market orders larger than the displayed size, a limit far below the market, an IOC
+    /// limit that does not cross, a resting limit above the ask) with 5 ms latency; every fill is checked by
+    /// scripts/check_fills.py, which rebuilds the book from the capture itself: prices, times after the
+    /// latency, sizes (the partial fills), the limit that never fills and why.
+    func testScriptedOrdersFillAsTheQuotesAndTradesInTheFileSay() throws {
+        try python()
+        let capture = try XCTUnwrap(try Paths.captures().first { $0.hasSuffix("usdm-btcusdt_20240808.gz") })
+        let directory = Paths.tempDir("scripted")
+        let script = directory + "/scripted.py"
+        try """
+            import sys
+            sys.path.insert(0, "\(Paths.packageRoot.path)/sdk/python")
+            from tape_strategy import Strategy, run
+
+            class Scripted(Strategy):
+                subscriptions = ("quotes",)
+                def on_start(self, parameters):
+                    self.quotes = 0
+                def on_quote(self, item, ctx):
+                    self.quotes += 1
+                    n, bid, ask = self.quotes, item["bid"], item["ask"]
+                    if n == 2000:
+                        ctx.submit("buy", 20, tag="m_buy")
+                        ctx.submit("buy", 1, order_type="limit", limit_price=round(bid * 0.9, 1), tag="never")
+                    elif n == 4000:
+                        ctx.submit("buy", 1, order_type="limit", limit_price=round(bid * 0.99, 1), tif="ioc", tag="ioc")
+                    elif n == 6000:
+                        ctx.submit("sell", 0.5, order_type="limit", limit_price=round(ask + 20, 1), tag="rest")
+                    elif n == 9000:
+                        ctx.submit("sell", 20, tag="m_sell")
+
+            run(Scripted())
+
+            """.write(toFile: script, atomically: true, encoding: .utf8)
+        let trading = try writeTrading(directory, "trading", """
+            trading:
+              execution: {latency: 5ms}
+              strategies:
+                - {type: external, name: scripted, command: "python3 \(script)"}
+
+            """)
+        let (code, _, error) = try run(["replay", capture, "--trading", trading, "--quiet", "--no-report", "--out", directory + "/run"])
+        XCTAssertTrue(code == 0 || code == 3, error)
+        let (checked, output, problems) = try sh("python3 scripts/check_fills.py '\(capture)' '\(directory)/run' 5000000")
+        XCTAssertEqual(checked, 0, output + problems)
+        XCTAssertTrue(output.contains("ok m_buy") && output.contains("ok m_sell") && output.contains("ok never")
+                      && output.contains("ok ioc") && output.contains("ok rest"), output)
+        XCTAssertTrue(output.contains("partial"), output)
+        print(output)
+    }
+
     /// An external strategy that breaks the protocol fails the run (exit 5) with its line named, after
     /// the rest of the run completed; a bad key in the trading config is refused before anything runs.
     func testABrokenStrategyAndABadKeyAreClearErrors() throws {
