@@ -155,7 +155,7 @@ let package = Package(
         .target(name: "TapeDiff", dependencies: ["TapeCore", "TapeSinks", "TapeEngine", "TapeReports"],
                 swiftSettings: swift6),
         .target(name: "TapeScenarios", dependencies: ["TapeCore", "TapeIO", "TapeSources", "TapeGraph", "TapeReplay",
-                                                      "TapeSinks", "TapeEngine", "TapeModel", "Yams"]),
+                                                      "TapeSinks", "TapeEngine", "TapeModel", "Yams", "TapeTrading", "TapeBacktest"]),
         // Feed simulator: serves recordings over loopback in vendors' own wire protocols (WebSocket and REST),
         // with pacing, time shift and fault injection, so live connectors can be tested against it.
         .target(name: "TapeFeedSim", dependencies: ["TapeCore", "TapeIO", "TapeSources", "TapeRecordings",

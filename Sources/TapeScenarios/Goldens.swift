@@ -33,7 +33,8 @@ public struct GoldenColumns: Sendable, Equatable {
     }
 
     /// The keys, one per golden file of `ScenarioRunner.goldenFiles`.
-    public static let keys = ["bars", "indicators", "anomalies", "late_ticks", "predictions", "model_evaluation"]
+    public static let keys = ["bars", "indicators", "anomalies", "late_ticks", "predictions", "model_evaluation",
+                              "orders", "fills", "positions", "equity"]
     /// The run-folder file (`bars.csv`, `model/evaluation.csv`).
     public var file: String { key == "model_evaluation" ? "model/evaluation.csv" : key + ".csv" }
     /// The golden's name in `expected/`.

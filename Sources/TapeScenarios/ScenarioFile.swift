@@ -73,12 +73,15 @@ public struct Expectations: Sendable, Equatable {
     public var counts: [(String, CountSpec)] = []
     /// Bounds on the `overall` row of `model/evaluation.csv` (column name → bounds).
     public var metrics: [(String, CountSpec)] = []
+    /// Bounds on the backtest's statistics (summary.json `trading`: `trade_count`, `total_return`, `sharpe`, …),
+    /// as LEAN's regression algorithms state their expected statistics.
+    public var trading: [(String, CountSpec)] = []
     public var values: [ValueAssertion] = []
     public init() {}
     public static func == (a: Expectations, b: Expectations) -> Bool {
         func k(_ x: [(String, CountSpec)]) -> [String] { x.map { $0.0 + $0.1.text } }
         return a.exitCode == b.exitCode && k(a.anomalies) == k(b.anomalies) && k(a.rejects) == k(b.rejects)
-            && k(a.counts) == k(b.counts) && k(a.metrics) == k(b.metrics) && a.values == b.values
+            && k(a.counts) == k(b.counts) && k(a.metrics) == k(b.metrics) && k(a.trading) == k(b.trading) && a.values == b.values
     }
 
     static func counts(_ n: Node, key: String, file: String) throws -> [(String, CountSpec)] {
@@ -103,6 +106,7 @@ public struct Expectations: Sendable, Equatable {
             case "rejects": e.rejects = try counts(v, key: key, file: file)
             case "counts": e.counts = try counts(v, key: key, file: file)
             case "metrics": e.metrics = try counts(v, key: key, file: file)
+            case "trading": e.trading = try counts(v, key: key, file: file)
             case "values":
                 guard let seq = v.sequence else { throw ScenarioError(file: file, key: key, message: "must be a list") }
                 for (i, item) in seq.enumerated() {
@@ -128,7 +132,7 @@ public struct Expectations: Sendable, Equatable {
                     e.values.append(ValueAssertion(file: fileName, whereColumns: wh, column: c, value: val, tolerance: tol))
                 }
             default:
-                throw ScenarioError(file: file, key: key, message: "unknown key (digest, exit_code, anomalies, rejects, counts, metrics, values)")
+                throw ScenarioError(file: file, key: key, message: "unknown key (digest, exit_code, anomalies, rejects, counts, metrics, trading, values)")
             }
         }
         return e

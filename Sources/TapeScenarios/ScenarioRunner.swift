@@ -1,5 +1,7 @@
 import Foundation
 import TapeCore
+import TapeBacktest
+import TapeTrading
 import TapeGraph
 import TapeReplay
 import TapeEngine
@@ -42,7 +44,7 @@ public struct ScenarioRunner {
     public var maxDiffRows: Int = 5
     /// Golden files compared (those present in `expected/`); `bless` writes these.
     public static let goldenFiles = ["bars.csv", "indicators.csv", "anomalies.csv", "late_ticks.csv", "predictions.csv",
-                                     "model/evaluation.csv"]
+                                     "model/evaluation.csv", "orders.csv", "fills.csv", "positions.csv", "equity.csv"]
 
     public init(root: String, workDir: String) { self.root = root; self.workDir = workDir }
 
@@ -116,6 +118,19 @@ public struct ScenarioRunner {
                 collector = c
             }
         }
+        // The trading node (config `trading:`): in the pass whose outputs are the scenario's (the second
+        // one when a model is trained and predicts).
+        func tradingNode() throws -> TradingNode? {
+            do { return try TradingSetup.node(for: o.engine.config, source: s.path + " (config)") }
+            catch { throw ScenarioError(file: s.path, key: "config.trading", message: "\(error)") }
+        }
+        let trainsThenPredicts = s.model.map { $0.path == nil && $0.predict } ?? false
+        var nodes: [TradingNode] = []
+        defer { for node in nodes { _ = TradingSetup.stop(node) } }
+        if !trainsThenPredicts, let node = try tradingNode() {
+            nodes.append(node)
+            o.engine.extraNodes.append(node)
+        }
         var summary = try runReplay(o)
         if let c = collector, let m = s.model {
             var cfg = TrainingConfig()
@@ -133,6 +148,10 @@ public struct ScenarioRunner {
                 o.extraSinks = []
                 do { o.engine.extraNodes = [try InferenceNode(modelPath: t.modelPath)] }
                 catch { throw ScenarioError(file: s.path, key: "model.train", message: "trained model does not load: \(error)") }
+                if let node = try tradingNode() {
+                    nodes.append(node)
+                    o.engine.extraNodes.append(node)
+                }
                 summary = try runReplay(o)
             }
         }
@@ -346,6 +365,18 @@ public struct ScenarioRunner {
                     f.append("metrics.\(k): no value in model/evaluation.csv (overall row)"); continue
                 }
                 if !spec.check(v) { f.append("metrics.\(k): expected \(spec.text), got \(v)") }
+            }
+        }
+        if !x.trading.isEmpty {
+            var metrics: [String: Any] = [:]
+            if let d = FileManager.default.contents(atPath: runDir + "/summary.json"),
+               let o = try? JSONSerialization.jsonObject(with: d) as? [String: Any] { metrics = o["trading"] as? [String: Any] ?? [:] }
+            if metrics.isEmpty { f.append("trading: no trading metrics in summary.json (does the config have a trading: section?)") }
+            for (k, spec) in x.trading where !metrics.isEmpty {
+                guard let v = (metrics[k] as? NSNumber)?.doubleValue else {
+                    f.append("trading.\(k): not a number in summary.json trading (\(metrics.keys.sorted().joined(separator: ", ")))"); continue
+                }
+                if !spec.check(v) { f.append("trading.\(k): expected \(spec.text), got \(v)") }
             }
         }
         for va in x.values {
