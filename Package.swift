@@ -89,7 +89,7 @@ let package = Package(
         // Backtesting: strategies, the simulated venue (fill rules, latency, fees, slippage), portfolio and PnL,
         // performance metrics. Pure: no I/O, no wall clock; driven by the stream and the graph's outputs.
         // docs/backtesting.md.
-        .target(name: "TapeTrading", dependencies: ["TapeCore", "TapeClock", "TapeGraph"], swiftSettings: swift6),
+        .target(name: "TapeTrading", dependencies: ["TapeCore", "TapeClock", "TapeGraph"], swiftSettings: swift6 + hotPathSettings),
         // Backtest wiring: the trading node from the config's `trading:` section, and strategies in other
         // processes on the line protocol (the only trading code that does I/O: pipes to a child process).
         .target(name: "TapeBacktest", dependencies: ["TapeCore", "TapeGraph", "TapeTrading"], swiftSettings: swift6),

@@ -6,7 +6,7 @@
 #  2. graph alone: events/s through the full graph with events already decoded in memory.
 #  3. read loop alone (gzip -> lines -> decode -> validate) on one real capture vs gzip -dc.
 #  4. model: inference cost per bar, training time.
-# Then scripts/bench_live.sh, bench_store.sh, bench_bus.sh and bench_serve.sh (tape serve: wrk on REST, /ws fan-out).
+# Then scripts/bench_live.sh, bench_store.sh, bench_bus.sh, bench_serve.sh (tape serve: wrk on REST, /ws fan-out) and bench_backtest.sh (a backtest against the replay alone; an external strategy's round trips).
 set -euo pipefail
 SHARED=${SHARED:-../shared}
 PASSES=${PASSES:-48}
@@ -42,3 +42,4 @@ scripts/bench_live.sh || echo "(live bench failed)"
 scripts/bench_store.sh "$BENCH" || echo "(store bench failed)"
 scripts/bench_bus.sh || echo "(bus bench failed)"
 scripts/bench_serve.sh || echo "(serve bench failed)"
+scripts/bench_backtest.sh "$BENCH" || echo "(backtest bench failed)"
