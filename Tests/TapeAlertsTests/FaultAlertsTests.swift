@@ -156,6 +156,113 @@ extension AlertsTests {
         XCTAssertEqual(row[3], Double(outages - 1), "de-duplicated: the count the receiver's summary tells")
         XCTAssertEqual(row[4], 0)
     }
+
+    /// `tape live` polling FMP from the loopback vendor server (Tests/TapeRESTTests/vendor_server.py) that
+    /// answers HTTP 500 to requests 1-3 and 5-7: two spells of three failed attempts in a row (the poller
+    /// backs off and goes on; request 4 and 8 bring data). One `feed_failing` alert; the second spell is
+    /// de-duplicated and told in the closing summary.
+    func testARESTFeedFailingRepeatedlyIsOneFeedFailingAlert() throws {
+        let tape = try AlertTestData.tapeBinary()
+        let bars = try AlertTestData.shared("bars/btc-perp-20211231-20220201_1m.csv.gz")
+        let script = packageRoot().appendingPathComponent("Tests/TapeRESTTests/vendor_server.py").path
+        let key = "fmp-\(UUID().uuidString.prefix(8))"
+        let vendor = Process()
+        vendor.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+        vendor.arguments = ["python3", script, "--bars", bars, "--symbol", "BTCUSD", "--key", key,
+                            "--faults", (1...3).map { "fmp:\($0)=500" }.joined(separator: ",") + ","
+                                + (5...7).map { "fmp:\($0)=500" }.joined(separator: ",")]
+        let output = Pipe()
+        vendor.standardOutput = output
+        try vendor.run()
+        defer { if vendor.isRunning { vendor.terminate() }; vendor.waitUntilExit() }
+        let port = try announcedPort(output, of: vendor, what: "vendor_server.py")
+        let slack = try LoopbackReceiver("webhook")
+        defer { slack.stop() }
+        let directory = try AlertTestData.temporaryDirectory()
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        try Self.config(slackPort: slack.port, rules: "  feed_failing: {slack: warning}\n",
+                        extra: "dedupe_window: 10m\n")
+            .write(toFile: directory + "/alerts.yaml", atomically: true, encoding: .utf8)
+        // Backoff 1-2 s, 2-4 s, then 4-8 s after the third failure: the second spell is counted within ~20 s.
+        let live = try AlertTestData.run(tape, ["live", "--feed", "fmp:BTCUSD=http://127.0.0.1:\(port)",
+                                                "--poll-seconds", "1", "--duration", "32s",
+                                                "--out", directory + "/live",
+                                                "--quiet", "--alerts", directory + "/alerts.yaml"],
+                                         environment: Self.environment(slackPort: slack.port)
+                                             .merging(["FMP_API_KEY": key]) { $1 })
+        XCTAssertEqual(live.status, 0, live.standardError)
+        XCTAssertFalse(live.standardError.contains(key), "the key is never printed")
+        let spells = live.standardError.components(separatedBy: "3 attempts in a row without data").count - 1
+        XCTAssertEqual(spells, 2, "the vendor's two runs of three 500s: \(live.standardError)")
+
+        let received = slack.records.compactMap(ReceivedAlert.slack)
+        let alerts = received.filter { !$0.isSummary }
+        XCTAssertEqual(alerts.count, 1, "\(received)")
+        XCTAssertEqual(alerts.first?.rule, "feed_failing")
+        XCTAssertEqual(alerts.first?.subject, "fmp")
+        XCTAssertEqual(alerts.first?.severity, "warning")
+        XCTAssertEqual(alerts.first?.fields["detail"],
+                       "fmp 127.0.0.1:\(port): 3 attempts in a row without data, the last BTCUSD: HTTP 500: {}; "
+                           + "backing off, polling goes on")
+        XCTAssertEqual(received.filter(\.isSummary).first?.fields["de-duplicated since their last alert"],
+                       "feed_failing fmp 1")
+        XCTAssertFalse(slack.records.contains { ($0["body"] as? String)?.contains(key) ?? false }, "nor sent")
+    }
+
+    /// `tape ingest` publishing to a tansu of the test's own, stopped for 4 s in the middle and started again
+    /// (empty: the publisher re-creates the topic and resends). One critical `bus_outage` alert however many
+    /// times librdkafka reported every broker down (summary.json's `_ALL_BROKERS_DOWN`), the rest told in the
+    /// closing summary; the session ends normally.
+    func testAKafkaBrokerLostDuringIngestIsOneBusOutageAlert() throws {
+        let tape = try AlertTestData.tapeBinary()
+        let capture = try AlertTestData.shared("binance-feed/spot-btcusdt_20240808.gz")
+        let broker = try PrivateServer.tansu()
+        defer { broker.stop() }
+        let slack = try LoopbackReceiver("webhook")
+        defer { slack.stop() }
+        let directory = try AlertTestData.temporaryDirectory()
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        try Self.config(slackPort: slack.port, rules: "  bus_outage: {slack: warning}\n",
+                        extra: "dedupe_window: 10m\n")
+            .write(toFile: directory + "/alerts.yaml", atomically: true, encoding: .utf8)
+        let feed = try FeedSimulator(tape, [capture, "--protocol", "binance", "--speed", "25"])
+        defer { feed.stop() }
+        let webhook = Self.environment(slackPort: slack.port).map { "\($0.key)=\($0.value)" }
+        let ingest = try XCTUnwrap(spawnInBackground(
+            ["/usr/bin/env"] + webhook + [tape, "ingest", "--feed", "binance-spot:btcusdt=ws://127.0.0.1:\(feed.port)",
+                                          "--duration", "16s", "--out", directory + "/ingest", "--quiet",
+                                          "--kafka", broker.address, "--topic", "tick_data_alerts", "--partitions", "1",
+                                          "--alerts", directory + "/alerts.yaml"],
+            stdout: directory + "/ingest.log", stderr: directory + "/ingest.log"))
+        sleep(4)
+        broker.stop()
+        sleep(4)
+        try broker.start()
+        let code = waitForExit(ingest, seconds: 120)
+        let log = (try? String(contentsOfFile: directory + "/ingest.log", encoding: .utf8)) ?? ""
+        XCTAssertEqual(code, 0, log)
+
+        let summary = try XCTUnwrap(try JSONSerialization.jsonObject(
+            with: Data(contentsOf: URL(fileURLWithPath: directory + "/ingest/summary.json"))) as? [String: Any])
+        let kafka = try XCTUnwrap((summary["stores"] as? [String: Any])?["kafka"] as? [String: Any], "\(summary)")
+        let down = try XCTUnwrap((kafka["client_errors"] as? [String: Any])?["_ALL_BROKERS_DOWN"] as? Int, "\(kafka)")
+        XCTAssertGreaterThanOrEqual(down, 1)
+        XCTAssertGreaterThanOrEqual(kafka["recoveries"] as? Int ?? 0, 1, "the records held back were resent: \(kafka)")
+
+        let received = slack.records.compactMap(ReceivedAlert.slack)
+        let alerts = received.filter { !$0.isSummary }
+        XCTAssertEqual(alerts.count, 1, "\(received)")
+        XCTAssertEqual(alerts.first?.rule, "bus_outage")
+        XCTAssertEqual(alerts.first?.subject, "kafka")
+        XCTAssertEqual(alerts.first?.severity, "critical")
+        let detail = alerts.first?.fields["detail"] ?? ""
+        XCTAssertTrue(detail.hasPrefix("Kafka away: records wait in the producer's queue"), detail)
+        // Reports that arrive between two polls of the engine thread are one fault: at most down - 1 untold.
+        if let untold = received.filter(\.isSummary).first?.fields["de-duplicated since their last alert"] {
+            let count = Int(untold.split(separator: " ").last ?? "") ?? 0
+            XCTAssertTrue(untold.hasPrefix("bus_outage kafka ") && (1..<down).contains(count), untold)
+        }
+    }
 }
 
 /// InfluxDB 1.x `/query` answer: the first column is the time, then the selected values (null: absent).
