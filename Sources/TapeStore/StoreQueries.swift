@@ -154,6 +154,23 @@ public struct StoreQueries {
             """)
     }
 
+    /// Predictions of `symbol` and `timeframe` with bar end in [from, to), oldest first, after `after` (keyset),
+    /// of the config of the most recent run that stored them (as `indicators`). Rows: end_ns, prediction,
+    /// config_hash.
+    public func predictions(symbol: String, timeframe: String, from: Nanos, to: Nanos, after: Nanos? = nil,
+                            limit: Int = 1000) throws -> [[String?]] {
+        let lower = after.map { "p.time > \(StoreSchema.timestamp($0))" } ?? "p.time >= \(StoreSchema.timestamp(from))"
+        return try connection.query("""
+            SELECT \(Self.nanos("p.time")), p.prediction, p.config_hash FROM predictions p
+            WHERE p.symbol = \(StoreSchema.quote(symbol)) AND p.timeframe = \(StoreSchema.quote(timeframe))
+              AND \(lower) AND p.time < \(StoreSchema.timestamp(to))
+              AND p.config_hash = (SELECT r.config_hash FROM tape_runs r WHERE r.run_id = (
+                  SELECT p2.run_id FROM predictions p2 WHERE p2.symbol = \(StoreSchema.quote(symbol))
+                  AND p2.timeframe = \(StoreSchema.quote(timeframe)) ORDER BY p2.time DESC LIMIT 1))
+            ORDER BY p.time LIMIT \(max(1, min(limit, 100_000)))
+            """)
+    }
+
     /// The newest indicators of `symbol` in each of its timeframes, of the config of the most recent run that
     /// stored them there (as `indicators`). Rows: timeframe, end_ns, sma … session_vwap (as `indicators`),
     /// config_hash; by timeframe name.

@@ -6,8 +6,8 @@ import XCTest
 
 /// Model predictions and indicators served by `tape serve`, over a real model run: `tape train` on two days of
 /// real 1-minute BTC-PERP bars, then `tape replay --model` of the next day into a database and a Redis of the
-/// test's own. The `/ws` snapshots of `indicators` and `predictions` (from Redis's latest hashes, then from
-/// PostgreSQL once Redis holds nothing), each against an SQL query.
+/// test's own. `/api/v1/predictions` paged, and the `/ws` snapshots of `indicators` and `predictions` (from
+/// Redis's latest hashes, then from PostgreSQL once Redis holds nothing), each against an SQL query.
 extension ServeTests {
     /// A Redis database of its own (7, 8, 9 are other tests').
     static let predictionsRedis = "redis://127.0.0.1:56379/11"
@@ -27,6 +27,56 @@ extension ServeTests {
                                    "--store", url, "--store", Self.predictionsRedis])
         XCTAssertTrue(replay == 0 || replay == 3, "tape replay --model exit \(replay)")
         return "BTC-PERP"
+    }
+
+    /// Every prediction PostgreSQL holds for the symbol at 1m, paged 97 at a time (under the per-IP rate limit
+    /// of config/serve.yaml) through `/api/v1/predictions/{symbol}`, and a range in ISO-8601; 404 for an unknown
+    /// symbol, 400 for a cursor the API did not give, an empty page for a timeframe without predictions.
+    func testPredictionsArePagedAsPostgresHoldsThem() throws {
+        try requireTape()
+        let redis = try clearedRedis(Self.predictionsRedis)
+        defer { _ = try? redis.command(["FLUSHDB"]) }
+        let url = try freshDatabase("predictions")
+        let folder = temporaryFolder("predictions")
+        let symbol = try replayWithAModel(into: url, folder: folder)
+        let (pid, base) = try startServe(["--store", url], label: "predictions")
+        defer { stopServe(pid) }
+
+        let database = try PostgresConnection(url: url)
+        let expected = try database.query("""
+            SELECT \(Self.nanos("time")), prediction FROM predictions WHERE symbol = '\(symbol)' AND timeframe = '1m'
+            ORDER BY time
+            """)
+        XCTAssertGreaterThan(expected.count, 1000, "a day of 1-minute bars, a prediction each")
+        var received: [PredictionItem] = []
+        var cursor: String? = nil
+        var pages = 0
+        repeat {
+            var address = base + "/api/v1/predictions/\(symbol)?timeframe=1m&limit=97"
+            if let cursor { address += "&cursor=\(cursor)" }
+            let page = try decodedPage(PredictionItem.self, address)
+            received += page.items
+            cursor = page.next_cursor
+            pages += 1
+        } while cursor != nil && pages < 1000
+        XCTAssertEqual(received.map { String($0.end_ns) }, expected.map { $0[0]! })
+        XCTAssertEqual(received.map(\.prediction), expected.map { $0[1].flatMap(Double.init) })
+        XCTAssertEqual(pages, (expected.count + 96) / 97)
+        XCTAssertTrue(received.allSatisfy { item in
+            item.symbol == symbol && item.timeframe == "1m" && item.end == isoText(item.end_ns)
+        })
+
+        // A range: [from, to) by bar end, as SQL selects it.
+        let from = try XCTUnwrap(Int64(expected[100][0]!)), to = try XCTUnwrap(Int64(expected[200][0]!))
+        let range = try decodedPage(PredictionItem.self,
+                                    base + "/api/v1/predictions/\(symbol)?timeframe=1m&from=\(isoText(from))&to=\(isoText(to))")
+        XCTAssertEqual(range.items.map { String($0.end_ns) }, expected[100..<200].map { $0[0]! })
+        XCTAssertNil(range.next_cursor)
+
+        XCTAssertEqual(try request(base + "/api/v1/predictions/spot:NOPE?timeframe=1m").status, 404)
+        XCTAssertEqual(try request(base + "/api/v1/predictions/\(symbol)?cursor=yesterday").status, 400)
+        let empty = try decodedPage(PredictionItem.self, base + "/api/v1/predictions/\(symbol)?timeframe=5m")
+        XCTAssertEqual(empty.items.count, 0, "a timeframe the model does not run on: an empty page, not a 404")
     }
 
     /// A `/ws` subscriber to `indicators` and `predictions` gets the latest stored values per timeframe as its
@@ -81,6 +131,15 @@ extension ServeTests {
         }
     }
 
+    /// The page `address` answers, decoded (a failure names the answer).
+    func decodedPage<Item: Decodable>(_ type: Item.Type, _ address: String) throws -> Page<Item> {
+        let reply = try request(address)
+        do { return try JSONDecoder().decode(Page<Item>.self, from: reply.body) } catch {
+            XCTFail("\(address): \(reply.status) \(reply.text)")
+            throw error
+        }
+    }
+
     /// Redis database `url`, emptied; skips (fails under CI) without Redis.
     func clearedRedis(_ url: String) throws -> RedisConnection {
         let redis: RedisConnection
@@ -109,6 +168,15 @@ extension ServeTests {
         }
         return snapshots
     }
+}
+
+struct PredictionItem: Decodable {
+    let symbol: String
+    let timeframe: String
+    let end_ns: Int64
+    let end: String
+    let prediction: Double?
+    let config_hash: String
 }
 
 /// A line of ws_updates_client.py's `--out` (only snapshots are decoded: their `data` is a list).
