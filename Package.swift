@@ -197,8 +197,10 @@ let package = Package(
             .product(name: "Histogram", package: "hdrhistogram-swift"),
         ]),
 
-        // Test support shared by the test targets: requirements that skip locally and fail under CI=true.
-        .target(name: "TapeTestSupport", path: "Sources/TapeTestSupport", swiftSettings: swift6),
+        // Test support shared by the test targets: requirements that skip locally and fail under CI=true,
+        // processes, scratch PostgreSQL databases, servers of a test's own.
+        .target(name: "TapeTestSupport", dependencies: ["TapeStore"], path: "Sources/TapeTestSupport",
+                swiftSettings: swift6),
 
         .testTarget(name: "TapeCoreTests", dependencies: ["TapeTestSupport", "TapeCore", "TapeClock",
                                                          .product(name: "PropertyBased", package: "swift-property-based")]),

@@ -6,6 +6,8 @@ import TapeREST
 /// A REST poller (Alpha Vantage, FMP) as a `FeedConnector`: every response body the poller delivers
 /// goes into the inbox as one wire message. The poller owns the rate limits, the backoff and the
 /// retries (TapeREST); bad credentials end it with `authenticationFailed`, which stops the session.
+/// Each failing spell of the poller (`RESTCounters.failingSpells`: attempts in a row without data) is
+/// reported as `ConnectorReport.failing` (a `feed_failing` fault for the alerts); polling goes on.
 public struct RESTFeed: FeedConnector {
     public let spec: FeedSpec
     public let peer: String
@@ -32,8 +34,17 @@ public struct RESTFeed: FeedConnector {
         report.connected(feedIndex)
         report.state(feedIndex, spec.name, peer: poller.peer, "polling")
         poller.start()
+        var spellsReported = 0
         while !Task.isCancelled {
             do { try await Task.sleep(nanoseconds: 50_000_000) } catch { break }
+            let spells = poller.counters.failingSpells
+            if spells > spellsReported {
+                spellsReported = spells
+                let last = poller.lastFailure ?? "an error"
+                let text = "\(RESTPoller.failuresBeforeFailing) attempts in a row without data, the last \(last); "
+                    + "backing off, polling goes on"
+                report.failing(feedIndex, spec.name, peer: poller.peer, text)
+            }
             if poller.state == .stopped || poller.state == .failed { break }
         }
         poller.stop()

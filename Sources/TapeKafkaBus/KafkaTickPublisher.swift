@@ -132,6 +132,7 @@ public final class KafkaTickPublisher: TickPublisher, @unchecked Sendable {
         earlier.enqueued += oldCounters.enqueued
         earlier.delivered += oldCounters.delivered
         for (name, count) in oldCounters.failedByError { earlier.failedByError[name, default: 0] += count }
+        for (name, count) in oldCounters.clientErrors { earlier.clientErrors[name, default: 0] += count }
         lock.lock()
         let failed = failedRecords
         failedRecords.removeAll()
@@ -191,8 +192,13 @@ public final class KafkaTickPublisher: TickPublisher, @unchecked Sendable {
         c.enqueued += earlier.enqueued
         c.delivered += earlier.delivered
         for (name, count) in earlier.failedByError { c.failedByError[name, default: 0] += count }
+        for (name, count) in earlier.clientErrors { c.clientErrors[name, default: 0] += count }
         return c
     }
+
+    /// Times every broker was out of reach at once (librdkafka's `_ALL_BROKERS_DOWN`, every producer so
+    /// far): the alerts' `bus_outage` watches it. Read on the engine thread.
+    public var brokerOutages: Int { counters.clientErrors["_ALL_BROKERS_DOWN", default: 0] }
 
     public var report: JSONValue {
         let c = counters

@@ -55,6 +55,16 @@ public final class ConnectorReport: @unchecked Sendable {
         }
     }
 
+    /// A feed that keeps failing without being disconnected (a REST poller whose attempts bring no data):
+    /// logged as `state`, and a `feed_failing` fault for the listeners. The connector goes on trying.
+    public func failing(_ feed: Int, _ name: String, peer: String, _ text: String) {
+        state(feed, name, peer: peer, text)
+        for listener in listeners {
+            listener.fault(PipelineFault(rule: PipelineFault.feedFailing, subject: name, severity: .warning,
+                                         detail: "\(peer): \(MessageText.escaped(text))"))
+        }
+    }
+
     public func connected(_ feed: Int) {
         lock.withLock {
             if counters[feed].connects > 0 { counters[feed].reconnects += 1 }

@@ -15,6 +15,9 @@ public struct RESTCounters: Sendable, Equatable {
     public var errors = 0
     /// Backoff waits taken (after a 429, a throttle note or an error).
     public var backoffWaits = 0
+    /// Times the poller started failing: `RESTPoller.failuresBeforeFailing` attempts in a row without data
+    /// (errors, 429s, throttle notes), counted once until an answer with data ends the run of failures.
+    public var failingSpells = 0
 
     public init() {}
 }
@@ -143,12 +146,18 @@ public class RESTPoller: @unchecked Sendable {
     public static let sleepSliceNanosecondsMax: Int64 = 100_000_000
     /// Vendor text quoted in logs and errors is cut to this many characters.
     public static let detailCharactersMax = 200
+    /// Attempts in a row without data after which the poller counts a failing spell (`failingSpells`):
+    /// one failure is routine (a 429 under the limit, a timeout); three in a row is an outage to report.
+    public static let failuresBeforeFailing = 3
 
     private let lock = NSCondition()
     private var counterValues = RESTCounters()
     private var stateValue = RESTPollerState.idle
     private var stopRequested = false
     private var running = false
+    /// Attempts without data since the last answer with data (the polling thread's own).
+    private var failuresInARow = 0
+    private var lastFailureValue: String?
     private var finishedError: RESTPollerError?
     private var limiter: SlidingWindowRateLimiter
     private var backoff: Backoff
@@ -182,6 +191,8 @@ public class RESTPoller: @unchecked Sendable {
     }
 
     public var counters: RESTCounters { lock.lock(); defer { lock.unlock() }; return counterValues }
+    /// The reason of the last failed attempt (`symbol: HTTP 500: …`; the key masked), nil before any.
+    public var lastFailure: String? { lock.lock(); defer { lock.unlock() }; return lastFailureValue }
     public var state: RESTPollerState { lock.lock(); defer { lock.unlock() }; return stateValue }
 
     /// Starts polling on a new thread until `stop()` or an auth failure.
@@ -284,6 +295,7 @@ public class RESTPoller: @unchecked Sendable {
             if response.status == 200 { deliverBody(symbol, response.body) }
             switch rules.verdict(response) {
             case .data:
+                failuresInARow = 0
                 enter(.polling, "")
                 return
             case .throttled(let text):
@@ -333,6 +345,12 @@ public class RESTPoller: @unchecked Sendable {
     }
 
     private func backOff(_ symbol: String, _ attempt: Int, reason: String, retryAfterSeconds: Int?) {
+        failuresInARow += 1
+        let failing = failuresInARow == Self.failuresBeforeFailing
+        lock.lock()
+        lastFailureValue = "\(symbol): \(reason)"
+        if failing { counterValues.failingSpells += 1 }
+        lock.unlock()
         var delay = backoff.nextDelay()
         if let retryAfterSeconds, retryAfterSeconds > 0 {
             delay = max(delay, min(Int64(retryAfterSeconds) * nanosPerSecond, settings.backoffMaxNanoseconds))

@@ -35,6 +35,7 @@ struct APIRoutes {
         router.get("/api/v1/latest/{symbol}") { request, context in try await self.latest(request, context) }
         router.get("/api/v1/bars/{symbol}") { request, context in try await self.bars(request, context) }
         router.get("/api/v1/indicators/{symbol}") { request, context in try await self.indicators(request, context) }
+        router.get("/api/v1/predictions/{symbol}") { request, context in try await self.predictions(request, context) }
         router.get("/api/v1/anomalies") { request, _ in try await self.anomalies(request) }
         router.get("/api/v1/runs") { request, _ in try await self.runs(request, kind: nil) }
         router.get("/api/v1/sessions") { request, _ in try await self.runs(request, kind: "live") }
@@ -116,57 +117,94 @@ struct APIRoutes {
     }
 
     func bars(_ request: Request, _ context: ServeContext) async throws -> Response {
-        let symbol = try Self.symbol(context.parameters.get("symbol"))
-        let query = request.uri.queryParameters
-        let timeframe = try Self.timeframe(query.get("timeframe"))
-        let (from, to) = try Self.range(query)
-        let limit = try Self.limit(query.get("limit"))
-        let after = try query.get("cursor").map { try Self.nanosecondsCursor($0) }
-        let page = try await stores.run { session -> [StoredBar] in
-            let queries = try session.queries()
-            let bars = try queries.bars(symbol: symbol, timeframe: timeframe.description, from: from, to: to,
-                                        after: after, limit: limit + 1)
-            // An empty page: no bars there, or no such symbol (404).
-            if bars.isEmpty, try !queries.hasSymbol(symbol) { throw Problem.notFound("unknown symbol '\(symbol)'") }
-            return bars
+        let series = try SeriesRequest(request, context)
+        let rows = try await readSeries(series) { queries, series in
+            try queries.bars(symbol: series.symbol, timeframe: series.timeframe.description, from: series.from,
+                             to: series.to, after: series.after, limit: series.limit + 1)
         }
-        let shown = page.prefix(limit)
-        let items = shown.map { bar in
-            Self.bar(symbol: symbol, timeframe: timeframe.description, fields: RedisLayout.barFields(
+        return Self.page(rows, limit: series.limit, cursor: { String($0.start) }) { bar in
+            Self.bar(symbol: series.symbol, timeframe: series.timeframe.description, fields: RedisLayout.barFields(
                 start: bar.start, end: bar.end, open: bar.open, high: bar.high, low: bar.low, close: bar.close,
                 volume: bar.volume, vwap: bar.vwap, trades: bar.trades, indicators: bar.indicators))
         }
-        let next: JSONValue = page.count > limit ? .string(String(shown.last!.start)) : .null
-        return Self.json(.object([("items", .array(items)), ("next_cursor", next)]))
     }
 
     func indicators(_ request: Request, _ context: ServeContext) async throws -> Response {
-        let symbol = try Self.symbol(context.parameters.get("symbol"))
-        let query = request.uri.queryParameters
-        let timeframe = try Self.timeframe(query.get("timeframe"))
-        let (from, to) = try Self.range(query)
-        let limit = try Self.limit(query.get("limit"))
-        let after = try query.get("cursor").map { try Self.nanosecondsCursor($0) }
-        let rows = try await stores.run { session -> [[String?]] in
-            let queries = try session.queries()
-            let rows = try queries.indicators(symbol: symbol, timeframe: timeframe.description, from: from, to: to,
-                                              after: after, limit: limit + 1)
-            if rows.isEmpty, try !queries.hasSymbol(symbol) { throw Problem.notFound("unknown symbol '\(symbol)'") }
-            return rows
+        let series = try SeriesRequest(request, context)
+        let rows = try await readSeries(series) { queries, series in
+            try queries.indicators(symbol: series.symbol, timeframe: series.timeframe.description, from: series.from,
+                                   to: series.to, after: series.after, limit: series.limit + 1)
         }
-        let shown = rows.prefix(limit)
-        let items = shown.map { row -> JSONValue in
-            var members: [(String, JSONValue)] = [("symbol", .string(symbol)),
-                                                  ("timeframe", .string(timeframe.description))]
-            members += Self.time("end", row[0])
+        return Self.page(rows, limit: series.limit, cursor: { $0[0] ?? "" }) { row in
+            var members = series.header + Self.time("end", row[0])
             for (offset, name) in RedisLayout.indicatorFields.enumerated() {
                 members.append((name, Self.numberValue(row[1 + offset])))
             }
             members.append(("config_hash", .string(row[11] ?? "")))
             return .object(members)
         }
-        let next: JSONValue = rows.count > limit ? .string(shown.last?[0] ?? "") : .null
-        return Self.json(.object([("items", .array(items)), ("next_cursor", next)]))
+    }
+
+    func predictions(_ request: Request, _ context: ServeContext) async throws -> Response {
+        let series = try SeriesRequest(request, context)
+        let rows = try await readSeries(series) { queries, series in
+            try queries.predictions(symbol: series.symbol, timeframe: series.timeframe.description, from: series.from,
+                                    to: series.to, after: series.after, limit: series.limit + 1)
+        }
+        return Self.page(rows, limit: series.limit, cursor: { $0[0] ?? "" }) { row in
+            .object(series.header + Self.time("end", row[0])
+                    + [("prediction", Self.numberValue(row[1])), ("config_hash", .string(row[2] ?? ""))])
+        }
+    }
+
+    /// The parameters of one symbol's series read by time (bars, indicators, predictions), checked (400)
+    /// before any store work: `symbol`, `timeframe`, `from`/`to`, `limit`, `cursor` (the last row's time, ns).
+    struct SeriesRequest: Sendable {
+        var symbol: String
+        var timeframe: Timeframe
+        var from: Nanos
+        var to: Nanos
+        var limit: Int
+        var after: Nanos?
+
+        init(_ request: Request, _ context: ServeContext) throws {
+            symbol = try APIRoutes.symbol(context.parameters.get("symbol"))
+            let query = request.uri.queryParameters
+            timeframe = try APIRoutes.timeframe(query.get("timeframe"))
+            (from, to) = try APIRoutes.range(query)
+            limit = try APIRoutes.limit(query.get("limit"))
+            after = try query.get("cursor").map { try APIRoutes.nanosecondsCursor($0) }
+        }
+
+        /// `symbol` and `timeframe`, the first members of every item.
+        var header: [(String, JSONValue)] {
+            [("symbol", .string(symbol)), ("timeframe", .string(timeframe.description))]
+        }
+    }
+
+    /// Reads one page of a series (`read` asks for `limit + 1` rows) on a store thread; an empty page of an
+    /// unknown symbol is a 404 (an empty page of a known one is an empty list).
+    func readSeries<Row: Sendable>(_ series: SeriesRequest,
+                                   _ read: @escaping @Sendable (StoreQueries, SeriesRequest) throws -> [Row])
+        async throws -> [Row] {
+        try await stores.run { session -> [Row] in
+            let queries = try session.queries()
+            let rows = try read(queries, series)
+            if rows.isEmpty, try !queries.hasSymbol(series.symbol) {
+                throw Problem.notFound("unknown symbol '\(series.symbol)'")
+            }
+            return rows
+        }
+    }
+
+    /// `{"items": […], "next_cursor": …}` from `rows` read with `limit + 1` (keyset paging): the first `limit`
+    /// as items, and the cursor of the last shown when there is more (else null).
+    static func page<Row>(_ rows: [Row], limit: Int, cursor: (Row) -> String, item: (Row) -> JSONValue) -> Response {
+        precondition(limit >= 1, "a page holds at least one row")
+        let shown = rows.prefix(limit)
+        var next: JSONValue = .null
+        if rows.count > limit, let last = shown.last { next = .string(cursor(last)) }
+        return json(.object([("items", .array(shown.map(item))), ("next_cursor", next)]))
     }
 
     func anomalies(_ request: Request) async throws -> Response {
@@ -193,18 +231,13 @@ struct APIRoutes {
             return try queries.anomalies(symbol: symbol, rule: rule, severity: severity, from: from, to: to,
                                          after: after, limit: limit + 1)
         }
-        let shown = rows.prefix(limit)
-        let items = shown.map { row -> JSONValue in
+        let position = { (row: [String?]) in Self.cursor([row[1] ?? "", row[0] ?? "", row[2] ?? "", row[6] ?? ""]) }
+        return Self.page(rows, limit: limit, cursor: position) { row in
             .object([("symbol", .string(row[0] ?? ""))] + Self.time("time", row[1])
                     + [("rule", .string(row[2] ?? "")), ("value", Self.numberValue(row[3])),
                        ("threshold", Self.numberValue(row[4])), ("severity", .string(row[5] ?? "")),
                        ("config_hash", .string(row[6] ?? ""))])
         }
-        var next: JSONValue = .null
-        if rows.count > limit, let last = shown.last {
-            next = .string(Self.cursor([last[1] ?? "", last[0] ?? "", last[2] ?? "", last[6] ?? ""]))
-        }
-        return Self.json(.object([("items", .array(items)), ("next_cursor", next)]))
     }
 
     func runs(_ request: Request, kind fixedKind: String?) async throws -> Response {
@@ -226,10 +259,7 @@ struct APIRoutes {
         let rows = try await stores.run { session in
             try session.queries().runs(kind: kindFilter, before: before, limit: limit + 1)
         }
-        let shown = rows.prefix(limit)
-        var next: JSONValue = .null
-        if rows.count > limit, let last = shown.last { next = .string(Self.cursor([last[2] ?? "", last[0] ?? ""])) }
-        return Self.json(.object([("items", .array(shown.map { Self.run($0) })), ("next_cursor", next)]))
+        return Self.page(rows, limit: limit, cursor: { Self.cursor([$0[2] ?? "", $0[0] ?? ""]) }, item: Self.run)
     }
 
     func run(_ context: ServeContext) async throws -> Response {

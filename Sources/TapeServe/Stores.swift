@@ -297,17 +297,7 @@ public final class Stores: @unchecked Sendable {
             var keys = [layout.latestTrade(symbol), layout.latestQuote(symbol)]
             do {
                 for pattern in ["\(layout.prefix)latest:bar:", "\(layout.prefix)latest:prediction:"] {
-                    var cursor = "0"
-                    repeat {
-                        let match = Stores.globEscaped(pattern + symbol + ":") + "*"
-                        let reply = try redis.command(["SCAN", cursor, "MATCH", match, "COUNT", "1000"])
-                        guard let parts = reply.array, parts.count == 2, let next = parts[0].string,
-                              let found = parts[1].array else {
-                            throw Problem.internalError("SCAN: unexpected reply")
-                        }
-                        keys.append(contentsOf: found.compactMap(\.string))
-                        cursor = next
-                    } while cursor != "0"
+                    keys += try Self.scan(redis, keysStartingWith: pattern + symbol + ":")
                 }
                 return Int(try redis.command(["DEL"] + keys).integer ?? 0)
             } catch let error as RedisError where error.kind == .connection {
@@ -341,7 +331,8 @@ public final class Stores: @unchecked Sendable {
         /// - `trades`, `quotes`: the latest (read-through: Redis, else PostgreSQL);
         /// - `bars:<tf>`: the last `barCount` bars with indicators (Redis's list; PostgreSQL without one);
         /// - `anomalies`: the symbol's last `anomalyCount` (PostgreSQL);
-        /// - `indicators`, `predictions`: none (every timeframe's history is a REST call away).
+        /// - `indicators`, `predictions`: the latest per timeframe (Redis's latest bar and prediction hashes,
+        ///   PostgreSQL when Redis holds none), by timeframe length; their history is a REST call away.
         public func updateSnapshot(_ key: UpdateKey, barCount: Int = 200, anomalyCount: Int = 100) throws -> String {
             let layout = stores.layout
             let symbol = key.symbol
@@ -358,6 +349,10 @@ public final class Stores: @unchecked Sendable {
                 return JSONValue.array(object(try latestQuote(symbol: symbol),
                                               order: ["event_time_ns", "receive_time_ns", "bid", "bid_size", "ask",
                                                       "ask_size"])).renderCompact()
+            case "indicators":
+                return JSONValue.array(try indicatorsSnapshot(symbol: symbol)).renderCompact()
+            case "predictions":
+                return JSONValue.array(try predictionsSnapshot(symbol: symbol)).renderCompact()
             case "anomalies":
                 // Rows: symbol, time_ns, rule, value, threshold, severity, config_hash; the newest N, oldest first.
                 let rows = try queries().connection.query("""
@@ -386,6 +381,91 @@ public final class Stores: @unchecked Sendable {
             }
         }
 
+        /// Keys starting with `prefix` (`SCAN … MATCH`, the prefix's glob characters escaped), at most
+        /// `Stores.scannedKeysMax`.
+        static func scan(_ redis: RedisConnection, keysStartingWith prefix: String) throws -> [String] {
+            var keys: [String] = []
+            var cursor = "0"
+            repeat {
+                let match = Stores.globEscaped(prefix) + "*"
+                let reply = try redis.command(["SCAN", cursor, "MATCH", match, "COUNT", "1000"])
+                guard let parts = reply.array, parts.count == 2, let next = parts[0].string,
+                      let found = parts[1].array else {
+                    throw Problem.internalError("SCAN: unexpected reply")
+                }
+                keys.append(contentsOf: found.compactMap(\.string))
+                guard keys.count <= Stores.scannedKeysMax else {
+                    throw Problem.internalError("SCAN \(prefix)*: more than \(Stores.scannedKeysMax) keys")
+                }
+                cursor = next
+            } while cursor != "0"
+            return keys
+        }
+
+        /// The latest-state hashes of one kind for every timeframe of `symbol` (`latest:bar:<symbol>:<tf>` or
+        /// `latest:prediction:<symbol>:<tf>`): (timeframe, fields), by timeframe length. Empty when Redis is
+        /// away, not configured, or holds none (then the caller asks PostgreSQL).
+        private func latestHashesPerTimeframe(kind: String, symbol: String) -> [(Timeframe, [String: String])] {
+            guard let redis, connectedRedis() else { return [] }
+            let prefix = "\(stores.layout.prefix)latest:\(kind):\(symbol):"
+            do {
+                var found: [(Timeframe, [String: String])] = []
+                for key in try Self.scan(redis, keysStartingWith: prefix) {
+                    guard let timeframe = Timeframe(String(key.dropFirst(prefix.count))),
+                          let fields = try redis.command(["HGETALL", key]).fieldValues, !fields.isEmpty else {
+                        continue
+                    }
+                    found.append((timeframe, fields))
+                }
+                cacheHits += found.isEmpty ? 0 : 1
+                cacheMisses += found.isEmpty ? 1 : 0
+                return found.sorted { $0.0.seconds < $1.0.seconds }
+            } catch let error as RedisError where error.kind == .connection {
+                redisNextAttempt = Stores.monotonicNanoseconds() + stores.settings.redisRetryNanoseconds
+            } catch {}
+            return []
+        }
+
+        /// The `indicators` snapshot: per timeframe, the latest bar's indicators (Redis's latest bar hashes,
+        /// else PostgreSQL), shaped as the channel's updates (`timeframe`, `end_ns`, the indicator fields).
+        func indicatorsSnapshot(symbol: String) throws -> [JSONValue] {
+            let cached = latestHashesPerTimeframe(kind: "bar", symbol: symbol)
+            if !cached.isEmpty {
+                return cached.map { timeframe, fields in
+                    .object([("timeframe", .string(timeframe.description)),
+                             ("end_ns", Self.jsonValue(fields["end_ns"] ?? ""))]
+                            + RedisLayout.indicatorFields.map { ($0, Self.jsonValue(fields[$0] ?? "")) })
+                }
+            }
+            return try queries().latestIndicators(symbol: symbol).compactMap { row -> (Timeframe, JSONValue)? in
+                guard let timeframe = Timeframe(row[0] ?? "") else { return nil }
+                return (timeframe, .object([("timeframe", .string(timeframe.description)),
+                                            ("end_ns", Self.jsonValue(row[1] ?? ""))]
+                                           + RedisLayout.indicatorFields.enumerated().map { offset, name in
+                                               (name, Self.jsonValue(APIRoutes.number(row[2 + offset])))
+                                           }))
+            }.sorted { $0.0.seconds < $1.0.seconds }.map(\.1)
+        }
+
+        /// The `predictions` snapshot: the latest prediction per timeframe (Redis's latest prediction hashes,
+        /// else PostgreSQL), shaped as the channel's updates (`timeframe`, `end_ns`, `prediction`).
+        func predictionsSnapshot(symbol: String) throws -> [JSONValue] {
+            let cached = latestHashesPerTimeframe(kind: "prediction", symbol: symbol)
+            if !cached.isEmpty {
+                return cached.map { timeframe, fields in
+                    .object([("timeframe", .string(timeframe.description)),
+                             ("end_ns", Self.jsonValue(fields["end_ns"] ?? "")),
+                             ("prediction", Self.jsonValue(fields["prediction"] ?? ""))])
+                }
+            }
+            return try queries().latestPredictions(symbol: symbol).compactMap { row -> (Timeframe, JSONValue)? in
+                guard let timeframe = Timeframe(row[0] ?? "") else { return nil }
+                return (timeframe, .object([("timeframe", .string(timeframe.description)),
+                                            ("end_ns", Self.jsonValue(row[1] ?? "")),
+                                            ("prediction", Self.jsonValue(APIRoutes.number(row[2])))]))
+            }.sorted { $0.0.seconds < $1.0.seconds }.map(\.1)
+        }
+
         /// A hash field's text as JSON: a number when it reads as one, null when empty (NaN), else a string.
         static func jsonValue(_ text: String) -> JSONValue {
             if text.isEmpty { return .null }
@@ -405,6 +485,9 @@ public final class Stores: @unchecked Sendable {
             return true
         }
     }
+
+    /// Keys one `SCAN` walk may return (a symbol's latest hashes: a few per timeframe).
+    public static let scannedKeysMax = 10_000
 
     /// Monotonic time in ns (rate limits, durations, retry intervals).
     public static func monotonicNanoseconds() -> Int64 { Int64(DispatchTime.now().uptimeNanoseconds) }

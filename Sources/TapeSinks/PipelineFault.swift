@@ -1,10 +1,11 @@
 import TapeCore
 import TapeGraph
 
-/// Something wrong with the pipeline itself rather than the market: a feed that dropped or refused
-/// its credentials, a store that went away, a poison record on the bus. Reported by the part that
-/// sees it (connectors, stores, workers) to the `FaultListener`s of the run (the alerts), never to
-/// the graph: faults are operational and change no output.
+/// Something wrong with the pipeline itself rather than the market: a feed that dropped, refused its
+/// credentials or keeps failing, a store or the bus that went away, a poison record on the bus.
+/// Reported by the part that sees it (connectors, stores, the Kafka producer, workers) to the
+/// `FaultListener`s of the run (the alerts), never to the graph: faults are operational and change no
+/// output.
 ///
 /// ```swift
 /// listener.fault(PipelineFault(rule: PipelineFault.feedDisconnected, subject: "binance-usdm",
@@ -15,6 +16,12 @@ public struct PipelineFault: Sendable, Equatable {
     public static let feedDisconnected = "feed_disconnected"
     /// A feed refused the credentials or the subscription: the session stops.
     public static let feedRefused = "feed_refused"
+    /// A feed that keeps failing while connected (a REST poller: attempts in a row without data); it
+    /// backs off and goes on.
+    public static let feedFailing = "feed_failing"
+    /// The bus (Kafka) is away from `tape ingest`'s producer: records wait in its bounded queue and are
+    /// resent; the workers get nothing meanwhile.
+    public static let busOutage = "bus_outage"
     /// A store's server went away (PostgreSQL spooling, Redis holding state in memory).
     public static let storeOutage = "store_outage"
     /// A record on the bus that no decoder accepts: counted, skipped.

@@ -154,6 +154,51 @@ public struct StoreQueries {
             """)
     }
 
+    /// Predictions of `symbol` and `timeframe` with bar end in [from, to), oldest first, after `after` (keyset),
+    /// of the config of the most recent run that stored them (as `indicators`). Rows: end_ns, prediction,
+    /// config_hash.
+    public func predictions(symbol: String, timeframe: String, from: Nanos, to: Nanos, after: Nanos? = nil,
+                            limit: Int = 1000) throws -> [[String?]] {
+        let lower = after.map { "p.time > \(StoreSchema.timestamp($0))" } ?? "p.time >= \(StoreSchema.timestamp(from))"
+        return try connection.query("""
+            SELECT \(Self.nanos("p.time")), p.prediction, p.config_hash FROM predictions p
+            WHERE p.symbol = \(StoreSchema.quote(symbol)) AND p.timeframe = \(StoreSchema.quote(timeframe))
+              AND \(lower) AND p.time < \(StoreSchema.timestamp(to))
+              AND p.config_hash = (SELECT r.config_hash FROM tape_runs r WHERE r.run_id = (
+                  SELECT p2.run_id FROM predictions p2 WHERE p2.symbol = \(StoreSchema.quote(symbol))
+                  AND p2.timeframe = \(StoreSchema.quote(timeframe)) ORDER BY p2.time DESC LIMIT 1))
+            ORDER BY p.time LIMIT \(max(1, min(limit, 100_000)))
+            """)
+    }
+
+    /// The newest indicators of `symbol` in each of its timeframes, of the config of the most recent run that
+    /// stored them there (as `indicators`). Rows: timeframe, end_ns, sma … session_vwap (as `indicators`),
+    /// config_hash; by timeframe name.
+    public func latestIndicators(symbol: String) throws -> [[String?]] {
+        let quoted = StoreSchema.quote(symbol)
+        let columns = Self.indicatorColumns.map { "i.\($0)" }.joined(separator: ", ")
+        return try connection.query("""
+            SELECT t.timeframe, latest.* FROM (SELECT DISTINCT timeframe FROM indicators WHERE symbol = \(quoted)) t
+            CROSS JOIN LATERAL (
+                SELECT \(Self.nanos("i.time")), \(columns), i.config_hash FROM indicators i
+                WHERE i.symbol = \(quoted) AND i.timeframe = t.timeframe
+                  AND i.config_hash = (SELECT r.config_hash FROM tape_runs r WHERE r.run_id = (
+                      SELECT i2.run_id FROM indicators i2 WHERE i2.symbol = \(quoted) AND i2.timeframe = t.timeframe
+                      ORDER BY i2.time DESC LIMIT 1))
+                ORDER BY i.time DESC LIMIT 1) latest
+            ORDER BY t.timeframe
+            """)
+    }
+
+    /// The newest prediction of `symbol` in each timeframe it has predictions for. Rows: timeframe, end_ns,
+    /// prediction, config_hash; by timeframe name.
+    public func latestPredictions(symbol: String) throws -> [[String?]] {
+        try connection.query("""
+            SELECT DISTINCT ON (timeframe) timeframe, \(Self.nanos("time")), prediction, config_hash FROM predictions
+            WHERE symbol = \(StoreSchema.quote(symbol)) ORDER BY timeframe, time DESC
+            """)
+    }
+
     /// The newest prediction of `symbol` and `timeframe`. Row: end_ns, prediction, config_hash.
     public func latestPrediction(symbol: String, timeframe: String) throws -> [String?]? {
         try connection.query("""

@@ -52,8 +52,9 @@ struct BusOptions: ParsableArguments {
         return result
     }
 
-    /// The sink factory that publishes the run's events, when `--kafka` is given.
-    func factory(clientID: String) throws -> ((RunContext) throws -> EngineSink)? {
+    /// The sink factory that publishes the run's events, when `--kafka` is given; its publisher goes into
+    /// `registry` (the alerts watch its broker outages).
+    func factory(clientID: String, registry: StoreRegistry) throws -> ((RunContext) throws -> EngineSink)? {
         guard let kafka else { return nil }
         guard (1...10_000).contains(partitions) else { throw ValidationError("--partitions: expected 1 ... 10000") }
         guard (0...60_000).contains(lingerMs) else { throw ValidationError("--linger-ms: expected 0 ... 60000") }
@@ -73,6 +74,7 @@ struct BusOptions: ParsableArguments {
             let publisher = try KafkaTickPublisher(config: config, topic: topic, partitions: partitions, settings: settings,
                                                    log: context.printer)
             context.printer("tape: publishing to kafka \(kafka) topic \(topic) (\(publisher.partitionCount) partitions)")
+            registry.kafka = publisher
             return TickBusSink(publisher: publisher, symbols: context.symbols)
         }
     }

@@ -1,5 +1,4 @@
 import ArgumentParser
-import Dispatch
 import Foundation
 import TapeEngine
 import TapeFeedSim
@@ -102,38 +101,14 @@ struct FeedSimCommand: ParsableCommand {
             FileHandle.standardError.write(Data("tape: \(error)\n".utf8))
             throw ArgumentParser.ExitCode(TapeExit.unusableInput)
         }
-        let finished = DispatchSemaphore(value: 0)
-        let failure = FailureBox()
-        Task {
-            do {
-                try await server.run { address in
-                    FileHandle.standardOutput.write(Data("listening \(address)\n".utf8))
-                }
-            } catch { failure.set("\(error)") }
-            finished.signal()
+        let failure = waitForTask {
+            try await server.run { address in
+                FileHandle.standardOutput.write(Data("listening \(address)\n".utf8))
+            }
         }
-        finished.wait()
-        if let message = failure.message {
+        if let message = failure {
             FileHandle.standardError.write(Data("tape: feed-sim: \(message)\n".utf8))
             throw ArgumentParser.ExitCode(TapeExit.internalError)
         }
-    }
-}
-
-/// The server task's error, handed to the command's thread.
-private final class FailureBox: @unchecked Sendable {
-    private let lock = NSLock()
-    private var stored: String?
-
-    func set(_ message: String) {
-        lock.lock()
-        stored = message
-        lock.unlock()
-    }
-
-    var message: String? {
-        lock.lock()
-        defer { lock.unlock() }
-        return stored
     }
 }

@@ -126,8 +126,11 @@ struct LiveCommand: ParsableCommand {
         run.snapshotOut = snapshotOut
         let exported = try metricsListen.start()
         defer { exported?.1.stop() }
-        run.sinkFactories = try store.factories(extra: file.stores, board: exported?.0)
-        if let publish = try bus.factory(clientID: "tape-ingest") { run.sinkFactories.append(publish) }
+        let registry = StoreRegistry()
+        run.sinkFactories = try store.factories(extra: file.stores, board: exported?.0, registry: registry)
+        if let publish = try bus.factory(clientID: "tape-ingest", registry: registry) {
+            run.sinkFactories.append(publish)
+        }
         run.describedInputs = warmup + feeds
         if let model {
             do { run.engine.extraNodes.append(try InferenceNode(modelPath: modelFile(model))) }

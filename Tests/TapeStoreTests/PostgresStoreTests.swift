@@ -18,25 +18,12 @@ final class PostgresStoreTests: XCTestCase {
         return url
     }()
     var tape: String { Self.packageRoot.appendingPathComponent(".build/release/tape").path }
-    private var databases: [String] = []
+    private let databases = ScratchDatabases(namePrefix: "tape_test")
 
-    override func tearDown() {
-        guard let admin = try? PostgresConnection(url: Self.server + "/postgres") else { return }
-        for name in databases { try? admin.execute("DROP DATABASE IF EXISTS \(name) WITH (FORCE)") }
-    }
+    override func tearDown() { databases.dropAll() }
 
-    /// A new empty database; its URL.
-    func freshDatabase(_ label: String) throws -> String {
-        let admin: PostgresConnection
-        do { admin = try PostgresConnection(url: Self.server + "/postgres") } catch {
-            try skipOrFail(missing: "PostgreSQL of `make services` at \(Self.server): \(error)")
-        }
-        let name = "tape_test_\(getpid())_\(label)_\(databases.count)"
-        try admin.execute("DROP DATABASE IF EXISTS \(name) WITH (FORCE)")
-        try admin.execute("CREATE DATABASE \(name)")
-        databases.append(name)
-        return "\(Self.server)/\(name)"
-    }
+    /// A new empty database (dropped in tearDown); its URL.
+    func freshDatabase(_ label: String) throws -> String { try databases.fresh(label) }
 
     func captures() throws -> [String] {
         let folder = Self.packageRoot.deletingLastPathComponent().appendingPathComponent("shared/data/binance-feed").path
