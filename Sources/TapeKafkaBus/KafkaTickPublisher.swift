@@ -93,13 +93,30 @@ public final class KafkaTickPublisher: TickPublisher, @unchecked Sendable {
                 result = try producer.produce(topic: topic, key: key, value: value,
                                               timestampMilliseconds: max(timestampMs, 0), partition: partition)
             } catch {
-                sendFailure = error
+                if let fatal = producer.fatalError, Self.brokerLostState.contains(fatal.name) {
+                    // The producer died of a broker that lost its state: this record goes to the new one.
+                    heldBack.append(KafkaFailedRecord(key: key.map { Array($0) }, value: value.map { Array($0) }, partition: partition,
+                                                      timestampMilliseconds: max(timestampMs, 0), errorName: fatal.name))
+                    lock.lock(); recovering = true; lock.unlock()
+                } else {
+                    sendFailure = error
+                }
                 return
             }
             if result == .enqueued { break }
             // The bounded local queue is full (broker away or slower than the feed): wait, never drop.
             if waitStart == 0 { waitStart = WallClock.nanos(); blockedWaits += 1 }
-            if let fatal = producer.fatalError { sendFailure = fatal; return }
+            if let fatal = producer.fatalError {
+                if Self.brokerLostState.contains(fatal.name) {
+                    // Kept for the new producer, behind the records that failed.
+                    heldBack.append(KafkaFailedRecord(key: key.map { Array($0) }, value: value.map { Array($0) }, partition: partition,
+                                                      timestampMilliseconds: max(timestampMs, 0), errorName: fatal.name))
+                    lock.lock(); recovering = true; lock.unlock()
+                } else {
+                    sendFailure = fatal
+                }
+                return
+            }
             usleep(1_000)
         }
         if waitStart != 0 { blockedNanoseconds += WallClock.nanos() - waitStart }
@@ -154,9 +171,26 @@ public final class KafkaTickPublisher: TickPublisher, @unchecked Sendable {
     }
 
     public func poll() {
-        if sendFailure == nil, let fatal = producer.fatalError { sendFailure = fatal }
+        noteFatal()
         recover()
     }
+
+    /// A fatal error of the producer: a broker that lost its state (restarted with memory storage, as tansu
+    /// here) refuses the old producer id for ever — recovered by a new producer like a failed delivery,
+    /// whichever of the two the engine sees first (under load the fatal error can be seen before the
+    /// failed records' reports). Any other fatal error fails the sink.
+    private func noteFatal() {
+        guard sendFailure == nil, let fatal = producer.fatalError else { return }
+        if Self.brokerLostState.contains(fatal.name) {
+            lock.lock()
+            recovering = true
+            lock.unlock()
+        } else {
+            sendFailure = fatal
+        }
+    }
+
+    static let brokerLostState: Set<String> = ["UNKNOWN_PRODUCER_ID", "OUT_OF_ORDER_SEQUENCE_NUMBER", "INVALID_PRODUCER_EPOCH"]
 
     public var failure: (any Error)? { poll(); return sendFailure }
 

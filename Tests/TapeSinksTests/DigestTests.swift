@@ -43,6 +43,22 @@ final class DigestTests: XCTestCase {
                                                     price: value(), size: value(), watermark: -time)))
             outputs.append(.prediction(PredictionOutput(symbol: symbol, timeframe: timeframe, end: time,
                                                         prediction: value())))
+            if index % 50 == 0 {   // the trading rows: an order's change, a fill, a position, equity per symbol and total
+                outputs.append(.trading(.order(OrderRecord(time: time, orderID: Int64(index), symbol: symbol, side: .buy,
+                                                           type: .limit, timeInForce: .ioc, quantity: value(), limitPrice: value(),
+                                                           stopPrice: .nan, status: .partiallyFilled, filledQuantity: value(),
+                                                           tag: "t,\"q\"", reason: index % 100 == 0 ? "" : "replaces order 3"))))
+                outputs.append(.trading(.fill(FillRecord(time: time, arrivalTime: time - 5, orderID: Int64(index), symbol: symbol,
+                                                         side: .sell, price: value(), quantity: value(), fee: value(),
+                                                         rule: .barRange, tag: "macd"))))
+                outputs.append(.trading(.position(PositionRecord(time: time, symbol: symbol, quantity: value(), averagePrice: value(),
+                                                                 realizedPnL: value(), unrealizedPnL: value(), fees: value(),
+                                                                 markPrice: value()))))
+                outputs.append(.trading(.equity(EquityRecord(time: time, symbol: symbol, cash: value(), equity: value(),
+                                                             grossExposure: value()))))
+                outputs.append(.trading(.equity(EquityRecord(time: time, symbol: nil, cash: value(), equity: value(),
+                                                             grossExposure: value()))))
+            }
         }
         return outputs
     }
@@ -101,8 +117,8 @@ final class DigestTests: XCTestCase {
         let apartDirectory = temporaryDirectory("apart")
         let onceDirectory = temporaryDirectory("once")
         let apartDigest = DigestSink(symbols: symbols)
-        let apartFolder = try RunFolderSink(directory: apartDirectory, symbols: symbols, withPredictions: true)
-        let onceFolder = try RunFolderSink(directory: onceDirectory, symbols: symbols, withPredictions: true)
+        let apartFolder = try RunFolderSink(directory: apartDirectory, symbols: symbols, withPredictions: true, withTrading: true)
+        let onceFolder = try RunFolderSink(directory: onceDirectory, symbols: symbols, withPredictions: true, withTrading: true)
         let once = RunOutputSink(symbols: symbols, digest: DigestSink(symbols: symbols), folder: onceFolder)
         for output in outputs {
             apartDigest.emit(output)
