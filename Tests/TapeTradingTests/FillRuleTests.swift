@@ -1,5 +1,6 @@
 import XCTest
 import TapeCore
+import TapeGraph
 import TapeTrading
 
 /// The fill rules on small scripted books. Every expected price, size and time is worked out by hand from the
