@@ -271,7 +271,7 @@ struct ExpectedCache {
                 }.joined(separator: ",") + "}"
                 anomalies.append((anomaly.time, member))
                 anomaliesInOrder.append(member)
-            case .lateTick, .prediction:
+            case .lateTick, .prediction, .trading:
                 continue
             }
         }
