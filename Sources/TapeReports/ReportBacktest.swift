@@ -333,9 +333,11 @@ struct ReportBacktest {
             let candle = max(0, low - 1)
             let key = candle * 2 + (fills.isBuy[i] ? 0 : 1)
             let quantity = fills.quantity[i].isFinite ? fills.quantity[i] : 0
-            entries[key, default: Entry()].count += 1
-            entries[key, default: Entry()].quantity += quantity
-            entries[key, default: Entry()].notional += quantity * fills.price[i]
+            var entry = entries[key] ?? Entry()
+            entry.count += 1
+            entry.quantity += quantity
+            entry.notional += quantity * fills.price[i]
+            entries[key] = entry
         }
         let keys = entries.keys.sorted()
         assert(keys.reduce(0) { $0 + entries[$1]!.count } == fills.time.count, "every fill on one candle")

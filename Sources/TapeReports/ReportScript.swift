@@ -301,7 +301,7 @@ document.querySelectorAll('div.tickview').forEach(box=>{const c=new TickChart(bo
     /// and the time axis are the price chart's. The chart is `window.backtestChart` with `zoomTo(first, last)`,
     /// `draw()` and `stats` ({points, labels, maxDrawdown}).
     static let backtest = #"""
-function percentText(v){return v===null||!isFinite(v)?'—':(v*100).toFixed(2)+' %';}
+function percentText(v){if(v===null||!isFinite(v))return '—';const p=v*100;return (p!==0&&Math.abs(p)<0.01?p.toPrecision(3):p.toFixed(2))+' %';}
 function moneyText(v){return v===null||!isFinite(v)?'—':v.toLocaleString('en-US',{minimumFractionDigits:2,maximumFractionDigits:2});}
 // Horizontal grid lines and right-hand labels of a panel; returns the value → y function.
 function panelAxis(ctx,L,W,lo,hi,y0,h,ticks,format){const yOf=v=>y0+h-(v-lo)/(hi-lo)*h;
