@@ -16,7 +16,20 @@
 enum ReportScript {
     static let chart = #"""
 const TIME_STEPS=[1e3,2e3,5e3,1e4,15e3,3e4,6e4,12e4,3e5,6e5,9e5,18e5,36e5,72e5,108e5,216e5,432e5,864e5,1728e5,6048e5,12096e5,2592e6,7776e6,31536e6];
-const COLORS={up:'#26a69a',down:'#ef5350',sma:'#f39c12',ema:'#2962ff',bb:'#9e9e9e',rsi:'#7e57c2',macd:'#2962ff',signal:'#ef6c00',pred:'#d35400',real:'#90a4ae',grid:'#eceff1',text:'#37474f'};
+const COLORS={up:'#26a69a',down:'#ef5350',sma:'#f39c12',ema:'#2962ff',bb:'#9e9e9e',rsi:'#7e57c2',macd:'#2962ff',signal:'#ef6c00',pred:'#d35400',real:'#90a4ae',grid:'#eceff1',text:'#37474f',buy:'#1565c0',sell:'#e65100'};
+// Fills of the series' candles (s.fx candle, s.fs side 1/-1, s.fn fills, s.fq quantity, s.fp quantity-weighted price;
+// at most two entries per stored candle) merged per drawn candle of g and side: one buy ▲ under the buys' weighted
+// price, one sell ▼ over the sells', so the markers cost no more than the candles whatever the number of fills.
+function drawFills(ctx,s,buckets,first,last,g,yOf,stats){
+  const merged=new Map();
+  for(let j=0;j<s.fx.length;j++){const i=s.fx[j];if(i<first||i>last)continue;const b=Math.floor(i/g)*g;const key=b*2+(s.fs[j]>0?0:1);
+    let m=merged.get(key);if(!m){m={b:b,buy:s.fs[j]>0,n:0,q:0,pq:0,p:s.fp[j]};merged.set(key,m);}
+    m.n+=s.fn[j];if(s.fp[j]!==null&&s.fq[j]>0){m.q+=s.fq[j];m.pq+=s.fq[j]*s.fp[j];}}
+  ctx.lineWidth=1;ctx.strokeStyle='#fff';
+  for(const m of merged.values()){const k=buckets[(m.b-buckets[0].b)/g];const p=m.q>0?m.pq/m.q:m.p;if(!k||p===null||!isFinite(p))continue;
+    const y=yOf(p),x=k.x;ctx.fillStyle=m.buy?COLORS.buy:COLORS.sell;ctx.beginPath();
+    if(m.buy){ctx.moveTo(x,y+1);ctx.lineTo(x-5,y+9);ctx.lineTo(x+5,y+9);}else{ctx.moveTo(x,y-1);ctx.lineTo(x-5,y-9);ctx.lineTo(x+5,y-9);}
+    ctx.closePath();ctx.fill();ctx.stroke();stats.fillMarkers++;stats.fills+=m.n;}}
 const RULE_COLORS={price_spike:'#d50000',volume_spike:'#6a1b9a',bad_tick:'#ff6d00',stale_feed:'#455a64'};
 function pad(n){return n<10?'0'+n:String(n);}
 function isoDate(d){return d.getUTCFullYear()+'-'+pad(d.getUTCMonth()+1)+'-'+pad(d.getUTCDate());}
@@ -120,7 +133,7 @@ TapeChart.prototype.draw=function(){
     for(let i=b;i<=e;i++){if(s.h[i]>hi)hi=s.h[i];if(s.l[i]<lo)lo=s.l[i];if(s.v[i]!==null)vol+=s.v[i];}
     buckets.push({b:b,e:e,x:xOf((b+e)/2),o:s.o[b],h:hi,l:lo,c:s.c[e],v:vol});}
   const bw=Math.max(1,W/span*g*0.7);
-  let top=4;const stats={candles:buckets.length,indicatorPoints:0,markers:0,labels:0,barsPerCandle:g};
+  let top=4;const stats={candles:buckets.length,indicatorPoints:0,markers:0,labels:0,barsPerCandle:g,fillMarkers:0,fills:0};
   const self=this;
   function yAxis(lo,hi,y0,h,fixed){const ticks=fixed||niceTicks(lo,hi,Math.max(2,Math.floor(h/30)));const yOf=v=>y0+h-(v-lo)/(hi-lo)*h;
     ctx.font='11px sans-serif';ctx.textBaseline='middle';ctx.textAlign='left';
@@ -147,8 +160,10 @@ TapeChart.prototype.draw=function(){
       for(const m of this.anoms){if(m.i<first||m.i>last)continue;const b=Math.floor(m.i/g)*g;const key=b+'|'+m.a[2];if(seen[key])continue;seen[key]=1;
         const k=buckets[(b-buckets[0].b)/g];if(!k)continue;const y=yOf(k.h)-7;ctx.fillStyle=RULE_COLORS[m.a[2]]||'#000';
         ctx.beginPath();ctx.moveTo(k.x,y+4);ctx.lineTo(k.x-3.5,y-2);ctx.lineTo(k.x+3.5,y-2);ctx.closePath();ctx.fill();stats.markers++;}
+      if(s.fx)drawFills(ctx,s,buckets,first,last,g,yOf,stats);
       ctx.restore();
-      legend([[s.tf+' candles','#263238'],['SMA','#f39c12'],['EMA','#2962ff'],['Bollinger','#9e9e9e'],['price spike',RULE_COLORS.price_spike],['volume spike',RULE_COLORS.volume_spike]],y0+2);
+      legend([[s.tf+' candles','#263238'],['SMA','#f39c12'],['EMA','#2962ff'],['Bollinger','#9e9e9e'],['price spike',RULE_COLORS.price_spike],['volume spike',RULE_COLORS.volume_spike]]
+        .concat(s.fx?[['buy fill ▲',COLORS.buy],['sell fill ▼',COLORS.sell]]:[]),y0+2);
     } else if(p.name==='volume'){let hi=0;for(const k of buckets)if(k.v>hi)hi=k.v;const yOf=yAxis(0,hi||1,y0,h,[0,(hi||1)/2,hi||1].map(v=>Number(v.toPrecision(2))));clip(y0,h);
       for(const k of buckets){ctx.fillStyle=k.c>=k.o?'rgba(38,166,154,0.6)':'rgba(239,83,80,0.6)';const y=yOf(k.v);ctx.fillRect(k.x-bw/2,y,bw,y0+h-y);}
       ctx.restore();legend([['volume','#90a4ae']],y0+2);
@@ -166,7 +181,8 @@ TapeChart.prototype.draw=function(){
       ctx.restore();legend([['realised log return','#90a4ae'],['prediction','#d35400']],y0+2);}
     top+=h+8;}
   stats.labels=timeAxis(this.axis,ctx,s.t,s.span,first,last,xOf,L,W,width,span);
-  this.section.querySelector('.range').textContent=isoTime(s.t[first])+' — '+isoTime(s.t[last]+s.span)+'  ('+(last-first+1)+' candles of '+s.tf+(g>1?', drawn '+g+' per candle':'')+')';
+  this.section.querySelector('.range').textContent=isoTime(s.t[first])+' — '+isoTime(s.t[last]+s.span)+'  ('+(last-first+1)+' candles of '+s.tf+(g>1?', drawn '+g+' per candle':'')+
+    (s.fx?'; '+stats.fills+' fills':'')+')';
   this.stats=stats;this.renderTable();};
 TapeChart.prototype.renderTable=function(){
   const s=this.s,first=Math.max(0,Math.floor(this.i0)),last=Math.min(s.t.length-1,Math.ceil(this.i1));
@@ -276,5 +292,77 @@ TickChart.prototype.draw=function(){
     (g>1?', drawn '+g+' per group':'')+'; '+trades+' trades, '+quotes+' quotes)';
   this.stats=stats;};
 document.querySelectorAll('div.tickview').forEach(box=>{const c=new TickChart(box);c.draw();created++;});
+"""#
+    /// The backtest's equity and drawdown chart (`BACKTEST`, from equity.csv's total rows: `ReportBacktest`): an
+    /// equity panel (the line of each point's last equity over the band of its lowest and highest when a point
+    /// merges several marks, the initial cash dashed) and a drawdown panel (1 − equity / running peak as a
+    /// filled area, 0 at the top). The visible points are merged into groups at least 2 px wide (last equity,
+    /// lowest, highest, deepest drawdown), so a run of any length is drawn at every zoom level. Zoom, pan, hover
+    /// and the time axis are the price chart's. The chart is `window.backtestChart` with `zoomTo(first, last)`,
+    /// `draw()` and `stats` ({points, labels, maxDrawdown}).
+    static let backtest = #"""
+function percentText(v){if(v===null||!isFinite(v))return '—';const p=v*100;return (p!==0&&Math.abs(p)<0.01?p.toPrecision(3):p.toFixed(2))+' %';}
+function moneyText(v){return v===null||!isFinite(v)?'—':v.toLocaleString('en-US',{minimumFractionDigits:2,maximumFractionDigits:2});}
+// Horizontal grid lines and right-hand labels of a panel; returns the value → y function.
+function panelAxis(ctx,L,W,lo,hi,y0,h,ticks,format){const yOf=v=>y0+h-(v-lo)/(hi-lo)*h;
+  ctx.font='11px sans-serif';ctx.textBaseline='middle';ctx.textAlign='left';
+  ticks.forEach(v=>{const y=yOf(v);if(y<y0-1||y>y0+h+1)return;ctx.strokeStyle=COLORS.grid;ctx.lineWidth=1;ctx.beginPath();ctx.moveTo(L,y);ctx.lineTo(L+W,y);ctx.stroke();
+    ctx.fillStyle=COLORS.text;ctx.fillText(format(v,ticks),L+W+6,y);});return yOf;}
+function BacktestChart(box){
+  const self=this;this.section=box;this.s=BACKTEST;
+  this.canvas=box.querySelector('canvas.equity');this.axis=box.querySelector('.xaxis');this.info=box.querySelector('.info');
+  this.ctx=this.canvas.getContext('2d');this.stats={};this.pending=false;
+  this.panels=[{name:'equity',h:230},{name:'drawdown',h:110}];
+  bindZoomPan(self,box);
+  this.setView(0,this.s.t.length-1);
+  window.backtestChart=this;
+}
+BacktestChart.prototype.setView=TapeChart.prototype.setView;
+BacktestChart.prototype.zoomTo=TapeChart.prototype.zoomTo;
+BacktestChart.prototype.zoomBy=TapeChart.prototype.zoomBy;
+BacktestChart.prototype.request=TapeChart.prototype.request;
+BacktestChart.prototype.hover=function(x){const s=this.s,i=Math.round(x);if(i<0||i>=s.t.length)return;
+  this.info.textContent=isoTime(s.t[i])+'  equity '+moneyText(s.e[i])+(s.k>1?'  (lowest '+moneyText(s.lo[i])+', highest '+moneyText(s.hi[i])+' of '+s.k+' marks)':'')+
+    '  drawdown '+percentText(s.dd[i])+'  return '+percentText(s.e[i]/s.cash-1);};
+BacktestChart.prototype.draw=function(){
+  const s=this.s,n=s.t.length,ctx=this.ctx,dpr=window.devicePixelRatio||1;
+  const width=Math.max(600,this.section.clientWidth-4);let height=0;this.panels.forEach(p=>{height+=p.h+8;});
+  this.canvas.style.width=width+'px';this.canvas.style.height=height+'px';
+  if(this.canvas.width!==Math.round(width*dpr)||this.canvas.height!==Math.round(height*dpr)){this.canvas.width=Math.round(width*dpr);this.canvas.height=Math.round(height*dpr);}
+  ctx.setTransform(dpr,0,0,dpr,0,0);ctx.fillStyle='#fff';ctx.fillRect(0,0,width,height);
+  this.L=6;this.W=width-this.L-84;const L=this.L,W=this.W,i0=this.i0,i1=this.i1,span=i1-i0;
+  const xOf=i=>L+(i-i0)/span*W;
+  const first=Math.max(0,Math.floor(i0)),last=Math.min(n-1,Math.ceil(i1));
+  const g=Math.max(1,Math.ceil((last-first+1)/(W/2)));
+  const groups=[];
+  for(let b=Math.floor(first/g)*g;b<=last;b+=g){const e=Math.min(n-1,b+g-1);const k={x:xOf((b+e)/2),e:s.e[e],lo:Infinity,hi:-Infinity,dd:0};
+    for(let i=b;i<=e;i++){if(s.lo[i]<k.lo)k.lo=s.lo[i];if(s.hi[i]>k.hi)k.hi=s.hi[i];if(s.dd[i]>k.dd)k.dd=s.dd[i];}groups.push(k);}
+  const gw=W/span*g;let top=4;const stats={points:groups.length,labels:0,maxDrawdown:0};
+  function legend(items,y){ctx.font='11px sans-serif';ctx.textBaseline='top';ctx.textAlign='left';let x=L+4;
+    items.forEach(([label,color])=>{ctx.fillStyle=color;ctx.fillRect(x,y+4,10,3);ctx.fillStyle=COLORS.text;ctx.fillText(label,x+13,y);x+=ctx.measureText(label).width+26;});}
+  function clip(y0,h){ctx.save();ctx.beginPath();ctx.rect(L,y0,W,h);ctx.clip();}
+  for(const p of this.panels){
+    const y0=top,h=p.h;ctx.strokeStyle='#cfd8dc';ctx.lineWidth=1;ctx.strokeRect(L+0.5,y0+0.5,W,h);
+    if(p.name==='equity'){let lo=s.cash,hi=s.cash;for(const k of groups){if(k.lo<lo)lo=k.lo;if(k.hi>hi)hi=k.hi;}
+      if(!(hi>lo)){hi=lo+1;lo=lo-1;}const padding=(hi-lo)*0.08;lo-=padding;hi+=padding;
+      const ticks=niceTicks(lo,hi,Math.max(2,Math.floor(h/35)));const yOf=panelAxis(ctx,L,W,lo,hi,y0,h,ticks,tickText);clip(y0,h);
+      ctx.strokeStyle='#90a4ae';ctx.setLineDash([5,4]);ctx.beginPath();ctx.moveTo(L,yOf(s.cash));ctx.lineTo(L+W,yOf(s.cash));ctx.stroke();ctx.setLineDash([]);
+      ctx.fillStyle='rgba(21,101,192,0.18)';
+      for(const k of groups){if(k.hi>k.lo){const yt=yOf(k.hi);ctx.fillRect(k.x-gw/2,yt,gw,Math.max(1,yOf(k.lo)-yt));}}
+      ctx.strokeStyle=COLORS.buy;ctx.lineWidth=1.4;ctx.beginPath();groups.forEach((k,j)=>{const y=yOf(k.e);if(j)ctx.lineTo(k.x,y);else ctx.moveTo(k.x,y);});ctx.stroke();
+      ctx.restore();legend([['total equity','#1565c0'],['initial cash','#90a4ae']].concat(s.k*g>1?[['lowest–highest per point','rgba(21,101,192,0.4)']]:[]),y0+2);
+    } else if(p.name==='drawdown'){let hi=0;for(const k of groups)if(k.dd>hi)hi=k.dd;stats.maxDrawdown=hi;const top_=(hi||1e-4)*1.15;
+      // 0 at the top, deeper drawdowns lower
+      const ticks=niceTicks(0,top_,3);const yOf=panelAxis(ctx,L,W,top_,0,y0,h,ticks,v=>v===0?'0 %':'−'+tickText(v*100,ticks.map(t=>t*100))+' %');
+      clip(y0,h);ctx.fillStyle='rgba(213,0,0,0.25)';ctx.strokeStyle='#c62828';ctx.lineWidth=1.2;
+      ctx.beginPath();ctx.moveTo(groups[0].x-gw/2,yOf(0));for(const k of groups)ctx.lineTo(k.x,yOf(k.dd));ctx.lineTo(groups[groups.length-1].x+gw/2,yOf(0));ctx.closePath();ctx.fill();
+      ctx.beginPath();groups.forEach((k,j)=>{const y=yOf(k.dd);if(j)ctx.lineTo(k.x,y);else ctx.moveTo(k.x,y);});ctx.stroke();
+      ctx.restore();legend([['drawdown 1 − equity / peak (deepest per point)','#c62828']],y0+2);}
+    top+=h+8;}
+  stats.labels=timeAxis(this.axis,ctx,s.t,s.span,first,last,xOf,L,W,width,span);
+  this.section.querySelector('.range').textContent=isoTime(s.t[first])+' — '+isoTime(s.t[last])+'  ('+(last-first+1)+' points'+
+    (s.k>1?' of '+s.k+' marks':'')+(g>1?', drawn '+g+' per point':'')+'; max drawdown shown '+percentText(stats.maxDrawdown)+')';
+  this.stats=stats;};
+if(BACKTEST){const c=new BacktestChart(document.querySelector('section.backtest .btchart'));c.draw();created++;}
 """#
 }

@@ -98,6 +98,9 @@ public enum ReportWriter {
         var horizon = 1
         if let target = meta["target"] as? [String: Any], let h = target["horizon_bars"] as? Int, h >= 1 { horizon = h }
 
+        // The backtest section (runs with trading: equity.csv has total rows).
+        let backtest = ReportBacktest.load(runDir: runDir, summary: summary)
+
         var predictionCount = 0
         var js: [UInt8] = []
         // About 150 bytes per kept bar (time, OHLCV, nine indicators): one allocation for the whole page data.
@@ -141,6 +144,8 @@ public enum ReportWriter {
                 appendArray("pred", kept.map { full.prediction[$0] }, digits: nil, to: &js)
                 appendArray("real", realised, digits: nil, to: &js)
             }
+            // The symbol's fills per kept candle (buy ▲ / sell ▼ markers on the chart).
+            backtest?.appendFillMarkers(symbol: full.symbol, starts: shown.start, to: &js)
             js += Array("}".utf8)
         }
         js += Array("};\nconst ANOMS=[".utf8)
@@ -172,11 +177,13 @@ public enum ReportWriter {
             one.appendJS(to: &js)
         }
         js += Array("};\n".utf8)
+        if let backtest { backtest.appendChartData(to: &js) } else { js += Array("const BACKTEST=null;\n".utf8) }
 
         var h = "<!DOCTYPE html>\n<html><head><meta charset=\"utf-8\"><title>Tape report</title>\n<style>\(style)</style>\n"
         h += "<script>window.__errors=[];window.onerror=function(m){window.__errors.push(String(m));document.documentElement.setAttribute('data-errors',window.__errors.join(' | '));};</script>\n"
         h += "<script>\n\(chartJS)\n</script>\n</head><body>\n<h1>Tape run report</h1>\n"
         if let digest = summary["digest"] as? String { h += "<p class=\"digest\">digest <code>\(esc(digest))</code></p>\n" }
+        if let backtest { h += backtest.html() }
         var symbols: [String] = []
         for s in series where symbols.last != s.symbol { symbols.append(s.symbol) }
         let tickSymbols = Set(ticks.map(\.symbol))
@@ -229,7 +236,7 @@ public enum ReportWriter {
         }
         h += "<script>\n"
         let head = Array(h.utf8)
-        var tail = "\(ReportScript.chart)\n\(ReportScript.ticks)\n\(trainingScript)\n"
+        var tail = "\(ReportScript.chart)\n\(ReportScript.ticks)\n\(ReportScript.backtest)\n\(trainingScript)\n"
         tail += "document.documentElement.setAttribute('data-charts',String(created));\n"
         tail += "document.documentElement.setAttribute('data-ok','1');\n</script>\n</body></html>\n"
         try writeFile(runDir + "/index.html", parts: [head, js, Array(tail.utf8)])
@@ -280,6 +287,9 @@ public enum ReportWriter {
     .xtick{position:absolute;top:0;width:1px;height:4px;background:#90a4ae}.info{font:12px monospace;color:#455a64;min-height:1.3em}
     .toolbar{display:flex;gap:.5em;align-items:center}.toolbar button{min-width:2.2em}.range,.hint,.note{font-size:12px;color:#607d8b}
     table.anoms th{cursor:pointer}table.anoms th[data-sort=asc]::after{content:' ▲'}table.anoms th[data-sort=desc]::after{content:' ▼'}
+    section.backtest{margin-bottom:2em}.btchart{position:relative;margin-top:.6em}canvas.equity{display:block;cursor:crosshair}
+    table.monthly td.pos{background:#e8f5e9;color:#1b5e20}table.monthly td.neg{background:#ffebee;color:#b71c1c}
+    div.scroll{max-height:420px;overflow-y:auto;display:inline-block}table.trades tr.buy td:nth-child(3){color:#1565c0}table.trades tr.sell td:nth-child(3){color:#e65100}
     .warn{background:#fff3e0;border:1px solid #ffb74d;padding:.5em 1em}canvas.ticks{display:block;cursor:crosshair}.chartbox{position:relative;height:260px;max-width:1100px}
     """
 

@@ -122,6 +122,8 @@ struct TrainingReport {
             """
         }
 
+        foldEquity(runDir: runDir, horizon: horizon, cost: cost)
+
         // Feature importance of the final model.
         if let importance = CSVTable.load(runDir + "/model/feature_importance.csv"), let feature = importance.column("feature"),
            let gain = importance.column("gain"), let weight = importance.column("weight"), let cover = importance.column("cover") {
@@ -143,6 +145,61 @@ struct TrainingReport {
 
             """
         }
+    }
+
+    /// The model strategy's out-of-sample equity per walk-forward fold: holding sign(prediction) on each test
+    /// row of `model/oos_predictions.csv`, after cost, each fold from 1 and flat at its start (as the
+    /// evaluation's per-fold `cum_return_after_cost`, so a fold's last point is exp of that column).
+    private mutating func foldEquity(runDir: String, horizon: Int, cost: Double) {
+        guard let oos = CSVTable.load(runDir + "/model/oos_predictions.csv"), let end = oos.column("end_ns"),
+              let fold = oos.column("fold"), let prediction = oos.column("prediction"), let realised = oos.column("target"),
+              !oos.rows.isEmpty else { return }
+        let step = max(1, (oos.rows.count + TrainingReport.chartPointsMax - 1) / TrainingReport.chartPointsMax)
+        var folds: [String] = []
+        var labels: [String] = []
+        var points: [(fold: Int, label: Int, equity: Double)] = []
+        var net = 0.0, position = 0.0
+        var ends: [Double] = []
+        for (i, row) in oos.rows.enumerated() {
+            if folds.last != row[fold] {
+                folds.append(row[fold])
+                net = 0
+                position = 0
+            }
+            let p = Double(row[prediction]) ?? 0, y = Double(row[realised]) ?? 0
+            let sign: Double = p > 0 ? 1 : (p < 0 ? -1 : 0)
+            net += (sign * y - cost * abs(sign - position)) / Double(horizon)
+            position = sign
+            let foldEnds = i == oos.rows.count - 1 || oos.rows[i + 1][fold] != row[fold]
+            if foldEnds { ends.append(Foundation.exp(net)) }
+            if i % step == 0 || foldEnds {
+                let minutes = (Int64(row[end]) ?? 0) / 60_000_000_000 * 60_000_000_000
+                labels.append("\"\(String(HumanUnits.time(minutes).dropLast(4)))\"")
+                points.append((folds.count - 1, labels.count - 1, Foundation.exp(net)))
+            }
+        }
+        assert(ends.count == folds.count, "one end per fold")
+        let colors = ["#1565c0", "#e65100", "#2e7d32", "#6a1b9a", "#c62828", "#00838f", "#5d4037", "#ad1457"]
+        var datasets: [String] = []
+        for (index, name) in folds.enumerated() {
+            var data = [String](repeating: "null", count: labels.count)
+            for point in points where point.fold == index { data[point.label] = jsNumber(HumanUnits.significant(point.equity, 8)) }
+            datasets.append("{label:'fold \(ReportWriter.jsString(name))',data:[\(data.joined(separator: ","))],"
+                            + "borderColor:'\(colors[index % colors.count])',pointRadius:0,borderWidth:1.5,spanGaps:false}")
+        }
+        html += "<h3>Model strategy: out-of-sample equity per fold</h3>\n<div class=\"chartbox\"><canvas id=\"foldEquity\"></canvas></div>\n"
+        html += "<p class=\"note\">Holding sign(prediction) on each test row, after cost, each fold from 1 and flat at its start; "
+            + "equity at the end of each fold: "
+            + zip(folds, ends).map { "<span class=\"foldend\" data-fold=\"\(ReportWriter.esc($0))\" data-value=\"\(Numbers.format($1))\">"
+                + "fold \(ReportWriter.esc($0)) \(HumanUnits.text($1, digits: 6))</span>" }.joined(separator: ", ")
+            + ". The backtest of a trading configuration (orders, fills, fees) is the Backtest section of <code>tape replay --trading</code>.</p>\n"
+        script += """
+        new Chart(document.getElementById('foldEquity'),{type:'line',data:{labels:[\(labels.joined(separator: ","))],datasets:[
+          \(datasets.joined(separator: ",\n  "))]},
+          options:{animation:false,responsive:true,maintainAspectRatio:false,plugins:{title:{display:true,text:'Out-of-sample equity of sign(prediction) per fold (after cost)'}},
+          scales:{x:{ticks:{maxRotation:0,autoSkip:true,autoSkipPadding:24}}}}});created++;
+
+        """
     }
 
     private func number(_ value: Double?, _ digits: Int) -> String { value.map { HumanUnits.text($0, digits: digits) } ?? "—" }

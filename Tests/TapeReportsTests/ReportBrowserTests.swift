@@ -34,17 +34,28 @@ final class ReportBrowserTests: XCTestCase {
           if(a.left<b.right&&b.left<a.right&&a.top<b.bottom&&b.top<a.bottom)n++;}return n;}
       const canvases=[...document.querySelectorAll('canvas')];
       root.setAttribute('data-probe-canvases',canvases.length+'/'+canvases.filter(drawn).length);
-      let worst=0,minLabels=1e9,minIndicators=1e9,minCandles=1e9,levels=0;
+      let worst=0,minLabels=1e9,minIndicators=1e9,minCandles=1e9,levels=0;const fills=[];
       for(const c of window.tapeCharts||[]){for(const key of Object.keys(SERIES).filter(k=>k.split('|')[0]===c.section.getAttribute('data-sym'))){
         c.select.value=key;c.setSeries(key);const n=c.s.t.length;
         for(const [a,b] of [[0,n-1],[Math.floor(n/2)-Math.min(500,n>>2),Math.floor(n/2)+Math.min(500,n>>2)],[Math.max(0,n-60),n-1]]){
           // indicators need 20+ bars of history: checked on series of 60+ bars
           c.zoomTo(a,b);levels++;worst=Math.max(worst,overlaps());minLabels=Math.min(minLabels,c.stats.labels);
+          // fills represented by the markers of the whole series, and the markers drawn (backtests)
+          if(a===0&&b===n-1)fills.push(key+'='+c.stats.fills+'/'+c.stats.fillMarkers);
           if(n>=60)minIndicators=Math.min(minIndicators,c.stats.indicatorPoints);minCandles=Math.min(minCandles,c.stats.candles);}}
         c.select.value=c.select.options[0].value;c.setSeries(c.select.value);c.draw();}
       root.setAttribute('data-probe-levels',String(levels));root.setAttribute('data-probe-overlaps',String(worst));
       root.setAttribute('data-probe-min-labels',String(minLabels));root.setAttribute('data-probe-min-indicators',String(minIndicators));
-      root.setAttribute('data-probe-min-candles',String(minCandles));
+      root.setAttribute('data-probe-min-candles',String(minCandles));root.setAttribute('data-probe-fills',fills.join(';'));
+      // the backtest's equity and drawdown chart: all, a middle stretch, the last 60 points
+      const bt=window.backtestChart;
+      if(bt){const n=bt.s.t.length;let btLabels=1e9,btPoints=1e9,btMaxDrawdown=null;
+        for(const [a,b] of [[0,n-1],[Math.floor(n/2)-Math.min(500,n>>2),Math.floor(n/2)+Math.min(500,n>>2)],[Math.max(0,n-60),n-1]]){
+          bt.zoomTo(a,b);worst=Math.max(worst,overlaps());btLabels=Math.min(btLabels,bt.stats.labels);btPoints=Math.min(btPoints,bt.stats.points);
+          if(btMaxDrawdown===null)btMaxDrawdown=bt.stats.maxDrawdown;}
+        bt.zoomTo(0,n-1);
+        root.setAttribute('data-probe-bt-min-labels',String(btLabels));root.setAttribute('data-probe-bt-min-points',String(btPoints));
+        root.setAttribute('data-probe-bt-max-drawdown',String(btMaxDrawdown));}
       // the tick views (captures): all, a middle stretch, the last 20 buckets
       let tickLevels=0,tickLabels=1e9,tickTrades=1e9,tickBand=1e9,tickGroups=1e9;
       for(const c of window.tickCharts||[]){const n=c.s.t.length;
@@ -74,14 +85,22 @@ final class ReportBrowserTests: XCTestCase {
         return String(decoding: data, as: UTF8.self)
     }
 
+    /// The value of attribute `name` in the first tag after `marker`.
+    func attribute(_ name: String, in dom: String, after marker: String) -> String? {
+        guard let start = dom.range(of: marker) else { return nil }
+        let tag = dom[start.lowerBound...].prefix { $0 != ">" }
+        return attribute(name, in: String(tag))
+    }
+
     func attribute(_ name: String, in dom: String) -> String? {
         guard let r = dom.range(of: "\(name)=\"") else { return nil }
         let rest = dom[r.upperBound...]
         return rest.firstIndex(of: "\"").map { String(rest[..<$0]) }
     }
 
-    /// Renders `html` with the probe; checks it; saves a screenshot as `<name>.png`.
-    func check(_ html: String, name: String, minimumCharts: Int, tickCharts: Int = 0) throws {
+    /// Renders `html` with the probe; checks it; saves a screenshot as `<name>.png`. Returns the probed DOM.
+    @discardableResult
+    func check(_ html: String, name: String, minimumCharts: Int, tickCharts: Int = 0) throws -> String {
         let page = try String(contentsOfFile: html, encoding: .utf8)
         let probed = (html as NSString).deletingLastPathComponent + "/probe.html"
         try page.replacingOccurrences(of: "</body></html>", with: ReportBrowserTests.probe + "</body></html>")
@@ -118,6 +137,7 @@ final class ReportBrowserTests: XCTestCase {
         let size = (try? FileManager.default.attributesOfItem(atPath: png)[.size] as? Int) ?? 0
         XCTAssertGreaterThan(size, 20_000, "\(name): screenshot missing or blank")
         print("report screenshot: \(png)")
+        return dom
     }
 
     func testBarFileReportInChromium() throws {
@@ -178,7 +198,20 @@ final class ReportBrowserTests: XCTestCase {
         XCTAssertTrue(page.contains("class=\"warn\">⚠ Only "), "thin-data warning")
         XCTAssertTrue(page.contains("<h3>Walk-forward evaluation</h3>") && page.contains("<h3>Feature importance (final model)</h3>"))
         XCTAssertTrue(page.contains("id=\"foldRMSE\"") && page.contains("id=\"oosReturn\"") && page.contains("id=\"importance\""))
-        // One price chart (with its prediction panel) and three model charts.
-        try check(html, name: "trained-6h", minimumCharts: 4)
+        XCTAssertTrue(page.contains("id=\"foldEquity\""), "the model strategy's out-of-sample equity per fold")
+        // Each fold's last equity is exp(its cum_return_after_cost) of evaluation.csv (computed there by TapeModel).
+        let evaluation = try String(contentsOfFile: run.runDir + "/model/evaluation.csv", encoding: .utf8)
+            .split(separator: "\n").map { $0.split(separator: ",", omittingEmptySubsequences: false).map(String.init) }
+        let foldColumn = try XCTUnwrap(evaluation[0].firstIndex(of: "fold"))
+        let costColumn = try XCTUnwrap(evaluation[0].firstIndex(of: "cum_return_after_cost"))
+        let folds = evaluation.dropFirst().filter { $0.count == evaluation[0].count && $0[foldColumn] != "overall" }
+        XCTAssertGreaterThanOrEqual(folds.count, 2)
+        for fold in folds {
+            let shown = try XCTUnwrap(attribute("data-value", in: page, after: "class=\"foldend\" data-fold=\"\(fold[foldColumn])\""),
+                                      "fold \(fold[foldColumn]) end equity")
+            XCTAssertEqual(try XCTUnwrap(Double(shown)), Foundation.exp(try XCTUnwrap(Double(fold[costColumn]))), accuracy: 1e-9)
+        }
+        // One price chart (with its prediction panel) and four model charts.
+        try check(html, name: "trained-6h", minimumCharts: 5)
     }
 }
