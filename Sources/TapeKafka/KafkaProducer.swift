@@ -186,6 +186,15 @@ public final class KafkaProducer: @unchecked Sendable {
                          isFatal: error == RD_KAFKA_RESP_ERR__FATAL)
     }
 
+    /// The partition librdkafka's default partitioner (`consistent_random`: CRC-32 of the key modulo the
+    /// count) picks for `key` among `count` partitions — computed here, so a caller can pin a key to a
+    /// partition of the topic as it was made, even if the topic later has more (re-created by a broker's
+    /// auto-creation with its default count).
+    public static func partition(forKey key: UnsafeRawBufferPointer, count: Int32) -> Int32 {
+        precondition(count > 0 && key.count > 0, "a key and at least one partition")
+        return rd_kafka_msg_partitioner_consistent_random(nil, key.baseAddress, key.count, count, nil, nil)
+    }
+
     /// `produce` with keys and values as byte arrays (or `Array(string.utf8)`).
     public func produce(topic: String, key: [UInt8]?, value: [UInt8]?, headers: [KafkaHeader] = [],
                         timestampMilliseconds: Int64 = 0, partition: Int32? = nil) throws -> KafkaProduceResult {

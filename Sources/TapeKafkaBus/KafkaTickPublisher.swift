@@ -73,6 +73,14 @@ public final class KafkaTickPublisher: TickPublisher, @unchecked Sendable {
 
     public func publish(key: UnsafeRawBufferPointer?, value: UnsafeRawBufferPointer, partition: Int32?, timestampMs: Int64) {
         guard sendFailure == nil else { return }
+        // A keyed record goes to the partition the default partitioner picks among the topic's partitions as
+        // this publisher made it: a broker that lost the topic may auto-create it with more partitions
+        // before the recovery re-creates it, and a symbol must not move to another partition (its graph
+        // state lives with the old one).
+        var partition = partition
+        if partition == nil, let key, key.count > 0 {
+            partition = KafkaProducer.partition(forKey: key, count: partitionCount)
+        }
         if isRecovering {
             // After a failed delivery, later records wait behind the failed ones (per-partition order).
             heldBack.append(KafkaFailedRecord(key: key.map { Array($0) }, value: Array(value), partition: partition,
