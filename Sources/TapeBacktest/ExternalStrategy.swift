@@ -210,19 +210,12 @@ public final class ExternalStrategy: Strategy {
                 return fail("submit needs side buy or sell")
             }
             guard let quantity = action.quantity, quantity.isFinite, quantity > 0 else { return fail("submit needs a positive quantity") }
-            let type: OrderType
-            switch action.order_type ?? "market" {
-            case "market": type = .market
-            case "limit": type = .limit
-            case "stop": type = .stop
-            default: return fail("order_type \(action.order_type!) (market, limit or stop)")
+            // By the names the records print (`OrderType.name`, `TimeInForce.name`).
+            guard let type = OrderType.allCases.first(where: { $0.name == action.order_type ?? "market" }) else {
+                return fail("order_type \(action.order_type!) (market, limit or stop)")
             }
-            let tif: TimeInForce
-            switch action.tif ?? "gtc" {
-            case "gtc": tif = .gtc
-            case "ioc": tif = .ioc
-            case "day": tif = .day
-            default: return fail("tif \(action.tif!) (gtc, ioc or day)")
+            guard let tif = TimeInForce.allCases.first(where: { $0.name == action.tif ?? "gtc" }) else {
+                return fail("tif \(action.tif!) (gtc, ioc or day)")
             }
             if type == .limit, !(action.limit_price?.isFinite ?? false) { return fail("a limit order needs limit_price") }
             if type == .stop, !(action.stop_price?.isFinite ?? false) { return fail("a stop order needs stop_price") }
@@ -388,19 +381,5 @@ public final class ExternalStrategy: Strategy {
 
     static func number(_ value: Double) -> String { value.isFinite ? Numbers.format(value) : "null" }
 
-    static func quoted(_ text: String) -> String {
-        var out = "\""
-        for scalar in text.unicodeScalars {
-            switch scalar {
-            case "\"": out += "\\\""
-            case "\\": out += "\\\\"
-            case "\n": out += "\\n"
-            case "\r": out += "\\r"
-            case "\t": out += "\\t"
-            default:
-                if scalar.value < 0x20 { out += String(format: "\\u%04x", scalar.value) } else { out.unicodeScalars.append(scalar) }
-            }
-        }
-        return out + "\""
-    }
+    static func quoted(_ text: String) -> String { JSONValue.quote(text) }
 }
