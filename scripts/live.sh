@@ -119,8 +119,13 @@ stop() {
   for name in "${PROCESSES[@]}"; do [ "$name" = ingest ] && stop_one ingest; done
   for name in "${PROCESSES[@]}"; do [[ "$name" == work-* ]] && stop_one "$name"; done
   for name in "${PROCESSES[@]}"; do [[ "$name" == ingest || "$name" == work-* ]] || stop_one "$name"; done
-  local left
-  left=$(pgrep -f -- "$STATE/" || true)
+  # Anything else still naming the state folder, but never this script or its callers.
+  local left ancestors=" $$ " pid=$$
+  while [ "$pid" -gt 1 ]; do
+    pid=$(awk '{print $4}' "/proc/$pid/stat" 2> /dev/null || echo 1)
+    ancestors="$ancestors$pid "
+  done
+  left=$(pgrep -f -- "$STATE[/]" | while read -r pid; do [[ "$ancestors" == *" $pid "* ]] || echo "$pid"; done || true)
   if [ -n "$left" ]; then
     echo "live: processes still naming $STATE: $left (SIGKILL)" >&2
     kill -KILL $left 2> /dev/null || true

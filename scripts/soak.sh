@@ -202,5 +202,5 @@ for _ in $(seq 1800); do
 done
 say "drained: $last ticks stored"
 scripts/live.sh stop > "$DIR/stop.log"
-LEFT=$(pgrep -f -- "$STATE/" || true)
+LEFT=$(pgrep -f -- "$STATE[/]" || true)
 python3 scripts/soak_check.py "$DIR" "$TAPE" "postgres://postgres@127.0.0.1:$PG_PORT/soak" "$SOAK_SECONDS" "${LEFT:-none}"

@@ -184,6 +184,22 @@ if seen:
 else:
     report(False, f"/ws: no bar received over {len(connections)} connections")
 
+# 7. Crashes: the supervisors' exits other than the two kill -9 the soak made (work-1, serve: exit 137 once each).
+ended = []
+for log in sorted(glob.glob(f"{state}/*.log")):
+    name = os.path.basename(log)[:-4]
+    for line in open(log, errors="replace"):
+        if line.startswith("supervise:") and " ended (exit " in line:
+            ended.append((name, line.split(" ended (exit ", 1)[1].split(" ", 1)[0]))
+unexpected = list(ended)
+for killed in (("work-1", "137"), ("serve", "137")):
+    if killed in unexpected:
+        unexpected.remove(killed)
+signals = {"134": "SIGABRT", "137": "SIGKILL", "139": "SIGSEGV"}
+report(not unexpected, "no process ended on its own (restarted by its supervisor): "
+       + (", ".join(f"{name} exit {code}{' ' + signals[code] if code in signals else ''}" for name, code in unexpected)
+          if unexpected else "none besides the two kill -9"))
+
 report(left == "none", f"no process of the stack left ({left})")
 print(f"soak: {'PASSED' if failures == 0 else f'{failures} check(s) FAILED'}")
 sys.exit(1 if failures else 0)
