@@ -3,6 +3,9 @@
 #   make test   install everything, build, run every test (unit, real-data, scenarios), then every
 #               fuzz target for FUZZ_TEST_SECONDS in total (and every kept crash input)
 #   make fuzz   every fuzz target for FUZZ_SECONDS each (see README, "Fuzzing")
+#   make live   the whole live stack (feed-sim or vendors → ingest → Kafka → 2 workers → stores → serve,
+#               Prometheus), supervised; `make stop`, `make status` (docs/operations.md)
+#   make soak   the live stack under a schedule of faults for SOAK_SECONDS (600), then every check printed
 SHELL := /bin/bash
 SHARED ?= ../shared
 SWIFT ?= swift
@@ -11,7 +14,7 @@ RUN_DIR ?= reports/sample
 FUZZ_SECONDS ?= 180
 FUZZ_TEST_SECONDS ?= 60
 
-.PHONY: all setup build sample run test fuzz bench clean services services-stop services-status
+.PHONY: all setup build sample run test fuzz bench clean services services-stop services-status live stop status soak
 
 all: build
 
@@ -63,3 +66,18 @@ services-stop:
 
 services-status:
 	@scripts/services.sh status
+
+# The live stack of config/live.yaml (TAPE_LIVE_CONFIG=FILE for another), each process supervised
+# (scripts/supervise.sh: pid file and log under .tape/live/, restarted with backoff); see docs/operations.md.
+live: build sample
+	@scripts/live.sh start
+
+stop:
+	@scripts/live.sh stop
+
+status:
+	@scripts/live.sh status
+
+SOAK_SECONDS ?= 600
+soak: build sample
+	@SOAK_SECONDS=$(SOAK_SECONDS) scripts/soak.sh

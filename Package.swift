@@ -268,6 +268,8 @@ let package = Package(
                                                                       package: "hummingbird-websocket"),
                                                              .product(name: "Logging", package: "swift-log")],
                     exclude: ["facts.py", "warmup_files.py"], swiftSettings: swift6),
+        // Runs `make live`'s scripts/live.sh (and the fault soak, scripts/soak.sh) with the built `tape`.
+        .testTarget(name: "TapeLiveStackTests", dependencies: ["TapeTestSupport"], swiftSettings: swift6),
     ],
     // Swift 5 language mode for the modules that predate the engine split (the graph is single-threaded
     // by design); every new module opts into Swift 6 above.

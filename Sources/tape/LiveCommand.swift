@@ -265,8 +265,11 @@ struct LiveCommand: ParsableCommand {
 ///       - {feed: binance-usdm, symbols: [btcusdt, ethusdt], url: "ws://127.0.0.1:9000"}
 ///       - {feed: polygon, symbols: [AAPL]}
 ///     stores: ["postgres://postgres@127.0.0.1:55432/tape"]
+///     stack: {…}
 ///
-/// Unknown keys are errors naming their path (as in the pipeline config). Keys stay in the environment.
+/// `stack` describes the processes `make live` starts around the session (scripts/live.sh reads it; see
+/// docs/operations.md) and is ignored here, so `config/live.yaml` serves both. Unknown keys are errors naming
+/// their path (as in the pipeline config). Keys stay in the environment.
 struct LiveConfigFile {
     var tickMs: Int? = nil
     var readTimeoutSeconds: Double? = nil
@@ -309,8 +312,10 @@ struct LiveConfigFile {
                     guard let url = item.string else { throw Invalid(description: "stores[\(index)]: expected a URL") }
                     config.stores.append(url)
                 }
+            case "stack":
+                guard value.mapping != nil else { throw Invalid(description: "stack: expected a mapping") }
             default:
-                throw Invalid(description: "\(key): unknown key (tick_ms, read_timeout_seconds, poll_seconds, feeds, stores)")
+                throw Invalid(description: "\(key): unknown key (tick_ms, read_timeout_seconds, poll_seconds, feeds, stores, stack)")
             }
         }
         return config
