@@ -1,11 +1,13 @@
 #!/usr/bin/env bash
-# Builds librdkafka from Debian trixie's source package into .deps/librdkafka/ (git-ignored), once.
+# Builds librdkafka from Debian sid's source package into .deps/librdkafka/ (git-ignored), once.
 # Called by scripts/setup.sh (so by `make setup`, `make build`, `make test`); see docs/kafka.md.
 #
-# Why: bookworm's librdkafka (2.0.2) cannot talk to the local broker (tansu); trixie's 2.8 can. Only the
-# source package is fetched, with apt's state, cache and sources list private to .deps/apt/: the
+# Why: bookworm's librdkafka (2.0.2) cannot talk to the local broker (tansu). Trixie's 2.8 can, but it
+# crashes (SIGSEGV in rd_kafka_metadata_cache_find) when a restarted broker re-creates a topic with a new
+# topic id (upstream issue #4964, fixed in 2.10); sid has 2.14. TAPE_LIBRDKAFKA_SUITE picks another suite
+# (at least MINIMUM_VERSION). Only the source package is fetched, with apt's state, cache and sources list private to .deps/apt/: the
 # system's apt configuration and package set are untouched. The archive's signature and hashes are
-# checked by apt as for any package (debian-archive-keyring holds trixie's keys).
+# checked by apt as for any package (debian-archive-keyring holds the archive's keys).
 #
 # Cached: .deps/librdkafka/.built holds the version and the configure flags; when it matches and the
 # library is there, this script prints nothing and does nothing.
@@ -15,9 +17,9 @@ ROOT=$(pwd)
 DEPS="$ROOT/.deps"
 PREFIX="$DEPS/librdkafka"
 APT_DIR="$DEPS/apt"
-SUITE=${TAPE_LIBRDKAFKA_SUITE:-trixie}
+SUITE=${TAPE_LIBRDKAFKA_SUITE:-sid}
 MIRROR=${TAPE_DEBIAN_MIRROR:-http://deb.debian.org/debian}
-MINIMUM_VERSION=2.8.0
+MINIMUM_VERSION=2.10.0
 # librdkafka's own configure (mklove); the external libraries are bookworm's -dev packages (setup.sh).
 # --no-download: mklove never fetches modules or libraries itself (there is no internet but the archives).
 CONFIGURE_FLAGS=(--enable-ssl --enable-gssapi --enable-zstd --enable-lz4-ext --enable-zlib --enable-curl
@@ -60,7 +62,11 @@ echo "setup: building librdkafka from Debian $SUITE's source package into .deps/
 SOURCE_DIR="$DEPS/src"
 rm -rf "$SOURCE_DIR"
 mkdir -p "$SOURCE_DIR"
-(cd "$SOURCE_DIR" && "${APT[@]}" source "librdkafka/$SUITE") >> "$LOG" 2>&1 \
+# Downloaded and checked by apt, then unpacked without Debian's patches: from 2.10 on they switch the
+# vendored nanopb/cJSON/OpenTelemetry sources for Debian packages bookworm does not have; upstream's own
+# tree builds with what bookworm has.
+(cd "$SOURCE_DIR" && "${APT[@]}" source --download-only "librdkafka/$SUITE" \
+  && dpkg-source --skip-patches -x librdkafka_*.dsc) >> "$LOG" 2>&1 \
   || fail "apt-get source librdkafka/$SUITE failed (see $LOG)"
 tree=$(find "$SOURCE_DIR" -mindepth 1 -maxdepth 1 -type d -name 'librdkafka-*' | head -1)
 [ -n "$tree" ] || fail "no unpacked source tree in $SOURCE_DIR (see $LOG)"
