@@ -2,10 +2,14 @@
 # Builds librdkafka from Debian sid's source package into .deps/librdkafka/ (git-ignored), once.
 # Called by scripts/setup.sh (so by `make setup`, `make build`, `make test`); see docs/kafka.md.
 #
-# Why: bookworm's librdkafka (2.0.2) cannot talk to the local broker (tansu). Trixie's 2.8 can, but it
-# crashes (SIGSEGV in rd_kafka_metadata_cache_find) when a restarted broker re-creates a topic with a new
-# topic id (upstream issue #4964, fixed in 2.10); sid has 2.14. TAPE_LIBRDKAFKA_SUITE picks another suite
-# (at least MINIMUM_VERSION). Only the source package is fetched, with apt's state, cache and sources list private to .deps/apt/: the
+# Why: bookworm's librdkafka (2.0.2) cannot talk to the local broker (tansu). Sid's 2.14 can, and has the
+# fix for a metadata-cache use-after-free when a topic comes back with a new id (upstream #4964, fixed in
+# 2.10; trixie has 2.8). TAPE_LIBRDKAFKA_SUITE picks another suite (at least MINIMUM_VERSION).
+#
+# Patched: scripts/patches/*.patch are applied to upstream's tree (see each file; docs/kafka.md). A patch
+# that no longer applies (upstream changed the code) stops the build with its name.
+#
+# Only the source package is fetched, with apt's state, cache and sources list private to .deps/apt/: the
 # system's apt configuration and package set are untouched. The archive's signature and hashes are
 # checked by apt as for any package (debian-archive-keyring holds the archive's keys).
 #
@@ -27,7 +31,9 @@ CONFIGURE_FLAGS=(--enable-ssl --enable-gssapi --enable-zstd --enable-lz4-ext --e
 # What configure must have found (its optional checks only warn; these must not be silently left out).
 REQUIRED_FEATURES=(WITH_SSL WITH_SASL_CYRUS WITH_ZSTD WITH_LZ4_EXT WITH_ZLIB WITH_CURL)
 STAMP="$PREFIX/.built"
-stamp_text() { echo "librdkafka $1 from $SUITE source; configure ${CONFIGURE_FLAGS[*]}"; }
+PATCHES=("$ROOT"/scripts/patches/librdkafka-*.patch)
+patches_sum() { cat "${PATCHES[@]}" | sha256sum | cut -c1-12; }
+stamp_text() { echo "librdkafka $1 from $SUITE source; patches $(patches_sum); configure ${CONFIGURE_FLAGS[*]}"; }
 
 fail() { echo "build_librdkafka: $*" >&2; exit 1; }
 
@@ -36,7 +42,7 @@ if [ -f "$STAMP" ] && [ -e "$PREFIX/lib/librdkafka.so" ] && [ -f "$PREFIX/includ
   [ "$(cat "$STAMP")" = "$(stamp_text "$built")" ] && exit 0
 fi
 
-for tool in apt-get dpkg-source gcc make pkg-config; do
+for tool in apt-get dpkg-source gcc make patch pkg-config; do
   command -v "$tool" > /dev/null || fail "needs $tool (scripts/setup.sh installs build-essential, pkg-config)"
 done
 for lib in libssl libsasl2 libzstd liblz4 zlib libcurl; do
@@ -73,6 +79,11 @@ tree=$(find "$SOURCE_DIR" -mindepth 1 -maxdepth 1 -type d -name 'librdkafka-*' |
 version=${tree##*/librdkafka-}
 [ "$(printf '%s\n%s\n' "$MINIMUM_VERSION" "$version" | sort -V | head -1)" = "$MINIMUM_VERSION" ] \
   || fail "$SUITE has librdkafka $version, older than $MINIMUM_VERSION"
+
+for patch in "${PATCHES[@]}"; do
+  patch -d "$tree" -p1 --forward --batch < "$patch" >> "$LOG" 2>&1 \
+    || fail "${patch#"$ROOT"/} does not apply to librdkafka $version (see $LOG)"
+done
 
 rm -rf "$PREFIX"
 # One `&&` chain: `set -e` does not apply inside a command followed by `||`, and a `make install` after a

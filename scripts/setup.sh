@@ -14,7 +14,7 @@ APT_PACKAGES=(
   postgresql-15 postgresql-15-partman libpq-dev   # `make services`: history store (libpq), partitions
   redis-server libhiredis-dev                      # `make services`: hot cache (hiredis)
   influxdb curl                                    # `make services`: metrics (InfluxDB 1.x, line protocol)
-  # librdkafka 2.8 built from trixie's source package (scripts/build_librdkafka.sh, docs/kafka.md): the
+  # librdkafka 2.14 built from sid's source package, patched (scripts/build_librdkafka.sh, docs/kafka.md): the
   # compiler, dpkg-source, and the libraries it links
   build-essential pkg-config libssl-dev libsasl2-dev libzstd-dev liblz4-dev libcurl4-openssl-dev
   debian-archive-keyring

@@ -108,6 +108,57 @@ public final class KafkaAdmin {
         }
     }
 
+    /// The topic's id (base64, as Kafka's tools print it), or nil when the brokers do not know the topic or
+    /// give no id (an all-zero id: brokers before topic ids). A topic deleted and created again under the
+    /// same name has a new id: the way to tell it from the old one, whose offsets it reuses.
+    public func topicID(topic: String, timeoutMilliseconds: Int = 5_000) throws -> String? {
+        precondition(!closed, "admin client used after close")
+        let operation = "describe topic \(topic)"
+        let collection: OpaquePointer? = topic.withCString { name in
+            var names: [UnsafePointer<CChar>?] = [name]
+            return rd_kafka_TopicCollection_of_topic_names(&names, 1)
+        }
+        guard let collection else { throw KafkaError(operation: operation, peer: config.bootstrapServers, text: "no topic collection") }
+        defer { rd_kafka_TopicCollection_destroy(collection) }
+        let options = rd_kafka_AdminOptions_new(client, RD_KAFKA_ADMIN_OP_DESCRIBETOPICS)
+        defer { rd_kafka_AdminOptions_destroy(options) }
+        _ = ErrorText.capture { buffer, capacity in
+            rd_kafka_AdminOptions_set_request_timeout(options, Int32(timeoutMilliseconds), buffer, capacity)
+                == RD_KAFKA_RESP_ERR_NO_ERROR
+        }
+        rd_kafka_DescribeTopics(client, collection, options, queue)
+        let event = try awaitEvent(operation: operation, timeoutMilliseconds: timeoutMilliseconds)
+        defer { rd_kafka_event_destroy(event) }
+        let eventError = rd_kafka_event_error(event)
+        if eventError != RD_KAFKA_RESP_ERR_NO_ERROR {
+            throw KafkaError(operation: operation, peer: config.bootstrapServers, code: eventError,
+                             detail: rd_kafka_event_error_string(event).map { String(cString: $0) })
+        }
+        guard let result = rd_kafka_event_DescribeTopics_result(event) else {
+            throw KafkaError(operation: operation, peer: config.bootstrapServers, text: "no DescribeTopics result")
+        }
+        var count = 0
+        let described = rd_kafka_DescribeTopics_result_topics(result, &count)
+        guard count == 1, let description = described?[0] else {
+            throw KafkaError(operation: operation, peer: config.bootstrapServers, text: "\(count) topic descriptions")
+        }
+        if let error = rd_kafka_TopicDescription_error(description) {
+            let code = rd_kafka_error_code(error)
+            if code == RD_KAFKA_RESP_ERR_NO_ERROR {
+                // described
+            } else if code == RD_KAFKA_RESP_ERR_UNKNOWN_TOPIC_OR_PART {
+                return nil
+            } else {
+                throw KafkaError(operation: operation, peer: config.bootstrapServers, code: code,
+                                 detail: rd_kafka_error_string(error).map { String(cString: $0) })
+            }
+        }
+        guard let id = rd_kafka_TopicDescription_topic_id(description),
+              rd_kafka_Uuid_most_significant_bits(id) != 0 || rd_kafka_Uuid_least_significant_bits(id) != 0,
+              let text = rd_kafka_Uuid_base64str(id) else { return nil }
+        return String(cString: text)
+    }
+
     /// Releases the client (idempotent).
     public func close() {
         if closed { return }

@@ -70,7 +70,12 @@ public final class Worker {
     /// Partitions lost or the topic reported unknown, and no partition taken since: the topic may have been
     /// deleted and re-created (a broker restarted with memory storage).
     private var topicGone = false
-    private let connection: PostgresConnection
+    /// Asks the brokers for the topic's id every 2 s (`checkTopicIdentity`); the id seen first.
+    private var admin: KafkaAdmin?
+    private var topicID: String?
+    private var lastIdentityProbe: Int64 = 0
+    /// The worker's own connection (checkpoints are acquired on it; each partition's sink has its own).
+    private var connection: PostgresConnection
     private var works: [Int32: PartitionWork] = [:]
     private var lastCommit: [Int32: Int64] = [:]
     private var failure: (any Error)? = nil
@@ -165,6 +170,10 @@ public final class Worker {
                 }
             }
             commitDue(now: now)
+            if now - lastIdentityProbe > 2_000_000_000 {
+                lastIdentityProbe = now
+                checkTopicIdentity()
+            }
             if now - lastLag > 1_000_000_000 {
                 lastLag = now
                 updateLag()
@@ -176,8 +185,41 @@ public final class Worker {
         let open = works.keys.sorted()
         if !open.isEmpty { revoked(open.map { KafkaTopicPartition(topic: settings.topic, partition: $0) }, lost: false) }
         try? consumer.close()
+        admin?.close()
         if let failure { throw failure }
         return summary
+    }
+
+    /// A topic deleted and created again under its name (a broker that keeps topics in memory restarted,
+    /// and the ingest created it again) reuses offsets from 0. Kafka answers a fetch past a partition's end
+    /// with OFFSET_OUT_OF_RANGE (and `auto.offset.reset` reads it from the beginning: `.offsetReset`), but a
+    /// broker may instead answer nothing until the new partition reaches the old position, and librdkafka
+    /// (2.10 on) keeps its assignment and fetch positions through a short outage. So the worker watches the
+    /// topic's id, and reads every partition it holds from the beginning when the id changes; records
+    /// already handled are dropped by their place in the ingest session.
+    private func checkTopicIdentity() {
+        if admin == nil { admin = try? KafkaAdmin(config: consumerConfig) }
+        guard let admin, let id = (try? admin.topicID(topic: settings.topic, timeoutMilliseconds: 1_000)) ?? nil else {
+            return   // no answer (the broker is away) or no id: nothing to compare
+        }
+        guard let known = topicID else { topicID = id; return }
+        guard id != known else { return }
+        topicID = id
+        log("tape work: topic \(settings.topic) has a new id (\(known) → \(id)): it was re-created (a broker that keeps "
+            + "topics in memory restarted?); reading the partitions held from the beginning, records already handled are skipped")
+        readAgainFromBeginning(works.keys.sorted())
+    }
+
+    private func readAgainFromBeginning(_ partitions: [Int32]) {
+        guard !partitions.isEmpty else { return }
+        var starts: [KafkaTopicPartition: KafkaOffset] = [:]
+        for partition in partitions {
+            guard let work = works[partition] else { continue }
+            work.readAgainFromBeginning()
+            summary.offsetResets += 1
+            starts[KafkaTopicPartition(topic: settings.topic, partition: partition)] = .beginning
+        }
+        do { try consumer.seek(starts) } catch { failure = error }
     }
 
     private func handle(_ message: KafkaMessage) {
@@ -266,8 +308,7 @@ public final class Worker {
         var starts: [KafkaTopicPartition: KafkaOffset] = [:]
         for tp in partitions.sorted() where tp.topic == settings.topic {
             do {
-                let acquired = try WorkerCheckpoints.acquire(connection, group: settings.group, topic: tp.topic,
-                                                             partition: tp.partition, worker: name)
+                let acquired = try acquire(tp)
                 let work = try PartitionWork(acquired: acquired, settings: settings.partition)
                 works[tp.partition] = work
                 rejoins = 0
@@ -305,6 +346,27 @@ public final class Worker {
         return starts
     }
 
+    /// Takes the partition's checkpoint row. The worker's connection may have been cut since it was last
+    /// used (PostgreSQL restarted while the worker held its partitions): it is opened again, with a few
+    /// tries over about 15 s (PostgreSQL starting up), before the assignment fails.
+    private func acquire(_ tp: KafkaTopicPartition) throws -> WorkerCheckpoints.Acquired {
+        var wait = 0.5
+        while true {
+            do {
+                if !connection.isConnected {
+                    connection = try PostgresConnection(url: settings.partition.postgresURL)
+                    log("tape work: \(name): connected to \(connection.peer) again")
+                }
+                return try WorkerCheckpoints.acquire(connection, group: settings.group, topic: tp.topic,
+                                                     partition: tp.partition, worker: name)
+            } catch let error as PostgresError where (error.connectionLost || !connection.isConnected) && wait <= 8 {
+                log("tape work: \(name) cannot take \(tp) yet: \(error); trying again in \(wait) s")
+                Thread.sleep(forTimeInterval: wait)
+                wait *= 2
+            }
+        }
+    }
+
     private func revoked(_ partitions: [KafkaTopicPartition], lost: Bool) {
         if lost && !partitions.isEmpty { topicGone = true }
         for tp in partitions.sorted() {
@@ -338,10 +400,19 @@ public final class Worker {
     }
 
     private func updateLag() {
+        var shrunk: [Int32] = []
         for (partition, work) in works {
             guard let high = consumer.highWatermark(KafkaTopicPartition(topic: settings.topic, partition: partition)) else { continue }
+            // The partition ends before the next offset: it is not the one read so far (a topic re-created,
+            // on a broker that gives no topic ids; see `checkTopicIdentity`).
+            if high < work.nextOffset { shrunk.append(partition) }
             summary.lag[partition] = max(0, high - max(work.nextOffset, 0))
             work.lag = summary.lag[partition]
+        }
+        if !shrunk.isEmpty {
+            log("tape work: \(settings.topic) partitions \(shrunk.sorted()) now end before the next offset: the topic was "
+                + "re-created; reading them from the beginning, records already handled are skipped")
+            readAgainFromBeginning(shrunk.sorted())
         }
     }
 

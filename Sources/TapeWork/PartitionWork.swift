@@ -98,6 +98,14 @@ public final class PartitionWork {
         if let start = startOffset { fencePost = start - 1 }
     }
 
+    /// The partition's topic was re-created (its id changed, or its end is before the next offset): the
+    /// caller seeks the partition to its beginning; records already handled are dropped by their place.
+    public func readAgainFromBeginning() {
+        fencePost = nil
+        counters.offsetResets += 1
+        nextOffset = -1
+    }
+
     /// Builds the partition's graph from `acquired`'s checkpoint (or fresh) and connects its stores.
     /// Throws when the checkpoint is not one this build and config can continue from (the message says
     /// what to do), or a store cannot be reached.

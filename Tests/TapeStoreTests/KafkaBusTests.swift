@@ -230,19 +230,13 @@ extension PostgresStoreTests {
     /// offsets going back, says so, and continues. Every tick of the recording is in PostgreSQL once and
     /// the outputs equal the replay of the recording.
     ///
-    /// The worker, having lost its partitions with the topic, joins the group again once the topic is back
-    /// (librdkafka does not rebalance by itself after an empty assignment), and checks the record before
-    /// each committed offset: a committed offset inside the new partition says nothing, another record sits
-    /// there.
-    ///
-    /// Runs with TAPE_BROKER_RESTART_TEST=1 until librdkafka is fixed here: under load the `tape work` consumer
-    /// dies of SIGSEGV inside librdkafka 2.8.0 after tansu re-creates the topic with a new topic id (a core
-    /// dump: `rd_kafka_metadata_update_op` → `rd_kafka_metadata_cache_find` → `strcmp` on a freed cache entry;
-    /// upstream confluentinc/librdkafka#4964). Seen in 2 of the last 3 full runs (terminationStatus 11);
-    /// docs/operations.md, docs/kafka.md.
+    /// librdkafka (2.10 on) keeps the worker's partitions and fetch positions through the short outage; the
+    /// worker sees the topic's new id (or a partition ending before its next offset) and reads the partitions
+    /// from the beginning, dropping the records already handled by their place. (If the partitions are lost
+    /// instead, it joins the group again once the topic is back and checks the record before each committed
+    /// offset.) librdkafka 2.8 crashed here (SIGSEGV in `rd_kafka_metadata_cache_find`, upstream #4964):
+    /// Tape builds 2.14 (docs/kafka.md).
     func testABrokerRestartedDuringIngestLosesNothing() throws {
-        try XCTSkipUnless(ProcessInfo.processInfo.environment["TAPE_BROKER_RESTART_TEST"] == "1",
-                          "runs with TAPE_BROKER_RESTART_TEST=1 until librdkafka 2.8.0's metadata-cache crash is fixed here")
         try requireBroker()
         try requireOrSkip(FileManager.default.isExecutableFile(atPath: tape), "the built binary \(tape)")
         let capture = try XCTUnwrap(try captures().first { $0.hasSuffix("spot-btcusdt_20240808.gz") })
@@ -272,7 +266,8 @@ extension PostgresStoreTests {
                                     "--partitions", "2"], log: folder + "/ingest.log")
         let started = Date()
         Thread.sleep(forTimeInterval: 1)
-        let worker = try startTape(workArguments(topic: topic, group: group, store: url, name: "steady", idle: 10),
+        // Idle exit after 20 s: the quiet stretch lasts 10 s.
+        let worker = try startTape(workArguments(topic: topic, group: group, store: url, name: "steady", idle: 20),
                                    log: folder + "/worker.log")
         // The quiet stretch runs from about 3 s to 13 s after the ingest connected: wait until the worker
         // has stored every tick sent so far (the count stays put for a second: lag 0), then restart.
@@ -297,8 +292,7 @@ extension PostgresStoreTests {
         let ingestLog = (try? String(contentsOfFile: folder + "/ingest.log", encoding: .utf8)) ?? ""
         let workerLog = (try? String(contentsOfFile: folder + "/worker.log", encoding: .utf8)) ?? ""
         XCTAssertTrue(ingestLog.contains("resent through a new producer"), ingestLog)
-        XCTAssertTrue(workerLog.contains("the topic was re-created"), workerLog)
-        XCTAssertTrue(workerLog.contains("is back: joining group"), workerLog)
+        XCTAssertTrue(workerLog.contains("re-created"), workerLog)
         let kafka = try XCTUnwrap((try summary(folder + "/ingest")["stores"] as? [String: Any])?["kafka"] as? [String: Any])
         XCTAssertGreaterThanOrEqual(kafka["recoveries"] as? Int ?? 0, 1, "\(kafka)")
 
