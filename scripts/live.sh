@@ -4,7 +4,7 @@
 #   scripts/live.sh start    set-up and the local services if missing, then feed-sim (the embedded default feed),
 #                            tape ingest, the tape work members, tape serve and Prometheus, each under
 #                            scripts/supervise.sh; waits until serve's /ready is green and prints where to look
-#   scripts/live.sh stop     SIGTERM to each supervisor (ingest first: it ends its session, the workers drain),
+#   scripts/live.sh stop     SIGTERM to each supervisor (feed-sim, then ingest: it ends its session, the workers drain),
 #                            SIGKILL after a timeout; no process is left behind
 #   scripts/live.sh status   one line per process (pid, up/down, restarts, uptime) and per service
 #
@@ -114,11 +114,14 @@ stop_one() { # name
 
 stop() {
   plan
-  # The ingest first (its end of session closes the windows the workers hold), then the workers, then the rest.
+  # The embedded feed first (what it wrote reaches the ingest, which reads it before its own stop: every
+  # message served is recorded), then the ingest (its end of session closes the windows the workers hold),
+  # then the workers, then the rest.
   local name
+  for name in "${PROCESSES[@]}"; do [ "$name" = feed-sim ] && { stop_one feed-sim; sleep 1; }; done
   for name in "${PROCESSES[@]}"; do [ "$name" = ingest ] && stop_one ingest; done
   for name in "${PROCESSES[@]}"; do [[ "$name" == work-* ]] && stop_one "$name"; done
-  for name in "${PROCESSES[@]}"; do [[ "$name" == ingest || "$name" == work-* ]] || stop_one "$name"; done
+  for name in "${PROCESSES[@]}"; do [[ "$name" == ingest || "$name" == work-* || "$name" == feed-sim ]] || stop_one "$name"; done
   # Anything else still naming the state folder, but never this script or its callers.
   local left ancestors=" $$ " pid=$$
   while [ "$pid" -gt 1 ]; do

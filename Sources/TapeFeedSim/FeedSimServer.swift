@@ -54,10 +54,11 @@ public final class FeedSimServer: Sendable {
         let router = Router()
         addRestRoutes(to: router)
         let wsConfiguration = WebSocketServerConfiguration(maxFrameSize: Self.frameBytesMaximum)
+        let stopping = StopFlag()
         let environment = SessionEnvironment(
             wire: makeWire(), recording: recording, timeline: timeline, stats: stats, faults: configuration.faults,
             garble: GarbleSchedule(every: configuration.faults.garbleEvery),
-            done: { [doneSignal] in doneSignal.continuation.yield() })
+            done: { [doneSignal] in doneSignal.continuation.yield() }, stopping: stopping)
         let isWebSocket = configuration.feedProtocol.isWebSocket
         let stats = self.stats
         let application = Application(
@@ -103,6 +104,8 @@ public final class FeedSimServer: Sendable {
             services.append(.init(service: DoneService(signal: doneSignal.stream),
                                   successTerminationBehavior: .gracefullyShutdownGroup))
         }
+        // Shut down in reverse order: the sessions stop sending first, then the server closes the connections.
+        services.append(.init(service: DrainService(stopping: stopping)))
         let group = ServiceGroup(configuration: .init(services: services, gracefulShutdownSignals: [.sigterm, .sigint],
                                                       logger: logger))
         defer { writeFinalStats() }
@@ -233,6 +236,19 @@ struct StatsWriterService: Service {
             try? server.stats.write(to: path)
             try? await Task.sleep(for: FeedSimServer.statsInterval)
         }
+    }
+}
+
+/// At shutdown, before the server closes the connections: the sessions stop sending, flush what they
+/// counted as served, and get a moment to hand it to the sockets.
+struct DrainService: Service {
+    static let drain = Duration.milliseconds(200)
+    let stopping: StopFlag
+
+    func run() async throws {
+        try? await gracefulShutdown()
+        stopping.set()
+        try? await Task.sleep(for: Self.drain)
     }
 }
 

@@ -30,6 +30,16 @@ struct SessionEnvironment: Sendable {
     let faults: FaultSettings
     let garble: GarbleSchedule
     let done: @Sendable () -> Void
+    let stopping: StopFlag
+}
+
+/// Set when the server begins to shut down (SIGTERM): the sessions stop sending and flush what they counted
+/// as served, before the server closes the connections (`DrainService`). Otherwise the frames written after
+/// the server's close frame are counted but never read by the client.
+final class StopFlag: Sendable {
+    private let flag = Atomic<Bool>(false)
+    func set() { flag.store(true, ordering: .releasing) }
+    var isSet: Bool { flag.load(ordering: .acquiring) }
 }
 
 /// One WebSocket connection: the handshake and the client's control messages (this task), and the data
@@ -130,6 +140,10 @@ final class WebSocketSession: Sendable {
                 if unflushed > 0 { channel.flush(); unflushed = 0 }
             }
             while index < messages.count {
+                if environment.stopping.isSet {
+                    flushPending()
+                    while true { try await Task.sleep(for: .seconds(3600)) }
+                }
                 let message = messages[index]
                 if paced {
                     let due = timeline.dueInstant(for: message.receiveTime)
@@ -180,6 +194,9 @@ final class WebSocketSession: Sendable {
             environment.done()
             while true { try await Task.sleep(for: .seconds(3600)) }
         } catch {
+            // Stopped (the client left, or the server shuts down): frames written but not yet flushed are
+            // counted as served, so they go out too.
+            channel.flush()
             return "cancelled"
         }
     }

@@ -329,6 +329,17 @@ public final class KafkaConsumer {
     public var lastClientError: KafkaError? { state.lastClientError }
 
     /// Leaves the group (the handler's `revoked` runs first) and releases the client. Idempotent.
+    /// Releases the client without leaving the group or committing (as a process that died would): the
+    /// group forgets the member when its session times out. For a member whose group state the broker lost
+    /// (a broker restarted with memory storage), where a LeaveGroup could leave the re-forming group
+    /// without a leader (tansu 0.6).
+    public func abandon() {
+        if closed { return }
+        closed = true
+        releaseCurrent()
+        rd_kafka_destroy_flags(client, Int32(RD_KAFKA_DESTROY_F_NO_CONSUMER_CLOSE))
+    }
+
     public func close() throws {
         if closed { return }
         closed = true

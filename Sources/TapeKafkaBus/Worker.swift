@@ -160,8 +160,17 @@ public final class Worker {
                                                   timeoutMilliseconds: 1_000)) != nil {
                     lastRejoin = now
                     rejoins += 1
-                    log("tape work: \(name) holds no partition and topic \(settings.topic) is back: joining group \(settings.group) again")
                     do {
+                        if rejoins == 1 {
+                            log("tape work: \(name) holds no partition and topic \(settings.topic) is back: joining group \(settings.group) again")
+                        } else {
+                            // Joining again under the same member id did not bring an assignment (seen with
+                            // tansu after a restart, two members rejoining): join as a new member, without
+                            // a LeaveGroup, as a restarted process would.
+                            log("tape work: \(name) still holds no partition: joining group \(settings.group) as a new member")
+                            consumer.abandon()
+                            consumer = try KafkaConsumer(config: consumerConfig, settings: consumerSettings)
+                        }
                         try consumer.subscribe(topics: [settings.topic], rebalance: handler)
                     } catch {
                         failure = error
@@ -198,7 +207,7 @@ public final class Worker {
     /// topic's id, and reads every partition it holds from the beginning when the id changes; records
     /// already handled are dropped by their place in the ingest session.
     private func checkTopicIdentity() {
-        if admin == nil { admin = try? KafkaAdmin(config: consumerConfig) }
+        if admin == nil { admin = try? KafkaAdmin(config: settings.kafka) }
         guard let admin, let id = (try? admin.topicID(topic: settings.topic, timeoutMilliseconds: 1_000)) ?? nil else {
             return   // no answer (the broker is away) or no id: nothing to compare
         }
