@@ -83,13 +83,19 @@ public final class KafkaTickPublisher: TickPublisher, @unchecked Sendable {
         }
         if isRecovering {
             // After a failed delivery, later records wait behind the failed ones (per-partition order).
-            heldBack.append(KafkaFailedRecord(key: key.map { Array($0) }, value: Array(value), partition: partition,
-                                              timestampMilliseconds: max(timestampMs, 0), errorName: ""))
+            holdBack(key: key, value: value, partition: partition, timestampMs: timestampMs, errorName: "")
             while heldBack.count >= heldBackMaximum && sendFailure == nil && isRecovering { recover(); usleep(10_000) }
             recover()
             return
         }
         send(key: key, value: value, partition: partition, timestampMs: timestampMs)
+    }
+
+    /// Keeps a copy of the record for the producer that recovery makes (sent after the failed records).
+    private func holdBack(key: UnsafeRawBufferPointer?, value: UnsafeRawBufferPointer?, partition: Int32?, timestampMs: Int64,
+                          errorName: String) {
+        heldBack.append(KafkaFailedRecord(key: key.map { Array($0) }, value: value.map { Array($0) }, partition: partition,
+                                          timestampMilliseconds: max(timestampMs, 0), errorName: errorName))
     }
 
     /// Queues one record on the current producer, waiting while its bounded queue is full.
@@ -103,8 +109,7 @@ public final class KafkaTickPublisher: TickPublisher, @unchecked Sendable {
             } catch {
                 if let fatal = producer.fatalError, Self.brokerLostState.contains(fatal.name) {
                     // The producer died of a broker that lost its state: this record goes to the new one.
-                    heldBack.append(KafkaFailedRecord(key: key.map { Array($0) }, value: value.map { Array($0) }, partition: partition,
-                                                      timestampMilliseconds: max(timestampMs, 0), errorName: fatal.name))
+                    holdBack(key: key, value: value, partition: partition, timestampMs: timestampMs, errorName: fatal.name)
                     lock.lock(); recovering = true; lock.unlock()
                 } else {
                     sendFailure = error
@@ -117,8 +122,7 @@ public final class KafkaTickPublisher: TickPublisher, @unchecked Sendable {
             if let fatal = producer.fatalError {
                 if Self.brokerLostState.contains(fatal.name) {
                     // Kept for the new producer, behind the records that failed.
-                    heldBack.append(KafkaFailedRecord(key: key.map { Array($0) }, value: value.map { Array($0) }, partition: partition,
-                                                      timestampMilliseconds: max(timestampMs, 0), errorName: fatal.name))
+                    holdBack(key: key, value: value, partition: partition, timestampMs: timestampMs, errorName: fatal.name)
                     lock.lock(); recovering = true; lock.unlock()
                 } else {
                     sendFailure = fatal
