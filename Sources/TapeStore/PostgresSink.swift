@@ -78,7 +78,8 @@ public struct PostgresSinkCounters: Sendable, Equatable, Codable {
 }
 
 /// Writes every tick the engine delivers and every graph output into PostgreSQL (schema: `StoreSchema`,
-/// docs/storage.md), exactly once per key however often the same input is written.
+/// docs/storage.md), paper trading's orders, fills, positions and symbols' equity included (not the account's
+/// total equity: `appendTrading`), exactly once per key however often the same input is written.
 ///
 /// - **Engine thread** (`record`, `emit`, `poll`): rows are encoded straight into a binary COPY batch
 ///   (no allocation per row once warm). A batch is handed over at `batchRows` rows or after
