@@ -134,7 +134,7 @@ struct RowIdentity {
         case .anomalies: return ["time_ns", "rule"]
         case .lateTicks: return ["event_time_ns", "receive_time_ns"]
         case .orders: return ["time_ns", "order_id", "status"]
-        case .fills: return ["time_ns", "order_id"]
+        case .fills: return ["time_ns", "order_id", "fill_number"]
         case .positions: return ["time_ns"]
         case .equity: return ["time_ns", "scope"]
         }

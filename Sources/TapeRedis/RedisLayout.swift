@@ -15,6 +15,10 @@ import TapeGraph
 /// | `<prefix>bars:<symbol>:<timeframe>`           | zset   | the last N bars with indicators, JSON, by end  |
 /// | `<prefix>anomalies`                           | zset   | the last N anomalies, JSON, by time            |
 /// | channel `<prefix>anomalies`                   | pubsub | every anomaly as it is raised, JSON            |
+/// | `<prefix>latest:position:<symbol>`            | hash   | the latest position (`positionValues`)         |
+/// | `<prefix>latest:equity:<symbol>`              | hash   | the latest equity of the symbol (`equityValues`) |
+/// | `<prefix>orders:<symbol>`                     | zset   | the last N order changes, JSON, by time        |
+/// | `<prefix>fills:<symbol>`                      | zset   | the last N fills, JSON, by time                |
 ///
 /// Field names are the CSV column names of the run folder (`bars.csv`, `indicators.csv`, …) without the
 /// columns the key already names; values are the CSV text: numbers in their shortest round-trip form
@@ -37,6 +41,14 @@ public struct RedisLayout: Sendable, Equatable {
     public func bars(_ symbol: String, _ timeframe: Timeframe) -> String { "\(prefix)bars:\(symbol):\(timeframe)" }
     /// Sorted set of anomaly members (`anomalyMember`), scored by the anomaly's time (ns), capped to the newest N.
     public var anomalies: String { "\(prefix)anomalies" }
+    /// The latest position of a symbol (paper trading): the row with the greatest time written so far.
+    public func latestPosition(_ symbol: String) -> String { "\(prefix)latest:position:\(symbol)" }
+    /// The latest equity row of a symbol (its contribution to the account; the account's total is not kept).
+    public func latestEquity(_ symbol: String) -> String { "\(prefix)latest:equity:\(symbol)" }
+    /// Sorted set of a symbol's order changes (`orderMember`), scored by time (ns), capped to the newest N.
+    public func orders(_ symbol: String) -> String { "\(prefix)orders:\(symbol)" }
+    /// Sorted set of a symbol's fills (`fillMember`), scored by time (ns), capped to the newest N.
+    public func fills(_ symbol: String) -> String { "\(prefix)fills:\(symbol)" }
     /// The pub/sub channel every anomaly is published on (a channel and a key live in separate namespaces).
     public var anomalyChannel: String { "\(prefix)anomalies" }
     /// The pub/sub channel of every update for WebSocket clients (`updateMessage`), when the sink publishes
@@ -130,12 +142,63 @@ public struct RedisLayout: Sendable, Equatable {
         ]).renderCompact()
     }
 
+    // MARK: trading (docs/backtesting.md): the run folder's columns without `symbol`, in its order, with the
+    // key columns the stores add (`sequence`; a position's `order_id` and `fill_number`)
+
+    /// `time_ns, order_id, sequence, side, type, tif, quantity, limit_price, stop_price, status,
+    /// filled_quantity, tag, reason`.
+    public static func orderValues(_ order: OrderRecord) -> [(String, JSONValue)] {
+        [("time_ns", .int(order.time)), ("order_id", .int(order.orderID)), ("sequence", .int(order.sequence)),
+         ("side", .string(order.side.name)), ("type", .string(order.type.name)),
+         ("tif", .string(order.timeInForce.name)), ("quantity", .number(order.quantity)),
+         ("limit_price", .number(order.limitPrice)), ("stop_price", .number(order.stopPrice)),
+         ("status", .string(order.status.name)), ("filled_quantity", .number(order.filledQuantity)),
+         ("tag", .string(order.tag)), ("reason", .string(order.reason))]
+    }
+
+    /// `time_ns, order_id, fill_number, side, price, quantity, fee, rule, arrival_ns, tag` (fills.csv).
+    public static func fillValues(_ fill: FillRecord) -> [(String, JSONValue)] {
+        [("time_ns", .int(fill.time)), ("order_id", .int(fill.orderID)), ("fill_number", .int(fill.fillNumber)),
+         ("side", .string(fill.side.name)), ("price", .number(fill.price)), ("quantity", .number(fill.quantity)),
+         ("fee", .number(fill.fee)), ("rule", .string(fill.rule.name)), ("arrival_ns", .int(fill.arrivalTime)),
+         ("tag", .string(fill.tag))]
+    }
+
+    /// `time_ns, order_id, fill_number` (the fill the row follows; 0 and 0 at a mark), `quantity,
+    /// average_price, realized_pnl, unrealized_pnl, fees, mark_price`.
+    public static func positionValues(_ position: PositionRecord) -> [(String, JSONValue)] {
+        [("time_ns", .int(position.time)), ("order_id", .int(position.orderID)),
+         ("fill_number", .int(position.fillNumber)), ("quantity", .number(position.quantity)),
+         ("average_price", .number(position.averagePrice)), ("realized_pnl", .number(position.realizedPnL)),
+         ("unrealized_pnl", .number(position.unrealizedPnL)), ("fees", .number(position.fees)),
+         ("mark_price", .number(position.markPrice))]
+    }
+
+    /// `time_ns, cash, equity, gross_exposure` (a symbol's row of equity.csv).
+    public static func equityValues(_ equity: EquityRecord) -> [(String, JSONValue)] {
+        [("time_ns", .int(equity.time)), ("cash", .number(equity.cash)), ("equity", .number(equity.equity)),
+         ("gross_exposure", .number(equity.grossExposure))]
+    }
+
+    /// The hash fields of `values` (`hashText`: NaN empty).
+    public static func hashFields(_ values: [(String, JSONValue)]) -> [(String, String)] {
+        values.map { ($0.0, hashText($0.1)) }
+    }
+
+    /// One member of `orders(…)`: `{"time_ns":…,"order_id":…,"sequence":…,…,"reason":…}`.
+    public static func orderMember(_ order: OrderRecord) -> String { JSONValue.object(orderValues(order)).renderCompact() }
+
+    /// One member of `fills(…)`: `{"time_ns":…,"order_id":…,"fill_number":…,…,"tag":…}`.
+    public static func fillMember(_ fill: FillRecord) -> String { JSONValue.object(fillValues(fill)).renderCompact() }
+
     // MARK: updates
 
     /// The update channels, as WebSocket clients name them: `trades`, `quotes` (the latest of each per
     /// hand-over, not every tick), `bars:<timeframe>` (every closed bar with its indicators),
-    /// `indicators` and `predictions` (every timeframe; the data names it), `anomalies`.
-    public static let updateChannels = ["trades", "quotes", "bars:<timeframe>", "indicators", "anomalies", "predictions"]
+    /// `indicators` and `predictions` (every timeframe; the data names it), `anomalies`; paper trading's
+    /// `orders` and `fills` (every one) and `positions` and `equity` (the latest per symbol per hand-over).
+    public static let updateChannels = ["trades", "quotes", "bars:<timeframe>", "indicators", "anomalies", "predictions",
+                                        "orders", "fills", "positions", "equity"]
 
     /// One message on `updatesChannel`: `{"channel":…,"symbol":…,"data":{…}}`.
     public static func updateMessage(channel: String, symbol: String, data: [(String, JSONValue)]) -> String {

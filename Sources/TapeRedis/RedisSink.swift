@@ -15,6 +15,9 @@ public struct RedisSinkOptions: Sendable, Equatable {
     public var barListLength = 500
     /// Anomalies kept in `<prefix>anomalies`; also the most anomalies held for publishing while Redis is down.
     public var anomalyListLength = 1000
+    /// Order changes kept per symbol in `<prefix>orders:<symbol>`, and fills in `<prefix>fills:<symbol>`
+    /// (paper trading); also the most held per list while Redis is down.
+    public var tradingListLength = 500
     /// Every key expires this long after its last write (a per-timeframe key: at least two timeframes);
     /// nil = never. Relative to the wall clock at the write, not to event time, so the state of a replay
     /// of old data is as readable as a live one.
@@ -111,7 +114,8 @@ public struct RedisSinkCounters: Sendable, Equatable, Codable {
 
 /// The Redis hot cache behind the engine: the latest trade, quote, bar (with its indicators) and
 /// prediction per symbol, the last N bars per symbol and timeframe, and every anomaly on a channel and in
-/// a capped set (key layout: `RedisLayout`, docs/storage-redis.md).
+/// a capped set; with paper trading the latest position and equity per symbol and the last N order changes
+/// and fills per symbol (key layout: `RedisLayout`, docs/storage-redis.md).
 ///
 ///     options.sinkFactories.append(try RedisSink.factory(url: "redis://127.0.0.1:56379"))  // per run, or:
 ///     let redis = try RedisSink(url: "redis://127.0.0.1:56379", symbols: symbols) { print($0) }
@@ -157,6 +161,7 @@ public final class RedisSink: EventSink, @unchecked Sendable {
     private var bars: [NamedBar] = []
     private var predictions: [NamedPrediction] = []
     private var anomalies: [NamedAnomaly] = []
+    private var trading: [NamedTrading] = []
     /// Whether anything waits to be handed over.
     private var waiting = false
     /// Monotonic time of the last hand-over (0: none yet).
@@ -168,7 +173,8 @@ public final class RedisSink: EventSink, @unchecked Sendable {
     /// the server (`tape: redis host:port: down (…)`, `… up again after …`), on the writer thread.
     public init(url: String, symbols: SymbolTable, options: RedisSinkOptions = RedisSinkOptions(),
                 name: String = "redis", log: @escaping @Sendable (String) -> Void) throws {
-        precondition(options.barListLength > 0 && options.anomalyListLength > 0, "Redis lists keep at least one entry")
+        precondition(options.barListLength > 0 && options.anomalyListLength > 0 && options.tradingListLength > 0,
+                     "Redis lists keep at least one entry")
         precondition(options.handoverItemsMax > 0 && options.pipelineCommandsMax > 0, "Redis batches are not empty")
         precondition(options.handoverIntervalNanoseconds >= 0 && options.closeWaitNanoseconds >= 0,
                      "Redis sink waits are not negative")
@@ -253,7 +259,11 @@ public final class RedisSink: EventSink, @unchecked Sendable {
             predictions.append(NamedPrediction(symbol: symbols.name(prediction.symbol), prediction: prediction))
         case .anomaly(let anomaly):
             anomalies.append(NamedAnomaly(symbol: symbols.name(anomaly.symbol), anomaly: anomaly))
-        case .lateTick, .trading:
+        case .trading(let row):
+            // The account's total equity is not cached: each `tape work` member has an account of its own.
+            guard let symbol = row.symbol else { return }
+            trading.append(NamedTrading(symbol: symbols.name(symbol), row: row))
+        case .lateTick:
             return
         }
         noteWaiting()
@@ -301,7 +311,7 @@ public final class RedisSink: EventSink, @unchecked Sendable {
     }
 
     private var waitingItems: Int {
-        trades.dirty.count + quotes.dirty.count + bars.count + predictions.count + anomalies.count
+        trades.dirty.count + quotes.dirty.count + bars.count + predictions.count + anomalies.count + trading.count
     }
 
     @inline(__always)
@@ -311,10 +321,11 @@ public final class RedisSink: EventSink, @unchecked Sendable {
         guard waiting else { return }
         precondition(!closed, "RedisSink \(name): output after close()")
         let batch = RedisBatch(trades: trades.drain(symbols), quotes: quotes.drain(symbols), bars: bars,
-                               predictions: predictions, anomalies: anomalies)
+                               predictions: predictions, anomalies: anomalies, trading: trading)
         bars.removeAll(keepingCapacity: true)
         predictions.removeAll(keepingCapacity: true)
         anomalies.removeAll(keepingCapacity: true)
+        trading.removeAll(keepingCapacity: true)
         waiting = false
         lastHandover = Monotonic.nanoseconds()
         assert(waitingItems == 0, "a handover takes everything that waits")
@@ -401,6 +412,12 @@ struct NamedAnomaly: Sendable {
     var anomaly: AnomalyOutput
 }
 
+/// A paper-trading row of one symbol (an order change, a fill, a position, the symbol's equity).
+struct NamedTrading: Sendable {
+    var symbol: String
+    var row: TradingOutput
+}
+
 /// What the engine thread hands to the writer: values copied, names resolved, in emission order.
 struct RedisBatch: Sendable {
     var trades: [NamedTick]
@@ -408,6 +425,7 @@ struct RedisBatch: Sendable {
     var bars: [NamedBar]
     var predictions: [NamedPrediction]
     var anomalies: [NamedAnomaly]
+    var trading: [NamedTrading]
 }
 
 /// The one place the engine thread and the writer thread meet. Every field is guarded by `condition`.

@@ -36,7 +36,8 @@ final class RedisWriter: @unchecked Sendable {
         self.layout = options.layout
         self.mailbox = mailbox
         self.log = log
-        state = RedisPendingState(barListLength: options.barListLength, anomalyListLength: options.anomalyListLength)
+        state = RedisPendingState(barListLength: options.barListLength, anomalyListLength: options.anomalyListLength,
+                                  tradingListLength: options.tradingListLength)
         backoff = Backoff(initialNanoseconds: options.backoffInitialNanoseconds,
                           maxNanoseconds: options.backoffMaxNanoseconds, seed: options.backoffSeed)
         if let startError { goDown(startError) }
@@ -117,7 +118,7 @@ final class RedisWriter: @unchecked Sendable {
 
     private func merge(_ batch: RedisBatch, into counted: inout RedisSinkCounters) {
         let items = batch.trades.count + batch.quotes.count + batch.bars.count + batch.predictions.count
-            + batch.anomalies.count
+            + batch.anomalies.count + batch.trading.count
         if failed {
             counted.droppedAfterFailure += items
             return
@@ -133,8 +134,36 @@ final class RedisWriter: @unchecked Sendable {
             state.setLatest(key, .prediction(named.prediction))
         }
         state.anomalies.append(contentsOf: batch.anomalies)
+        for named in batch.trading { mergeTrading(named) }
         counted.listEntriesSkipped += state.trimLists()
         if down { counted.anomaliesDroppedWhileDown += state.trimAnomalies() }
+    }
+
+    /// A paper-trading row: orders and fills to their symbol's list (each with its update message), the
+    /// position and the symbol's equity as latest values (a position only when it is not earlier than the one
+    /// held, `PositionRecord.isLater(than:)`: a mark's row is stamped at its bar's end, which may be before a
+    /// fill the event that closed the bar made).
+    private func mergeTrading(_ named: NamedTrading) {
+        switch named.row {
+        case .order(let order):
+            state.addRow(RedisPendingState.Row(
+                score: order.time, member: RedisLayout.orderMember(order),
+                update: RedisLayout.updateMessage(channel: "orders", symbol: named.symbol,
+                                                  data: RedisLayout.orderValues(order))),
+                to: layout.orders(named.symbol))
+        case .fill(let fill):
+            state.addRow(RedisPendingState.Row(
+                score: fill.time, member: RedisLayout.fillMember(fill),
+                update: RedisLayout.updateMessage(channel: "fills", symbol: named.symbol,
+                                                  data: RedisLayout.fillValues(fill))),
+                to: layout.fills(named.symbol))
+        case .position(let position):
+            let key = layout.latestPosition(named.symbol)
+            if case .position(let held)? = state.latest[key], held.isLater(than: position) { return }
+            state.setLatest(key, .position(position))
+        case .equity(let equity):
+            state.setLatest(layout.latestEquity(named.symbol), .equity(equity))
+        }
     }
 
     // MARK: connection
@@ -214,8 +243,9 @@ final class RedisWriter: @unchecked Sendable {
         var round = Round()
         var latestDone = 0
         var listsDone = 0
+        var rowListsDone = 0
         var written = 0
-        defer { state.removeWritten(latestKeys: latestDone, lists: listsDone) }
+        defer { state.removeWritten(latestKeys: latestDone, lists: listsDone, rowLists: rowListsDone) }
 
         func send() throws(Stop) {
             try execute(round)
@@ -228,6 +258,7 @@ final class RedisWriter: @unchecked Sendable {
             written += round.latestKeys + round.listEntries
             latestDone += round.latestKeys
             listsDone += round.lists
+            rowListsDone += round.rowLists
             if round.anomalies > 0 { state.anomalies.removeFirst(round.anomalies) }
             round = Round()
         }
@@ -245,6 +276,10 @@ final class RedisWriter: @unchecked Sendable {
             case .prediction(let prediction):
                 fields = RedisLayout.predictionFields(prediction)
                 timeframe = prediction.timeframe
+            case .position(let position):
+                fields = RedisLayout.hashFields(RedisLayout.positionValues(position))
+            case .equity(let equity):
+                fields = RedisLayout.hashFields(RedisLayout.equityValues(equity))
             }
             arguments.removeAll(keepingCapacity: true)
             arguments.append("HSET")
@@ -282,6 +317,19 @@ final class RedisWriter: @unchecked Sendable {
             round.listEntries += list.bars.count
             if round.commands.count >= options.pipelineCommandsMax { try send() }
         }
+        for key in state.rowListOrder {
+            guard let rows = state.rowLists[key] else { preconditionFailure("a pending list has entries") }
+            for row in rows {
+                // The same member again (a repeated write) is the same entry: ZADD is idempotent here.
+                try queue(["ZADD", key, String(row.score), row.member], into: &round)
+                if options.publishUpdates { try queuePublish(row.update, into: &round) }
+            }
+            try queue(["ZREMRANGEBYRANK", key, "0", String(-options.tradingListLength - 1)], into: &round)
+            try queueExpiry(key, timeframe: nil, into: &round)
+            round.rowLists += 1
+            round.listEntries += rows.count
+            if round.commands.count >= options.pipelineCommandsMax { try send() }
+        }
         if !state.anomalies.isEmpty {
             for named in state.anomalies {
                 let member = RedisLayout.anomalyMember(symbol: named.symbol, named.anomaly)
@@ -307,6 +355,8 @@ final class RedisWriter: @unchecked Sendable {
         var commands: [String] = []
         var latestKeys = 0
         var lists = 0
+        /// Order and fill lists.
+        var rowLists = 0
         var listEntries = 0
         var anomalies = 0
         var updates = 0
@@ -330,6 +380,14 @@ final class RedisWriter: @unchecked Sendable {
             let symbol = key.dropFirst(prefixCount).dropLast(":\(prediction.timeframe)".count)
             message = RedisLayout.updateMessage(channel: "predictions", symbol: String(symbol),
                                                 data: RedisLayout.predictionValues(prediction))
+        case .position(let position):
+            message = RedisLayout.updateMessage(channel: "positions",
+                                                symbol: String(key.dropFirst(layout.latestPosition("").count)),
+                                                data: RedisLayout.positionValues(position))
+        case .equity(let equity):
+            message = RedisLayout.updateMessage(channel: "equity",
+                                                symbol: String(key.dropFirst(layout.latestEquity("").count)),
+                                                data: RedisLayout.equityValues(equity))
         case .bar:
             return
         }
@@ -390,6 +448,15 @@ struct RedisPendingState {
         case quote(MarketEvent)
         case bar(BarOutput, IndicatorOutput?)
         case prediction(PredictionOutput)
+        case position(PositionRecord)
+        case equity(EquityRecord)
+    }
+
+    /// An entry of an order or fill list: its score (time, ns), member (JSON) and update message.
+    struct Row {
+        var score: Int64
+        var member: String
+        var update: String
     }
 
     struct PendingList {
@@ -399,6 +466,7 @@ struct RedisPendingState {
 
     let barListLength: Int
     let anomalyListLength: Int
+    let tradingListLength: Int
     /// Every latest key seen, and its newest value.
     private(set) var latest: [String: Latest] = [:]
     /// Every latest key, in the order first seen (the write-back order after a reconnect).
@@ -410,15 +478,23 @@ struct RedisPendingState {
     /// List keys with entries to write, in the order their first pending entry arrived.
     private(set) var listOrder: [String] = []
     var anomalies: [NamedAnomaly] = []
+    /// Order and fill lists with entries to write (at most `tradingListLength` each), in the order their
+    /// first pending entry arrived.
+    private(set) var rowLists: [String: [Row]] = [:]
+    private(set) var rowListOrder: [String] = []
 
-    init(barListLength: Int, anomalyListLength: Int) {
+    init(barListLength: Int, anomalyListLength: Int, tradingListLength: Int) {
         self.barListLength = barListLength
         self.anomalyListLength = anomalyListLength
+        self.tradingListLength = tradingListLength
     }
 
-    var hasPending: Bool { !pendingLatest.isEmpty || !listOrder.isEmpty || !anomalies.isEmpty }
+    var hasPending: Bool { !pendingLatest.isEmpty || !listOrder.isEmpty || !anomalies.isEmpty || !rowListOrder.isEmpty }
 
-    var pendingListEntries: Int { listOrder.reduce(0) { $0 + (lists[$1]?.bars.count ?? 0) } + anomalies.count }
+    var pendingListEntries: Int {
+        listOrder.reduce(0) { $0 + (lists[$1]?.bars.count ?? 0) } + anomalies.count
+            + rowListOrder.reduce(0) { $0 + (rowLists[$1]?.count ?? 0) }
+    }
 
     var pendingCount: Int { pendingLatest.count + pendingListEntries }
 
@@ -437,12 +513,26 @@ struct RedisPendingState {
         lists[key]!.bars.append(named)
     }
 
-    /// Keeps the newest `barListLength` bars per list; returns how many older ones were dropped.
+    mutating func addRow(_ row: Row, to key: String) {
+        if rowLists[key] == nil {
+            rowLists[key] = []
+            rowListOrder.append(key)
+        }
+        rowLists[key]!.append(row)
+    }
+
+    /// Keeps the newest `barListLength` bars per list and `tradingListLength` entries per order or fill
+    /// list; returns how many older ones were dropped.
     mutating func trimLists() -> Int {
         var dropped = 0
         for key in listOrder where lists[key]!.bars.count > barListLength {
             let excess = lists[key]!.bars.count - barListLength
             lists[key]!.bars.removeFirst(excess)
+            dropped += excess
+        }
+        for key in rowListOrder where rowLists[key]!.count > tradingListLength {
+            let excess = rowLists[key]!.count - tradingListLength
+            rowLists[key]!.removeFirst(excess)
             dropped += excess
         }
         return dropped
@@ -462,12 +552,15 @@ struct RedisPendingState {
         isPending = Set(latestOrder)
     }
 
-    /// Drops the first `latestKeys` pending keys and the first `lists` pending lists (written).
-    mutating func removeWritten(latestKeys: Int, lists written: Int) {
+    /// Drops the first `latestKeys` pending keys, the first `lists` pending bar lists and the first
+    /// `rowLists` order and fill lists (written).
+    mutating func removeWritten(latestKeys: Int, lists written: Int, rowLists rowsWritten: Int) {
         for key in pendingLatest.prefix(latestKeys) { isPending.remove(key) }
         pendingLatest.removeFirst(latestKeys)
         for key in listOrder.prefix(written) { lists[key] = nil }
         listOrder.removeFirst(written)
+        for key in rowListOrder.prefix(rowsWritten) { rowLists[key] = nil }
+        rowListOrder.removeFirst(rowsWritten)
     }
 
     /// After a failure: nothing more is written.
@@ -477,6 +570,8 @@ struct RedisPendingState {
         lists.removeAll()
         listOrder.removeAll()
         anomalies.removeAll()
+        rowLists.removeAll()
+        rowListOrder.removeAll()
     }
 }
 

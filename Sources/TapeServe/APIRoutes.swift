@@ -37,6 +37,9 @@ struct APIRoutes {
         router.get("/api/v1/indicators/{symbol}") { request, context in try await self.indicators(request, context) }
         router.get("/api/v1/predictions/{symbol}") { request, context in try await self.predictions(request, context) }
         router.get("/api/v1/anomalies") { request, _ in try await self.anomalies(request) }
+        router.get("/api/v1/orders") { request, _ in try await self.tradingPage(request, fills: false) }
+        router.get("/api/v1/fills") { request, _ in try await self.tradingPage(request, fills: true) }
+        router.get("/api/v1/positions") { request, _ in try await self.positions(request) }
         router.get("/api/v1/runs") { request, _ in try await self.runs(request, kind: nil) }
         router.get("/api/v1/sessions") { request, _ in try await self.runs(request, kind: "live") }
         router.get("/api/v1/runs/{run_id}") { _, context in try await self.run(context) }
@@ -238,6 +241,96 @@ struct APIRoutes {
                        ("threshold", Self.numberValue(row[4])), ("severity", .string(row[5] ?? "")),
                        ("config_hash", .string(row[6] ?? ""))])
         }
+    }
+
+    // MARK: paper trading (docs/backtesting.md)
+
+    /// `/api/v1/orders` and `/api/v1/fills`: a symbol's (or every symbol's) order changes or fills by time,
+    /// paged on (time_ns, symbol, order_id, the row's number in its order, config_hash).
+    func tradingPage(_ request: Request, fills isFills: Bool) async throws -> Response {
+        let query = request.uri.queryParameters
+        let symbol = try query.get("symbol").map { try Self.symbol($0) }
+        let (from, to) = try Self.range(query)
+        let limit = try Self.limit(query.get("limit"))
+        let after = try query.get("cursor").map { text -> StoreQueries.TradingPosition in
+            let parts = try Self.cursorParts(text, count: 5)
+            guard let time = Int64(parts[0]), let order = Int64(parts[2]), let number = Int64(parts[3]) else {
+                throw Problem.badRequest("cursor: not one this API gave")
+            }
+            return StoreQueries.TradingPosition(timeNanoseconds: time, symbol: parts[1], orderID: order, number: number,
+                                                configHash: parts[4])
+        }
+        let rows = try await stores.run { session -> [[String?]] in
+            let queries = try session.queries()
+            if let symbol, try !queries.hasSymbol(symbol) { throw Problem.notFound("unknown symbol '\(symbol)'") }
+            return isFills ? try queries.fills(symbol: symbol, from: from, to: to, after: after, limit: limit + 1)
+                : try queries.orders(symbol: symbol, from: from, to: to, after: after, limit: limit + 1)
+        }
+        // Both column lists: symbol, time_ns, order_id, the number, …, config_hash, run_id.
+        let position = { (row: [String?]) in
+            Self.cursor([row[1] ?? "", row[0] ?? "", row[2] ?? "", row[3] ?? "", row[row.count - 2] ?? ""])
+        }
+        return Self.page(rows, limit: limit, cursor: position) { row in
+            Self.tradingItem(row, data: isFills ? Self.fillData(row) : Self.orderData(row))
+        }
+    }
+
+    /// `/api/v1/positions`: the latest position of each symbol (or of `symbol`), with the symbol's latest
+    /// equity row.
+    func positions(_ request: Request) async throws -> Response {
+        let symbol = try request.uri.queryParameters.get("symbol").map { try Self.symbol($0) }
+        let (positions, equity) = try await stores.run { session -> ([[String?]], [[String?]]) in
+            let queries = try session.queries()
+            if let symbol, try !queries.hasSymbol(symbol) { throw Problem.notFound("unknown symbol '\(symbol)'") }
+            return (try queries.latestPositions(symbol: symbol), try queries.latestEquity(symbol: symbol))
+        }
+        var equityBySymbol: [String: [String?]] = [:]
+        for row in equity { if let name = row[0] { equityBySymbol[name] = row } }
+        let items = positions.map { row -> JSONValue in
+            // Rows: StoreQueries.positionColumns.
+            var members: [(String, JSONValue)] = [("symbol", .string(row[0] ?? ""))] + Self.time("time", row[1])
+            members += [("order_id", Self.integerValue(row[2])), ("fill_number", Self.integerValue(row[3])),
+                        ("quantity", Self.numberValue(row[4])), ("average_price", Self.numberValue(row[5])),
+                        ("realized_pnl", Self.numberValue(row[6])), ("unrealized_pnl", Self.numberValue(row[7])),
+                        ("fees", Self.numberValue(row[8])), ("mark_price", Self.numberValue(row[9])),
+                        ("config_hash", .string(row[10] ?? "")), ("run_id", .string(row[11] ?? ""))]
+            let equity = equityBySymbol[row[0] ?? ""].map { row -> JSONValue in
+                // Rows: StoreQueries.equityColumns.
+                .object(Self.time("time", row[1]) + [("cash", Self.numberValue(row[2])), ("equity", Self.numberValue(row[3])),
+                                                      ("gross_exposure", Self.numberValue(row[4]))])
+            }
+            members.append(("equity", equity ?? .null))
+            return .object(members)
+        }
+        return Self.json(.object([("items", .array(items))]))
+    }
+
+    /// An order change as the `orders` channel sends it (`RedisLayout.orderValues`), from a row of
+    /// `StoreQueries.orderColumns`.
+    static func orderData(_ row: [String?]) -> JSONValue {
+        .object([("time_ns", integerValue(row[1])), ("order_id", integerValue(row[2])), ("sequence", integerValue(row[3])),
+                 ("side", .string(row[4] ?? "")), ("type", .string(row[5] ?? "")), ("tif", .string(row[6] ?? "")),
+                 ("quantity", numberValue(row[7])), ("limit_price", numberValue(row[8])),
+                 ("stop_price", numberValue(row[9])), ("status", .string(row[10] ?? "")),
+                 ("filled_quantity", numberValue(row[11])), ("tag", .string(row[12] ?? "")),
+                 ("reason", .string(row[13] ?? ""))])
+    }
+
+    /// A fill as the `fills` channel sends it (`RedisLayout.fillValues`), from a row of
+    /// `StoreQueries.fillColumns`.
+    static func fillData(_ row: [String?]) -> JSONValue {
+        .object([("time_ns", integerValue(row[1])), ("order_id", integerValue(row[2])),
+                 ("fill_number", integerValue(row[3])), ("side", .string(row[4] ?? "")), ("price", numberValue(row[5])),
+                 ("quantity", numberValue(row[6])), ("fee", numberValue(row[7])), ("rule", .string(row[8] ?? "")),
+                 ("arrival_ns", integerValue(row[9])), ("tag", .string(row[10] ?? ""))])
+    }
+
+    /// A REST item of orders or fills: `symbol`, `time_ns` and `time`, the channel's fields after `time_ns`,
+    /// `config_hash` and `run_id` (the last two columns of the row).
+    static func tradingItem(_ row: [String?], data: JSONValue) -> JSONValue {
+        guard case .object(let fields) = data else { preconditionFailure("trading data is an object") }
+        return .object([("symbol", .string(row[0] ?? ""))] + time("time", row[1]) + fields.dropFirst()
+                       + [("config_hash", .string(row[row.count - 2] ?? "")), ("run_id", .string(row[row.count - 1] ?? ""))])
     }
 
     func runs(_ request: Request, kind fixedKind: String?) async throws -> Response {

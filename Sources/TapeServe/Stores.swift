@@ -332,8 +332,11 @@ public final class Stores: @unchecked Sendable {
         /// - `bars:<tf>`: the last `barCount` bars with indicators (Redis's list; PostgreSQL without one);
         /// - `anomalies`: the symbol's last `anomalyCount` (PostgreSQL);
         /// - `indicators`, `predictions`: the latest per timeframe (Redis's latest bar and prediction hashes,
-        ///   PostgreSQL when Redis holds none), by timeframe length; their history is a REST call away.
-        public func updateSnapshot(_ key: UpdateKey, barCount: Int = 200, anomalyCount: Int = 100) throws -> String {
+        ///   PostgreSQL when Redis holds none), by timeframe length; their history is a REST call away;
+        /// - `orders`, `fills`: the symbol's last `tradingCount` (Redis's list; PostgreSQL when it holds none);
+        /// - `positions`, `equity`: the latest (read-through: Redis, else PostgreSQL).
+        public func updateSnapshot(_ key: UpdateKey, barCount: Int = 200, anomalyCount: Int = 100,
+                                   tradingCount: Int = 200) throws -> String {
             let layout = stores.layout
             let symbol = key.symbol
             func object(_ fields: [String: String]?, order: [String]) -> [JSONValue] {
@@ -349,6 +352,14 @@ public final class Stores: @unchecked Sendable {
                 return JSONValue.array(object(try latestQuote(symbol: symbol),
                                               order: ["event_time_ns", "receive_time_ns", "bid", "bid_size", "ask",
                                                       "ask_size"])).renderCompact()
+            case "orders", "fills":
+                return try tradingListSnapshot(channel: key.channel, symbol: symbol, count: tradingCount)
+            case "positions":
+                return JSONValue.array(object(try latestPosition(symbol: symbol),
+                                              order: Self.positionFieldOrder)).renderCompact()
+            case "equity":
+                return JSONValue.array(object(try latestEquity(symbol: symbol),
+                                              order: Self.equityFieldOrder)).renderCompact()
             case "indicators":
                 return JSONValue.array(try indicatorsSnapshot(symbol: symbol)).renderCompact()
             case "predictions":
@@ -379,6 +390,85 @@ public final class Stores: @unchecked Sendable {
                 }
                 return "[]"
             }
+        }
+
+        // MARK: paper trading
+
+        /// The fields of a position as the Redis sink writes them (`RedisLayout.positionValues`).
+        static let positionFieldOrder = ["time_ns", "order_id", "fill_number", "quantity", "average_price",
+                                         "realized_pnl", "unrealized_pnl", "fees", "mark_price"]
+        /// The fields of a symbol's equity (`RedisLayout.equityValues`).
+        static let equityFieldOrder = ["time_ns", "cash", "equity", "gross_exposure"]
+
+        /// The latest position of `symbol` (read-through: Redis's `latest:position` hash, else PostgreSQL's
+        /// latest row, then cached), fields as `RedisLayout.positionValues`; nil when it never traded.
+        public func latestPosition(symbol: String) throws -> [String: String]? {
+            try readThrough(key: stores.layout.latestPosition(symbol), timeframe: nil) {
+                try queries().latestPositions(symbol: symbol).first.map { row in
+                    // Rows: StoreQueries.positionColumns (symbol first).
+                    [("time_ns", row[1] ?? ""), ("order_id", row[2] ?? "0"), ("fill_number", row[3] ?? "0"),
+                     ("quantity", APIRoutes.number(row[4])), ("average_price", APIRoutes.number(row[5])),
+                     ("realized_pnl", APIRoutes.number(row[6])), ("unrealized_pnl", APIRoutes.number(row[7])),
+                     ("fees", APIRoutes.number(row[8])), ("mark_price", APIRoutes.number(row[9]))]
+                }
+            }
+        }
+
+        /// The latest equity row of `symbol` (read-through as `latestPosition`), fields as
+        /// `RedisLayout.equityValues`.
+        public func latestEquity(symbol: String) throws -> [String: String]? {
+            try readThrough(key: stores.layout.latestEquity(symbol), timeframe: nil) {
+                try queries().latestEquity(symbol: symbol).first.map { row in
+                    // Rows: StoreQueries.equityColumns.
+                    [("time_ns", row[1] ?? ""), ("cash", APIRoutes.number(row[2])), ("equity", APIRoutes.number(row[3])),
+                     ("gross_exposure", APIRoutes.number(row[4]))]
+                }
+            }
+        }
+
+        /// The `orders` or `fills` snapshot: the symbol's newest `count` (Redis's list, PostgreSQL when Redis
+        /// holds none), oldest first — by time, then order number and the row's number in its order (Redis
+        /// orders members of one score by their text) —, each shaped as the channel's updates.
+        func tradingListSnapshot(channel: String, symbol: String, count: Int) throws -> String {
+            let isFills = channel == "fills"
+            let number = isFills ? "fill_number" : "sequence"
+            if let redis, connectedRedis() {
+                do {
+                    let key = isFills ? stores.layout.fills(symbol) : stores.layout.orders(symbol)
+                    let members = try redis.command(["ZRANGE", key, String(-count), "-1"])
+                    let texts = (members.array ?? []).compactMap(\.string)
+                    if !texts.isEmpty {
+                        cacheHits += 1
+                        return "[" + Self.sortedTradingMembers(texts, number: number).joined(separator: ",") + "]"
+                    }
+                } catch let error as RedisError where error.kind == .connection {
+                    redisNextAttempt = Stores.monotonicNanoseconds() + stores.settings.redisRetryNanoseconds
+                }
+                cacheMisses += 1
+            }
+            let queries = try queries()
+            let rows = isFills ? try queries.recentFills(symbol: symbol, count: count)
+                : try queries.recentOrders(symbol: symbol, count: count)
+            return JSONValue.array(rows.map { isFills ? APIRoutes.fillData($0) : APIRoutes.orderData($0) }).renderCompact()
+        }
+
+        /// Members of an order or fill list in (time_ns, order_id, `number`) order.
+        static func sortedTradingMembers(_ texts: [String], number: String) -> [String] {
+            func key(_ text: String) -> (Int64, Int64, Int64) {
+                guard case .object(let members)? = try? JSONDecoder().decode(JSONValue.self, from: Data(text.utf8)) else {
+                    return (0, 0, 0)
+                }
+                func integer(_ name: String) -> Int64 {
+                    guard let value = members.first(where: { $0.0 == name })?.1 else { return 0 }
+                    switch value {
+                    case .int(let integer): return integer
+                    case .number(let number): return Int64(exactly: number) ?? 0
+                    default: return 0
+                    }
+                }
+                return (integer("time_ns"), integer("order_id"), integer(number))
+            }
+            return texts.map { (key($0), $0) }.sorted { $0.0 < $1.0 }.map(\.1)
         }
 
         /// Keys starting with `prefix` (`SCAN … MATCH`, the prefix's glob characters escaped), at most

@@ -85,6 +85,13 @@ public struct CopyBinaryRows {
         fieldsLeft -= 1
     }
 
+    /// The same from a `String`'s UTF-8 view (no copy of it).
+    public mutating func text(_ string: String) {
+        appendBE(UInt32(string.utf8.count))
+        bytes.append(contentsOf: string.utf8)
+        fieldsLeft -= 1
+    }
+
     /// A Unix-epoch time in ns as `timestamptz` (truncated to the microsecond, toward minus infinity).
     public mutating func timestamptz(nanos: Int64) {
         let micros = nanos >= 0 ? nanos / 1000 : (nanos - 999) / 1000

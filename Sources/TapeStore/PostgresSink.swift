@@ -78,7 +78,8 @@ public struct PostgresSinkCounters: Sendable, Equatable, Codable {
 }
 
 /// Writes every tick the engine delivers and every graph output into PostgreSQL (schema: `StoreSchema`,
-/// docs/storage.md), exactly once per key however often the same input is written.
+/// docs/storage.md), paper trading's orders, fills, positions and symbols' equity included (not the account's
+/// total equity: `appendTrading`), exactly once per key however often the same input is written.
 ///
 /// - **Engine thread** (`record`, `emit`, `poll`): rows are encoded straight into a binary COPY batch
 ///   (no allocation per row once warm). A batch is handed over at `batchRows` rows or after
@@ -265,14 +266,44 @@ public final class PostgresSink: EventSink, ReportingSink, @unchecked Sendable {
                                                             configHash: configHashBytes, runID: runIDBytes)
         case .lateTick:
             return // in the run folder's late_ticks.csv; the tick itself is in `ticks`
-        case .trading:
-            return // in the run folder's orders/fills/positions/equity.csv (no tables for them yet)
+        case .trading(let trading):
+            guard let stored = appendTrading(trading) else { return }
+            table = stored
         }
         if checkpointed { return }
         if current.tables[table.rawValue].rows >= settings.batchRows { handOff() }
     }
 
     private var checkpointed: Bool { settings.checkpoints != nil }
+
+    /// A trading row into its table; nil for the account's total equity, which is not stored (each `tape
+    /// work` member has an account of its own: the total across members is the configured cash plus the sum
+    /// of the symbols' equity rows; docs/storage.md, "Trading").
+    private func appendTrading(_ trading: TradingOutput) -> StoreTable? {
+        switch trading {
+        case .order(let order):
+            noteDay(order.time)
+            current.tables[StoreTable.orders.rawValue].appendOrder(order, symbol: symbols.utf8(order.symbol),
+                                                                   configHash: configHashBytes, runID: runIDBytes)
+            return .orders
+        case .fill(let fill):
+            noteDay(fill.time)
+            current.tables[StoreTable.fills.rawValue].appendFill(fill, symbol: symbols.utf8(fill.symbol),
+                                                                 configHash: configHashBytes, runID: runIDBytes)
+            return .fills
+        case .position(let position):
+            noteDay(position.time)
+            current.tables[StoreTable.positions.rawValue].appendPosition(
+                position, symbol: symbols.utf8(position.symbol), configHash: configHashBytes, runID: runIDBytes)
+            return .positions
+        case .equity(let equity):
+            guard let symbol = equity.symbol else { return nil }
+            noteDay(equity.time)
+            current.tables[StoreTable.equity.rawValue].appendEquity(equity, symbol: symbols.utf8(symbol),
+                                                                    configHash: configHashBytes, runID: runIDBytes)
+            return .equity
+        }
+    }
 
     /// `tape work`: hands over everything since the last commit with `checkpoint`, to be committed in
     /// one transaction (engine thread, between two items). Blocks while the writer's queue is full.
@@ -760,6 +791,66 @@ extension CopyBinaryRows {
         float8(anomaly.value)
         float8(anomaly.threshold)
         text(Array(anomaly.severity.rawValue.utf8))
+        text(configHash)
+        text(runID)
+    }
+
+    mutating func appendOrder(_ order: OrderRecord, symbol: [UInt8], configHash: [UInt8], runID: [UInt8]) {
+        beginRow(fields: 17)
+        timestamptz(nanos: order.time)
+        int8(order.time)
+        text(symbol)
+        int8(order.orderID)
+        int8(order.sequence)
+        text(order.side.name)
+        text(order.type.name)
+        text(order.timeInForce.name)
+        float8(order.quantity); float8(order.limitPrice); float8(order.stopPrice)
+        text(order.status.name)
+        float8(order.filledQuantity)
+        text(order.tag)
+        text(order.reason)
+        text(configHash)
+        text(runID)
+    }
+
+    mutating func appendFill(_ fill: FillRecord, symbol: [UInt8], configHash: [UInt8], runID: [UInt8]) {
+        beginRow(fields: 14)
+        timestamptz(nanos: fill.time)
+        int8(fill.time)
+        text(symbol)
+        int8(fill.orderID)
+        int8(fill.fillNumber)
+        text(fill.side.name)
+        float8(fill.price); float8(fill.quantity); float8(fill.fee)
+        text(fill.rule.name)
+        int8(fill.arrivalTime)
+        text(fill.tag)
+        text(configHash)
+        text(runID)
+    }
+
+    mutating func appendPosition(_ position: PositionRecord, symbol: [UInt8], configHash: [UInt8], runID: [UInt8]) {
+        beginRow(fields: 13)
+        timestamptz(nanos: position.time)
+        int8(position.time)
+        text(symbol)
+        int8(position.orderID)
+        int8(position.fillNumber)
+        float8(position.quantity); float8(position.averagePrice); float8(position.realizedPnL)
+        float8(position.unrealizedPnL); float8(position.fees); float8(position.markPrice)
+        text(configHash)
+        text(runID)
+    }
+
+    /// A symbol's equity row (the total's are not stored).
+    mutating func appendEquity(_ equity: EquityRecord, symbol: [UInt8], configHash: [UInt8], runID: [UInt8]) {
+        precondition(equity.symbol != nil, "a symbol's equity row")
+        beginRow(fields: 8)
+        timestamptz(nanos: equity.time)
+        int8(equity.time)
+        text(symbol)
+        float8(equity.cash); float8(equity.equity); float8(equity.grossExposure)
         text(configHash)
         text(runID)
     }

@@ -12,7 +12,8 @@ public struct Migration: Sendable {
 
 public enum StoreSchema {
     /// The tables that hold time series: partitioned by day on `time`, kept 365 days (`StoreMaintenance`).
-    public static let timeSeriesTables = ["ticks", "bars", "indicators", "anomalies", "predictions"]
+    public static let timeSeriesTables = ["ticks", "bars", "indicators", "anomalies", "predictions",
+                                          "orders", "fills", "positions", "equity"]
 
     public static let migrations: [Migration] = [
         Migration(version: 1, name: "runs, ticks, bars, indicators, anomalies, predictions", sql: """
@@ -140,6 +141,83 @@ public enum StoreSchema {
             assigned_at     timestamptz NOT NULL DEFAULT now(),
             PRIMARY KEY (consumer_group, topic, partition)
         );
+        """),
+        // The trading layer's rows (docs/backtesting.md): the run folder's orders.csv, fills.csv, positions.csv
+        // and the per-symbol rows of equity.csv. Keys are what makes a row the same row when it is written
+        // again (a repeated replay, a `tape work` partition re-processed from its checkpoint): the symbol, the
+        // time (a new session numbers its orders from 1 again, at later times) and the row's place in its
+        // order; with the config hash, as every output. The account's total equity rows are not stored: each
+        // `tape work` member has an account of its own (docs/storage.md, "Trading").
+        Migration(version: 3, name: "orders, fills, positions, equity", sql: """
+        CREATE TABLE orders (
+            time            timestamptz NOT NULL,   -- the change (partition key)
+            time_ns         bigint NOT NULL,        -- exact
+            symbol          text NOT NULL,
+            order_id        bigint NOT NULL,        -- the order's number among its symbol's orders in its session
+            sequence        bigint NOT NULL,        -- the change's number within the order (1 submitted, 2 …)
+            side            text NOT NULL,          -- buy | sell
+            type            text NOT NULL,          -- market | limit | stop
+            tif             text NOT NULL,          -- gtc | ioc | day
+            quantity        double precision,
+            limit_price     double precision,       -- NULL when none (NaN)
+            stop_price      double precision,
+            status          text NOT NULL,          -- submitted accepted partially_filled filled canceled replaced expired rejected
+            filled_quantity double precision,
+            tag             text NOT NULL,          -- the strategy's name unless it set a tag
+            reason          text NOT NULL,
+            config_hash     text NOT NULL,
+            run_id          text NOT NULL
+        ) PARTITION BY RANGE (time);
+        CREATE UNIQUE INDEX orders_key ON orders (symbol, time, time_ns, order_id, sequence, config_hash);
+        CREATE INDEX orders_time ON orders (time);
+
+        CREATE TABLE fills (
+            time            timestamptz NOT NULL,   -- partition key
+            time_ns         bigint NOT NULL,
+            symbol          text NOT NULL,
+            order_id        bigint NOT NULL,
+            fill_number     bigint NOT NULL,        -- the fill's number within its order (1, 2 …)
+            side            text NOT NULL,
+            price           double precision,
+            quantity        double precision,
+            fee             double precision,
+            rule            text NOT NULL,          -- quote | trade | bar_open | bar_range
+            arrival_ns      bigint NOT NULL,        -- when the order reached the venue
+            tag             text NOT NULL,
+            config_hash     text NOT NULL,
+            run_id          text NOT NULL
+        ) PARTITION BY RANGE (time);
+        CREATE UNIQUE INDEX fills_key ON fills (symbol, time, time_ns, order_id, fill_number, config_hash);
+        CREATE INDEX fills_time ON fills (time);
+
+        CREATE TABLE positions (
+            time            timestamptz NOT NULL,   -- partition key
+            time_ns         bigint NOT NULL,
+            symbol          text NOT NULL,
+            order_id        bigint NOT NULL,        -- the fill this row follows; 0 and 0 at a mark
+            fill_number     bigint NOT NULL,
+            quantity        double precision,       -- signed
+            average_price   double precision,       -- NULL when flat
+            realized_pnl    double precision,
+            unrealized_pnl  double precision,
+            fees            double precision,
+            mark_price      double precision,
+            config_hash     text NOT NULL,
+            run_id          text NOT NULL
+        ) PARTITION BY RANGE (time);
+        CREATE UNIQUE INDEX positions_key ON positions (symbol, time, time_ns, order_id, fill_number, config_hash);
+
+        CREATE TABLE equity (
+            time            timestamptz NOT NULL,   -- the mark (partition key)
+            time_ns         bigint NOT NULL,
+            symbol          text NOT NULL,
+            cash            double precision,       -- the symbol's cash flow: proceeds - costs - fees
+            equity          double precision,       -- cash flow + quantity x mark: the symbol's contribution
+            gross_exposure  double precision,
+            config_hash     text NOT NULL,
+            run_id          text NOT NULL
+        ) PARTITION BY RANGE (time);
+        CREATE UNIQUE INDEX equity_key ON equity (symbol, time, time_ns, config_hash);
         """),
     ]
 

@@ -3,6 +3,8 @@ import TapeCore
 /// The tables a batch fills, in a fixed order (the order a batch writes them in one transaction).
 public enum StoreTable: Int, CaseIterable, Sendable {
     case ticks, bars, indicators, anomalies, predictions
+    /// The trading layer's rows (migration 3; docs/storage.md).
+    case orders, fills, positions, equity
 
     public var name: String {
         switch self {
@@ -11,6 +13,10 @@ public enum StoreTable: Int, CaseIterable, Sendable {
         case .indicators: return "indicators"
         case .anomalies: return "anomalies"
         case .predictions: return "predictions"
+        case .orders: return "orders"
+        case .fills: return "fills"
+        case .positions: return "positions"
+        case .equity: return "equity"
         }
     }
 
@@ -30,6 +36,17 @@ public enum StoreTable: Int, CaseIterable, Sendable {
             return ["time", "time_ns", "symbol", "rule", "value", "threshold", "severity", "config_hash", "run_id"]
         case .predictions:
             return ["time", "symbol", "timeframe", "prediction", "config_hash", "run_id"]
+        case .orders:
+            return ["time", "time_ns", "symbol", "order_id", "sequence", "side", "type", "tif", "quantity",
+                    "limit_price", "stop_price", "status", "filled_quantity", "tag", "reason", "config_hash", "run_id"]
+        case .fills:
+            return ["time", "time_ns", "symbol", "order_id", "fill_number", "side", "price", "quantity", "fee", "rule",
+                    "arrival_ns", "tag", "config_hash", "run_id"]
+        case .positions:
+            return ["time", "time_ns", "symbol", "order_id", "fill_number", "quantity", "average_price", "realized_pnl",
+                    "unrealized_pnl", "fees", "mark_price", "config_hash", "run_id"]
+        case .equity:
+            return ["time", "time_ns", "symbol", "cash", "equity", "gross_exposure", "config_hash", "run_id"]
         }
     }
 }
@@ -85,10 +102,11 @@ final class StoreBatch {
 
     // MARK: Spool format
 
-    /// `TAPESPL1`, then little-endian: day count and days (Int64), first and last event (Int64), the
+    /// `TAPESPL2`, then little-endian: day count and days (Int64), first and last event (Int64), the
     /// tick ranges (count; per range the symbol's byte count and UTF-8, then five Int64), then per table
-    /// its row count and byte count (Int64) and the finished COPY bytes.
-    static let magic: [UInt8] = Array("TAPESPL1".utf8)
+    /// (`StoreTable` order) its row count and byte count (Int64) and the finished COPY bytes. Only the sink
+    /// that wrote a spool reads it back (2: with the trading tables).
+    static let magic: [UInt8] = Array("TAPESPL2".utf8)
 
     func serialized() -> [UInt8] {
         precondition(finished, "serialize a finished batch")

@@ -241,6 +241,111 @@ public struct StoreQueries {
             """)
     }
 
+    // MARK: paper trading (migration 3)
+
+    /// A position in the order of the orders or fills (time_ns, symbol, order_id, the row's number in its
+    /// order — `sequence` or `fill_number` —, config_hash), for keyset paging.
+    public struct TradingPosition: Sendable, Equatable {
+        public var timeNanoseconds: Nanos
+        public var symbol: String
+        public var orderID: Int64
+        public var number: Int64
+        public var configHash: String
+        public init(timeNanoseconds: Nanos, symbol: String, orderID: Int64, number: Int64, configHash: String) {
+            self.timeNanoseconds = timeNanoseconds
+            self.symbol = symbol
+            self.orderID = orderID
+            self.number = number
+            self.configHash = configHash
+        }
+    }
+
+    /// The columns of `orders` as the API reads them.
+    public static let orderColumns = ["symbol", "time_ns", "order_id", "sequence", "side", "type", "tif", "quantity",
+                                      "limit_price", "stop_price", "status", "filled_quantity", "tag", "reason",
+                                      "config_hash", "run_id"]
+    /// The columns of `fills` as the API reads them.
+    public static let fillColumns = ["symbol", "time_ns", "order_id", "fill_number", "side", "price", "quantity", "fee",
+                                     "rule", "arrival_ns", "tag", "config_hash", "run_id"]
+    /// The columns of `positions` as the API reads them.
+    public static let positionColumns = ["symbol", "time_ns", "order_id", "fill_number", "quantity", "average_price",
+                                         "realized_pnl", "unrealized_pnl", "fees", "mark_price", "config_hash", "run_id"]
+    /// The columns of `equity` as the API reads them.
+    public static let equityColumns = ["symbol", "time_ns", "cash", "equity", "gross_exposure", "config_hash", "run_id"]
+
+    /// Order changes with time in [from, to), of one symbol or all, in (time_ns, symbol, order_id, sequence,
+    /// config_hash) order, strictly after `after`. Rows: `orderColumns`.
+    public func orders(symbol: String?, from: Nanos, to: Nanos, after: TradingPosition?, limit: Int) throws -> [[String?]] {
+        try tradingRows(table: "orders", columns: Self.orderColumns, number: "sequence", symbol: symbol, from: from,
+                        to: to, after: after, limit: limit)
+    }
+
+    /// Fills with time in [from, to), of one symbol or all, in (time_ns, symbol, order_id, fill_number,
+    /// config_hash) order, strictly after `after`. Rows: `fillColumns`.
+    public func fills(symbol: String?, from: Nanos, to: Nanos, after: TradingPosition?, limit: Int) throws -> [[String?]] {
+        try tradingRows(table: "fills", columns: Self.fillColumns, number: "fill_number", symbol: symbol, from: from,
+                        to: to, after: after, limit: limit)
+    }
+
+    private func tradingRows(table: String, columns: [String], number: String, symbol: String?, from: Nanos, to: Nanos,
+                             after: TradingPosition?, limit: Int) throws -> [[String?]] {
+        var conditions = ["time >= \(StoreSchema.timestamp(from))",
+                          "time < \(StoreSchema.timestamp(to)) + interval '1 microsecond'",
+                          "time_ns >= \(from)", "time_ns < \(to)"]
+        if let symbol { conditions.append("symbol = \(StoreSchema.quote(symbol))") }
+        if let after {
+            conditions.append("(time_ns, symbol, order_id, \(number), config_hash) > (\(after.timeNanoseconds), "
+                              + "\(StoreSchema.quote(after.symbol)), \(after.orderID), \(after.number), "
+                              + "\(StoreSchema.quote(after.configHash)))")
+        }
+        return try connection.query("""
+            SELECT \(columns.joined(separator: ", ")) FROM \(table) WHERE \(conditions.joined(separator: " AND "))
+            ORDER BY time_ns, symbol, order_id, \(number), config_hash LIMIT \(max(1, min(limit, 100_000)))
+            """)
+    }
+
+    /// The newest `count` order changes of `symbol` (index `orders_key`, backwards), oldest first. Rows:
+    /// `orderColumns`.
+    public func recentOrders(symbol: String, count: Int) throws -> [[String?]] {
+        try recentTradingRows(table: "orders", columns: Self.orderColumns, number: "sequence", symbol: symbol,
+                              count: count)
+    }
+
+    /// The newest `count` fills of `symbol`, oldest first. Rows: `fillColumns`.
+    public func recentFills(symbol: String, count: Int) throws -> [[String?]] {
+        try recentTradingRows(table: "fills", columns: Self.fillColumns, number: "fill_number", symbol: symbol,
+                              count: count)
+    }
+
+    private func recentTradingRows(table: String, columns: [String], number: String, symbol: String,
+                                   count: Int) throws -> [[String?]] {
+        Array(try connection.query("""
+            SELECT \(columns.joined(separator: ", ")) FROM \(table) WHERE symbol = \(StoreSchema.quote(symbol))
+            ORDER BY time DESC, time_ns DESC, order_id DESC, \(number) DESC, config_hash DESC
+            LIMIT \(max(1, min(count, 100_000)))
+            """).reversed())
+    }
+
+    /// The latest position of each symbol (or of `symbol`): the row with the greatest time; at one instant a
+    /// mark's row (order 0), then the greatest order and fill number (`PositionRecord.isLater(than:)`, the
+    /// rule the Redis sink follows too). Rows: `positionColumns`, by symbol.
+    public func latestPositions(symbol: String?) throws -> [[String?]] {
+        let filter = symbol.map { "WHERE symbol = \(StoreSchema.quote($0))" } ?? ""
+        return try connection.query("""
+            SELECT DISTINCT ON (symbol) \(Self.positionColumns.joined(separator: ", ")) FROM positions \(filter)
+            ORDER BY symbol, time DESC, time_ns DESC, (order_id = 0) DESC, order_id DESC, fill_number DESC
+            """)
+    }
+
+    /// The latest equity row of each symbol (or of `symbol`). Rows: `equityColumns`, by symbol.
+    public func latestEquity(symbol: String?) throws -> [[String?]] {
+        let filter = symbol.map { "WHERE symbol = \(StoreSchema.quote($0))" } ?? ""
+        return try connection.query("""
+            SELECT DISTINCT ON (symbol) \(Self.equityColumns.joined(separator: ", ")) FROM equity \(filter)
+            ORDER BY symbol, time DESC, time_ns DESC
+            """)
+    }
+
     /// Runs and live sessions (`tape_runs`), newest start first, optionally of one kind (`replay`, `live`,
     /// `work`), started before `before` (keyset on started_at, run_id). Rows: run_id, kind, started_ns,
     /// finished_ns, config_hash, tape_version, inputs (JSON), first_event_ns, last_event_ns, has_summary.

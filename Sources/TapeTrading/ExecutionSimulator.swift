@@ -25,6 +25,8 @@ struct SimulatedOrder: Equatable {
     /// The order this one replaces (0 = none).
     var replacesID: OrderID
     var filled: Double
+    /// Fills so far: the last one's number within the order (`FillRecord.fillNumber`).
+    var fills: Int64 = 0
     var accepted: Bool
     /// A stop order whose stop was reached: it now acts as a market order.
     var triggered: Bool
@@ -478,11 +480,13 @@ public final class ExecutionSimulator {
     private func fill(_ index: Int, price: Double, quantity: Double, rule: FillRule, at time: Nanos) -> Bool {
         precondition(quantity > 0 && quantity <= orders[index].remaining, "a fill is positive and at most the remainder")
         precondition(price.isFinite, "a fill has a finite price")
+        orders[index].fills += 1
         let order = orders[index]
         let fee = config.fee(price: price, quantity: quantity)
         reports.append(.fill(FillRecord(time: time, arrivalTime: order.arrivalTime, orderID: order.number,
-                                        symbol: order.request.symbol, side: order.request.side, price: price,
-                                        quantity: quantity, fee: fee, rule: rule, tag: order.request.tag)))
+                                        fillNumber: order.fills, symbol: order.request.symbol,
+                                        side: order.request.side, price: price, quantity: quantity, fee: fee,
+                                        rule: rule, tag: order.request.tag)))
         // The last fill closes the order exactly (no float remainder left resting).
         let complete = quantity >= order.remaining
         orders[index].filled = complete ? order.request.quantity : order.filled + quantity
@@ -492,12 +496,23 @@ public final class ExecutionSimulator {
     }
 
     private func record(_ order: SimulatedOrder, _ status: OrderStatus, at time: Nanos, reason: String) {
+        // The sequence numbers (`OrderRecord.sequence(status:fills:)`) hold because only an order that reached
+        // the venue changes after its second record, and one that did not is rejected or accepted.
+        switch status {
+        case .submitted, .rejected:
+            precondition(!order.accepted && order.fills == 0, "order \(order.number): \(status.name) after arrival")
+        case .accepted:
+            precondition(order.accepted && order.fills == 0, "order \(order.number): accepted after a fill")
+        case .partiallyFilled, .filled, .canceled, .expired, .replaced:
+            precondition(order.accepted, "order \(order.number): \(status.name) before it reached the venue")
+        }
         let request = order.request
         reports.append(.order(OrderRecord(time: time, orderID: order.number, symbol: request.symbol, side: request.side,
                                           type: request.type, timeInForce: request.timeInForce,
                                           quantity: request.quantity, limitPrice: request.limitPrice,
                                           stopPrice: request.stopPrice, status: status,
-                                          filledQuantity: order.filled, tag: request.tag, reason: reason)))
+                                          filledQuantity: order.filled, tag: request.tag, reason: reason,
+                                          sequence: OrderRecord.sequence(status: status, fills: order.fills))))
     }
 
     private func endOfUTCDay(_ time: Nanos) -> Nanos {
@@ -534,6 +549,7 @@ public final class ExecutionSimulator {
             writer.append(order.cancelTime)
             writer.append(order.replacesID)
             writer.append(order.filled)
+            writer.append(order.fills)
             writer.append(order.accepted)
             writer.append(order.triggered)
         }
@@ -566,7 +582,7 @@ public final class ExecutionSimulator {
             book.hasQuote = try reader.readBool()
             restoredBooks.append(book)
         }
-        let orderCount = try reader.readCount(minimumElementBytes: 100, limit: config.openOrdersMax)
+        let orderCount = try reader.readCount(minimumElementBytes: 108, limit: config.openOrdersMax)
         var restoredOrders: [SimulatedOrder] = []
         for _ in 0..<orderCount {
             let id = try reader.readInt64()
@@ -575,10 +591,13 @@ public final class ExecutionSimulator {
             let order = SimulatedOrder(id: id, number: number, request: request, submitTime: try reader.readInt64(),
                                        arrivalTime: try reader.readInt64(), expiryTime: try reader.readInt64(),
                                        cancelTime: try reader.readInt64(), replacesID: try reader.readInt64(),
-                                       filled: try reader.readDouble(), accepted: try reader.readBool(),
-                                       triggered: try reader.readBool())
+                                       filled: try reader.readDouble(), fills: try reader.readInt64(),
+                                       accepted: try reader.readBool(), triggered: try reader.readBool())
             guard id >= 1 && id < nextID, restoredOrders.last.map({ $0.id < id }) ?? true else {
                 throw reader.error("order id \(id) out of order or not below the next id \(nextID)")
+            }
+            guard order.fills >= 0, order.fills == 0 || order.accepted else {
+                throw reader.error("order id \(id): \(order.fills) fills")
             }
             restoredOrders.append(order)
         }

@@ -31,8 +31,8 @@ public struct TradingConfig: Sendable, Equatable {
 /// output: a bar close of `markTimeframe` marks its symbol (equity and position rows), then subscribed
 /// strategies see it. Everything goes out through `emit` in the order it happened.
 public final class TradingEngine {
-    /// Bumped when the snapshot layout changes.
-    public static let snapshotVersion: UInt64 = 1
+    /// Bumped when the snapshot layout changes (2: each open order's fill count).
+    public static let snapshotVersion: UInt64 = 2
     static let magic = Array("TAPETRAD".utf8)
 
     public let config: TradingConfig
@@ -148,7 +148,10 @@ public final class TradingEngine {
             case .fill(let fill):
                 portfolio.apply(fill)
                 emit(.fill(fill))
-                emit(.position(portfolio.positionRecord(fill.symbol, time: fill.time)))
+                var position = portfolio.positionRecord(fill.symbol, time: fill.time)
+                position.orderID = fill.orderID
+                position.fillNumber = fill.fillNumber
+                emit(.position(position))
             }
         }
     }

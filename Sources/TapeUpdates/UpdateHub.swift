@@ -2,7 +2,7 @@ import Dispatch
 import Foundation
 
 /// A symbol and one of its update channels (`trades`, `quotes`, `bars:<tf>`, `indicators`, `anomalies`,
-/// `predictions`: `RedisLayout.updateChannels`).
+/// `predictions`, `orders`, `fills`, `positions`, `equity`: `RedisLayout.updateChannels`).
 public struct UpdateKey: Hashable, Sendable, CustomStringConvertible {
     public let symbol: String
     public let channel: String
@@ -251,7 +251,7 @@ public enum UpdateRequest: Equatable, Sendable {
             }
             for channel in channels where !isChannel(channel) {
                 throw Invalid(description: "unknown channel \(channel) (trades, quotes, bars:<timeframe>, indicators, "
-                    + "anomalies, predictions)")
+                    + "anomalies, predictions, orders, fills, positions, equity)")
             }
             return op == "subscribe" ? .subscribe(symbol: symbol, channels: channels)
                 : .unsubscribe(symbol: symbol, channels: channels)
@@ -263,6 +263,7 @@ public enum UpdateRequest: Equatable, Sendable {
     public static func isChannel(_ channel: String) -> Bool {
         switch channel {
         case "trades", "quotes", "indicators", "anomalies", "predictions": return true
+        case "orders", "fills", "positions", "equity": return true   // paper trading (docs/backtesting.md)
         default:
             guard channel.hasPrefix("bars:") else { return false }
             let timeframe = channel.dropFirst(5)

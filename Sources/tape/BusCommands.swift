@@ -128,7 +128,7 @@ struct WorkCommand: ParsableCommand {
     @Option(help: "Pipeline config (YAML; default config/pipeline.yaml if present). Must be the one the checkpoints were taken under.")
     var config: String?
 
-    @Option(help: "Paper trading: strategies, simulated execution and account (YAML with a trading: section; docs/backtesting.md). One account per partition.")
+    @Option(help: "Paper trading: strategies, simulated execution and account (YAML with a trading: section; docs/backtesting.md). One account per partition; orders, fills, positions and equity commit with the outputs and the offset.")
     var trading: String?
 
     @Option(help: "Run this trained model on every bar (predictions).")

@@ -70,7 +70,7 @@ struct LiveCommand: ParsableCommand {
     @Option(help: "Pipeline config (YAML; default config/pipeline.yaml if present).")
     var config: String?
 
-    @Option(help: "Paper trading: strategies, simulated execution and account (YAML with a trading: section, the same file as for replay; docs/backtesting.md). Orders and fills go to the run folder.")
+    @Option(help: "Paper trading: strategies, simulated execution and account (YAML with a trading: section, the same file as for replay; docs/backtesting.md). Orders, fills, positions and equity go to the run folder and to the --store stores (PostgreSQL tables, Redis and the WebSocket).")
     var trading: String?
 
     @Option(help: "Seconds without a message before a connection counts as silent and is reconnected.")

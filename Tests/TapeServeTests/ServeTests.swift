@@ -71,12 +71,12 @@ final class ServeTests: XCTestCase {
 
     /// `tape replay CAPTURES --store URL` into a new database: its URL and the run folder (alone in a folder of
     /// its own: `--runs-dir`).
-    func replayIntoFreshDatabase(_ captures: [String], label: String) throws -> (String, String) {
+    func replayIntoFreshDatabase(_ captures: [String], label: String, arguments: [String] = []) throws -> (String, String) {
         try requireTape()
         let url = try freshDatabase(label)
         let out = temporaryFolder("runs-" + label) + "/" + label
         let log = out + ".log"
-        let pid = try XCTUnwrap(spawnInBackground([tape, "replay"] + captures
+        let pid = try XCTUnwrap(spawnInBackground([tape, "replay"] + captures + arguments
                                                   + ["--out", out, "--quiet", "--no-report", "--store", url],
                                                   stdout: log, stderr: log))
         let code = waitForExit(pid)
@@ -530,12 +530,15 @@ final class ServeTests: XCTestCase {
         stopServe(pid)
     }
 
-    /// schemathesis (PyPI) against /openapi.json of a server over real data: no 5xx, every status, content
-    /// type, header and body as the spec says.
+    /// schemathesis (PyPI) against /openapi.json of a server over real data (a backtest with paper trading, so
+    /// that orders, fills and positions are there too): no 5xx, every status, content type, header and body as
+    /// the spec says.
     func testSchemathesisFindsNoServerErrorAndNoSpecViolation() throws {
         let available = spawnAndWait(["/usr/bin/env", "python3", "-c", "import schemathesis"]) == 0
         try requireOrSkip(available, "schemathesis (PyPI; scripts/setup.sh installs it)")
-        let (url, out) = try replayIntoFreshDatabase([try capture("spot-btcusdt_20240808.gz")], label: "schemathesis")
+        let trading = try TradingTables.writeConfig(in: temporaryFolder("schemathesis-trading"))
+        let (url, out) = try replayIntoFreshDatabase([try capture("spot-btcusdt_20240808.gz")], label: "schemathesis",
+                                                     arguments: ["--trading", trading])
         let prefix = try freshRedisPrefix("schemathesis")
         let config = temporaryFolder("config") + "/serve.yaml"
         // An admin key for every request, so the admin endpoint is exercised too; limits schemathesis stays under.

@@ -47,8 +47,9 @@ final class DigestTests: XCTestCase {
                 outputs.append(.trading(.order(OrderRecord(time: time, orderID: Int64(index), symbol: symbol, side: .buy,
                                                            type: .limit, timeInForce: .ioc, quantity: value(), limitPrice: value(),
                                                            stopPrice: .nan, status: .partiallyFilled, filledQuantity: value(),
-                                                           tag: "t,\"q\"", reason: index % 100 == 0 ? "" : "replaces order 3"))))
-                outputs.append(.trading(.fill(FillRecord(time: time, arrivalTime: time - 5, orderID: Int64(index), symbol: symbol,
+                                                           tag: "t,\"q\"", reason: index % 100 == 0 ? "" : "replaces order 3",
+                                                           sequence: 3))))
+                outputs.append(.trading(.fill(FillRecord(time: time, arrivalTime: time - 5, orderID: Int64(index), fillNumber: 1, symbol: symbol,
                                                          side: .sell, price: value(), quantity: value(), fee: value(),
                                                          rule: .barRange, tag: "macd"))))
                 outputs.append(.trading(.position(PositionRecord(time: time, symbol: symbol, quantity: value(), averagePrice: value(),

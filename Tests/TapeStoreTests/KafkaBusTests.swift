@@ -68,14 +68,18 @@ extension PostgresStoreTests {
     }
 
     /// `TAPE_KDEBUG=cgrp,topic` turns on librdkafka's debug contexts in the workers' logs.
-    func workArguments(topic: String, group: String, store: String, name: String, idle: Double = 4) -> [String] {
+    func workArguments(topic: String, group: String, store: String, name: String, idle: Double = 4,
+                       trading: String? = nil) -> [String] {
         ["work", "--kafka", Self.broker, "--topic", topic, "--group", group, "--store", store, "--name", name,
          "--idle-exit-seconds", String(idle), "--session-timeout-ms", "6000", "--max-poll-interval-ms", "10000",
-         "--spool", temporaryFolder("work-spool")] + (ProcessInfo.processInfo.environment["TAPE_KDEBUG"].map { ["--kafka-property", "debug=" + $0] } ?? [])
+         "--spool", temporaryFolder("work-spool")] + (trading.map { ["--trading", $0] } ?? []) + (ProcessInfo.processInfo.environment["TAPE_KDEBUG"].map { ["--kafka-property", "debug=" + $0] } ?? [])
     }
 
     /// One ingest session of two spot captures (BTCUSDT, ETHUSDT) into a 3-partition topic; then one
-    /// worker into one database, three workers into another: both equal the replay of the recording.
+    /// worker into one database, three workers into another, paper trading (`--trading`, one account per
+    /// partition): both equal the replay of the recording with the same trading file — the outputs, and the
+    /// orders, fills, positions and equity of each symbol row for row; the replay's account total (one
+    /// account) is the configured cash plus the symbols' equity rows the workers stored.
     func testIngestThenOneOrThreeWorkersEqualTheReplayOfTheRecording() throws {
         try requireBroker()
         try requireOrSkip(FileManager.default.isExecutableFile(atPath: tape), "the built binary \(tape)")
@@ -97,17 +101,26 @@ extension PostgresStoreTests {
         let replay = folder + "/replay"
         try runTape(["replay"] + (try recordingFiles(folder + "/ingest")) + ["--out", replay, "--quiet", "--no-report"])
         XCTAssertEqual(try summary(replay)["digest"] as? String, ingest["digest"] as? String, "live ≡ replay of its recording")
-        let expected = try sortedRunFolder(replay)
+        let trading = try tradingConfig()
+        let traded = folder + "/replay-trading"
+        try runTape(["replay"] + (try recordingFiles(folder + "/ingest"))
+                    + ["--trading", trading, "--out", traded, "--quiet", "--no-report"])
+        let tradedFills = try TradingTables.csv(traded + "/fills.csv").rows
+        XCTAssertGreaterThan(tradedFills.count, 5, "the replay traded")
+        XCTAssertEqual(Set(tradedFills.map { $0[0] }), ["spot:BTCUSDT", "spot:ETHUSDT"], "both symbols traded")
+        let expected = try sortedRunFolder(traded)
 
         let one = try freshDatabase("one")
-        let log1 = try runTape(workArguments(topic: topic, group: "one-\(getpid())", store: one, name: "solo"))
+        let log1 = try runTape(workArguments(topic: topic, group: "one-\(getpid())", store: one, name: "solo", trading: trading))
         XCTAssertTrue(log1.contains("took \(topic)[0] from the beginning"), log1)
         try assertStoreEqualsRunFolder(one, runFolder: expected)
+        try TradingTables.assertStoredEqualsRunFolder(one, runFolder: traded)
 
         let three = try freshDatabase("three")
         var workers: [Process] = []
         for index in 0..<3 {
-            workers.append(try startTape(workArguments(topic: topic, group: "three-\(getpid())", store: three, name: "w\(index)", idle: 8),
+            workers.append(try startTape(workArguments(topic: topic, group: "three-\(getpid())", store: three, name: "w\(index)",
+                                                       idle: 8, trading: trading),
                                          log: folder + "/w\(index).log"))
             Thread.sleep(forTimeInterval: 0.3)
         }
@@ -117,6 +130,9 @@ extension PostgresStoreTests {
         let owners = (0..<3).filter { logs[$0].contains(" took \(topic)[") }
         XCTAssertGreaterThanOrEqual(owners.count, 2, "the partitions were split: \(logs.joined(separator: "\n---\n"))")
         try assertStoreEqualsRunFolder(three, runFolder: expected)
+        try TradingTables.assertStoredEqualsRunFolder(three, runFolder: traded)
+        XCTAssertGreaterThan(try TradingTables.assertTotalIsTheSumOfSymbols(three, runFolder: traded, cash: 100_000), 10,
+                             "instants where both symbols were marked")
         let connection = try PostgresConnection(url: three)
         let offsets = try WorkerCheckpoints.offsets(connection, group: "three-\(getpid())", topic: topic)
         XCTAssertEqual(offsets.count, 3, "every partition committed")

@@ -322,8 +322,9 @@ final class PostgresStoreTests: XCTestCase {
         XCTAssertEqual(latest[0].flatMap { Int64($0) }, lastEvent)
     }
 
-    /// `tape live --store` on a feed-sim session, then `tape replay --store` of its recording into the same
-    /// database: the same digest, and the replay adds no row (live and replay write the same rows).
+    /// `tape live --store` on a feed-sim session, paper trading (`--trading`), then `tape replay --store` of its
+    /// recording into the same database: the same digest, and the replay adds no row (live and replay write
+    /// the same rows); the orders, fills, positions and equity stored equal the live run folder's.
     func testLiveThenReplayOfItsRecordingAddsNoRow() throws {
         let capture = try XCTUnwrap(try captures().first { $0.hasSuffix("usdm-btcusdt_20240808.gz") })
         let url = try freshDatabase("live")
@@ -344,11 +345,13 @@ final class PostgresStoreTests: XCTestCase {
                 $0.trimmingCharacters(in: .whitespacesAndNewlines) } ?? ""
         }
         XCTAssertFalse(port.isEmpty, "feed-sim wrote its port")
+        let trading = try tradingConfig()
         try runTape(["live", "--feed", "binance-usdm:btcusdt=ws://127.0.0.1:\(port)", "--duration", "4s",
-                     "--out", work + "/live", "--quiet", "--store", url])
+                     "--trading", trading, "--out", work + "/live", "--quiet", "--store", url])
         let recording = try FileManager.default.contentsOfDirectory(atPath: work + "/live/recording").sorted()
             .map { work + "/live/recording/" + $0 }
-        try runTape(["replay"] + recording + ["--out", work + "/replay", "--quiet", "--no-report", "--store", url])
+        try runTape(["replay"] + recording + ["--trading", trading, "--out", work + "/replay", "--quiet", "--no-report",
+                                              "--store", url])
         let live = try summary(work + "/live"), replay = try summary(work + "/replay")
         XCTAssertEqual(live["digest"] as? String, replay["digest"] as? String)
         let livePostgres = try XCTUnwrap((live["stores"] as? [String: Any])?["postgres"] as? [String: Any])
@@ -361,6 +364,8 @@ final class PostgresStoreTests: XCTestCase {
         let connection = try PostgresConnection(url: url)
         XCTAssertEqual(try connection.query("SELECT count(*) FROM ticks").first?[0], String(delivered))
         XCTAssertEqual(try connection.query("SELECT kind FROM tape_runs ORDER BY started_at").map { $0[0] }, ["live", "replay"])
+        XCTAssertGreaterThan(try TradingTables.assertStoredEqualsRunFolder(url, runFolder: work + "/live"), 0,
+                             "the paper-trading session filled orders")
     }
 
     /// A store that cannot be reached at the start: exit 5 naming the server (never the password);

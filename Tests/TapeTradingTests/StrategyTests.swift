@@ -50,7 +50,7 @@ final class StrategyTests: XCTestCase {
     func testPortfolioAverageCostAndReversal() {
         let portfolio = Portfolio(initialCash: 1_000)
         func fill(_ side: OrderSide, _ quantity: Double, _ price: Double, fee: Double = 0) {
-            portfolio.apply(FillRecord(time: 0, arrivalTime: 0, orderID: 1, symbol: 1, side: side, price: price,
+            portfolio.apply(FillRecord(time: 0, arrivalTime: 0, orderID: 1, fillNumber: 1, symbol: 1, side: side, price: price,
                                        quantity: quantity, fee: fee, rule: .quote, tag: ""))
         }
         fill(.buy, 2, 10)
@@ -73,7 +73,7 @@ final class StrategyTests: XCTestCase {
 
     func testRoundTripsSplitAReversalFeeProRata() {
         func fill(_ time: Nanos, _ side: OrderSide, _ quantity: Double, _ price: Double, _ fee: Double) -> FillRecord {
-            FillRecord(time: time, arrivalTime: time, orderID: time, symbol: 1, side: side, price: price,
+            FillRecord(time: time, arrivalTime: time, orderID: time, fillNumber: 1, symbol: 1, side: side, price: price,
                        quantity: quantity, fee: fee, rule: .barOpen, tag: "")
         }
         let trips = PerformanceMetrics.roundTrips([fill(1, .buy, 1, 100, 1), fill(2, .sell, 2, 110, 2),

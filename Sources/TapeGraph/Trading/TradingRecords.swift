@@ -19,10 +19,17 @@ public struct OrderRecord: Sendable, Equatable {
     public var tag: String
     /// Why (rejections, cancels, expiries, replacements); empty otherwise.
     public var reason: String
+    /// The change's number within its order: 1 `submitted`; 2 `accepted` or `rejected`; 2 + n for the
+    /// `partially_filled`/`filled` of the order's n-th fill; 3 + its fills for `canceled`, `expired`,
+    /// `replaced` (`OrderRecord.sequence(status:fills:)`). With the symbol, time and order number it is the
+    /// row's key in the stores (docs/storage.md). Not a column of orders.csv, whose rows of one order are in
+    /// this order already (so the digest covers it).
+    public var sequence: Int64
 
     public init(time: Nanos, orderID: OrderID, symbol: SymbolID, side: OrderSide, type: OrderType,
                 timeInForce: TimeInForce, quantity: Double, limitPrice: Double, stopPrice: Double,
-                status: OrderStatus, filledQuantity: Double, tag: String, reason: String) {
+                status: OrderStatus, filledQuantity: Double, tag: String, reason: String, sequence: Int64) {
+        precondition(sequence >= 1, "an order's changes count from 1")
         self.time = time
         self.orderID = orderID
         self.symbol = symbol
@@ -36,6 +43,18 @@ public struct OrderRecord: Sendable, Equatable {
         self.filledQuantity = filledQuantity
         self.tag = tag
         self.reason = reason
+        self.sequence = sequence
+    }
+
+    /// The sequence number of a change to `status` of an order that has filled `fills` times (its fills
+    /// included when the change is a fill's).
+    public static func sequence(status: OrderStatus, fills: Int64) -> Int64 {
+        switch status {
+        case .submitted: return 1
+        case .accepted, .rejected: return 2
+        case .partiallyFilled, .filled: return 2 + fills
+        case .canceled, .expired, .replaced: return 3 + fills
+        }
     }
 
     public static let csvHeader =
@@ -58,6 +77,9 @@ public struct FillRecord: Sendable, Equatable {
     public var arrivalTime: Nanos
     /// The order's number among its symbol's orders (1, 2, 3 …; not the engine-wide `OrderID`).
     public var orderID: Int64
+    /// The fill's number within its order (1, 2, 3 …): with the symbol, time and order number, the fill's key
+    /// in the stores (two fills of one order can share a time when two prints do).
+    public var fillNumber: Int64
     public var symbol: SymbolID
     public var side: OrderSide
     /// Execution price, slippage included.
@@ -67,11 +89,13 @@ public struct FillRecord: Sendable, Equatable {
     public var rule: FillRule
     public var tag: String
 
-    public init(time: Nanos, arrivalTime: Nanos, orderID: OrderID, symbol: SymbolID, side: OrderSide,
-                price: Double, quantity: Double, fee: Double, rule: FillRule, tag: String) {
+    public init(time: Nanos, arrivalTime: Nanos, orderID: OrderID, fillNumber: Int64, symbol: SymbolID,
+                side: OrderSide, price: Double, quantity: Double, fee: Double, rule: FillRule, tag: String) {
+        precondition(fillNumber >= 1, "an order's fills count from 1")
         self.time = time
         self.arrivalTime = arrivalTime
         self.orderID = orderID
+        self.fillNumber = fillNumber
         self.symbol = symbol
         self.side = side
         self.price = price
@@ -81,11 +105,11 @@ public struct FillRecord: Sendable, Equatable {
         self.tag = tag
     }
 
-    public static let csvHeader = "symbol,time_ns,order_id,side,price,quantity,fee,rule,arrival_ns,tag"
+    public static let csvHeader = "symbol,time_ns,order_id,fill_number,side,price,quantity,fee,rule,arrival_ns,tag"
 
     public func csvRow(symbolName: String) -> String {
         let format = Numbers.format
-        return "\(CSV.field(symbolName)),\(time),\(orderID),\(side.name),\(format(price)),\(format(quantity)),"
+        return "\(CSV.field(symbolName)),\(time),\(orderID),\(fillNumber),\(side.name),\(format(price)),\(format(quantity)),"
             + "\(format(fee)),\(rule.name),\(arrivalTime),\(CSV.field(tag))"
     }
 }
@@ -106,9 +130,16 @@ public struct PositionRecord: Sendable, Equatable {
     public var fees: Double
     /// The price the unrealised PnL uses (the last mark, or the fill price before the first mark).
     public var markPrice: Double
+    /// The fill this row follows (its order number and fill number); 0 and 0 for a row at a mark. With the
+    /// symbol and time, the row's key in the stores. Not columns of positions.csv, where the row comes right
+    /// after its fill's (so the digest covers them).
+    public var orderID: Int64
+    public var fillNumber: Int64
 
     public init(time: Nanos, symbol: SymbolID, quantity: Double, averagePrice: Double, realizedPnL: Double,
-                unrealizedPnL: Double, fees: Double, markPrice: Double) {
+                unrealizedPnL: Double, fees: Double, markPrice: Double, orderID: Int64 = 0, fillNumber: Int64 = 0) {
+        precondition((orderID == 0) == (fillNumber == 0) && orderID >= 0 && fillNumber >= 0,
+                     "a position row follows a fill (order and fill number) or a mark (0, 0)")
         self.time = time
         self.symbol = symbol
         self.quantity = quantity
@@ -117,6 +148,18 @@ public struct PositionRecord: Sendable, Equatable {
         self.unrealizedPnL = unrealizedPnL
         self.fees = fees
         self.markPrice = markPrice
+        self.orderID = orderID
+        self.fillNumber = fillNumber
+    }
+
+    /// A row at a mark (not after a fill).
+    public var isMark: Bool { orderID == 0 }
+
+    /// Which of two rows of one symbol is the later, as the stores keep the latest position: the greater time;
+    /// at one instant a mark's row (it values everything the instant's fills did), then the greater order and
+    /// fill number (the order fills at one instant happen in).
+    public func isLater(than other: PositionRecord) -> Bool {
+        (time, isMark ? 1 : 0, orderID, fillNumber) > (other.time, other.isMark ? 1 : 0, other.orderID, other.fillNumber)
     }
 
     public static let csvHeader = "symbol,time_ns,quantity,average_price,realized_pnl,unrealized_pnl,fees,mark_price"
