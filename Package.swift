@@ -37,7 +37,8 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-crypto", "3.0.0"..<"5.0.0"),
         .package(url: "https://github.com/apple/swift-nio", from: "2.80.0"),
         .package(url: "https://github.com/apple/swift-nio-ssl", from: "2.29.0"),
-        .package(url: "https://github.com/apple/swift-log", from: "1.6.0"),
+        // 1.16: `LogHandler.log(event:)`, which TapeLogging implements.
+        .package(url: "https://github.com/apple/swift-log", from: "1.16.0"),
         .package(url: "https://github.com/hummingbird-project/hummingbird", from: "2.28.1"),
         .package(url: "https://github.com/hummingbird-project/hummingbird-websocket", from: "2.8.1"),
         .package(url: "https://github.com/swift-server/swift-service-lifecycle", from: "2.13.0"),
@@ -63,6 +64,10 @@ let package = Package(
 
         // Core: events, symbols and symbol naming, time, numbers, rejects. No I/O.
         .target(name: "TapeCore"),
+        // What a long-running process tells its operator: swift-log's one handler (the human line, or JSON lines
+        // with metadata; level and format from the command line) and its dependencies' states (`/ready`).
+        .target(name: "TapeLogging", dependencies: ["TapeCore", .product(name: "Logging", package: "swift-log")],
+                swiftSettings: swift6),
         // Clock: the graph's only source of time (advanced by the stream), and receive-time stamping.
         .target(name: "TapeClock", dependencies: ["TapeCore"], swiftSettings: hotPathSettings),
         // I/O: gzip streams (the only code touching zlib), buffered files, line readers and writers.
@@ -96,16 +101,16 @@ let package = Package(
         // Gradient-boosted price model: features, training/evaluation, inference node. Only code touching XGBoost.
         .target(name: "TapeModel", dependencies: ["TapeCore", "TapeClock", "TapeGraph", "CXGBoost"]),
         // Replay driver: opens recordings, paces at N x, pause and progress; the engine does the rest.
-        .target(name: "TapeReplay", dependencies: ["TapeCore", "TapeClock", "TapeIO", "TapeSources", "TapeRecordings",
+        .target(name: "TapeReplay", dependencies: ["TapeLogging", "TapeCore", "TapeClock", "TapeIO", "TapeSources", "TapeRecordings",
                                                    "TapeGraph", "TapeSinks", "TapeEngine", "TapeMetrics"]),
         // Live: the stamped inbox, the live source (record, decode, validate), the live driver, `runLive`.
-        .target(name: "TapeLive", dependencies: ["TapeCore", "TapeClock", "TapeIO", "TapeSources", "TapeFeeds",
+        .target(name: "TapeLive", dependencies: ["TapeLogging", "TapeCore", "TapeClock", "TapeIO", "TapeSources", "TapeFeeds",
                                                  "TapeRecordings", "TapeSinks", "TapeEngine", "TapeReplay", "TapeMetrics",
                                                  .product(name: "Histogram", package: "hdrhistogram-swift")],
                 swiftSettings: swift6 + hotPathSettings),
         // Connectors: WebSocket (Binance, Polygon/Massive, Finage; the only code touching the WS client) and the
         // REST pollers (TapeREST) behind the one `FeedConnector` protocol.
-        .target(name: "TapeConnectors", dependencies: [
+        .target(name: "TapeConnectors", dependencies: ["TapeLogging",
             "TapeCore", "TapeFeeds", "TapeLive", "TapeREST",
             .product(name: "HummingbirdWSClient", package: "hummingbird-websocket"),
             .product(name: "NIOCore", package: "swift-nio"),
@@ -113,32 +118,33 @@ let package = Package(
             .product(name: "Logging", package: "swift-log"),
         ], swiftSettings: swift6),
         // Metrics: InfluxDB line protocol, the batching gzip writer (HTTP through TapeHTTP), the metrics sink.
-        .target(name: "TapeMetrics", dependencies: ["TapeCore", "TapeClock", "TapeIO", "TapeHTTP", "TapeGraph",
+        .target(name: "TapeMetrics", dependencies: ["TapeLogging", "TapeCore", "TapeClock", "TapeIO", "TapeHTTP", "TapeGraph",
                                                    "TapeSinks"],
                 swiftSettings: swift6),
         // Stores: PostgreSQL through libpq (the only code touching it); InfluxDB: TapeMetrics; Redis: TapeRedis.
-        .target(name: "TapeStore", dependencies: ["TapeCore", "TapeClock", "TapeIO", "TapeGraph", "TapeSinks", "CLibPQ",
+        .target(name: "TapeStore", dependencies: ["TapeLogging", "TapeCore", "TapeClock", "TapeIO", "TapeGraph", "TapeSinks", "CLibPQ",
                                                   .product(name: "Histogram", package: "hdrhistogram-swift")],
                 swiftSettings: swift6),
         // Redis hot cache through hiredis (the only code touching it): latest state per symbol, capped bar
         // lists, the anomaly channel, a read-through helper. Runs on its own writer thread behind the engine.
-        .target(name: "TapeRedis", dependencies: ["TapeCore", "TapeGraph", "TapeSinks", "CHiredis"],
+        .target(name: "TapeRedis", dependencies: ["TapeLogging", "TapeCore", "TapeGraph", "TapeSinks", "CHiredis"],
                 swiftSettings: swift6),
         // The Kafka bus's record format (`tick_data` values): no I/O, no librdkafka.
         .target(name: "TapeBus", dependencies: ["TapeCore"], swiftSettings: swift6),
         // `tape work`'s partitions: a graph per assigned partition, exactly once into PostgreSQL.
-        .target(name: "TapeWork", dependencies: ["TapeCore", "TapeClock", "TapeGraph", "TapeSinks", "TapeEngine",
+        .target(name: "TapeWork", dependencies: ["TapeLogging", "TapeCore", "TapeClock", "TapeGraph", "TapeSinks", "TapeEngine",
                                                  "TapeStore", "TapeBus", "TapeMetrics",
                                                  .product(name: "Histogram", package: "hdrhistogram-swift")],
                 swiftSettings: swift6),
         // Kafka through librdkafka (the only code touching it): config, admin (topics, partition counts),
         // producer (idempotent, delivery reports counted, bounded queue), consumer (group with rebalance
         // events and starting offsets, or manual assignment). docs/kafka.md.
-        .target(name: "TapeKafka", dependencies: ["CRdKafka"], swiftSettings: swift6,
+        .target(name: "TapeKafka", dependencies: ["CRdKafka", .product(name: "Logging", package: "swift-log")],
+                swiftSettings: swift6,
                 linkerSettings: librdkafkaLinking),
         // The bus on Kafka: `tape ingest`'s publisher (resends what a broker restart held back) and
         // `tape work`'s consumer-group member (partitions assigned → PartitionWork).
-        .target(name: "TapeKafkaBus", dependencies: ["TapeCore", "TapeClock", "TapeSinks", "TapeStore", "TapeWork", "TapeKafka",
+        .target(name: "TapeKafkaBus", dependencies: ["TapeLogging", "TapeCore", "TapeClock", "TapeSinks", "TapeStore", "TapeWork", "TapeKafka",
                                                      .product(name: "Histogram", package: "hdrhistogram-swift")],
                 swiftSettings: swift6),
         // The update hub of the WebSocket server: per-client subscriptions, snapshot then updates, bounded
@@ -146,7 +152,7 @@ let package = Package(
         .target(name: "TapeUpdates", swiftSettings: swift6),
         // Alerts: anomalies and pipeline faults to Slack (webhook) and email (SMTP), both through TapeHTTP;
         // thresholds per rule, de-duplication, rate limits, retries, on a sender thread of their own.
-        .target(name: "TapeAlerts", dependencies: ["TapeCore", "TapeClock", "TapeGraph", "TapeSinks", "TapeHTTP",
+        .target(name: "TapeAlerts", dependencies: ["TapeLogging", "TapeCore", "TapeClock", "TapeGraph", "TapeSinks", "TapeHTTP",
                                                    "TapeMetrics", "Yams"],
                 swiftSettings: swift6),
         // Reports (HTML/CSV) and scenario regression tests.
@@ -158,7 +164,7 @@ let package = Package(
                                                       "TapeSinks", "TapeEngine", "TapeModel", "Yams", "TapeTrading", "TapeBacktest"]),
         // Feed simulator: serves recordings over loopback in vendors' own wire protocols (WebSocket and REST),
         // with pacing, time shift and fault injection, so live connectors can be tested against it.
-        .target(name: "TapeFeedSim", dependencies: ["TapeCore", "TapeIO", "TapeSources", "TapeRecordings",
+        .target(name: "TapeFeedSim", dependencies: ["TapeLogging", "TapeCore", "TapeIO", "TapeSources", "TapeRecordings",
                                                     "TapeFeeds",
                                                     .product(name: "Hummingbird", package: "hummingbird"),
                                                     .product(name: "HummingbirdWebSocket",
@@ -172,7 +178,7 @@ let package = Package(
         // `tape serve`: the REST API over the stores (PostgreSQL, Redis read-through), OpenAPI + Swagger UI,
         // problem+json errors, API keys and rate limits, /health /ready /metrics; and the Prometheus
         // exposition of the pipeline processes' metric points (`--metrics-listen`). docs/serving.md.
-        .target(name: "TapeServe", dependencies: ["TapeCore", "TapeGraph", "TapeSinks", "TapeStore", "TapeRedis",
+        .target(name: "TapeServe", dependencies: ["TapeLogging", "TapeCore", "TapeGraph", "TapeSinks", "TapeStore", "TapeRedis",
                                                   "TapeMetrics", "TapeUpdates", "TapeHTTP", "Yams",
                                                   .product(name: "HummingbirdWebSocket", package: "hummingbird-websocket"),
                                                   .product(name: "Crypto", package: "swift-crypto"),
@@ -192,7 +198,7 @@ let package = Package(
             "TapeCore", "TapeClock", "TapeIO", "TapeSources", "TapeRecordings", "TapeGraph", "TapeSinks", "TapeEngine",
             "TapeReplay", "TapeModel", "TapeReports", "TapeScenarios", "TapeDiff", "TapeLive", "TapeConnectors",
             "TapeREST", "TapeFeedSim", "TapeStore", "TapeMetrics", "TapeRedis", "TapeBus", "TapeWork", "TapeKafka",
-            "TapeKafkaBus", "TapeAlerts", "TapeServe", "TapeTrading", "TapeBacktest", "Yams",
+            "TapeKafkaBus", "TapeAlerts", "TapeServe", "TapeTrading", "TapeBacktest", "TapeLogging", "Yams",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
             .product(name: "Histogram", package: "hdrhistogram-swift"),
         ]),
@@ -224,7 +230,7 @@ let package = Package(
                                                             "TapeSources", "TapeRecordings", "TapeGraph", "TapeSinks",
                                                             "TapeReplay", "TapeEngine",
                                                             .product(name: "Crypto", package: "swift-crypto")]),
-        .testTarget(name: "TapeStoreTests", dependencies: ["TapeTestSupport", "TapeStore", "TapeRedis", "TapeGraph",
+        .testTarget(name: "TapeStoreTests", dependencies: ["TapeTestSupport", "TapeLogging", "TapeStore", "TapeRedis", "TapeGraph",
                                                            "TapeCore", "TapeSinks", "TapeEngine", "TapeReplay",
                                                            "TapeBus", "TapeWork"],
                     swiftSettings: swift6),
@@ -238,7 +244,7 @@ let package = Package(
                                                           "TapeRecordings", "TapeHTTP", "TapeREST"],
                     exclude: ["vendor_server.py"], swiftSettings: swift6),
         // Against the InfluxDB of `make services` (scripts/services.sh), with real captures from ../shared/data.
-        .testTarget(name: "TapeMetricsTests", dependencies: ["TapeTestSupport", "TapeCore", "TapeIO", "TapeHTTP",
+        .testTarget(name: "TapeMetricsTests", dependencies: ["TapeTestSupport", "TapeLogging", "TapeCore", "TapeIO", "TapeHTTP",
                                                              "TapeSources", "TapeRecordings", "TapeGraph",
                                                              "TapeSinks", "TapeEngine", "TapeMetrics"],
                     swiftSettings: swift6),
@@ -268,6 +274,8 @@ let package = Package(
                                                                       package: "hummingbird-websocket"),
                                                              .product(name: "Logging", package: "swift-log")],
                     exclude: ["facts.py", "warmup_files.py"], swiftSettings: swift6),
+        // The log handler (text and JSON lines, levels) and the readiness report, in-process.
+        .testTarget(name: "TapeLoggingTests", dependencies: ["TapeLogging"], swiftSettings: swift6),
         // Runs `make live`'s scripts/live.sh (and the fault soak, scripts/soak.sh) with the built `tape`.
         .testTarget(name: "TapeLiveStackTests", dependencies: ["TapeTestSupport"], swiftSettings: swift6),
     ],
