@@ -4,6 +4,7 @@ import TapeClock
 import TapeGraph
 import TapeHTTP
 import TapeSinks
+import TapeLogging
 import TapeMetrics
 
 /// What the alerts did, per channel (a consistent snapshot at any time).
@@ -71,11 +72,17 @@ public final class AlertService: FaultListener, @unchecked Sendable {
     private var channelDown: [Bool]
 
     private let channels: [AlertChannel]
-    private let log: @Sendable (String) -> Void
+    private let logger: Logger
     private let monotonic: @Sendable () -> Int64
 
-    /// `log` gets one line per change of a channel's state (delivering / failing), naming the host.
+    /// `log` gets the text lines of `init(config:logger:)`'s events (a test's capture).
     public convenience init(config: AlertConfig, log: @escaping @Sendable (String) -> Void) {
+        self.init(config: config, logger: TapeLogging.logger(label: "tape.alerts", log))
+    }
+
+    /// `logger` gets one event per alert sent (info) or refused, and per change of a channel's state
+    /// (delivering / failing), naming the host (metadata `channel`, `peer`, `rule`, `subject`, `error`).
+    public convenience init(config: AlertConfig, logger: Logger) {
         let timeout = Int(max(1, config.requestTimeoutNanoseconds / 1_000_000))
         let channels: [AlertChannel] = config.channels.map { channel in
             switch channel {
@@ -86,11 +93,10 @@ public final class AlertService: FaultListener, @unchecked Sendable {
                 return EmailChannel(server: mailServer, from: from, to: to, timeoutMilliseconds: timeout)
             }
         }
-        self.init(config: config, channels: channels, log: log, monotonic: { AlertService.monotonicNanos() })
+        self.init(config: config, channels: channels, logger: logger, monotonic: { AlertService.monotonicNanos() })
     }
 
-    init(config: AlertConfig, channels: [AlertChannel], log: @escaping @Sendable (String) -> Void,
-         monotonic: @escaping @Sendable () -> Int64) {
+    init(config: AlertConfig, channels: [AlertChannel], logger: Logger, monotonic: @escaping @Sendable () -> Int64) {
         precondition(channels.count == config.channels.count, "one channel per configured channel")
         self.config = config
         self.channels = channels
@@ -98,7 +104,7 @@ public final class AlertService: FaultListener, @unchecked Sendable {
         policies = channels.map { ChannelPolicy(channel: $0.name, config: config) }
         counters = Array(repeating: AlertChannelCounters(), count: channels.count)
         channelDown = Array(repeating: false, count: channels.count)
-        self.log = log
+        self.logger = logger
         self.monotonic = monotonic
         let thread = Thread { [self] in self.sendLoop() }
         thread.name = "tape-alerts"
@@ -291,9 +297,12 @@ public final class AlertService: FaultListener, @unchecked Sendable {
             switch outcome {
             case .delivered:
                 noteState(item.channel, down: false, detail: "")
+                logger.info("tape: alerts: \(channel.name) \(channel.peer): sent \(item.message.title)",
+                            metadata: metadata(channel, item.message, ["event": "sent"]))
                 return outcome
             case .permanent(let detail):
-                log("tape: alerts: \(channel.name) \(channel.peer): refused (\(detail)); message dropped")
+                logger.error("tape: alerts: \(channel.name) \(channel.peer): refused (\(detail)); message dropped",
+                             metadata: metadata(channel, item.message, ["event": "refused", "error": .string(detail)]))
                 return outcome
             case .retryable(let detail, let retryAfter):
                 noteState(item.channel, down: true, detail: detail)
@@ -324,8 +333,26 @@ public final class AlertService: FaultListener, @unchecked Sendable {
         condition.unlock()
         guard changed else { return }
         let name = channels[channel].name, peer = channels[channel].peer
-        log(down ? "tape: alerts: \(name) \(peer): not delivered (\(detail)); retrying with backoff, the run goes on"
-                 : "tape: alerts: \(name) \(peer): delivering again")
+        var fields: Logger.Metadata = ["channel": .string(name), "peer": .string(peer), "event": down ? "failing" : "delivering"]
+        if down {
+            fields["error"] = .string(detail)
+            logger.warning("tape: alerts: \(name) \(peer): not delivered (\(detail)); retrying with backoff, the run goes on",
+                           metadata: fields)
+        } else {
+            logger.notice("tape: alerts: \(name) \(peer): delivering again", metadata: fields)
+        }
+    }
+
+    /// A message's channel, peer and (for one alert) rule, subject and severity, and `extra`.
+    private func metadata(_ channel: AlertChannel, _ message: AlertMessage, _ extra: Logger.Metadata) -> Logger.Metadata {
+        var fields: Logger.Metadata = ["channel": .string(channel.name), "peer": .string(channel.peer)]
+        if case .alert(let alert, _) = message.content {
+            fields["rule"] = .string(alert.rule)
+            fields["subject"] = .string(alert.subject)
+            fields["severity"] = .string(alert.severity.rawValue)
+        }
+        fields.merge(extra) { _, new in new }
+        return fields
     }
 
     static func monotonicNanos() -> Int64 {

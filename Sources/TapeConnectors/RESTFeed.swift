@@ -7,7 +7,8 @@ import TapeREST
 /// goes into the inbox as one wire message. The poller owns the rate limits, the backoff and the
 /// retries (TapeREST); bad credentials end it with `authenticationFailed`, which stops the session.
 /// Each failing spell of the poller (`RESTCounters.failingSpells`: attempts in a row without data) is
-/// reported as `ConnectorReport.failing` (a `feed_failing` fault for the alerts); polling goes on.
+/// reported as `ConnectorReport.failing` (a `feed_failing` fault for the alerts; the feed counts as down),
+/// and the next data after it as `recovered`; polling goes on.
 public struct RESTFeed: FeedConnector {
     public let spec: FeedSpec
     public let peer: String
@@ -35,11 +36,18 @@ public struct RESTFeed: FeedConnector {
         report.state(feedIndex, spec.name, peer: poller.peer, "polling")
         poller.start()
         var spellsReported = 0
+        var bodiesAtFailing: Int? = nil
         while !Task.isCancelled {
             do { try await Task.sleep(nanoseconds: 50_000_000) } catch { break }
-            let spells = poller.counters.failingSpells
+            let counters = poller.counters
+            let spells = counters.failingSpells
+            if let before = bodiesAtFailing, counters.bodiesDelivered > before {
+                bodiesAtFailing = nil
+                report.recovered(feedIndex, spec.name, peer: poller.peer)
+            }
             if spells > spellsReported {
                 spellsReported = spells
+                bodiesAtFailing = counters.bodiesDelivered
                 let last = poller.lastFailure ?? "an error"
                 let text = "\(RESTPoller.failuresBeforeFailing) attempts in a row without data, the last \(last); "
                     + "backing off, polling goes on"

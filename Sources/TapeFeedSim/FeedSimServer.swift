@@ -1,4 +1,5 @@
 import Foundation
+import TapeLogging
 import Hummingbird
 import HummingbirdWebSocket
 import Logging
@@ -118,7 +119,7 @@ public final class FeedSimServer: Sendable {
         if timeline.finished { stats.setDone() }
         guard let path = configuration.statsPath else { return }
         do { try stats.write(to: path) } catch {
-            FileHandle.standardError.write(Data("feed-sim: cannot write --stats \(path): \(error)\n".utf8))
+            SimStats.logger.error("feed-sim: cannot write --stats \(path): \(error)", metadata: ["error": "\(error)"])
         }
     }
 

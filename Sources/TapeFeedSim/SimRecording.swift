@@ -1,4 +1,5 @@
 import Foundation
+import TapeLogging
 import TapeCore
 import TapeIO
 import TapeSources
@@ -56,7 +57,7 @@ final class LoadRejects: RejectHandler {
 
     func reject(_ reject: Reject) {
         rejected += 1
-        if rejected <= shownMaximum { FileHandle.standardError.write(Data("feed-sim: \(reject.message)\n".utf8)) }
+        if rejected <= shownMaximum { SimStats.logger.warning("feed-sim: \(reject.message)", metadata: ["event": "reject"]) }
     }
 
     func skipped(_ what: String, count: Int) { skipped += count }

@@ -1,4 +1,5 @@
 import Foundation
+import TapeLogging
 import Synchronization
 import TapeCore
 
@@ -88,18 +89,21 @@ public final class SimStats: Sendable {
             }
             return identifier
         }
-        log("connection \(identifier) from \(peer) open: \(path)")
+        log("connection \(identifier) from \(peer) open: \(path)",
+            ["connection": .stringConvertible(identifier), "peer": .string(peer), "event": "open", "path": .string(path)])
         return identifier
     }
 
     public func refused(peer: String) {
         state.withLock { $0.totals.connectionsRefused += 1 }
-        log("connection from \(peer) refused: over --max-connections")
+        log("connection from \(peer) refused: over --max-connections", ["peer": .string(peer), "event": "refused"],
+            level: .warning)
     }
 
     /// A state change of connection `identifier` worth a log line (subscribed, stalled, resumed, …).
     public func note(_ identifier: Int, peer: String, _ what: String) {
-        log("connection \(identifier) from \(peer) \(what)")
+        log("connection \(identifier) from \(peer) \(what)",
+            ["connection": .stringConvertible(identifier), "peer": .string(peer), "event": .string(what)])
     }
 
     public func served(_ identifier: Int, events: Int, garbled: Bool) {
@@ -138,7 +142,9 @@ public final class SimStats: Sendable {
             }
             return served
         }
-        log("connection \(identifier) from \(peer) closed (\(reason)) after \(served) messages")
+        log("connection \(identifier) from \(peer) closed (\(reason)) after \(served) messages",
+            ["connection": .stringConvertible(identifier), "peer": .string(peer), "event": "closed",
+             "reason": .string(reason), "messages": .stringConvertible(served)])
     }
 
     public enum HTTPOutcome: Sendable { case served, throttled, tooManyRequests, authFailed }
@@ -210,9 +216,12 @@ public final class SimStats: Sendable {
         change(&state.connections[index])
     }
 
-    private func log(_ line: String) {
-        FileHandle.standardError.write(Data("feed-sim: \(line)\n".utf8))
+    /// One event of feed-sim's (`tape.feed-sim`), `feed-sim: LINE` in text.
+    private func log(_ line: String, _ metadata: Logger.Metadata, level: Logger.Level = .info) {
+        Self.logger.log(level: level, "feed-sim: \(line)", metadata: metadata)
     }
+
+    static let logger = Logger(label: "tape.feed-sim")
 
     static func wallNanos() -> Nanos { Nanos(Date().timeIntervalSince1970 * 1e9) }
 }

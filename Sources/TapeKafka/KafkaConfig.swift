@@ -1,4 +1,5 @@
 import CRdKafka
+import Logging
 
 /// Where the brokers are and who this client is; anything else librdkafka knows passes through
 /// `properties` (librdkafka's CONFIGURATION.md names), applied last so they override Tape's defaults.
@@ -43,6 +44,13 @@ public struct KafkaConfig: Sendable, Equatable {
                 rd_kafka_conf_destroy(conf)
                 throw KafkaError(operation: "config \(key)=\(value)", peer: bootstrapServers, text: failure)
             }
+        }
+        // librdkafka's own log lines (a broker refusing connections, a topic's partitions changing) go through
+        // swift-log like every other line of the process, not straight to stderr.
+        rd_kafka_conf_set_log_cb(conf) { client, level, facility, buffer in
+            LibrdkafkaLog.log(client: client.map { String(cString: rd_kafka_name($0)) } ?? "rdkafka", level: level,
+                              facility: facility.map { String(cString: $0) } ?? "",
+                              message: buffer.map { String(cString: $0) } ?? "")
         }
         return conf
     }
@@ -139,5 +147,28 @@ enum PartitionList {
             return (KafkaTopicPartition(topic: String(cString: element.topic), partition: element.partition),
                     element.offset, element.err)
         }
+    }
+}
+
+/// librdkafka's log callback into swift-log (label `tape.kafka.librdkafka`), on librdkafka's threads.
+enum LibrdkafkaLog {
+    static let logger = Logger(label: "tape.kafka.librdkafka")
+
+    /// syslog levels → swift-log's. librdkafka writes level 7 only when its `debug` property is set
+    /// (`--kafka-property debug=cgrp,topic`): asked for, so logged at `info` and seen without `--log-level debug`.
+    static func level(_ syslog: Int32) -> Logger.Level {
+        switch syslog {
+        case ...2: return .critical
+        case 3: return .error
+        case 4: return .warning
+        case 5: return .notice
+        default: return .info
+        }
+    }
+
+    static func log(client: String, level syslog: Int32, facility: String, message: String) {
+        logger.log(level: level(syslog), "tape: kafka: librdkafka \(client) \(facility): \(message)",
+                   metadata: ["client": .string(client), "facility": .string(facility),
+                              "syslog_level": .stringConvertible(Int(syslog))])
     }
 }

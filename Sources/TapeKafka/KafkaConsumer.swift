@@ -218,6 +218,33 @@ public final class KafkaConsumer {
         }
     }
 
+    /// Stops fetching `partitions` (assigned ones) until `resume`: `poll` goes on serving the group (heartbeats,
+    /// rebalances) without records of them. Records of a paused partition already fetched may still come once;
+    /// after `resume`, seek to where to go on.
+    public func pause(_ partitions: [KafkaTopicPartition]) throws {
+        try pauseOrResume(partitions, pause: true)
+    }
+
+    /// Fetches `partitions` again after `pause`.
+    public func resume(_ partitions: [KafkaTopicPartition]) throws {
+        try pauseOrResume(partitions, pause: false)
+    }
+
+    private func pauseOrResume(_ partitions: [KafkaTopicPartition], pause: Bool) throws {
+        precondition(!closed, "consumer used after close")
+        guard !partitions.isEmpty else { return }
+        let list = PartitionList.make(partitions.sorted().map { ($0, Int64(RD_KAFKA_OFFSET_INVALID)) })
+        defer { rd_kafka_topic_partition_list_destroy(list) }
+        let operation = pause ? "pause" : "resume"
+        let error = pause ? rd_kafka_pause_partitions(client, list) : rd_kafka_resume_partitions(client, list)
+        guard error == RD_KAFKA_RESP_ERR_NO_ERROR else {
+            throw KafkaError(operation: operation, peer: config.bootstrapServers, code: error)
+        }
+        for entry in PartitionList.read(list) where entry.error != RD_KAFKA_RESP_ERR_NO_ERROR {
+            throw KafkaError(operation: operation, peer: entry.partition.description, code: entry.error)
+        }
+    }
+
     /// The next record, or nil when none came within `timeoutMilliseconds` (or only a transient client
     /// error did: broker down, reconnecting — counted in `clientErrors`, librdkafka keeps retrying).
     /// Rebalance handlers run inside this call. The previous message's buffers are released here.

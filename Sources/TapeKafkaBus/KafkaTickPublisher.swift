@@ -3,6 +3,7 @@ import TapeCore
 import TapeClock
 import TapeWork
 import TapeKafka
+import TapeLogging
 
 /// `tape ingest`'s producer: `TickBusSink`'s records into a Kafka topic (idempotent producer: no
 /// duplicates and per-partition order kept through retries). While the broker is away librdkafka keeps
@@ -10,6 +11,9 @@ import TapeKafka
 /// here (counted, `blocked_ns`) — the stream is never dropped. A delivery that fails for good (its
 /// `message.timeout.ms` passed, a fatal error) is the sink's failure: the session stops (exit 5) and
 /// its recording still holds every tick.
+///
+/// The broker's state (`dependency`, `/ready`): down when librdkafka reports every broker down, up again at
+/// the next acknowledged record; each change is logged once, the recovery with the outage's length.
 public final class KafkaTickPublisher: TickPublisher, @unchecked Sendable {
     public let topic: String
     public let partitionCount: Int32
@@ -17,7 +21,13 @@ public final class KafkaTickPublisher: TickPublisher, @unchecked Sendable {
     private let settings: KafkaProducerSettings
     private var producer: KafkaProducer!
     private let flushTimeoutMilliseconds: Int
-    private let log: @Sendable (String) -> Void
+    private let logger: Logger
+    /// The broker as the producer sees it (engine thread writes, any thread reads).
+    public let dependency: DependencyTracker
+    private var brokerDownErrors = 0
+    private var deliveredSeen = 0
+    private var brokerDownSince: Int64? = nil
+    private var lastBrokerCheck: Int64 = 0
     private var blockedNanoseconds: Int64 = 0
     private var blockedWaits = 0
     private var sendFailure: (any Error)? = nil
@@ -39,11 +49,15 @@ public final class KafkaTickPublisher: TickPublisher, @unchecked Sendable {
     /// Connects, creates `topic` with `partitions` partitions when it does not exist (an existing topic
     /// keeps its count, which is then used), and starts the producer.
     public init(config: KafkaConfig, topic: String, partitions: Int, settings: KafkaProducerSettings = KafkaProducerSettings(),
-                flushTimeoutSeconds: Double = 60, log: @escaping @Sendable (String) -> Void = { _ in }) throws {
+                flushTimeoutSeconds: Double = 60, logger: Logger = Logger(label: "tape.kafka")) throws {
         self.topic = topic
         self.config = config
         self.settings = settings
-        self.log = log
+        var logger = logger
+        logger[metadataKey: "peer"] = .string(config.bootstrapServers)
+        logger[metadataKey: "topic"] = .string(topic)
+        self.logger = logger
+        dependency = DependencyTracker(name: "kafka", status: .connecting, peer: config.bootstrapServers)
         let admin = try KafkaAdmin(config: config)
         defer { admin.close() }
         _ = try admin.createTopic(topic, partitions: partitions)
@@ -54,6 +68,7 @@ public final class KafkaTickPublisher: TickPublisher, @unchecked Sendable {
         partitionCount = Int32(count)
         flushTimeoutMilliseconds = Int(flushTimeoutSeconds * 1000)
         producer = try makeProducer()
+        dependency.set(.up)   // the broker answered the topic's creation
     }
 
     private func makeProducer() throws -> KafkaProducer {
@@ -148,8 +163,8 @@ public final class KafkaTickPublisher: TickPublisher, @unchecked Sendable {
             defer { admin.close() }
             if try admin.partitionCount(topic: topic, timeoutMilliseconds: 2_000) == nil {
                 _ = try admin.createTopic(topic, partitions: Int(partitionCount))
-                log("tape: kafka \(config.bootstrapServers): topic \(topic) was gone (a broker that lost its data?); "
-                    + "re-created with \(partitionCount) partitions")
+                logger.warning(.text("tape: kafka \(config.bootstrapServers): topic \(topic) was gone (a broker that lost its data?); "
+                               + "re-created with \(partitionCount) partitions"), metadata: ["event": "topic_recreated"])
             }
         } catch {
             return   // broker still away: the next attempt in a second
@@ -178,13 +193,45 @@ public final class KafkaTickPublisher: TickPublisher, @unchecked Sendable {
         }
         recoveries += 1
         resent += failed.count
-        log("tape: kafka \(config.bootstrapServers): \(failed.count) records whose delivery failed (\(Set(failed.map(\.errorName)).sorted().joined(separator: ", "))) "
-            + "resent through a new producer, then \(records.count - failed.count) held back behind them")
+        let errors = Set(failed.map(\.errorName)).sorted().joined(separator: ", ")
+        logger.notice(.text("tape: kafka \(config.bootstrapServers): \(failed.count) records whose delivery failed (\(errors)) "
+                      + "resent through a new producer, then \(records.count - failed.count) held back behind them"),
+                      metadata: ["event": "resent", "error": .string(errors), "records_resent": .stringConvertible(failed.count),
+                                 "records_held_back": .stringConvertible(records.count - failed.count)])
     }
 
     public func poll() {
         noteFatal()
         recover()
+        noteBroker()
+    }
+
+    /// Every broker down (librdkafka's `_ALL_BROKERS_DOWN`) → down, said once; the next acknowledged record →
+    /// up, said with the outage's length.
+    private func noteBroker() {
+        let now = WallClock.nanos()
+        guard now - lastBrokerCheck >= 100_000_000 else { return }   // the counters are merged: not per record
+        lastBrokerCheck = now
+        let counts = counters
+        if counts.clientErrors["_ALL_BROKERS_DOWN", default: 0] > brokerDownErrors {
+            brokerDownErrors = counts.clientErrors["_ALL_BROKERS_DOWN", default: 0]
+            deliveredSeen = counts.delivered
+            dependency.set(.down, detail: "every broker is down (_ALL_BROKERS_DOWN)")
+            if brokerDownSince == nil {
+                brokerDownSince = WallClock.nanos()
+                logger.warning(.text("tape: kafka \(config.bootstrapServers): unreachable (every broker is down); records wait in "
+                               + "the producer's queue (the engine waits when it is full) and are resent"),
+                               metadata: ["event": "down", "error": "_ALL_BROKERS_DOWN", "queued": .stringConvertible(producer.queued)])
+            }
+        } else if counts.delivered > deliveredSeen {
+            deliveredSeen = counts.delivered
+            guard let since = brokerDownSince else { return }
+            brokerDownSince = nil
+            dependency.set(.up)
+            let seconds = Double(WallClock.nanos() - since) / 1e9
+            logger.notice(.text("tape: kafka \(config.bootstrapServers): reachable again after \(String(format: "%.1f", seconds)) s; "
+                          + "records acknowledged again"), metadata: ["event": "up", "down_seconds": .stringConvertible(seconds)])
+        }
     }
 
     /// A fatal error of the producer: a broker that lost its state (restarted with memory storage, as tansu

@@ -9,6 +9,7 @@ import TapeSinks
 import TapeEngine
 import TapeReplay
 import TapeMetrics
+import TapeLogging
 
 /// What `tape live` runs: the connectors, the clock tick period, the recording, the stop conditions —
 /// and the replay options it shares with `tape replay` (graph config, filters, run folder, rejects).
@@ -27,9 +28,10 @@ public struct LiveOptions {
     public var durationNanos: Int64?
     /// How long the session waits after asking connectors to stop, for their tasks to end.
     public var shutdownGraceNanos: Int64 = 2_000_000_000
-    public var log: @Sendable (String) -> Void = { line in
-        FileHandle.standardError.write(Data(("tape: " + line + "\n").utf8))
-    }
+    /// The session's events (`tape.live`); the feeds' go to `tape.feed`.
+    public var logger = Logger(label: "tape.live")
+    /// Where the feeds' states are registered for `/ready` (`--metrics-listen`), when given.
+    public var readiness: Readiness? = nil
 
     public init(feeds: [any FeedConnector], run: ReplayOptions) {
         self.feeds = feeds
@@ -94,8 +96,9 @@ public func runLive(_ options: LiveOptions) throws -> ReplaySummary {
         let stop = engine.run(ObservedSource(MergedSource(opened), overlap: overlap), driver: WarmupDriver(options.run.pause))
         warmupStats = opened.map(\.stats)
         warmupLayouts = opened.map(\.layout)
-        if stop != .endOfStream { options.log("warm-up stopped early (\(stop))") }
-        options.log("warm-up: \(overlap.observed) events from \(opened.count) files, continuing live")
+        if stop != .endOfStream { options.logger.warning("tape: warm-up stopped early (\(stop))", metadata: ["event": "warmup_stopped"]) }
+        options.logger.info("tape: warm-up: \(overlap.observed) events from \(opened.count) files, continuing live",
+                            metadata: ["event": "warmup_done", "events": .stringConvertible(overlap.observed)])
     }
 
     let specs = options.feeds.map(\.spec)
@@ -133,7 +136,9 @@ public func runLive(_ options: LiveOptions) throws -> ReplaySummary {
     }
     // The alerts (`--alerts`) hear of lost connections and refused credentials.
     let listeners = engine.engineSinks.compactMap { $0 as? any FaultListener }
-    let report = ConnectorReport(feeds: options.feeds.count, log: options.log, listeners: listeners)
+    let report = ConnectorReport(feeds: options.feeds.map { (name: $0.spec.name, peer: $0.peer) },
+                                 logger: Logger(label: "tape.feed"), listeners: listeners)
+    options.readiness?.register("feeds") { report.dependencies }
     let connections = ConnectorTasks(options.feeds, inbox: inbox, report: report)
     let ticker = Ticker(inbox: inbox, periodNanos: options.tickNanos)
     ticker.start()
@@ -144,8 +149,9 @@ public func runLive(_ options: LiveOptions) throws -> ReplaySummary {
         ticker.stop()
         inbox.close()
     }
-    options.log("live: \(specs.count) feed(s), tick \(options.tickNanos / 1_000_000) ms"
-                + (recordDirectory.map { ", recording to \($0)" } ?? ""))
+    options.logger.info(.text("tape: live: \(specs.count) feed(s), tick \(options.tickNanos / 1_000_000) ms"
+                        + (recordDirectory.map { ", recording to \($0)" } ?? "")),
+                        metadata: ["event": "session_started", "feeds": .array(specs.map { .string($0.name) })])
     let stop = engine.run(source, driver: driver)
     driver.shutdown()
     connections.wait(graceNanos: options.shutdownGraceNanos)

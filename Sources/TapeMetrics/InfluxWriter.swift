@@ -2,6 +2,7 @@ import Foundation
 import TapeCore
 import TapeHTTP
 import TapeIO
+import TapeLogging
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -11,7 +12,7 @@ import Glibc
 ///
 /// ```swift
 /// let endpoint = try InfluxEndpoint(url: "influx://127.0.0.1:58086/tape")
-/// let writer = InfluxWriter(settings: InfluxWriter.Settings(endpoint: endpoint), printer: { print($0) })
+/// let writer = InfluxWriter(settings: InfluxWriter.Settings(endpoint: endpoint), logger: Logger(label: "tape.store.influx"))
 /// writer.write([MetricPoint("tape_pipeline", fields: ["lag_ns": .integer(1_200_000)], time: now)])
 /// writer.close()   // sends what is buffered (bounded wait) and stops the thread
 /// ```
@@ -32,9 +33,10 @@ import Glibc
 ///   after a jittered exponential backoff (`Backoff`, from `retryInitialNanoseconds` to
 ///   `retryMaxNanoseconds`) while new points keep filling the buffer. Memory: at most
 ///   `bufferLinesMax` buffered points plus the one encoded batch being resent.
-/// - One line through `printer` per change of outcome (first batch written, failing, writing again,
+/// - One event through `logger` per change of outcome (first batch written, failing, writing again,
 ///   rejecting) and one at close if anything was lost, each naming the server (`InfluxEndpoint`
-///   description), never the password. No global logger.
+///   description, metadata `peer`), never the password. `dependency` says the same for `/ready` (not
+///   required: the pipeline runs on without its metrics).
 /// - `flush()` waits at most `flushWaitNanosecondsMax`, and returns at once while the server is
 ///   failing. `close()` sends what is left while the server answers (one more attempt even during an
 ///   outage), drops the rest at the first failure (`linesDroppedAtClose`), and waits at most
@@ -114,7 +116,9 @@ public final class InfluxWriter: @unchecked Sendable {
     private enum Outcome: Equatable { case none, written, failed, rejected }
 
     public let settings: Settings
-    private let printer: @Sendable (String) -> Void
+    /// InfluxDB as the writer sees it: up from the first batch written, down while requests fail.
+    public let dependency: DependencyTracker
+    private let logger: Logger
     /// `tape: metrics: influx host:port (database db): `, the start of every log line.
     private let logPrefix: String
     private let condition = NSCondition()
@@ -132,13 +136,16 @@ public final class InfluxWriter: @unchecked Sendable {
     private var workerFinished = false
     private var workerWaiting = false
 
-    public init(settings: Settings, printer: @escaping @Sendable (String) -> Void) {
+    public init(settings: Settings, logger: Logger = Logger(label: "tape.store.influx")) {
         precondition(settings.batchLinesMax > 0 && settings.bufferLinesMax >= settings.batchLinesMax,
                      "InfluxWriter: 0 < batchLinesMax <= bufferLinesMax")
         precondition(settings.batchIntervalNanoseconds > 0 && settings.requestTimeoutMilliseconds > 0,
                      "InfluxWriter: positive interval and timeout")
         self.settings = settings
-        self.printer = printer
+        var logger = logger
+        logger[metadataKey: "peer"] = .string(settings.endpoint.description)
+        self.logger = logger
+        dependency = DependencyTracker(name: "influx", required: false, peer: settings.endpoint.description)
         logPrefix = "tape: metrics: \(settings.endpoint.description): "
         let thread = Thread { [self] in self.runWorker() }
         thread.name = "tape-influx"
@@ -283,7 +290,7 @@ public final class InfluxWriter: @unchecked Sendable {
             condition.unlock()
             let result = connection.send(body, gzip: bodyIsGzip)
             condition.lock()
-            var message: String? = nil
+            var message: (Logger.Level, String, Logger.Metadata)? = nil
             switch result {
             case .written:
                 counters_.linesWritten += lines
@@ -291,10 +298,10 @@ public final class InfluxWriter: @unchecked Sendable {
                 linesSettled += lines
                 counters_.linesInFlight = 0
                 if lastOutcome == .none {
-                    message = "\(logPrefix)writing"
+                    message = (.info, "\(logPrefix)writing", ["event": "writing"])
                 } else if lastOutcome != .written {
-                    message = "\(logPrefix)writing again (\(counters_.failures) failed requests, "
-                        + "\(counters_.linesDropped) lines dropped so far)"
+                    message = (.notice, "\(logPrefix)writing again (\(counters_.failures) failed requests, "
+                        + "\(counters_.linesDropped) lines dropped so far)", ["event": "up"])
                 }
                 lastOutcome = .written
                 backoff.reset()
@@ -304,8 +311,8 @@ public final class InfluxWriter: @unchecked Sendable {
                 linesSettled += lines
                 counters_.linesInFlight = 0
                 if lastOutcome != .rejected {
-                    message = "\(logPrefix)rejected a batch of \(lines) lines (\(reason)); dropped it "
-                        + "(rejections in a row are logged once, all are counted)"
+                    message = (.warning, "\(logPrefix)rejected a batch of \(lines) lines (\(reason)); dropped it "
+                        + "(rejections in a row are logged once, all are counted)", ["event": "rejected", "error": "\(reason)"])
                 }
                 lastOutcome = .rejected
                 backoff.reset()
@@ -315,15 +322,20 @@ public final class InfluxWriter: @unchecked Sendable {
                 retryAt = InfluxWriter.monotonicNanoseconds() + delay
                 if lastOutcome != .failed {
                     counters_.outages += 1
-                    message = "\(logPrefix)not written (\(reason)); keeping up to "
-                        + "\(settings.bufferLinesMax) lines and retrying with backoff, the run goes on"
+                    message = (.warning, "\(logPrefix)not written (\(reason)); keeping up to "
+                        + "\(settings.bufferLinesMax) lines and retrying with backoff, the run goes on",
+                        ["event": "down", "error": "\(reason)"])
                 }
                 lastOutcome = .failed
             }
             condition.broadcast()
-            if let message {
+            switch result {
+            case .written, .rejected: dependency.set(.up)
+            case .failed(let reason): dependency.set(.down, detail: "\(reason)")
+            }
+            if let (level, text, metadata) = message {
                 condition.unlock()
-                printer(message)
+                logger.log(level: level, "\(text)", metadata: metadata)
                 condition.lock()
             }
             if closing, case .failed = result {
@@ -348,10 +360,10 @@ public final class InfluxWriter: @unchecked Sendable {
         condition.unlock()
         // Printed before `close()` can return, so the line is out when the owner goes on.
         if summary.linesDropped > 0 {
-            printer("\(logPrefix)closed; \(summary.linesWritten) lines written, "
+            logger.warning(.text("\(logPrefix)closed; \(summary.linesWritten) lines written, "
                     + "\(summary.linesDropped) dropped (\(summary.linesDroppedBufferFull) buffer full, "
                     + "\(summary.linesRejected) rejected, \(summary.linesDroppedAtClose) at close), "
-                    + "\(summary.failures) failed requests")
+                    + "\(summary.failures) failed requests"))
         }
         condition.lock()
         workerFinished = true

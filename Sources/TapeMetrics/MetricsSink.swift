@@ -2,6 +2,7 @@ import TapeCore
 import TapeClock
 import TapeGraph
 import TapeSinks
+import TapeLogging
 
 /// Operational metrics of a run (replay or live), counted on the engine thread and written to InfluxDB
 /// through an `InfluxWriter` and/or handed to `MetricPointConsumer`s (a `MetricsBoard` that
@@ -11,7 +12,7 @@ import TapeSinks
 ///
 /// ```swift
 /// let metrics = try MetricsSink.influx(url: "influx://127.0.0.1:58086/tape", symbols: symbols,
-///                                      printer: { line in printToStandardError(line + "\n") })
+///                                      logger: Logger(label: "tape.store.influx"))
 /// metrics.addProvider { [latency] in latency.metricPoints() }
 /// let engine = Engine(settings: settings, symbols: symbols, sinks: [folder, metrics])
 /// ```
@@ -317,16 +318,17 @@ extension MetricsSink: ReportingSink {
 
 extension MetricsSink {
     /// For `ReplayOptions.sinkFactories` (replay and live): checks the URL now, so that a bad one is a
-    /// usage error before anything starts, and builds one sink per run with the run's symbol table and
-    /// printer, tagging every point `mode` = `replay` or `live` (`RunContext.kind`). The run id is not
-    /// a tag (one series per run and symbol would grow without bound); pass `tags` to add one.
-    /// `consumers` get the same points (e.g. the `MetricsBoard` of `--metrics-listen`).
+    /// usage error before anything starts, and builds one sink per run with the run's symbol table,
+    /// tagging every point `mode` = `replay` or `live` (`RunContext.kind`); its writer logs through `logger`.
+    /// The run id is not a tag (one series per run and symbol would grow without bound); pass `tags` to add
+    /// one. `consumers` get the same points (e.g. the `MetricsBoard` of `--metrics-listen`).
     public static func factory(url: String, feed: String? = nil, tags: [MetricTag] = [],
-                               intervalNanoseconds: Int64 = 1_000_000_000, consumers: [any MetricPointConsumer] = [])
+                               intervalNanoseconds: Int64 = 1_000_000_000, consumers: [any MetricPointConsumer] = [],
+                               logger: Logger = Logger(label: "tape.store.influx"))
         throws(InfluxURLError) -> (RunContext) throws -> EngineSink {
         let endpoint = try InfluxEndpoint(url: url)
         return { context in
-            let writer = InfluxWriter(settings: InfluxWriter.Settings(endpoint: endpoint), printer: context.printer)
+            let writer = InfluxWriter(settings: InfluxWriter.Settings(endpoint: endpoint), logger: logger)
             return MetricsSink(writer: writer, consumers: consumers, symbols: context.symbols, feed: feed,
                                tags: [MetricTag("mode", context.kind)] + tags, intervalNanoseconds: intervalNanoseconds)
         }
@@ -334,14 +336,14 @@ extension MetricsSink {
 
     /// The sink the CLI makes from `--metrics URL`: an `InfluxWriter` with default settings for the
     /// URL (`influx://host:port/db`, `influxs://…`, `http(s)://host:port[/?db=name]`; see
-    /// `InfluxEndpoint`) and this sink around it. `printer` gets the writer's log lines (one per change
-    /// of state, naming the server). Throws only for a URL that cannot be used; an unreachable server is
+    /// `InfluxEndpoint`) and this sink around it. `logger` gets the writer's events (one per change of
+    /// state, naming the server). Throws only for a URL that cannot be used; an unreachable server is
     /// not an error (the writer retries and counts).
     public static func influx(url: String, symbols: SymbolTable, feed: String? = nil, tags: [MetricTag] = [],
                               intervalNanoseconds: Int64 = 1_000_000_000,
-                              printer: @escaping @Sendable (String) -> Void) throws(InfluxURLError) -> MetricsSink {
+                              logger: Logger = Logger(label: "tape.store.influx")) throws(InfluxURLError) -> MetricsSink {
         let endpoint = try InfluxEndpoint(url: url)
-        let writer = InfluxWriter(settings: InfluxWriter.Settings(endpoint: endpoint), printer: printer)
+        let writer = InfluxWriter(settings: InfluxWriter.Settings(endpoint: endpoint), logger: logger)
         return MetricsSink(writer: writer, symbols: symbols, feed: feed, tags: tags,
                            intervalNanoseconds: intervalNanoseconds)
     }

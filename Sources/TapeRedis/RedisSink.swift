@@ -2,6 +2,7 @@ import Foundation
 import TapeCore
 import TapeGraph
 import TapeSinks
+import TapeLogging
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -151,6 +152,8 @@ public final class RedisSink: EventSink, @unchecked Sendable {
     public let layout: RedisLayout
     /// `host:port` of the server.
     public let peer: String
+    /// The server as the writer sees it (`/ready`): down from a failed write or connection to the reconnect.
+    public let dependency: DependencyTracker
 
     private let symbols: SymbolTable
     private let mailbox: RedisMailbox
@@ -171,8 +174,15 @@ public final class RedisSink: EventSink, @unchecked Sendable {
     /// Parses the URL (a bad one throws), connects (an unreachable server throws unless
     /// `options.startWhenDown`) and starts the writer thread. `log` gets one line per state change of
     /// the server (`tape: redis host:port: down (…)`, `… up again after …`), on the writer thread.
+    public convenience init(url: String, symbols: SymbolTable, options: RedisSinkOptions = RedisSinkOptions(),
+                            name: String = "redis", log: @escaping @Sendable (String) -> Void) throws {
+        try self.init(url: url, symbols: symbols, options: options, name: name,
+                      logger: TapeLogging.logger(label: "tape.store.redis", log))
+    }
+
+    /// As above; `logger` gets one event per state change of the server (metadata `peer`, `event`, `error`).
     public init(url: String, symbols: SymbolTable, options: RedisSinkOptions = RedisSinkOptions(),
-                name: String = "redis", log: @escaping @Sendable (String) -> Void) throws {
+                name: String = "redis", logger: Logger) throws {
         precondition(options.barListLength > 0 && options.anomalyListLength > 0 && options.tradingListLength > 0,
                      "Redis lists keep at least one entry")
         precondition(options.handoverItemsMax > 0 && options.pipelineCommandsMax > 0, "Redis batches are not empty")
@@ -188,6 +198,9 @@ public final class RedisSink: EventSink, @unchecked Sendable {
                                          commandTimeoutNanoseconds: options.commandTimeoutNanoseconds,
                                          clientName: "tape-\(name)")
         peer = connection.peer
+        dependency = DependencyTracker(name: "redis", status: .up, peer: connection.peer)
+        var logger = logger
+        logger[metadataKey: "peer"] = .string(connection.peer)
         var startError: RedisError? = nil
         do {
             try connection.reconnect()
@@ -196,8 +209,8 @@ public final class RedisSink: EventSink, @unchecked Sendable {
             startError = error
         }
         mailbox = RedisMailbox()
-        let writer = RedisWriter(connection: connection, options: options, mailbox: mailbox, log: log,
-                                 startError: startError)
+        let writer = RedisWriter(connection: connection, options: options, mailbox: mailbox, logger: logger,
+                                 dependency: dependency, startError: startError)
         let thread = Thread { writer.run() }
         thread.name = "tape-sink-\(name)"
         thread.start()

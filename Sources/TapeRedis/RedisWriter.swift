@@ -1,6 +1,7 @@
 import Foundation
 import TapeCore
 import TapeGraph
+import TapeLogging
 
 /// The Redis sink's writer thread: merges handovers into `RedisPendingState`, writes it pipelined, and
 /// rides out outages (see `RedisSink` for the contract). Everything here runs on that one thread but
@@ -14,7 +15,8 @@ final class RedisWriter: @unchecked Sendable {
     private let options: RedisSinkOptions
     private let layout: RedisLayout
     private let mailbox: RedisMailbox
-    private let log: @Sendable (String) -> Void
+    private let logger: Logger
+    private let dependency: DependencyTracker
 
     private var state: RedisPendingState
     private var down = false
@@ -29,13 +31,14 @@ final class RedisWriter: @unchecked Sendable {
     /// Reused for every command.
     private var arguments: [String] = []
 
-    init(connection: RedisConnection, options: RedisSinkOptions, mailbox: RedisMailbox,
-         log: @escaping @Sendable (String) -> Void, startError: RedisError?) {
+    init(connection: RedisConnection, options: RedisSinkOptions, mailbox: RedisMailbox, logger: Logger,
+         dependency: DependencyTracker, startError: RedisError?) {
         self.connection = connection
         self.options = options
         self.layout = options.layout
         self.mailbox = mailbox
-        self.log = log
+        self.logger = logger
+        self.dependency = dependency
         state = RedisPendingState(barListLength: options.barListLength, anomalyListLength: options.anomalyListLength,
                                   tradingListLength: options.tradingListLength)
         backoff = Backoff(initialNanoseconds: options.backoffInitialNanoseconds,
@@ -75,8 +78,9 @@ final class RedisWriter: @unchecked Sendable {
                     finish = true
                 } else if down, let deadline = closeDeadline, Monotonic.nanoseconds() >= deadline {
                     counted.unwrittenAtClose = state.pendingCount
-                    log("tape: redis \(connection.peer): still down at close after "
-                        + "\(Self.seconds(options.closeWaitNanoseconds)): \(state.pendingDescription) not written")
+                    logger.error(.text("tape: redis \(connection.peer): still down at close after "
+                                 + "\(Self.seconds(options.closeWaitNanoseconds)): \(state.pendingDescription) not written"),
+                                 metadata: ["event": "unwritten_at_close"])
                     finish = true
                 }
             }
@@ -178,8 +182,10 @@ final class RedisWriter: @unchecked Sendable {
         mailbox.condition.lock()
         mailbox.counters.outages += 1
         mailbox.condition.unlock()
-        log("tape: redis \(connection.peer): down (\(error.detail)), keeping latest state in memory "
-            + "(\(state.pendingDescription) pending), retrying with backoff")
+        dependency.set(.down, detail: error.detail)
+        logger.warning(.text("tape: redis \(connection.peer): down (\(error.detail)), keeping latest state in memory "
+                       + "(\(state.pendingDescription) pending), retrying with backoff"),
+                       metadata: ["event": "down", "error": .string(error.detail)])
     }
 
     /// One attempt: connect, `PING`. On success every latest key is marked for writing again.
@@ -194,6 +200,7 @@ final class RedisWriter: @unchecked Sendable {
             return
         }
         down = false
+        dependency.set(.up)
         backoff.reset()
         counted.reconnects += 1
         writingBack = true
@@ -233,8 +240,10 @@ final class RedisWriter: @unchecked Sendable {
             writingBack = false
             counted.writtenAfterReconnect += written
             let waited = Self.seconds(Monotonic.nanoseconds() - downSince)
-            log("tape: redis \(connection.peer): up again after \(waited) (\(attemptsWhileDown) "
-                + "attempt\(attemptsWhileDown == 1 ? "" : "s")), wrote \(written) keys and list entries")
+            logger.notice(.text("tape: redis \(connection.peer): up again after \(waited) (\(attemptsWhileDown) "
+                          + "attempt\(attemptsWhileDown == 1 ? "" : "s")), wrote \(written) keys and list entries"),
+                          metadata: ["event": "up", "attempts": .stringConvertible(attemptsWhileDown),
+                                     "down_seconds": .stringConvertible(Double(Monotonic.nanoseconds() - downSince) / 1e9)])
         }
     }
 

@@ -1,4 +1,5 @@
 import Foundation
+import TapeLogging
 import TapeCore
 import TapeClock
 import TapeIO
@@ -178,7 +179,7 @@ public struct RunSetup {
         let context = RunContext(directory: directory, runID: runID, kind: defaultPrefix, symbols: symbols,
                                  configHash: FileHash.sha256(text: options.engine.config.canonicalText),
                                  inputs: options.describedInputs ?? options.inputs,
-                                 printer: { line in FileHandle.standardError.write(Data((line + "\n").utf8)) })
+                                 printer: TapeLogging.lines(Logger(label: "tape.run"), level: .notice))
         var built: [EngineSink] = []
         for factory in options.sinkFactories {
             do { built.append(try factory(context)) } catch {

@@ -5,15 +5,19 @@ import NIOCore
 import Prometheus
 import ServiceLifecycle
 import TapeMetrics
+import TapeLogging
+import TapeCore
 
 /// `--metrics-listen HOST:PORT` of `tape live`, `tape ingest` and `tape work`: `/metrics` (Prometheus text
-/// of the pipeline's `MetricPoint`s, through `PipelineMetricsExporter`) and `/health`, on a small HTTP server
-/// of its own event loop. The pipeline only feeds the `MetricsBoard` (a merge per sample); a scrape renders on
-/// the server's side, so a slow or frequent scraper never blocks the pipeline.
+/// of the pipeline's `MetricPoint`s, through `PipelineMetricsExporter`), `/health` (200 while the process
+/// runs) and `/ready` (200 when every required dependency of `readiness` is up, else 503; JSON of each
+/// dependency's state, the shape of `tape serve`'s), on a small HTTP server of its own event loop. The
+/// pipeline only feeds the `MetricsBoard` (a merge per sample); a scrape renders on the server's side, so a
+/// slow or frequent scraper never blocks the pipeline.
 ///
 /// ```swift
 /// let board = MetricsBoard()
-/// let endpoint = try MetricsEndpoint.start(listen: "127.0.0.1:9464", board: board)   // bound when it returns
+/// let endpoint = try MetricsEndpoint.start(listen: "127.0.0.1:9464", board: board, readiness: readiness)
 /// // … run with MetricsSink(writer: nil, consumers: [board], …) …
 /// endpoint.stop()
 /// ```
@@ -37,7 +41,7 @@ public final class MetricsEndpoint: Sendable {
     }
 
     /// Binds and starts serving; returns once bound, or throws when the address is malformed or cannot be bound.
-    public static func start(listen: String, board: MetricsBoard,
+    public static func start(listen: String, board: MetricsBoard, readiness: Readiness = Readiness(),
                              registry: PrometheusCollectorRegistry = PrometheusCollectorRegistry())
         throws -> MetricsEndpoint {
         guard let (host, port) = parse(listen: listen) else {
@@ -52,6 +56,11 @@ public final class MetricsEndpoint: Sendable {
         router.get("/health") { _, _ in
             Response(status: .ok, headers: [.contentType: "application/json"],
                      body: ResponseBody(byteBuffer: ByteBuffer(string: "{\"status\":\"ok\"}")))
+        }
+        router.get("/ready") { _, _ in
+            let (ready, body) = readiness.report()
+            return Response(status: ready ? .ok : .serviceUnavailable, headers: [.contentType: "application/json"],
+                            body: ResponseBody(byteBuffer: ByteBuffer(string: body.renderCompact())))
         }
         var logger = Logger(label: "tape.metrics-listen")
         logger.logLevel = .warning

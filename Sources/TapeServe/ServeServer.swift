@@ -2,6 +2,7 @@ import Foundation
 import Hummingbird
 import HummingbirdWebSocket
 import Logging
+import TapeLogging
 import NIOCore
 import Prometheus
 import ServiceLifecycle
@@ -84,7 +85,8 @@ public final class ServeServer: Sendable {
         updates = try settings.stores.redisURL.map { url in
             try UpdatesEndpoint(stores: stores, redisURL: url, queueCapacity: settings.webSocketQueueCapacity,
                                 metrics: metrics, access: access,
-                                log: { line in FileHandle.standardError.write(Data((line + "\n").utf8)) })
+                                log: TapeLogging.lines(Logger(label: "tape.serve"), level: .warning,
+                                                       metadata: ["store": "redis"]))
         }
     }
 

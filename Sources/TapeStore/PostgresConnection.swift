@@ -1,6 +1,7 @@
 import Foundation
 import CLibPQ
 import TapeCore
+import TapeLogging
 
 /// A PostgreSQL failure, naming the server (host:port/database, never a password) and what it said.
 public struct PostgresError: Error, CustomStringConvertible, Sendable {
@@ -28,6 +29,8 @@ public final class PostgresConnection {
     /// `host:port/database` of the server, for messages (no user, no password).
     public let peer: String
     private let connection: OpaquePointer
+    /// What the server's notices and warnings are logged with (retained here: libpq holds a raw pointer).
+    private let notices: NoticeLog
 
     public init(url: String) throws {
         guard let opened = PQconnectdb(url) else {
@@ -39,9 +42,17 @@ public final class PostgresConnection {
         let port = PQport(opened).map { String(cString: $0) } ?? "?"
         let database = PQdb(opened).map { String(cString: $0) } ?? "?"
         peer = host == "?" ? urlWithoutPassword(url) : "\(host):\(port)/\(database)"
+        // The server's WARNINGs (`terminating connection due to immediate shutdown command`) go through swift-log
+        // like every other line, not straight to stderr (libpq's default).
+        notices = NoticeLog(peer: peer)
+        PQsetNoticeProcessor(opened, { context, message in
+            guard let context, let message else { return }
+            Unmanaged<NoticeLog>.fromOpaque(context).takeUnretainedValue().log(String(cString: message))
+        }, Unmanaged.passUnretained(notices).toOpaque())
         guard PQstatus(opened) == CONNECTION_OK else {
-            // Every stored property is set: deinit runs and calls PQfinish once.
-            throw PostgresError(peer: peer, detail: Self.lastError(opened))
+            // Every stored property is set: deinit runs and calls PQfinish once. A connection that cannot
+            // be made counts as lost (the server is away, or refuses it for now): a reconnecting caller retries.
+            throw PostgresError(peer: peer, detail: Self.lastError(opened), connectionLost: true)
         }
         // Server NOTICEs ("already exists, skipping") are not the user's business; warnings and errors are.
         PQclear(PQexec(opened, "SET client_min_messages TO warning"))
@@ -73,7 +84,15 @@ public final class PostgresConnection {
     private func error(_ result: OpaquePointer?) -> PostgresError {
         let state = result.flatMap { PQresultErrorField($0, Int32(UInt8(ascii: "C"))) }.map { String(cString: $0) }
         return PostgresError(peer: peer, detail: Self.lastError(connection), sqlState: state,
-                             connectionLost: PQstatus(connection) != CONNECTION_OK)
+                             connectionLost: PQstatus(connection) != CONNECTION_OK || Self.meansGone(state))
+    }
+
+    /// SQLSTATEs that mean the server is going or gone, whatever libpq's connection status still says:
+    /// class 08 (connection exception), 57P01 admin shutdown (`pg_ctl stop -m fast`/`immediate`), 57P02 crash
+    /// shutdown, 57P03 cannot connect now (starting up, in recovery).
+    static func meansGone(_ sqlState: String?) -> Bool {
+        guard let sqlState else { return false }
+        return sqlState.hasPrefix("08") || ["57P01", "57P02", "57P03"].contains(sqlState)
     }
 
     /// Runs a query; returns its rows as text (nil for SQL NULL).
@@ -159,4 +178,18 @@ public func urlWithoutPassword(_ url: String) -> String {
     guard let at = url.firstIndex(of: "@"), let scheme = url.range(of: "://"), scheme.upperBound < at else { return url }
     let user = url[scheme.upperBound..<at].split(separator: ":").first.map(String.init) ?? ""
     return String(url[..<scheme.upperBound]) + user + String(url[at...])
+}
+
+/// A connection's server notices, logged (`tape.store.postgres`, warning) naming the server.
+final class NoticeLog {
+    static let logger = Logger(label: "tape.store.postgres")
+    let peer: String
+
+    init(peer: String) { self.peer = peer }
+
+    func log(_ message: String) {
+        let text = message.trimmingCharacters(in: .whitespacesAndNewlines)
+        Self.logger.warning("tape: postgres \(peer): server says: \(text)",
+                            metadata: ["peer": .string(peer), "event": "notice", "detail": .string(text)])
+    }
 }

@@ -4,6 +4,7 @@ import TapeClock
 import TapeGraph
 import TapeIO
 import TapeSinks
+import TapeLogging
 import Histogram
 
 /// What a `PostgresSink` writes and how it batches.
@@ -102,8 +103,10 @@ public final class PostgresSink: EventSink, ReportingSink, @unchecked Sendable {
     public let settings: PostgresSinkSettings
     /// `host:port/database`.
     public let peer: String
+    /// The server as the writer sees it (`/ready`): down from a lost connection to the next reconnection.
+    public let dependency: DependencyTracker
     private let symbols: SymbolTable
-    private let printer: @Sendable (String) -> Void
+    private let logger: Logger
 
     // Engine thread.
     private var current: StoreBatch
@@ -138,6 +141,9 @@ public final class PostgresSink: EventSink, ReportingSink, @unchecked Sendable {
     private var stagingCreated = false
     private var backoff: Backoff
     private var nextReconnect: Int64 = 0
+    /// The current outage: when it began (wall ns) and the reconnection attempts so far.
+    private var downSince: Int64 = 0
+    private var attemptsWhileDown = 0
     private var spoolSequence = 0
     private var spooled: [String] = []
     private var lastMaintenance = WallClock.nanos()
@@ -145,14 +151,18 @@ public final class PostgresSink: EventSink, ReportingSink, @unchecked Sendable {
     private var runLastEvent: Nanos = .min
 
     /// Connects, applies the migrations and records the run (a server that cannot be reached at the
-    /// start is an error: nothing would be stored), then starts the writer.
+    /// start is an error: nothing would be stored), then starts the writer. `logger` gets one event per
+    /// change of the server's state (down, up again with the outage's length), with `peer` and `error`.
     public init(settings: PostgresSinkSettings, symbols: SymbolTable,
-                printer: @escaping @Sendable (String) -> Void = { FileHandle.standardError.write(Data(($0 + "\n").utf8)) }) throws {
+                logger: Logger = Logger(label: "tape.store.postgres")) throws {
         self.settings = settings
         self.symbols = symbols
-        self.printer = printer
         let connection = try PostgresConnection(url: settings.url)
         peer = connection.peer
+        var logger = logger
+        logger[metadataKey: "peer"] = .string(connection.peer)
+        self.logger = logger
+        dependency = DependencyTracker(name: "postgres", status: .up, peer: connection.peer)
         try StoreSchema.migrate(connection)
         mode = try StorePartitions.mode(connection)
         try connection.execute("""
@@ -474,19 +484,26 @@ public final class PostgresSink: EventSink, ReportingSink, @unchecked Sendable {
         }
     }
 
+    /// The connection is gone: said once (the retries that follow are not), the outage timed and counted.
     private func wentAway(_ error: PostgresError) {
         connection = nil
         stagingCreated = false
         backoff.reset()
-        nextReconnect = WallClock.nanos() + backoff.nextDelay()
-        printer("tape: postgres \(peer): down (\(error.detail)); "
-                + (checkpointed ? "holding the uncommitted batch; consumption waits (the broker keeps the records)"
-                                : "spooling batches to \(settings.spoolDirectory)"))
+        downSince = WallClock.nanos()
+        attemptsWhileDown = 0
+        nextReconnect = downSince + backoff.nextDelay()
+        dependency.set(.down, detail: error.detail)
+        logger.warning(.text("tape: postgres \(peer): down (\(error.detail)); "
+                       + (checkpointed ? "holding the uncommitted batch; consumption waits (the broker keeps the records)"
+                                       : "spooling batches to \(settings.spoolDirectory)")),
+                       metadata: ["error": .string(error.detail), "event": "down"])
         condition.lock(); counters_.outages += 1; condition.unlock()
     }
 
-    /// One reconnection attempt: counted and said on success; on failure the next attempt is scheduled.
+    /// One reconnection attempt: counted, and said on success with the outage's summary (its length, the
+    /// attempts); on failure the next attempt is scheduled (jittered backoff up to `reconnectMaxMilliseconds`).
     private func reconnect(then next: String) -> Bool {
+        attemptsWhileDown += 1
         do {
             connection = try PostgresConnection(url: settings.url)
         } catch {
@@ -494,7 +511,12 @@ public final class PostgresSink: EventSink, ReportingSink, @unchecked Sendable {
             return false
         }
         condition.lock(); counters_.reconnects += 1; condition.unlock()
-        printer("tape: postgres \(peer): up again; \(next)")
+        let seconds = Double(WallClock.nanos() - downSince) / 1e9
+        dependency.set(.up)
+        logger.notice(.text("tape: postgres \(peer): up again; \(next) (away \(String(format: "%.1f", seconds)) s, "
+                      + "\(attemptsWhileDown) attempt\(attemptsWhileDown == 1 ? "" : "s"))"),
+                      metadata: ["event": "up", "down_seconds": .stringConvertible(seconds),
+                                 "attempts": .stringConvertible(attemptsWhileDown)])
         backoff.reset()
         return true
     }
@@ -677,7 +699,7 @@ public final class PostgresSink: EventSink, ReportingSink, @unchecked Sendable {
         lastMaintenance = WallClock.nanos()
         guard let connection else { return }
         do { try StoreMaintenance.run(connection, retentionDays: settings.retentionDays) } catch {
-            printer("tape: postgres \(peer): maintenance failed: \(error)")
+            logger.warning("tape: postgres \(peer): maintenance failed: \(error)", metadata: ["error": "\(error)"])
         }
     }
 
@@ -713,7 +735,7 @@ public final class PostgresSink: EventSink, ReportingSink, @unchecked Sendable {
             let connection = try PostgresConnection(url: settings.url)
             try connection.execute("UPDATE tape_runs SET summary = \(StoreSchema.quote(json))::jsonb WHERE run_id = \(StoreSchema.quote(settings.runID))")
         } catch {
-            printer("tape: postgres \(peer): summary not stored: \(error)")
+            logger.warning("tape: postgres \(peer): summary not stored: \(error)", metadata: ["error": "\(error)"])
         }
     }
 }

@@ -6,6 +6,7 @@ import TapeEngine
 import TapeStore
 import TapeBus
 import TapeMetrics
+import TapeLogging
 import Histogram
 
 /// What one partition's graph needs, whoever assigns it (`tape work`).
@@ -23,12 +24,13 @@ public struct PartitionSettings {
     public var closeTimeoutSeconds: Double = 60
     /// The other stores (Redis, InfluxDB): at-least-once, idempotent by key; one set per partition.
     public var otherSinks: [(RunContext) throws -> EngineSink] = []
-    public var printer: @Sendable (String) -> Void
+    /// The partition's stores log through it (with `topic`, `partition` and `epoch` added).
+    public var logger: Logger
 
     public init(engine: EngineSettings, postgresURL: String, configHash: String, worker: String,
-                spoolDirectory: String, printer: @escaping @Sendable (String) -> Void) {
+                spoolDirectory: String, logger: Logger) {
         self.engine = engine; self.postgresURL = postgresURL; self.configHash = configHash
-        self.worker = worker; self.spoolDirectory = spoolDirectory; self.printer = printer
+        self.worker = worker; self.spoolDirectory = spoolDirectory; self.logger = logger
     }
 }
 
@@ -131,10 +133,16 @@ public final class PartitionWork {
             throw WorkError("\(target.description): checkpoint format \(version), this build reads "
                 + "\(WorkerCheckpoints.formatVersion); use another consumer group (--group)")
         }
-        store = try PostgresSink(settings: storeSettings, symbols: symbols, printer: settings.printer)
+        var logger = settings.logger
+        logger[metadataKey: "topic"] = .string(target.topic)
+        logger[metadataKey: "partition"] = .stringConvertible(Int(target.partition))
+        logger[metadataKey: "epoch"] = .stringConvertible(Int(target.epoch))
+        var storeLogger = logger
+        storeLogger[metadataKey: "store"] = "postgres"
+        store = try PostgresSink(settings: storeSettings, symbols: symbols, logger: storeLogger)
         let context = RunContext(directory: settings.spoolDirectory, runID: storeSettings.runID, kind: "work",
                                  symbols: symbols, configHash: settings.configHash,
-                                 inputs: ["kafka:\(target.topic)[\(target.partition)]"], printer: settings.printer)
+                                 inputs: ["kafka:\(target.topic)[\(target.partition)]"], printer: TapeLogging.lines(logger))
         var built: [EngineSink] = []
         do {
             for factory in settings.otherSinks { built.append(try factory(context)) }
@@ -307,6 +315,12 @@ public final class PartitionWork {
 
     /// The store's counters (rows, batches, outages, time blocked).
     public var storeCounters: PostgresSinkCounters { store.counters }
+
+    /// PostgreSQL as this partition's store sees it (thread-safe: `/ready` reads it off the worker's thread).
+    public var storeDependency: DependencyTracker { store.dependency }
+
+    /// The store holds a commit it cannot write: PostgreSQL is away (the worker stops reading the partition).
+    public var storeAway: Bool { store.dependency.current.status != .up }
 
     /// Revoke or shutdown: commits (when `commit`) and waits until it is durable, then closes the stores.
     public func close(commit: Bool) throws {

@@ -11,6 +11,7 @@ import TapeWork
 import TapeKafka
 import TapeKafkaBus
 import TapeAlerts
+import TapeLogging
 import Histogram
 
 /// The Kafka bus options of `tape ingest` (and `tape live --kafka`).
@@ -71,10 +72,14 @@ struct BusOptions: ParsableArguments {
         settings.messageTimeoutMilliseconds = 5_000
         let topic = self.topic, partitions = self.partitions
         return { context in
+            let logger = Logger(label: "tape.kafka")
             let publisher = try KafkaTickPublisher(config: config, topic: topic, partitions: partitions, settings: settings,
-                                                   log: context.printer)
-            context.printer("tape: publishing to kafka \(kafka) topic \(topic) (\(publisher.partitionCount) partitions)")
+                                                   logger: logger)
+            logger.info("tape: publishing to kafka \(kafka) topic \(topic) (\(publisher.partitionCount) partitions)",
+                        metadata: ["event": "publishing", "peer": .string(kafka), "topic": .string(topic),
+                                   "partitions": .stringConvertible(Int(publisher.partitionCount))])
             registry.kafka = publisher
+            registry.track(publisher.dependency)
             return TickBusSink(publisher: publisher, symbols: context.symbols)
         }
     }
@@ -160,7 +165,10 @@ struct WorkCommand: ParsableCommand {
 
     @OptionGroup var metricsListen: MetricsListenOptions
 
+    @OptionGroup var logging: LoggingOptions
+
     mutating func run() throws {
+        logging.apply()
         let postgres = stores.filter { ["postgres", "postgresql"].contains(StoreURL.scheme(of: $0)) }
         guard postgres.count == 1 else {
             throw ValidationError("give exactly one --store postgres://… (outputs, offsets and checkpoints commit there)")
@@ -171,17 +179,21 @@ struct WorkCommand: ParsableCommand {
         catch let error as UnusableInput { fail(error.description, code: TapeExit.unusableInput) }
         let configHash = FileHash.sha256(text: options.engine.config.canonicalText)
         let workerName = name ?? "\(ProcessInfo.processInfo.hostName)-\(getpid())"
-        let printer: @Sendable (String) -> Void = { line in FileHandle.standardError.write(Data((line + "\n").utf8)) }
+        let logger = Logger(label: "tape.work")
         var partition = PartitionSettings(engine: options.engine, postgresURL: postgres[0], configHash: configHash,
-                                          worker: workerName, spoolDirectory: spool, printer: printer)
+                                          worker: workerName, spoolDirectory: spool, logger: logger)
         // One alert service for every partition this worker runs; closed when the worker ends.
         let alertService = try AlertFile.service(path: alerts)
         defer { alertService?.close() }
-        let exported = try metricsListen.start()
+        // `/ready`: Kafka and PostgreSQL as the worker sees them (registered once it exists), and its other stores.
+        let readiness = Readiness()
+        let registry = StoreRegistry()
+        readiness.register("stores") { registry.dependencies }
+        let exported = try metricsListen.start(readiness: readiness)
         defer { exported?.1.stop() }
         partition.otherSinks = try StoreOptions.factories(urls: stores.filter { !postgres.contains($0) }, spool: spool,
                                                           closeTimeout: 60, alerts: alertService.map { ($0, false) },
-                                                          board: exported?.0)
+                                                          board: exported?.0, registry: registry)
         if let model {
             let path = modelFile(model)
             do { _ = try InferenceNode(modelPath: path) } catch { fail("\(model): \(error)", code: TapeExit.unusableInput) }
@@ -205,14 +217,23 @@ struct WorkCommand: ParsableCommand {
         let pause = PauseControl()
         pause.install(keys: false)
         let worker: Worker
-        do { worker = try Worker(settings: settings, name: workerName, log: printer) }
+        do { worker = try Worker(settings: settings, name: workerName, logger: logger) }
         catch { fail("\(error)", code: TapeExit.outputFailed) }
-        printer("tape work: \(workerName) joining group \(group) on \(kafkaConfig.bootstrapServers) topic \(topic); "
-                + "store \(urlWithoutPassword(postgres[0])); config \(configHash.prefix(12))")
+        let health = worker.health
+        readiness.register("worker") { health.dependencies }
+        logger.info(.text("tape work: \(workerName) joining group \(group) on \(kafkaConfig.bootstrapServers) topic \(topic); "
+                    + "store \(urlWithoutPassword(postgres[0])); config \(configHash.prefix(12))"),
+                    metadata: ["event": "started", "worker": .string(workerName), "group": .string(group),
+                               "peer": .string(kafkaConfig.bootstrapServers), "topic": .string(topic),
+                               "store": .string(urlWithoutPassword(postgres[0])), "config_hash": .string(String(configHash.prefix(12)))])
         let summary: WorkerSummary
         do { summary = try worker.run(stop: { pause.isInterrupted }) }
         catch let error as WorkError { fail(error.description, code: TapeExit.unusableInput) }
         catch { fail("\(error)", code: TapeExit.outputFailed) }
+        logger.info(.text("tape work: \(workerName) stopped: \(summary.records) records, \(summary.commits) commits, "
+                    + "\(summary.poison) poison"), metadata: ["event": "stopped", "worker": .string(workerName),
+                                                             "records": .stringConvertible(summary.records),
+                                                             "commits": .stringConvertible(summary.commits)])
         let latencies = summary.commitLatencyNanoseconds.sorted()
         func percentile(_ p: Double) -> String {
             guard !latencies.isEmpty else { return "-" }

@@ -1,5 +1,6 @@
 import ArgumentParser
 import Foundation
+import TapeLogging
 import TapeEngine
 import TapeFeedSim
 import TapeRecordings
@@ -75,7 +76,10 @@ struct FeedSimCommand: ParsableCommand {
         }
     }
 
+    @OptionGroup var logging: LoggingOptions
+
     func run() throws {
+        logging.apply()
         var configuration = FeedSimConfiguration(inputs: inputs, feedProtocol: FeedProtocol(rawValue: feedProtocol)!)
         configuration.host = host
         configuration.port = port
@@ -98,7 +102,7 @@ struct FeedSimCommand: ParsableCommand {
 
         let server: FeedSimServer
         do { server = try FeedSimServer(configuration: configuration) } catch {
-            FileHandle.standardError.write(Data("tape: \(error)\n".utf8))
+            tapeLogger.error("tape: \(error)", metadata: ["event": "exit", "error": "\(error)"])
             throw ArgumentParser.ExitCode(TapeExit.unusableInput)
         }
         let failure = waitForTask {
@@ -107,7 +111,7 @@ struct FeedSimCommand: ParsableCommand {
             }
         }
         if let message = failure {
-            FileHandle.standardError.write(Data("tape: feed-sim: \(message)\n".utf8))
+            tapeLogger.error("tape: feed-sim: \(message)", metadata: ["event": "exit", "error": .string(message)])
             throw ArgumentParser.ExitCode(TapeExit.internalError)
         }
     }

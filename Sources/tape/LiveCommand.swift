@@ -10,6 +10,7 @@ import TapeLive
 import TapeConnectors
 import TapeREST
 import TapeModel
+import TapeLogging
 import Yams
 
 /// `tape live`: connectors → stamped inbox → the replay's engine and run folder, recorded as it goes.
@@ -91,7 +92,10 @@ struct LiveCommand: ParsableCommand {
 
     @OptionGroup var metricsListen: MetricsListenOptions
 
+    @OptionGroup var logging: LoggingOptions
+
     mutating func run() throws {
+        logging.apply()
         // The settings file first; the command line adds feeds and overrides its values.
         var file = LiveConfigFile()
         if let liveConfig {
@@ -124,9 +128,15 @@ struct LiveCommand: ParsableCommand {
         run.quiet = quiet
         run.snapshotIn = snapshotIn
         run.snapshotOut = snapshotOut
-        let exported = try metricsListen.start()
-        defer { exported?.1.stop() }
+        // Rejects, layouts and warnings of the session: events like the others (JSON with --log-format json).
+        let runLogger = Logger(label: "tape.run")
+        run.messagePrinter = { line in runLogger.log(level: line.hasPrefix("tape: warning:") ? .warning : .notice, "\(line)") }
+        // `/ready`: the feeds (registered by the session), the stores and the Kafka producer as they see them.
+        let readiness = Readiness()
         let registry = StoreRegistry()
+        readiness.register("stores") { registry.dependencies }
+        let exported = try metricsListen.start(readiness: readiness)
+        defer { exported?.1.stop() }
         run.sinkFactories = try store.factories(extra: file.stores, board: exported?.0, registry: registry)
         if let publish = try bus.factory(clientID: "tape-ingest", registry: registry) {
             run.sinkFactories.append(publish)
@@ -143,12 +153,14 @@ struct LiveCommand: ParsableCommand {
         // lateness every one of them would be a late tick. Say so before the session, not after.
         let restFeeds = feeds.filter { $0.hasPrefix("alphavantage:") || $0.hasPrefix("fmp:") }
         if !restFeeds.isEmpty && run.engine.config.allowedLateness <= interval {
-            FileHandle.standardError.write(Data(("tape: warning: REST feeds (\(restFeeds.map { String($0.prefix { $0 != ":" }) }.joined(separator: ", "))) "
+            tapeLogger.warning(.text("tape: warning: REST feeds (\(restFeeds.map { String($0.prefix { $0 != ":" }) }.joined(separator: ", "))) "
                 + "deliver a bar about \(Numbers.format(pollSeconds)) s after it ends, but allowed_lateness is "
                 + "\(Numbers.format(Double(run.engine.config.allowedLateness) / 1e9)) s: their bars will be late ticks. "
-                + "Set allowed_lateness above the poll period plus the vendor's delay in --config (e.g. 3m with poll_seconds 60).\n").utf8))
+                + "Set allowed_lateness above the poll period plus the vendor's delay in --config (e.g. 3m with poll_seconds 60)."),
+                metadata: ["event": "late_rest_bars"])
         }
         var options = LiveOptions(feeds: connectors, run: run)
+        options.readiness = readiness
         options.tickNanos = Int64(tickMs) * 1_000_000
         if let duration {
             guard let nanos = Self.parseDuration(duration) else {
@@ -164,6 +176,9 @@ struct LiveCommand: ParsableCommand {
         do { summary = try runLive(options) }
         catch let error as UnusableInput { fail(error.description, code: TapeExit.unusableInput) }
         catch let error as OutputFailed { fail(error.description, code: TapeExit.outputFailed) }
+        options.logger.info("tape: live: session ended (\(summary.summary.stop)); \(summary.ticksIn) ticks in, run folder \(summary.runDir)",
+                            metadata: ["event": "session_ended", "ticks_in": .stringConvertible(summary.ticksIn),
+                                       "exit_code": .stringConvertible(Int(summary.exitCode))])
         printSummary(summary)
         checkStrategies(run.engine.extraNodes)
         if !noRecord { print("recording       \(record ?? summary.runDir + "/recording")") }
@@ -236,18 +251,20 @@ struct LiveCommand: ParsableCommand {
             let base = baseOverride ?? AlphaVantagePoller.defaultBaseURL
             let peer = "alphavantage " + (URLComponents(string: base)?.host ?? base)
             let upper = symbols.map { $0.uppercased() }
+            let log = TapeLogging.lines(Logger(label: "tape.feed"), metadata: ["feed": .string(name), "peer": .string(peer)])
             return RESTFeed(spec: FeedSpec(name: name, wireProtocol: .alphavantage, venue: nil), peer: peer) { deliver in
                 try AlphaVantagePoller(symbols: upper, endpoint: .intraday1min, apiKey: key, baseURL: base,
-                                       roundIntervalNanoseconds: restIntervalNanos, deliver: deliver)
+                                       roundIntervalNanoseconds: restIntervalNanos, log: log, deliver: deliver)
             }
         case "fmp":
             let key = try key("FMP_API_KEY")
             let base = baseOverride ?? FMPPoller.defaultBaseURL
             let peer = "fmp " + (URLComponents(string: base)?.host ?? base)
             let upper = symbols.map { $0.uppercased() }
+            let log = TapeLogging.lines(Logger(label: "tape.feed"), metadata: ["feed": .string(name), "peer": .string(peer)])
             return RESTFeed(spec: FeedSpec(name: name, wireProtocol: .fmp, venue: nil), peer: peer) { deliver in
                 try FMPPoller(symbols: upper, endpoint: .historicalChart1min, apiKey: key, baseURL: base,
-                              roundIntervalNanoseconds: restIntervalNanos, deliver: deliver)
+                              roundIntervalNanoseconds: restIntervalNanos, log: log, deliver: deliver)
             }
         default:
             throw ValidationError("--feed '\(name)': unknown feed (binance-spot, binance-usdm, binance-cm, polygon, "

@@ -1,5 +1,6 @@
 import ArgumentParser
 import Foundation
+import TapeLogging
 import TapeCore
 import TapeEngine
 import TapeServe
@@ -58,7 +59,10 @@ struct ServeRunCommand: ParsableCommand {
     @Option(help: "Also serve /ws on this address, HOST:PORT (e.g. 127.0.0.1:8001); /ws stays on --listen too.")
     var wsListen: String?
 
+    @OptionGroup var logging: LoggingOptions
+
     mutating func run() throws {
+        logging.apply()
         guard let (host, port) = MetricsEndpoint.parse(listen: listen) else {
             throw ValidationError("--listen '\(listen)': expected HOST:PORT")
         }
@@ -101,8 +105,8 @@ struct ServeRunCommand: ParsableCommand {
         let server: ServeServer
         do { server = try ServeServer(settings: settings) } catch { fail("\(error)", code: TapeExit.unusableInput) }
         if !FileManager.default.fileExists(atPath: swaggerUI + "/swagger-ui-bundle.js") {
-            FileHandle.standardError.write(Data(("tape: serve: no Swagger UI in \(swaggerUI) (run scripts/setup.sh); "
-                                                 + "/docs answers 503, the API is unaffected\n").utf8))
+            tapeLogger.warning(.text("tape: serve: no Swagger UI in \(swaggerUI) (run scripts/setup.sh); "
+                               + "/docs answers 503, the API is unaffected"), metadata: ["event": "no_swagger_ui"])
         }
         let failure = waitForTask {
             try await server.run(onListening: { address in

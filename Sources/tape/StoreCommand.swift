@@ -11,6 +11,7 @@ import TapeAlerts
 import TapeServe
 import TapeReplay
 import TapeKafkaBus
+import TapeLogging
 
 /// `--store URL` (repeatable) on `tape replay` and `tape live`: the stores every output also goes to.
 struct StoreOptions: ParsableArguments {
@@ -113,8 +114,10 @@ struct StoreOptions: ParsableArguments {
                     // replay asked to fill a cache it cannot reach stops at once (exit 5).
                     options.startWhenDown = context.kind == "live"
                     if let redisInterval { options.handoverIntervalNanoseconds = redisInterval }
-                    let sink = try RedisSink(url: url, symbols: context.symbols, options: options, log: context.printer)
+                    let sink = try RedisSink(url: url, symbols: context.symbols, options: options,
+                                             logger: Logger(label: "tape.store.redis"))
                     registry.redis = sink
+                    registry.track(sink.dependency)
                     return sink
                 }
             case "influx", "influxs", "http", "https":
@@ -124,6 +127,7 @@ struct StoreOptions: ParsableArguments {
                 }
                 return { context in
                     let sink = try make(context)
+                    if let writer = (sink as? MetricsSink)?.writer { registry.track(writer.dependency) }
                     (sink as? MetricsSink)?.addProvider { registry.points() }
                     if let alerts { (sink as? MetricsSink)?.addProvider { alerts.metricPoints() } }
                     return sink
@@ -135,8 +139,10 @@ struct StoreOptions: ParsableArguments {
                         inputsJSON: StoreURL.jsonArray(context.inputs), tapeVersion: TapeEngine.tapeVersion,
                         spoolDirectory: (spool ?? "\(context.directory)/spool") + "/postgres")
                     settings.closeTimeoutSeconds = closeTimeout
-                    let sink = try PostgresSink(settings: settings, symbols: context.symbols, printer: context.printer)
+                    let sink = try PostgresSink(settings: settings, symbols: context.symbols,
+                                                logger: Logger(label: "tape.store.postgres"))
                     registry.postgres = sink
+                    registry.track(sink.dependency)
                     return sink
                 }
             default:
@@ -152,8 +158,9 @@ struct MetricsListenOptions: ParsableArguments {
     @Option(help: "Serve the pipeline's metrics as Prometheus text at http://HOST:PORT/metrics (e.g. 127.0.0.1:9464; port 0: any free one, printed).")
     var metricsListen: String?
 
-    /// The board the metrics sinks feed, and its endpoint, when asked for; nil otherwise.
-    func start() throws -> (MetricsBoard, MetricsEndpoint)? {
+    /// The board the metrics sinks feed, and its endpoint, when asked for; nil otherwise. `/ready` answers
+    /// from `readiness` (what the run registers there: its stores, feeds, Kafka).
+    func start(readiness: Readiness = Readiness()) throws -> (MetricsBoard, MetricsEndpoint)? {
         guard let metricsListen else { return nil }
         guard MetricsEndpoint.parse(listen: metricsListen) != nil else {
             throw ValidationError("--metrics-listen '\(metricsListen)': expected HOST:PORT")
@@ -163,8 +170,9 @@ struct MetricsListenOptions: ParsableArguments {
         // (installed later, on this thread; threads started from here inherit the mask).
         PauseControl.blockSignals()
         do {
-            let endpoint = try MetricsEndpoint.start(listen: metricsListen, board: board)
-            FileHandle.standardError.write(Data("tape: metrics at http://\(endpoint.address)/metrics\n".utf8))
+            let endpoint = try MetricsEndpoint.start(listen: metricsListen, board: board, readiness: readiness)
+            tapeLogger.info("tape: metrics at http://\(endpoint.address)/metrics",
+                            metadata: ["event": "metrics_listening", "address": .string(endpoint.address)])
             return (board, endpoint)
         } catch {
             fail("\(error)", code: TapeExit.unusableInput)
@@ -178,7 +186,7 @@ enum AlertFile {
         guard let path else { return nil }
         let config: AlertConfig
         do { config = try AlertConfig.load(path: path) } catch { throw ValidationError("--alerts \(error)") }
-        return AlertService(config: config, log: { line in FileHandle.standardError.write(Data((line + "\n").utf8)) })
+        return AlertService(config: config, logger: Logger(label: "tape.alerts"))
     }
 }
 
@@ -188,6 +196,22 @@ final class StoreRegistry: @unchecked Sendable {
     var postgres: PostgresSink?
     var redis: RedisSink?
     var kafka: KafkaTickPublisher?
+    /// Each store's (and the Kafka producer's) state as its writer sees it: `/ready` reads them off the
+    /// engine thread.
+    private let lock = NSLock()
+    private var trackers: [DependencyTracker] = []
+
+    /// Keeps `tracker` for `/ready`, in place of an earlier one of the same name (`tape work` makes a store
+    /// per partition, all talking to the same server: the newest speaks for them).
+    func track(_ tracker: DependencyTracker) {
+        let name = tracker.current.name
+        lock.withLock {
+            trackers.removeAll { $0.current.name == name }
+            trackers.append(tracker)
+        }
+    }
+
+    var dependencies: [DependencyState] { lock.withLock { trackers.map(\.current) } }
 
     /// `tape_store` points: per store, rows or keys written, batches, outages, spooled batches, back-pressure.
     func points() -> [MetricPoint] {

@@ -12,6 +12,7 @@ import TapeIO
 import TapeSources
 import TapeSinks
 import TapeReports
+import TapeLogging
 
 @main
 struct Tape: ParsableCommand {
@@ -32,6 +33,13 @@ struct Tape: ParsableCommand {
                       ScenarioCommand.self, BenchCommand.self, LiveCommand.self, DiffCommand.self,
                       FeedSimCommand.self, StoreCommand.self, IngestCommand.self, WorkCommand.self,
                       ServeCommand.self])
+
+    /// Every `Logger` of the process writes through Tape's handler: the human line at `info` and above
+    /// until a long-running command's `--log-format` / `--log-level` say otherwise (`LoggingOptions`).
+    static func main() {
+        TapeLogging.bootstrap()
+        main(nil)
+    }
 }
 
 /// Options shared by every command that replays recordings.
@@ -203,7 +211,7 @@ func checkStrategies(_ nodes: [DownstreamNode]) {
     for node in nodes {
         guard let trading = node as? TradingNode else { continue }
         for failure in TradingSetup.stop(trading) {
-            FileHandle.standardError.write(Data("tape: \(failure)\n".utf8))
+            tapeLogger.error("tape: \(failure)", metadata: ["event": "strategy_failed", "error": "\(failure)"])
             failed = true
         }
     }
@@ -219,8 +227,9 @@ func modelFile(_ path: String) -> String {
     return (path as NSString).appendingPathComponent("model/model.json")
 }
 
+/// Says why the command stops (`tape: MESSAGE`, an `error` event) and exits with `code`.
 func fail(_ message: String, code: Int32) -> Never {
-    FileHandle.standardError.write(("tape: " + message + "\n").data(using: .utf8)!)
+    tapeLogger.error("tape: \(message)", metadata: ["event": "exit", "exit_code": .stringConvertible(Int(code))])
     Foundation.exit(code)
 }
 

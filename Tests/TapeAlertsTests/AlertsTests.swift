@@ -474,10 +474,11 @@ final class AlertsTests: XCTestCase {
         XCTAssertEqual(counts.sent, 1)
         XCTAssertEqual(counts.retries, 2)
         XCTAssertEqual(counts.failed, 0)
-        XCTAssertEqual(lines.all.count, 2, "\(lines.all)")
+        XCTAssertEqual(lines.all.count, 3, "\(lines.all)")
         XCTAssertTrue(lines.all[0].contains("slack 127.0.0.1:\(slack.port): not delivered (HTTP 500)"), lines.all[0])
         XCTAssertFalse(lines.all.joined().contains("s3cr3t"), "the webhook's path is never logged")
         XCTAssertTrue(lines.all[1].contains("delivering again"))
+        XCTAssertTrue(lines.all[2].contains("slack 127.0.0.1:\(slack.port): sent "), lines.all[2])
     }
 
     /// Credentials over `smtp://` require STARTTLS: a server without it (aiosmtpd, plain) gets no

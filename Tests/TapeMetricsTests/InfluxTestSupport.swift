@@ -1,6 +1,7 @@
 import Foundation
 import TapeHTTP
 import TapeTestSupport
+import TapeLogging
 import XCTest
 
 /// The InfluxDB 1.x that `make services` starts (scripts/services.sh, port from config/services.env),
@@ -109,7 +110,7 @@ func closedLoopbackPort() -> Int {
     return Int(UInt16(bigEndian: address.sin_port))
 }
 
-/// Log lines collected from a writer's printer (any thread).
+/// Log lines collected from a writer's logger or a run's printer (any thread).
 final class CollectedLines: @unchecked Sendable {
     private let lock = NSLock()
     private var lines: [String] = []
@@ -124,6 +125,8 @@ final class CollectedLines: @unchecked Sendable {
         return lines
     }
     var printer: @Sendable (String) -> Void { { [self] in self.append($0) } }
+    /// A logger whose text lines (the lines the process would print) are collected here.
+    var logger: Logger { TapeLogging.logger(label: "tape.test") { [self] in self.append($0) } }
 }
 
 /// Polls `condition` every 10 ms until it holds or `seconds` have passed.

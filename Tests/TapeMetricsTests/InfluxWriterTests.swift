@@ -33,7 +33,7 @@ final class InfluxWriterTests: XCTestCase {
         settings.batchLinesMax = 5_000
         settings.batchIntervalNanoseconds = 1_000_000_000
         let log = CollectedLines()
-        let writer = InfluxWriter(settings: settings, printer: log.printer)
+        let writer = InfluxWriter(settings: settings, logger: log.logger)
         let started = Date()
         writer.write(points(12_345))
         XCTAssertTrue(waitUntil(seconds: 10) { writer.counters.batchesWritten >= 2 })
@@ -60,7 +60,7 @@ final class InfluxWriterTests: XCTestCase {
         let database = InfluxServer.freshDatabase("reject")
         defer { InfluxServer.drop(database) }
         let log = CollectedLines()
-        let writer = InfluxWriter(settings: settings(database), printer: log.printer)
+        let writer = InfluxWriter(settings: settings(database), logger: log.logger)
         writer.write([MetricPoint("conflict", fields: ["value": .integer(1)], time: 1_000)])
         XCTAssertTrue(writer.flush())
         writer.write([MetricPoint("conflict", fields: ["value": .float(1.5)], time: 2_000)])
@@ -110,7 +110,7 @@ final class InfluxWriterTests: XCTestCase {
         settings.retryMaxNanoseconds = 50_000_000
         settings.closeWaitNanosecondsMax = 3_000_000_000
         let log = CollectedLines()
-        let writer = InfluxWriter(settings: settings, printer: log.printer)
+        let writer = InfluxWriter(settings: settings, logger: log.logger)
         var slowestWrite: TimeInterval = 0
         for round in 0..<200 {
             let before = Date()

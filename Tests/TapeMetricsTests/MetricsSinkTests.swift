@@ -90,7 +90,7 @@ final class MetricsSinkTests: XCTestCase {
         writerSettings.batchLinesMax = 40
         writerSettings.batchIntervalNanoseconds = 50_000_000
         let log = CollectedLines()
-        let writer = InfluxWriter(settings: writerSettings, printer: log.printer)
+        let writer = InfluxWriter(settings: writerSettings, logger: log.logger)
         var sink: MetricsSink? = nil
         var providerCalls = 0
         let run = try run(paths) { symbols in
@@ -143,12 +143,12 @@ final class MetricsSinkTests: XCTestCase {
     }
 
     /// The CLI's factory: a bad URL is refused before any run; a good one builds a sink per run with the
-    /// run's symbols and printer; its summary.json section tells what the writer did.
+    /// run's symbols, its writer logging through the logger given; its summary.json section tells what the writer did.
     func testTheRunFactoryChecksTheURLAndTheSinkReports() throws {
         XCTAssertThrowsError(try MetricsSink.factory(url: "postgres://127.0.0.1/tape"))
         let port = closedLoopbackPort()
-        let factory = try MetricsSink.factory(url: "influx://127.0.0.1:\(port)/ops")
         let log = CollectedLines()
+        let factory = try MetricsSink.factory(url: "influx://127.0.0.1:\(port)/ops", logger: log.logger)
         let symbols = SymbolTable()
         let context = RunContext(directory: NSTemporaryDirectory(), runID: "run-1", kind: "live", symbols: symbols,
                                  configHash: "-", inputs: [], printer: log.printer)
@@ -189,7 +189,7 @@ final class MetricsSinkTests: XCTestCase {
         settings.retryMaxNanoseconds = 40_000_000
         settings.closeWaitNanosecondsMax = 2_000_000_000
         let log = CollectedLines()
-        let writer = InfluxWriter(settings: settings, printer: log.printer)
+        let writer = InfluxWriter(settings: settings, logger: log.logger)
         var sink: MetricsSink? = nil
         let down = try run(paths) { symbols in
             let metrics = MetricsSink(writer: writer, symbols: symbols, intervalNanoseconds: 5_000_000)

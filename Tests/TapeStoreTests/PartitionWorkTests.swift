@@ -6,6 +6,7 @@ import TapeReplay
 import TapeStore
 import TapeBus
 import TapeWork
+import TapeLogging
 import TapeTestSupport
 import XCTest
 
@@ -62,7 +63,8 @@ extension PostgresStoreTests {
         let configHash = FileHash.sha256(text: options.engine.config.canonicalText)
         func settings(_ worker: String) -> PartitionSettings {
             PartitionSettings(engine: options.engine, postgresURL: url, configHash: configHash, worker: worker,
-                              spoolDirectory: temporaryFolder("spool"), printer: { _ in })
+                              spoolDirectory: temporaryFolder("spool"),
+                              logger: TapeLogging.logger(label: "tape.work") { _ in })
         }
         func acquire(_ partition: Int32, _ worker: String) throws -> PartitionWork {
             try PartitionWork(acquired: try WorkerCheckpoints.acquire(connection, group: "g", topic: "tick_data",
