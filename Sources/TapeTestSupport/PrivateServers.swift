@@ -1,4 +1,5 @@
 import Foundation
+import TapeStore
 import XCTest
 
 /// Loopback TCP checks for tests that start and stop servers of their own.
@@ -131,5 +132,92 @@ public final class PrivateServer: @unchecked Sendable {
             binary, "broker", "--listener-url", address, "--advertised-listener-url", address,
             "--storage-engine", "memory://tansu/",
         ])
+    }
+}
+
+/// A PostgreSQL 15 cluster of the test's own (initdb'd in a temporary folder, on a free loopback port), for
+/// outages that must not touch the shared server of `make services`: `stop(immediate: true)` is
+/// `pg_ctl stop -m immediate` (a crash, as the fault soak does), `start()` brings it back on the same port.
+/// Runs pg_ctl as `postgres` when the tests run as root (as scripts/services.sh and scripts/soak.sh do).
+///
+/// ```swift
+/// let postgres = try PrivatePostgres()
+/// let url = try postgres.createDatabase("work")     // postgres://postgres@127.0.0.1:<port>/work
+/// postgres.stop(immediate: true); try postgres.start()
+/// ```
+public final class PrivatePostgres: @unchecked Sendable {
+    public static let binaries = "/usr/lib/postgresql/15/bin"
+    public let port: Int
+    public let folder: String
+    private var running = false
+
+    public init() throws {
+        try requireOrSkip(FileManager.default.isExecutableFile(atPath: Self.binaries + "/initdb"),
+                          "PostgreSQL 15's initdb at \(Self.binaries) (scripts/setup.sh)")
+        port = Loopback.unusedPort()
+        folder = NSTemporaryDirectory() + "tape-private-postgres-\(getpid())-\(port)"
+        try FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true,
+                                                attributes: [.posixPermissions: 0o755])
+        if getuid() == 0 { XCTAssertEqual(spawnAndWait(["/bin/chown", "postgres:", folder]), 0, "chown \(folder)") }
+        guard Self.asOwner(["initdb", "-D", folder + "/data", "-U", "postgres", "--auth=trust", "-E", "UTF8",
+                            "--locale=C"]) == 0 else {
+            throw MissingRequirement(description: "initdb in \(folder) failed")
+        }
+        let settings = """
+            listen_addresses = '127.0.0.1'
+            port = \(port)
+            unix_socket_directories = '\(folder)'
+            shared_preload_libraries = 'pg_partman_bgw'
+            fsync = off
+
+            """
+        let handle = try FileHandle(forWritingTo: URL(fileURLWithPath: folder + "/data/postgresql.conf"))
+        handle.seekToEndOfFile()
+        handle.write(Data(settings.utf8))
+        handle.closeFile()
+        try start()
+    }
+
+    deinit {
+        if running { _ = Self.asOwner(["pg_ctl", "-D", folder + "/data", "-m", "immediate", "-w", "stop"]) }
+        try? FileManager.default.removeItem(atPath: folder)
+    }
+
+    /// `postgres://postgres@127.0.0.1:<port>/<database>`.
+    public func url(_ database: String) -> String { "postgres://postgres@127.0.0.1:\(port)/\(database)" }
+
+    /// Creates `database` (a plain SQL name); its URL.
+    public func createDatabase(_ database: String) throws -> String {
+        precondition(database.allSatisfy { $0.isLetter || $0.isNumber || $0 == "_" }, "a plain SQL name")
+        try PostgresConnection(url: url("postgres")).execute("CREATE DATABASE \(database)")
+        return url(database)
+    }
+
+    /// `pg_ctl start -w` (waits until it accepts connections, crash recovery included).
+    public func start() throws {
+        guard !running else { return }
+        guard Self.asOwner(["pg_ctl", "-D", folder + "/data", "-l", folder + "/server.log", "-w", "-t", "60", "start"]) == 0 else {
+            throw MissingRequirement(description: "pg_ctl start in \(folder) failed: \(log)")
+        }
+        running = true
+    }
+
+    /// `pg_ctl stop -m immediate` (every backend killed at once, no checkpoint: a crash) or `-m fast`.
+    public func stop(immediate: Bool) {
+        guard running else { return }
+        XCTAssertEqual(Self.asOwner(["pg_ctl", "-D", folder + "/data", "-m", immediate ? "immediate" : "fast", "-w", "stop"]), 0,
+                       "pg_ctl stop")
+        running = false
+    }
+
+    /// The server's own log so far.
+    public var log: String { (try? String(contentsOfFile: folder + "/server.log", encoding: .utf8)) ?? "" }
+
+    /// One of PostgreSQL's programs, as the cluster's owner; its exit code.
+    private static func asOwner(_ arguments: [String]) -> Int32 {
+        let program = binaries + "/" + arguments[0]
+        let argv = getuid() == 0 ? ["/usr/sbin/runuser", "-u", "postgres", "--", program] + arguments.dropFirst()
+                                 : [program] + arguments.dropFirst()
+        return spawnAndWait(argv)
     }
 }

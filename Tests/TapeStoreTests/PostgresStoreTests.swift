@@ -190,16 +190,13 @@ final class PostgresStoreTests: XCTestCase {
     }
 
     /// `pg_ctl stop -m immediate` in the middle of a paced replay, started again 10 s later: the batches
-    /// written meanwhile go to the spool and back, and the tables equal the CSVs.
+    /// written meanwhile go to the spool and back, and the tables equal the CSVs. A PostgreSQL of the test's own
+    /// (`PrivatePostgres`): the shared server of `make services` is never stopped.
     func testPostgresStoppedInTheMiddleLosesNothing() throws {
         let capture = try XCTUnwrap(try captures().first { $0.hasSuffix("spot-btcusdt_20240808.gz") })
-        let url = try freshDatabase("outage")
+        let postgres = try PrivatePostgres()
+        let url = try postgres.createDatabase("outage")
         let out = temporaryFolder("outage")
-        // The cluster that answers on the port (the one `make services` started, wherever its checkout is).
-        let dataDirectory = try XCTUnwrap(try PostgresConnection(url: url).query("SHOW data_directory").first?[0] ?? nil)
-        try requireOrSkip(FileManager.default.fileExists(atPath: dataDirectory + "/PG_VERSION"),
-                          "the PostgreSQL cluster of `make services` at \(dataDirectory)")
-        let serverLog = URL(fileURLWithPath: dataDirectory).deletingLastPathComponent().appendingPathComponent("server.log").path
         // 347 s of capture at 15x: about 23 s of replay.
         let replay = Process()
         replay.executableURL = URL(fileURLWithPath: tape)
@@ -210,33 +207,25 @@ final class PostgresStoreTests: XCTestCase {
         replay.standardError = FileHandle(forWritingAtPath: log)
         try replay.run()
         Thread.sleep(forTimeInterval: 5)
-        try pgCtl(["stop", "-D", dataDirectory, "-m", "immediate", "-w"])
+        postgres.stop(immediate: true)
         Thread.sleep(forTimeInterval: 10)
         XCTAssertTrue(replay.isRunning, "the replay goes on while PostgreSQL is away")
-        try pgCtl(["start", "-D", dataDirectory, "-w", "-l", serverLog,
-                   "-o", "-c max_wal_size=4GB -c checkpoint_timeout=15min -c shared_buffers=256MB -c wal_buffers=16MB"])
+        try postgres.start()
         replay.waitUntilExit()
         let stderr = (try? String(contentsOfFile: log, encoding: .utf8)) ?? ""
         XCTAssertEqual(replay.terminationStatus, 0, stderr)
-        XCTAssertTrue(stderr.contains("postgres 127.0.0.1:55432/") && stderr.contains(": down ("), stderr)
+        XCTAssertTrue(stderr.contains("postgres 127.0.0.1:\(postgres.port)/outage: down ("), stderr)
         XCTAssertTrue(stderr.contains(": up again; writing back"), stderr)
-        let postgres = try XCTUnwrap((try summary(out)["stores"] as? [String: Any])?["postgres"] as? [String: Any])
-        XCTAssertEqual(postgres["outages"] as? Int, 1)
-        XCTAssertGreaterThan(postgres["batches_spooled"] as? Int ?? 0, 0)
-        XCTAssertEqual(postgres["batches_spooled"] as? Int, postgres["batches_replayed_from_spool"] as? Int)
-        XCTAssertEqual(postgres["batches_left_in_spool"] as? Int, 0)
+        let summary = try self.summary(out)
+        let stores = try XCTUnwrap(summary["stores"] as? [String: Any])
+        let counters = try XCTUnwrap(stores["postgres"] as? [String: Any])
+        XCTAssertEqual(counters["outages"] as? Int, 1)
+        XCTAssertGreaterThan(counters["batches_spooled"] as? Int ?? 0, 0)
+        XCTAssertEqual(counters["batches_spooled"] as? Int, counters["batches_replayed_from_spool"] as? Int)
+        XCTAssertEqual(counters["batches_left_in_spool"] as? Int, 0)
         try assertStoreEqualsRunFolder(url, runFolder: try sortedRunFolder(out))
         let spool = (try? FileManager.default.contentsOfDirectory(atPath: out + "/spool/postgres")) ?? []
         XCTAssertEqual(spool, [], "the spool is emptied once written back")
-    }
-
-    /// pg_ctl as the cluster's owner (`postgres` when the tests run as root, as scripts/services.sh does).
-    /// Through posix_spawn and waitpid, not Foundation's Process: the server that `pg_ctl start` leaves
-    /// running inherits Process's internal descriptors, and Process then never reaps pg_ctl.
-    private func pgCtl(_ arguments: [String]) throws {
-        let pgCtl = "/usr/lib/postgresql/15/bin/pg_ctl"
-        let argv = getuid() == 0 ? ["/usr/sbin/runuser", "-u", "postgres", "--", pgCtl] + arguments : [pgCtl] + arguments
-        XCTAssertEqual(spawnAndWait(argv), 0, "pg_ctl \(arguments.first ?? "")")
     }
 
     /// A day partition per day of data; `tape store maintain --now` one year and a half day later drops
