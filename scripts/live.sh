@@ -3,10 +3,11 @@
 #
 #   scripts/live.sh start    set-up and the local services if missing, then feed-sim (the embedded default feed),
 #                            tape ingest, the tape work members, tape serve and Prometheus, each under
-#                            scripts/supervise.sh; waits until serve's /ready is green and prints where to look
+#                            scripts/supervise.sh; waits until every process's /ready is green (serve's, and the
+#                            ingest's and each worker's on their --metrics-listen) and prints where to look
 #   scripts/live.sh stop     SIGTERM to each supervisor (feed-sim, then ingest: it ends its session, the workers drain),
 #                            SIGKILL after a timeout; no process is left behind
-#   scripts/live.sh status   one line per process (pid, up/down, restarts, uptime) and per service
+#   scripts/live.sh status   one line per process (pid, up/down, restarts, uptime), every /ready, each service
 #
 # The stack is described by config/live.yaml (TAPE_LIVE_CONFIG=FILE for another one; the tests and the soak
 # write their own with free ports). TAPE=path/to/tape picks the binary (default .build/release/tape).
@@ -70,10 +71,14 @@ start() {
     echo "live: $name started (pid $(cat "$STATE/$name.pid" 2> /dev/null || echo '?'), log $STATE/$name.log)"
     if [ "$name" = feed-sim ]; then sleep 1; fi # loaded before the ingest connects (else its start is skipped)
   done
-  local deadline=$(($(date +%s) + READY_TIMEOUT_SECONDS))
-  until [ "$(http_code "http://$SERVE_LISTEN/ready")" = 200 ]; do
+  local deadline=$(($(date +%s) + READY_TIMEOUT_SECONDS)) url waiting
+  while :; do
+    waiting=
+    for url in $READY_URLS; do [ "$(http_code "$url")" = 200 ] || waiting="$waiting $url"; done
+    [ -z "$waiting" ] && break
     if [ "$(date +%s)" -ge "$deadline" ]; then
-      echo "live: tape serve not ready within ${READY_TIMEOUT_SECONDS}s: $(curl -s -m 2 "http://$SERVE_LISTEN/ready")" >&2
+      echo "live: not ready within ${READY_TIMEOUT_SECONDS}s:" >&2
+      for url in $waiting; do echo "  $url: $(curl -s -m 2 "$url" || echo 'no answer')" >&2; done
       status >&2
       exit 1
     fi
@@ -154,7 +159,8 @@ status() {
       printf '%-11s %-6s %-8s %-9s %-9s %s\n' "$name" down - "$restarts" - "$STATE/$name.log"
     fi
   done
-  echo "tape serve /ready: $(curl -s -m 2 "http://$SERVE_LISTEN/ready" || echo 'no answer')"
+  local url
+  for url in $READY_URLS; do echo "$url: $(curl -s -m 2 "$url" || echo 'no answer')"; done
   scripts/services.sh status
 }
 

@@ -82,6 +82,13 @@ final class LiveStackTests: XCTestCase {
         guard code == 0 else { return }
         let base = "http://127.0.0.1:\(servePort)"
         XCTAssertEqual(shell("curl -s -o /dev/null -w '%{http_code}' \(base)/ready").1, "200")
+        // `make live` waited for every process's /ready: the ingest's and both workers' on their metrics ports.
+        for address in metrics {
+            let ready = shell("curl -s -w ' %{http_code}' http://\(address)/ready").1
+            XCTAssertTrue(ready.hasSuffix(" 200") && ready.contains("\"status\":\"ready\""), "\(address)/ready: \(ready)")
+        }
+        XCTAssertTrue(shell("curl -s http://\(metrics[0])/ready").1.contains("\"feed binance-spot\":{\"status\":\"up\""))
+        XCTAssertTrue(shell("curl -s http://\(metrics[1])/ready").1.contains("\"postgres\":{\"status\":\"up\""))
         print("live stack: ready in \(String(format: "%.1f", readySeconds)) s")
 
         // Bars within 30 s, through the API and on the dashboard in headless Chromium.
@@ -120,6 +127,7 @@ final class LiveStackTests: XCTestCase {
         let status = shell("\(environment) scripts/live.sh status").1
         XCTAssertTrue(status.split(separator: "\n").contains { $0.hasPrefix("work-1") && $0.contains(" up ") && $0.contains(" 1 ") },
                       status)
+        XCTAssertTrue(status.contains("http://\(metrics[1])/ready: {\"status\":"), "status shows every /ready: \(status)")
         // The restarted member works: bars keep coming.
         let database = postgres.split(separator: "/").last.map(String.init) ?? ""
         func storedTicks() -> Int {
@@ -141,6 +149,34 @@ final class LiveStackTests: XCTestCase {
         // `[/]`: the pattern does not match the command line of the shell that runs pgrep.
         XCTAssertEqual(shell("pgrep -f -- '\(state)[/]' || true").1, "", "no process names the state folder")
         XCTAssertTrue(read(state + "/ingest.log").contains("recording"), "the ingest closed its session")
+        try? FileManager.default.removeItem(atPath: state)
+    }
+
+    /// `stack.logging` becomes `--log-format` / `--log-level` of every tape process of the plan, and
+    /// READY_URLS lists every process's `/ready`; a bad value is refused naming it.
+    func testLiveConfigPassesTheLoggingSectionAndEveryReadyURL() throws {
+        var config = try String(contentsOfFile: root + "/config/live.yaml", encoding: .utf8)
+        for (old, new) in [("state_dir: .tape/live ", "state_dir: .tape/\(label) "), ("format: text ", "format: json "),
+                           ("level: info ", "level: warning ")] {
+            XCTAssertTrue(config.contains(old), "config/live.yaml has \(old)")
+            config = config.replacingOccurrences(of: old, with: new)
+        }
+        try config.write(toFile: configPath, atomically: true, encoding: .utf8)
+        // The vendors' feeds: no feed-sim, so no sample recordings needed for the plan.
+        let (code, plan) = shell("TAPE_LIVE_FEEDS=vendors python3 scripts/live_config.py '\(configPath)' /x/tape")
+        XCTAssertEqual(code, 0, plan)
+        let commands = plan.split(separator: "\n").filter { $0.hasPrefix("CMD_") && $0.contains("/x/tape") }
+        XCTAssertEqual(commands.count, 4, "ingest, 2 workers, serve: \(plan)")
+        for command in commands {
+            XCTAssertTrue(command.contains("--log-format json --log-level warning"), "\(command)")
+        }
+        XCTAssertTrue(plan.contains("READY_URLS='http://127.0.0.1:8000/ready http://127.0.0.1:9101/ready "
+                                    + "http://127.0.0.1:9102/ready http://127.0.0.1:9103/ready'"), plan)
+        try config.replacingOccurrences(of: "format: json ", with: "format: xml ")
+            .write(toFile: configPath, atomically: true, encoding: .utf8)
+        let (refused, message) = shell("TAPE_LIVE_FEEDS=vendors python3 scripts/live_config.py '\(configPath)' /x/tape")
+        XCTAssertNotEqual(refused, 0)
+        XCTAssertTrue(message.contains("stack.logging.format: expected text or json, got 'xml'"), message)
         try? FileManager.default.removeItem(atPath: state)
     }
 }
