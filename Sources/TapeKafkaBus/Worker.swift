@@ -113,6 +113,8 @@ public final class Worker {
     private var postgres: DependencyTracker { health.postgres }
     private var storeTrackers: TrackerList { health.stores }
     private var brokerDownSince: Int64? = nil
+    /// `kafka` says up (mirrored here: a record does not take the tracker's lock).
+    private var brokerKnownUp = false
     private var brokerDownErrors = 0
     private var lastBrokerProbe: Int64 = 0
 
@@ -135,8 +137,9 @@ public final class Worker {
         let connection = try PostgresConnection(url: settings.partition.postgresURL)
         try StoreSchema.migrate(connection)
         self.connection = connection
-        health = WorkerHealth(kafka: DependencyTracker(name: "kafka", status: .connecting, peer: settings.kafka.bootstrapServers),
-                              postgres: DependencyTracker(name: "postgres", status: .up, peer: connection.peer))
+        health = WorkerHealth(
+            kafka: DependencyTracker(name: "kafka", status: .connecting, peer: settings.kafka.bootstrapServers),
+            postgres: DependencyTracker(name: "postgres", status: .up, peer: connection.peer))
         ownBackoff = Backoff(initialNanoseconds: settings.reconnectInitialMilliseconds * 1_000_000,
                              maxNanoseconds: settings.reconnectMaxMilliseconds * 1_000_000,
                              seed: name.utf8.reduce(14_695_981_039_346_656_037) { ($0 ^ UInt64($1)) &* 1_099_511_628_211 })
@@ -315,7 +318,8 @@ public final class Worker {
                                                  subject: "\(settings.topic)[\(message.partition)]", severity: .warning,
                                                  detail: "offset \(message.offset): \(detail); skipped"))
             if summary.poison <= settings.poisonPrintLimit {
-                logger.warning("tape work: poison record \(settings.topic)[\(message.partition)] offset \(message.offset): \(detail); skipped",
+                logger.warning(.text("tape work: poison record \(settings.topic)[\(message.partition)] offset \(message.offset): "
+                                     + "\(detail); skipped"),
                                metadata: recordMetadata(message, ["event": "poison", "error": .string(detail)]))
             } else if summary.poison == settings.poisonPrintLimit + 1 {
                 logger.warning("tape work: more poison records: counted, not printed", metadata: ["event": "poison"])
@@ -384,7 +388,8 @@ public final class Worker {
         try? work.close(commit: false)
         if error is CheckpointFenced {
             summary.fenced += 1
-            logger.warning("tape work: \(error!)", metadata: ["event": "fenced", "partition": .stringConvertible(Int(partition))])
+            logger.warning("tape work: \(error!)",
+                           metadata: ["event": "fenced", "partition": .stringConvertible(Int(partition))])
         } else if let error {
             failure = error
         }
@@ -536,7 +541,7 @@ public final class Worker {
     /// committed) takes the waiting partitions and reads the paused ones again where their graphs stopped.
     private func checkStores(now: Int64) {
         let storeAway = works.values.first { $0.storeAway }
-        if let storeAway, connection != nil {
+        if let storeAway, storesAwaySince == nil, connection != nil {
             // The same server: the worker's own connection is as gone; made again with the others.
             connection = nil
             nextOwnReconnect = now
@@ -600,10 +605,12 @@ public final class Worker {
             }
             return "\(settings.topic)[\(partition)] from \(start)"
         }
-        logger.notice(.text("tape work: \(name): PostgreSQL \(peer) is back after \(String(format: "%.1f", seconds)) s: reading "
-                      + (positions.isEmpty ? "nothing held" : positions.joined(separator: ", "))
-                      + (taken > 0 ? "; \(taken) waiting partition\(taken == 1 ? "" : "s") taken from \(taken == 1 ? "its" : "their") checkpoint\(taken == 1 ? "" : "s")" : "")),
-                      metadata: ["peer": .string(peer), "event": "postgres_back", "down_seconds": .stringConvertible(seconds),
+        let reading = positions.isEmpty ? "nothing held" : positions.joined(separator: ", ")
+        let waited = taken == 0 ? "" : "; \(taken) waiting partition(s) taken from the committed checkpoint"
+        logger.notice(.text("tape work: \(name): PostgreSQL \(peer) is back after \(String(format: "%.1f", seconds)) s: "
+                            + "reading \(reading)\(waited)"),
+                      metadata: ["peer": .string(peer), "event": "postgres_back",
+                                 "down_seconds": .stringConvertible(seconds),
                                  "partitions_resumed": .array(resumed.map { .stringConvertible(Int($0)) }),
                                  "partitions_taken": .stringConvertible(taken)])
     }
@@ -653,7 +660,7 @@ public final class Worker {
             brokerDownErrors = downs
             brokerWentDown(now: now, detail: "every broker is down (\(consumer.lastClientError?.description ?? "_ALL_BROKERS_DOWN"))")
         }
-        if kafka.current.status != .up && now - lastBrokerProbe >= settings.brokerProbeMilliseconds * 1_000_000 {
+        if !brokerKnownUp && now - lastBrokerProbe >= settings.brokerProbeMilliseconds * 1_000_000 {
             probeBroker(now: now)
         }
     }
@@ -672,6 +679,7 @@ public final class Worker {
     }
 
     private func brokerWentDown(now: Int64, detail: String) {
+        brokerKnownUp = false
         kafka.set(.down, detail: detail)
         guard brokerDownSince == nil else { return }
         brokerDownSince = now
@@ -682,7 +690,8 @@ public final class Worker {
     }
 
     private func noteBrokerAnswered(now: Int64) {
-        guard kafka.current.status != .up || brokerDownSince != nil else { return }
+        guard !brokerKnownUp else { return }
+        brokerKnownUp = true
         kafka.set(.up)
         guard let since = brokerDownSince else { return }
         brokerDownSince = nil

@@ -114,8 +114,10 @@ struct WorkCommand: ParsableCommand {
         discussion: """
             Each assigned partition resumes from the offset and graph checkpoint committed with its \
             outputs in PostgreSQL (tape_worker_checkpoints). Start more workers with the same --group to \
-            split the partitions. SIGINT/SIGTERM: commit, leave the group, exit 0. Exit 5: a store failed; \
-            4: a checkpoint this config or build cannot continue from.
+            split the partitions. PostgreSQL away: reading pauses, /ready (--metrics-listen) says 503, and the \
+            worker resumes where its graphs stopped once it is back. SIGINT/SIGTERM: commit, leave the group, \
+            exit 0. Exit 5: a store failed (not an outage: a refusal); 4: a checkpoint this config or build \
+            cannot continue from.
             """)
 
     @Option(help: "Kafka bootstrap servers (default $TAPE_KAFKA_BOOTSTRAP or 127.0.0.1:59092).")

@@ -176,8 +176,12 @@ struct LiveCommand: ParsableCommand {
         do { summary = try runLive(options) }
         catch let error as UnusableInput { fail(error.description, code: TapeExit.unusableInput) }
         catch let error as OutputFailed { fail(error.description, code: TapeExit.outputFailed) }
-        options.logger.info("tape: live: session ended (\(summary.summary.stop)); \(summary.ticksIn) ticks in, run folder \(summary.runDir)",
+        let rejects = summary.rejectsByReason.keys.sorted().map { "\($0)=\(summary.rejectsByReason[$0]!)" }.joined(separator: " ")
+        options.logger.info(.text("tape: live: session ended (\(summary.summary.stop)); \(summary.ticksIn) ticks in, "
+                                  + "\(summary.ticksRejected) rejected\(rejects.isEmpty ? "" : " (\(rejects))"), run folder \(summary.runDir)"),
                             metadata: ["event": "session_ended", "ticks_in": .stringConvertible(summary.ticksIn),
+                                       "ticks_rejected": .stringConvertible(summary.ticksRejected),
+                                       "rejects": .dictionary(summary.rejectsByReason.mapValues { .stringConvertible($0) }),
                                        "exit_code": .stringConvertible(Int(summary.exitCode))])
         printSummary(summary)
         checkStrategies(run.engine.extraNodes)
