@@ -23,7 +23,6 @@ unknown = set(stack) - {"state_dir", "pipeline", "trading", "alerts", "feed_sim"
 if unknown:
     sys.exit(f"{config_path}: stack: unknown keys {sorted(unknown)}")
 state = os.path.abspath(stack.get("state_dir", ".tape/live"))
-os.makedirs(state, exist_ok=True)
 sim = stack.get("feed_sim") or {}
 use_sim = bool(sim.get("enabled", True)) and os.environ.get("TAPE_LIVE_FEEDS", "") != "vendors"
 stores = stack.get("stores") or {}
@@ -42,6 +41,7 @@ if log_level not in ("trace", "debug", "info", "notice", "warning", "error", "cr
     sys.exit(f"{config_path}: stack.logging.level: expected trace, debug, info, notice, warning, error or critical, "
              f"got {log_level!r}")
 log_args = ["--log-format", log_format, "--log-level", log_level]
+os.makedirs(state, exist_ok=True)   # once the config is known to be usable
 
 # The session file: the top level, feeds pointed at the simulator (or the vendors' keyed feeds added).
 session = {key: value for key, value in document.items() if key != "stack"}

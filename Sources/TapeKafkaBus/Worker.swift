@@ -67,8 +67,8 @@ public struct WorkerSummary {
 /// `tape work`: a consumer-group member. Each assigned partition of `tick_data` gets its own graph
 /// (`PartitionWork`), restored from the checkpoint committed with its outputs in PostgreSQL; the offset
 /// stored there — not the group's offset in Kafka — is where it resumes. Single-threaded: the rebalance
-/// callbacks, the records and the commits all run on the thread that calls `run`; `dependencies` (for
-/// `/ready`) is read from any thread.
+/// callbacks, the records and the commits all run on the thread that calls `run`; `health` (for `/ready`) is
+/// read from any thread.
 ///
 /// **PostgreSQL away** (a server stopped, restarted, unreachable): the worker does not stop. A partition's
 /// store holds its uncommitted batch and retries (`PostgresSink`); as soon as one says PostgreSQL is away, the
@@ -231,6 +231,7 @@ public final class Worker {
                                           metadata: ["topic": .string(settings.topic), "event": "rejoin_as_new_member"])
                             consumer.abandon()
                             consumer = try KafkaConsumer(config: consumerConfig, settings: consumerSettings)
+                            brokerDownErrors = 0   // the new consumer counts from zero
                         }
                         try consumer.subscribe(topics: [settings.topic], rebalance: handler)
                     } catch {

@@ -172,11 +172,12 @@ final class LiveStackTests: XCTestCase {
         }
         XCTAssertTrue(plan.contains("READY_URLS='http://127.0.0.1:8000/ready http://127.0.0.1:9101/ready "
                                     + "http://127.0.0.1:9102/ready http://127.0.0.1:9103/ready'"), plan)
+        try? FileManager.default.removeItem(atPath: state)
         try config.replacingOccurrences(of: "format: json ", with: "format: xml ")
             .write(toFile: configPath, atomically: true, encoding: .utf8)
         let (refused, message) = shell("TAPE_LIVE_FEEDS=vendors python3 scripts/live_config.py '\(configPath)' /x/tape")
         XCTAssertNotEqual(refused, 0)
         XCTAssertTrue(message.contains("stack.logging.format: expected text or json, got 'xml'"), message)
-        try? FileManager.default.removeItem(atPath: state)
+        XCTAssertFalse(FileManager.default.fileExists(atPath: state), "a refused config makes no state folder")
     }
 }
