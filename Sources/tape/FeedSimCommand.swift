@@ -108,6 +108,7 @@ struct FeedSimCommand: ParsableCommand {
         let failure = waitForTask {
             try await server.run { address in
                 FileHandle.standardOutput.write(Data("listening \(address)\n".utf8))
+                tapeLogger.info("tape: feed-sim: listening on \(address)", metadata: ["event": "started", "address": .string(address)])
             }
         }
         if let message = failure {

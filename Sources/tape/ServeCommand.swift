@@ -111,11 +111,13 @@ struct ServeRunCommand: ParsableCommand {
         let failure = waitForTask {
             try await server.run(onListening: { address in
                 FileHandle.standardOutput.write(Data("listening \(address)\n".utf8))
+                tapeLogger.info("tape: serve: listening on \(address)", metadata: ["event": "started", "address": .string(address)])
             }, onWebSocketListening: { address in
                 FileHandle.standardOutput.write(Data("websocket listening \(address)\n".utf8))
             })
         }
         if let message = failure { fail("serve: \(message)", code: TapeExit.internalError) }
+        tapeLogger.info("tape: serve: stopped", metadata: ["event": "stopped"])
     }
 }
 

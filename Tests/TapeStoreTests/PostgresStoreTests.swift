@@ -202,7 +202,7 @@ final class PostgresStoreTests: XCTestCase {
         replay.executableURL = URL(fileURLWithPath: tape)
         replay.arguments = ["replay", capture, "--speed", "15", "--out", out, "--quiet", "--no-report", "--store", url]
         let log = temporaryFolder("log") + "/stderr"
-        FileManager.default.createFile(atPath: log, contents: nil)
+        _ = FileManager.default.createFile(atPath: log, contents: nil)
         replay.standardOutput = FileHandle.nullDevice
         replay.standardError = FileHandle(forWritingAtPath: log)
         try replay.run()

@@ -14,7 +14,7 @@ extension PostgresStoreTests {
         let process = Process()
         process.executableURL = URL(fileURLWithPath: tape)
         process.arguments = arguments
-        for suffix in ["out", "err"] { FileManager.default.createFile(atPath: "\(folder)/\(name).\(suffix)", contents: nil) }
+        for suffix in ["out", "err"] { _ = FileManager.default.createFile(atPath: "\(folder)/\(name).\(suffix)", contents: nil) }
         process.standardOutput = FileHandle(forWritingAtPath: "\(folder)/\(name).out")
         process.standardError = FileHandle(forWritingAtPath: "\(folder)/\(name).err")
         try process.run()
