@@ -6,7 +6,8 @@
 #                            scripts/supervise.sh; waits until every process's /ready is green (serve's, and the
 #                            ingest's and each worker's on their --metrics-listen) and prints where to look
 #   scripts/live.sh stop     SIGTERM to each supervisor (feed-sim, then ingest: it ends its session, the workers drain),
-#                            SIGKILL after a timeout; no process is left behind
+#                            SIGKILL after a timeout; then the services that `start` brought up (not those that
+#                            were already running); no process is left behind
 #   scripts/live.sh status   one line per process (pid, up/down, restarts, uptime), every /ready, each service
 #
 # The stack is described by config/live.yaml (TAPE_LIVE_CONFIG=FILE for another one; the tests and the soak
@@ -54,7 +55,15 @@ start() {
     swift build -c release --product tape
   fi
   plan
-  if [ "$START_SERVICES" = 1 ]; then scripts/services.sh start > /dev/null; fi
+  if [ "$START_SERVICES" = 1 ]; then
+    # The services this start brings up (not those already running, e.g. `make services` for the tests) are
+    # written down: `stop` stops them again, so that `make stop` leaves no process behind.
+    local down
+    down=$(scripts/services.sh status | awk '$2 == "down" {print $1}' | xargs)
+    scripts/services.sh start > /dev/null
+    mkdir -p "$STATE"
+    if [ -n "$down" ]; then echo "$down" > "$STATE/services.started"; fi
+  fi
   local name pid
   for name in "${PROCESSES[@]}"; do
     if pid=$(running_pid "$STATE/$name.supervisor.pid"); then
@@ -137,6 +146,13 @@ stop() {
   if [ -n "$left" ]; then
     echo "live: processes still naming $STATE: $left (SIGKILL)" >&2
     kill -KILL $left 2> /dev/null || true
+  fi
+  if [ -f "$STATE/services.started" ]; then
+    local started
+    started=$(cat "$STATE/services.started")
+    # shellcheck disable=SC2086 # one word per service
+    scripts/services.sh stop $started > /dev/null && echo "live: services stopped (started by make live): $started"
+    rm -f "$STATE/services.started"
   fi
   return 0
 }
