@@ -31,6 +31,8 @@ final class UpdatesEndpoint: Sendable {
     let metrics: ServeMetrics
     let access: AccessControl
     let slowCloseGraceNanoseconds: UInt64 = 2_000_000_000
+    private let fanoutLock = NSLock()
+    nonisolated(unsafe) private var fanouts: [ObjectIdentifier: LoopFanout] = [:]   // guarded by fanoutLock
 
     init(stores: Stores, redisURL: String, queueCapacity: Int, metrics: ServeMetrics, access: AccessControl,
          log: @escaping @Sendable (String) -> Void) throws {
@@ -95,7 +97,7 @@ final class UpdatesEndpoint: Sendable {
         await withTaskGroup(of: Void.self) { group in
             // Updates are written on the channel's own event loop, rung straight from the thread that queued
             // them (the Redis subscriber's): no hop through a task. This task only sends the close, if any.
-            let writer = LoopWriter(channel: channel, client: client)
+            let writer = LoopWriter(channel: channel, client: client, fanout: fanout(for: channel.eventLoop))
             client.setRinger { writer.ring() }
             writer.ring()
             group.addTask {
@@ -130,6 +132,17 @@ final class UpdatesEndpoint: Sendable {
         }
     }
 
+    /// The fan-out of `loop` (one per event loop, made on first use).
+    private func fanout(for loop: any EventLoop) -> LoopFanout {
+        fanoutLock.lock()
+        defer { fanoutLock.unlock() }
+        let key = ObjectIdentifier(loop)
+        if let existing = fanouts[key] { return existing }
+        let made = LoopFanout(loop: loop)
+        fanouts[key] = made
+        return made
+    }
+
     static func queryValue(_ target: String, _ name: String) -> String? {
         guard let start = target.firstIndex(of: "?") else { return nil }
         for pair in target[target.index(after: start)...].split(separator: "&") {
@@ -140,44 +153,127 @@ final class UpdatesEndpoint: Sendable {
     }
 }
 
+/// The clients of one event loop that have updates waiting: rung from any thread (the Redis subscriber's, per
+/// update and client), it schedules one task on the loop for all of them, not one per client. An update for
+/// 100 clients on 2 loops is 2 hops, not 100. Within a pass each message is framed once (`frame(_:)`) and the
+/// same bytes go to every client that waits for it.
+final class LoopFanout: @unchecked Sendable {
+    let loop: any EventLoop
+    private let lock = NSLock()
+    private var waiting: [LoopWriter] = []   // guarded by lock
+    private var scheduled = false            // guarded by lock
+    private var spare: [LoopWriter] = []     // event loop only
+    /// The messages framed in this pass (event loop only; a pass holds a few: the updates of one hand-over).
+    private var framed: [(text: String, frame: ByteBuffer)] = []
+    private let allocator = ByteBufferAllocator()
+
+    init(loop: any EventLoop) { self.loop = loop }
+
+    func ring(_ writer: LoopWriter) {
+        lock.lock()
+        waiting.append(writer)
+        let already = scheduled
+        scheduled = true
+        lock.unlock()
+        if !already { loop.execute { self.run() } }
+    }
+
+    private func run() {
+        lock.lock()
+        swap(&waiting, &spare)
+        scheduled = false
+        lock.unlock()
+        for writer in spare { writer.write() }
+        spare.removeAll(keepingCapacity: true)
+        framed.removeAll(keepingCapacity: true)
+    }
+
+    /// On the event loop: `text` as a whole WebSocket text frame (server to client: FIN, opcode 1, no mask,
+    /// RFC 6455 §5.2), made once per pass. Every client's queue holds the same String for one update, so the
+    /// look-up is a comparison of two references first.
+    func frame(_ text: String) -> ByteBuffer {
+        for entry in framed where entry.text == text { return entry.frame }
+        let frame = Self.textFrame(text, allocator: allocator)
+        if framed.count < 64 { framed.append((text, frame)) }
+        return frame
+    }
+
+    static func textFrame(_ text: String, allocator: ByteBufferAllocator) -> ByteBuffer {
+        let length = text.utf8.count
+        var buffer = allocator.buffer(capacity: length + 10)
+        buffer.writeInteger(UInt8(0x81))
+        if length < 126 {
+            buffer.writeInteger(UInt8(length))
+        } else if length <= Int(UInt16.max) {
+            buffer.writeInteger(UInt8(126))
+            buffer.writeInteger(UInt16(length))
+        } else {
+            buffer.writeInteger(UInt8(127))
+            buffer.writeInteger(UInt64(length))
+        }
+        buffer.writeString(text)
+        return buffer
+    }
+}
+
 /// Writes one client's queued updates on its channel's event loop: every waiting message as a frame, one
 /// flush for all of them; while that flush is not taken by the socket nothing more is written (a client
 /// that does not read keeps its batch in flight while its queue fills: then it is closed as too slow).
+/// The frames are the fan-out's ready-made bytes, written below the pipeline's `WebSocketFrameEncoder`
+/// (through its context: in order with the frames the encoder writes, e.g. the close), so the same bytes
+/// serve every client and nothing is encoded per client.
 /// `ring()` may be called from any thread; everything else runs on the event loop.
 final class LoopWriter: @unchecked Sendable {
     let channel: any Channel
     let client: UpdateClient
+    let fanout: LoopFanout
     private let lock = NSLock()
     private var scheduled = false   // guarded by lock
     private var inFlight = false    // event loop only
+    /// The frame encoder's context (event loop only; looked up at the first write). nil: not found, so
+    /// frames go through the pipeline as `WebSocketFrame`s.
+    private var encoder: ChannelHandlerContext?? = .none
 
-    init(channel: any Channel, client: UpdateClient) {
+    init(channel: any Channel, client: UpdateClient, fanout: LoopFanout) {
+        precondition(fanout.loop === channel.eventLoop, "a client is written on its channel's loop")
         self.channel = channel
         self.client = client
+        self.fanout = fanout
     }
 
-    /// Schedules a write on the event loop (at most one scheduled at a time).
+    /// Schedules a write on the event loop (at most one scheduled at a time), through the loop's fan-out.
     func ring() {
         lock.lock()
         let already = scheduled
         scheduled = true
         lock.unlock()
-        if !already { channel.eventLoop.execute { self.write() } }
+        if !already { fanout.ring(self) }
     }
 
-    private func write() {
+    /// On the event loop: writes what waits, unless a flush is still in flight (its completion writes again).
+    func write() {
         lock.lock()
         scheduled = false
         lock.unlock()
         guard !inFlight, channel.isActive else { return }
         let messages = client.drainMessages()
-        guard let last = messages.last else { return }
-        for message in messages.dropLast() {
-            channel.write(WebSocketFrame(fin: true, opcode: .text, data: ByteBuffer(string: message)), promise: nil)
+        guard !messages.isEmpty else { return }
+        if encoder == nil {
+            encoder = .some(try? channel.pipeline.syncOperations.context(handlerType: WebSocketFrameEncoder.self))
         }
         inFlight = true
         let promise = channel.eventLoop.makePromise(of: Void.self)
-        channel.writeAndFlush(WebSocketFrame(fin: true, opcode: .text, data: ByteBuffer(string: last)), promise: promise)
+        if case .some(.some(let context)) = encoder {
+            for (index, message) in messages.enumerated() {
+                let frame = NIOAny(fanout.frame(message))
+                if index == messages.count - 1 { context.writeAndFlush(frame, promise: promise) } else { context.write(frame, promise: nil) }
+            }
+        } else {
+            for (index, message) in messages.enumerated() {
+                let frame = WebSocketFrame(fin: true, opcode: .text, data: ByteBuffer(string: message))
+                if index == messages.count - 1 { channel.writeAndFlush(frame, promise: promise) } else { channel.write(frame, promise: nil) }
+            }
+        }
         promise.futureResult.whenComplete { result in
             self.inFlight = false
             guard case .success = result else { return }
