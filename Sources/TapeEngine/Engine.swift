@@ -39,12 +39,16 @@ public protocol EngineDriver: AnyObject {
     /// The source has nothing yet. Wait as the driver sees fit, then return true to pull again, or
     /// false to stop the run.
     func idle() -> Bool
+    /// As `idle()`, with the earliest time a sink wants to be polled (`EngineSink.pollDue`, CLOCK_MONOTONIC
+    /// ns; nil: none): a driver that waits for input should wake by then. Default: `idle()`.
+    func idle(pollDue: Int64?) -> Bool
 }
 
 extension EngineDriver {
     public func willDeliver(receiveTime: Nanos) {}
     public func checkpoint(delivered: Int, streamTime: Nanos) -> Bool { true }
     public func idle() -> Bool { false }
+    public func idle(pollDue: Int64?) -> Bool { idle() }
 }
 
 /// Why `Engine.run` returned.
@@ -205,11 +209,18 @@ public final class Engine {
                 }
             case .idle:
                 if let failed = checkSinks() { return .sinkFailed(failed) }
-                if !driver.idle() { return .stoppedByDriver }
+                if !driver.idle(pollDue: pollDue) { return .stoppedByDriver }
             case .end:
                 return .endOfStream
             }
         }
+    }
+
+    /// The earliest `pollDue` of the sinks (nil: none wants a poll by a time).
+    public var pollDue: Int64? {
+        var earliest: Int64? = nil
+        for sink in engineSinks { if let due = sink.pollDue, due < (earliest ?? .max) { earliest = due } }
+        return earliest
     }
 
     /// Records newly failed sinks; returns the name of the first failed one, if any.

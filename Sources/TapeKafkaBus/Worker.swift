@@ -176,7 +176,12 @@ public final class Worker {
         probeBroker(now: WallClock.nanos())
         while failure == nil && !stop() {
             var message: KafkaMessage? = nil
-            do { message = try consumer.poll(timeoutMilliseconds: 50) } catch let error as KafkaError {
+            // At most 50 ms, and no later than a sink wants its poll (the Redis sink's hand-over for `/ws`).
+            var wait = 50
+            var due: Int64? = nil   // no array per poll
+            for work in works.values { if let next = work.pollDue, next < (due ?? .max) { due = next } }
+            if let due { wait = Int(min(Int64(wait), max(0, (due - Self.monotonicNanoseconds() + 999_999) / 1_000_000))) }   // rounded up: no spin
+            do { message = try consumer.poll(timeoutMilliseconds: wait) } catch let error as KafkaError {
                 if error.isFatal { failure = error; break }
                 if error.name == "UNKNOWN_TOPIC_OR_PART" || error.name == "_UNKNOWN_TOPIC" { topicGone = true }
                 // A partition's own error (e.g. its topic gone while a broker restarts): said once per
@@ -245,6 +250,10 @@ public final class Worker {
                 checkStores(now: now)
             }
             if storesAwaySince == nil { commitDue(now: now) }
+            if due != nil {
+                let monotonic = Self.monotonicNanoseconds()
+                for work in works.values where (work.pollDue ?? .max) <= monotonic { work.pollOtherSinks() }
+            }
             if now - lastIdentityProbe > 2_000_000_000 {
                 lastIdentityProbe = now
                 checkTopicIdentity()
@@ -769,5 +778,14 @@ final class TrackerList: @unchecked Sendable {
 
     func states() -> [DependencyState] {
         lock.withLock { trackers.keys.sorted().map { trackers[$0]!.current } }
+    }
+}
+
+extension Worker {
+    /// CLOCK_MONOTONIC in ns (the clock of `EngineSink.pollDue`).
+    static func monotonicNanoseconds() -> Int64 {
+        var now = timespec()
+        clock_gettime(CLOCK_MONOTONIC, &now)
+        return Int64(now.tv_sec) * 1_000_000_000 + Int64(now.tv_nsec)
     }
 }

@@ -263,9 +263,21 @@ final class LiveDriver: EngineDriver {
         return true
     }
 
-    func idle() -> Bool {
+    func idle() -> Bool { idle(pollDue: nil) }
+
+    /// Waits for input at most 2 ms (the stop checks), and no later than a sink wants its poll (the Redis
+    /// sink's hand-over: an update due while the feeds are quiet is not held back by the wait).
+    func idle(pollDue: Int64?) -> Bool {
         considerStopping()
-        if !stopping { source.waitForInput(nanos: 2_000_000) }
+        if !stopping {
+            var wait: Int64 = 2_000_000
+            if let pollDue {
+                var now = timespec()
+                clock_gettime(CLOCK_MONOTONIC, &now)
+                wait = min(wait, max(0, pollDue - (Int64(now.tv_sec) * 1_000_000_000 + Int64(now.tv_nsec))))
+            }
+            if wait > 0 { source.waitForInput(nanos: wait) }
+        }
         return true
     }
 

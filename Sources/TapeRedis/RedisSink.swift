@@ -292,6 +292,9 @@ public final class RedisSink: EventSink, @unchecked Sendable {
         }
     }
 
+    /// When the waiting items are due for their hand-over (monotonic ns); nil when nothing waits.
+    public var pollDue: Int64? { waiting ? lastHandover + options.handoverIntervalNanoseconds : nil }
+
     /// Hands over what waits; returns when it is written and acknowledged, or Redis is down (then it is
     /// held in memory and written on reconnect). Throws the failure.
     public func flush() throws {

@@ -15,6 +15,9 @@ public protocol EngineSink: GraphSink {
     func close() throws
     /// Housekeeping on the engine thread (see the extension below); default nothing.
     func poll()
+    /// When this sink wants `poll()` called at the latest (CLOCK_MONOTONIC ns), e.g. when a partial batch
+    /// reaches its time limit; nil: no wish. A live driver that waits for input wakes by then. Default nil.
+    var pollDue: Int64? { get }
 }
 
 /// An output that could not be written (a sink's failure): the run stops and `tape` exits with
@@ -72,6 +75,7 @@ extension EngineSink {
     /// (live), before it reads `failure`. A batching sink hands over a partial batch that has waited
     /// longer than its time limit here. Default: nothing.
     public func poll() {}
+    public var pollDue: Int64? { nil }
 }
 
 /// A sink with a section in summary.json (`stores.<name>`): the stores' counters. After summary.json is

@@ -282,6 +282,14 @@ public final class PartitionWork {
         for sink in others { sink.poll() }
     }
 
+    /// The earliest time one of the other sinks wants its poll (`EngineSink.pollDue`, CLOCK_MONOTONIC ns), e.g.
+    /// the Redis sink's hand-over of the updates for `tape serve`; nil: none.
+    public var pollDue: Int64? {
+        var earliest: Int64? = nil
+        for sink in others { if let due = sink.pollDue, due < (earliest ?? .max) { earliest = due } }
+        return earliest
+    }
+
     /// Hands everything since the last commit to the store with the next offset and the graph's
     /// checkpoint (none after an end of session: the next owner starts a fresh graph). Returns false
     /// when a store has failed (the partition must be given up: `failure`).

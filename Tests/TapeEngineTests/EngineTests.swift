@@ -117,6 +117,45 @@ final class EngineTests: XCTestCase {
         XCTAssertEqual(engine.counters.delivered, 2)
     }
 
+    /// A sink's `pollDue` reaches the driver's idle wait (the earliest of the sinks'), after the sinks were
+    /// polled: a live driver waiting for input wakes by the time a batching sink wants its poll.
+    func testIdleDriverGetsTheEarliestPollDueOfTheSinks() {
+        final class DueSink: EngineSink {
+            let name: String
+            var due: Int64?
+            var polls = 0
+            init(_ name: String, due: Int64?) { self.name = name; self.due = due }
+            var failure: (any Error)? { nil }
+            func emit(_ output: GraphOutput) {}
+            func flush() throws {}
+            func close() throws {}
+            func poll() { polls += 1 }
+            var pollDue: Int64? { due }
+        }
+        final class DueDriver: EngineDriver {
+            let paces = false
+            var seen: [Int64?] = []
+            func idle() -> Bool { XCTFail("the engine calls idle(pollDue:)"); return false }
+            func idle(pollDue: Int64?) -> Bool { seen.append(pollDue); return true }
+        }
+        let symbols = SymbolTable()
+        let btc = symbols.intern("BTC")
+        let later = DueSink("later", due: 9_000), sooner = DueSink("sooner", due: 4_000), none = DueSink("none", due: nil)
+        let engine = Engine(settings: EngineSettings(config: config()), symbols: symbols, sinks: [later, none, sooner])
+        let driver = DueDriver()
+        let items: [ScriptedSource.Item] = [.item(trade(btc, at: 0, price: 1, size: 1)), .idle]
+        XCTAssertEqual(engine.run(ScriptedSource(items), driver: driver), .endOfStream)
+        XCTAssertEqual(driver.seen, [4_000])
+        XCTAssertEqual(sooner.polls, 1, "polled before the wait")
+        XCTAssertEqual(engine.pollDue, 4_000)
+        sooner.due = nil; later.due = nil
+        XCTAssertNil(engine.pollDue)
+        // A driver that only has idle() (the protocol's default for idle(pollDue:)) still works.
+        let plain = RecordingDriver()
+        XCTAssertEqual(engine.run(ScriptedSource([.idle]), driver: plain), .endOfStream)
+        XCTAssertEqual(plain.idleCalls, 1)
+    }
+
     /// Clock ticks carried in the stream close a quiet symbol's bar and fire its stale-feed rule at the
     /// tick's stream position — before the next event — with the values computed by hand below.
     func testClockTicksFireTimersOnAQuietSymbol() {

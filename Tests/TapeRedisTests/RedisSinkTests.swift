@@ -225,6 +225,42 @@ final class RedisSinkTests: XCTestCase {
                                                                 Double(counters.keysWritten) / seconds))
     }
 
+    /// `pollDue` (what `tape live`'s idle wait and a worker's Kafka poll honour): nil while nothing waits; due at
+    /// once for the first item after a quiet spell (leading edge); then one interval after the last hand-over.
+    func testPollDueIsWhenTheWaitingItemsFallDue() throws {
+        let redis = try RedisTestSupport.connect()
+        let prefix = RedisTestSupport.prefix("due")
+        try RedisTestSupport.deleteKeys(redis, prefix: prefix)
+        defer { try? RedisTestSupport.deleteKeys(redis, prefix: prefix) }
+        let symbols = SymbolTable()
+        let btc = symbols.intern("spot:BTCUSDT")
+        var options = RedisSinkOptions()
+        options.keyPrefix = prefix
+        options.handoverIntervalNanoseconds = 3_600_000_000_000   // an hour: nothing falls due by itself here
+        let sink = try RedisSink(url: RedisTestSupport.url, symbols: symbols, options: options) { _ in }
+        defer { try? sink.close() }
+        func now() -> Int64 {
+            var time = timespec()
+            clock_gettime(CLOCK_MONOTONIC, &time)
+            return Int64(time.tv_sec) * 1_000_000_000 + Int64(time.tv_nsec)
+        }
+        XCTAssertNil(sink.pollDue, "nothing waits")
+        sink.record(.trade(eventTime: 1, receiveTime: 1, symbol: btc, price: 1, size: 1))
+        XCTAssertLessThanOrEqual(try XCTUnwrap(sink.pollDue), now(), "the first item after a quiet spell is due at once")
+        sink.poll()
+        XCTAssertNil(sink.pollDue, "handed over")
+        let handedOver = now()
+        sink.record(.quote(eventTime: 2, receiveTime: 2, symbol: btc, bid: 1, bidSize: 1, ask: 2, askSize: 1))
+        let due = try XCTUnwrap(sink.pollDue)
+        XCTAssertGreaterThan(due, handedOver + options.handoverIntervalNanoseconds - 1_000_000_000)
+        XCTAssertLessThanOrEqual(due, now() + options.handoverIntervalNanoseconds)
+        sink.poll()
+        XCTAssertNotNil(sink.pollDue, "not due yet: still waiting")
+        try sink.flush()
+        XCTAssertNil(sink.pollDue)
+        XCTAssertEqual(try redis.command(["HGET", "\(prefix)latest:quote:spot:BTCUSDT", "ask"]).string, "2")
+    }
+
     /// A bad URL is an error at start; so is an unreachable server (unless `startWhenDown`): each names
     /// the server, never the password.
     func testABadURLOrAnUnreachableServerIsAnErrorAtStart() throws {
