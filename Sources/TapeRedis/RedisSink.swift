@@ -24,12 +24,14 @@ public struct RedisSinkOptions: Sendable, Equatable {
     /// of old data is as readable as a live one.
     public var ttlSeconds: Int64? = 7 * 86_400
     /// The engine thread hands what it coalesced to the writer at most once per this interval (wall time,
-    /// checked in `poll()`, which the engine calls whenever its input is idle and every few thousand
-    /// events): at once when the last hand-over is at least this old (leading edge: the first tick after a
-    /// quiet spell is not held), otherwise as soon as it becomes so. So a busy symbol's latest trade and
+    /// checked in `poll()`, which the engine calls whenever its input is idle — a live driver waiting for
+    /// input wakes by `pollDue` — and every few thousand events): at once when the last hand-over is at
+    /// least this old (leading edge: the first tick after a quiet spell is not held), otherwise as soon as
+    /// it becomes so. So a busy symbol's latest trade and
     /// quote are published (and their hashes written) at most once per interval — the conflation that
-    /// bounds the WebSocket fan-out — and a waiting item is held at most this long …
-    public var handoverIntervalNanoseconds: Int64 = 5_000_000
+    /// bounds the WebSocket fan-out — and a waiting item is held at most this long. 2 ms: the interval is a
+    /// floor under the p99 to the WebSocket clients (docs/storage-redis.md, measured in BENCHMARKS.md) …
+    public var handoverIntervalNanoseconds: Int64 = 2_000_000
     /// … or when this many items (dirty latest values + bars + predictions + anomalies) are waiting.
     public var handoverItemsMax = 4096
     /// Commands per pipelined round trip (a key's commands are never split, so a round may go beyond).

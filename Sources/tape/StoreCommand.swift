@@ -25,7 +25,7 @@ struct StoreOptions: ParsableArguments {
     @Option(help: "Seconds a store keeps retrying an unreachable server at the end of a run before it fails (exit 5), its spool kept.")
     var storeCloseTimeout: Double = 60
 
-    @Option(help: "How often at most a redis:// store hands the latest trade and quote of a busy symbol to Redis and publishes them to `tape serve`'s WebSocket clients (e.g. 2ms, 5ms, 50ms; default 5ms): the conflation interval, and the longest an update waits (docs/storage-redis.md).")
+    @Option(help: "How often at most a redis:// store hands the latest trade and quote of a busy symbol to Redis and publishes them to `tape serve`'s WebSocket clients (e.g. 1ms, 2ms, 5ms, 50ms; default 2ms): the conflation interval, and the longest an update waits (docs/storage-redis.md).")
     var redisPublishInterval: String?
 
     @Option(help: "Send anomalies and pipeline faults to Slack and email as this file says (YAML, e.g. config/alerts.yaml; docs/alerts.md).")
