@@ -8,7 +8,7 @@
 #     `/health` of the same server (baseline in the same run), `/api/v1/latest/{symbol}`, a bars range, and two
 #     mixed Lua scripts (latest over every stored symbol + bars ranges) whose Redis hit rate is the change in
 #     `tape_cache_requests_total{result=hit|miss}` on `/metrics` across the run.
-#  2. WebSocket fan-out: 100 clients (scripts/ws_updates_client.py, raw sockets) subscribed to usdm:BTCUSDT trades
+#  2. WebSocket fan-out: 100 clients (scripts/ws_fanout_client.c; raw sockets, not Tape's code) subscribed to usdm:BTCUSDT trades
 #     and quotes while `tape feed-sim --speed 55` (~15,000 msg/s) → `tape live --store redis://…/8` publishes on
 #     Redis and `tape serve` relays. Latency = client arrival (wall ns) − data.receive_time_ns (the live receive
 #     stamp, wall ns), exact percentiles over every update, both when the data reached the client's socket (the
@@ -172,8 +172,19 @@ while time.time() < deadline:
 open(out, "w").write("\n".join(lines) + "\n")
 PY
 SUB_PID=$!
-python3 scripts/ws_updates_client.py "$ADDR" --symbol usdm:BTCUSDT --channels trades,quotes --clients 100 --seconds 12 \
-  --kernel-stamps --out "$WORK/ws.jsonl" > "$WORK/ws.out" 2> "$WORK/ws.err" &
+# The 100 clients: scripts/ws_fanout_client.c (one epoll loop in C, a few % of a core) or, with
+# BENCH_WS_CLIENT=python, scripts/ws_updates_client.py (one Python process: about half a core at 35,000 updates/s,
+# which it takes from the server on these 2 cores, and a reader that falls behind blurs its kernel stamps).
+if [ "${BENCH_WS_CLIENT:-c}" = python ]; then
+  WS_CLIENT_NAME="one Python process (scripts/ws_updates_client.py)"
+  python3 scripts/ws_updates_client.py "$ADDR" --symbol usdm:BTCUSDT --channels trades,quotes --clients 100 --seconds 12 \
+    --kernel-stamps --out "$WORK/ws.jsonl" > "$WORK/ws.out" 2> "$WORK/ws.err" &
+else
+  WS_CLIENT_NAME="one C process (scripts/ws_fanout_client.c)"
+  cc -O2 -Wall -o "$WORK/ws_fanout_client" scripts/ws_fanout_client.c
+  "$WORK/ws_fanout_client" "${ADDR%:*}" "${ADDR##*:}" usdm:BTCUSDT trades,quotes 100 12 "$WORK/ws.jsonl" \
+    > "$WORK/ws.out" 2> "$WORK/ws.err" &
+fi
 WS_PID=$!
 # One more client in a process of its own: its arrival stamps do not wait for 99 other sockets' reads in Python.
 python3 scripts/ws_updates_client.py "$ADDR" --symbol usdm:BTCUSDT --channels trades,quotes --clients 1 --seconds 12 \
@@ -193,7 +204,7 @@ PORT=$(sed 's/.*://' "$WORK/port")
 serve_cpu1=$(cpu_seconds "$SERVE_PID")
 kill "$SIM_PID" 2>/dev/null || true; wait "$SIM_PID" 2>/dev/null || true; SIM_PID=
 wait "$WS_PID" || true; wait "$WS1_PID" || true; wait "$SUB_PID" || true
-echo "WebSocket: $clients clients connected (tape_ws_clients: 100 in one Python process + 1 alone) to usdm:BTCUSDT trades,quotes;"
+echo "WebSocket: $clients clients connected (tape_ws_clients: 100 in $WS_CLIENT_NAME + 1 alone, Python) to usdm:BTCUSDT trades,quotes;"
 echo "  tape feed-sim --speed 55 (~15,000 msg/s) -> tape live --store $REDIS ${PUBLISH_INTERVAL:+--redis-publish-interval $PUBLISH_INTERVAL }-> Redis pub/sub -> tape serve /ws"
 echo "  tape serve CPU during the session: $(echo "$serve_cpu1 - $serve_cpu0" | bc) s (user + system)"
 python3 - "$WORK" <<'PY'
@@ -232,6 +243,9 @@ closes = [c for c in json.loads(open(f"{work}/ws.out").read().splitlines()[-1])[
 span = (max(arrivals) - min(arrivals)) / 1e9
 print(f"  session: {len(stamps)} messages received by tape live")
 print(f"  receive -> Redis PUBLISH seen (raw subscriber, baseline): {len(redis)} updates; {line(redis)}")
+print("    by channel: " + "; ".join(
+    f"{channel} p50 {pct(v, .5):.2f} ms, p99 {pct(v, .99):.2f} ms ({len(v)})"
+    for channel in ("trades", "quotes") for v in [latencies(f"{work}/redis_sub.jsonl", None, (channel,))[0]]))
 print(f"  receive -> the client alone in its process: {len(alone)} updates")
 print(f"    at its socket (kernel stamp): {line(alone_kernel)}")
 print(f"    read by it:                   {line(alone)}")
