@@ -49,22 +49,14 @@ public final class KafkaAdmin {
             throw KafkaError(operation: operation, peer: config.bootstrapServers, text: failure ?? "NewTopic failed")
         }
         defer { rd_kafka_NewTopic_destroy(newTopic) }
-        let options = rd_kafka_AdminOptions_new(client, RD_KAFKA_ADMIN_OP_CREATETOPICS)
-        defer { rd_kafka_AdminOptions_destroy(options) }
-        _ = ErrorText.capture { buffer, capacity in
-            rd_kafka_AdminOptions_set_request_timeout(options, Int32(timeoutMilliseconds), buffer, capacity)
-                == RD_KAFKA_RESP_ERR_NO_ERROR
-        }
-        var topics: [OpaquePointer?] = [newTopic]
-        rd_kafka_CreateTopics(client, &topics, 1, options, queue)
+        return try request(operation, RD_KAFKA_ADMIN_OP_CREATETOPICS, timeoutMilliseconds: timeoutMilliseconds,
+                           send: { options in
+            var topics: [OpaquePointer?] = [newTopic]
+            rd_kafka_CreateTopics(client, &topics, 1, options, queue)
+        }, read: { event in try createdTopic(event, operation: operation) })
+    }
 
-        let event = try awaitEvent(operation: operation, timeoutMilliseconds: timeoutMilliseconds)
-        defer { rd_kafka_event_destroy(event) }
-        let eventError = rd_kafka_event_error(event)
-        if eventError != RD_KAFKA_RESP_ERR_NO_ERROR {
-            throw KafkaError(operation: operation, peer: config.bootstrapServers, code: eventError,
-                             detail: rd_kafka_event_error_string(event).map { String(cString: $0) })
-        }
+    private func createdTopic(_ event: OpaquePointer, operation: String) throws -> TopicCreation {
         guard let result = rd_kafka_event_CreateTopics_result(event) else {
             throw KafkaError(operation: operation, peer: config.bootstrapServers, text: "no CreateTopics result")
         }
@@ -120,20 +112,12 @@ public final class KafkaAdmin {
         }
         guard let collection else { throw KafkaError(operation: operation, peer: config.bootstrapServers, text: "no topic collection") }
         defer { rd_kafka_TopicCollection_destroy(collection) }
-        let options = rd_kafka_AdminOptions_new(client, RD_KAFKA_ADMIN_OP_DESCRIBETOPICS)
-        defer { rd_kafka_AdminOptions_destroy(options) }
-        _ = ErrorText.capture { buffer, capacity in
-            rd_kafka_AdminOptions_set_request_timeout(options, Int32(timeoutMilliseconds), buffer, capacity)
-                == RD_KAFKA_RESP_ERR_NO_ERROR
-        }
-        rd_kafka_DescribeTopics(client, collection, options, queue)
-        let event = try awaitEvent(operation: operation, timeoutMilliseconds: timeoutMilliseconds)
-        defer { rd_kafka_event_destroy(event) }
-        let eventError = rd_kafka_event_error(event)
-        if eventError != RD_KAFKA_RESP_ERR_NO_ERROR {
-            throw KafkaError(operation: operation, peer: config.bootstrapServers, code: eventError,
-                             detail: rd_kafka_event_error_string(event).map { String(cString: $0) })
-        }
+        return try request(operation, RD_KAFKA_ADMIN_OP_DESCRIBETOPICS, timeoutMilliseconds: timeoutMilliseconds,
+                           send: { options in rd_kafka_DescribeTopics(client, collection, options, queue) },
+                           read: { event in try describedTopicID(event, operation: operation) })
+    }
+
+    private func describedTopicID(_ event: OpaquePointer, operation: String) throws -> String? {
         guard let result = rd_kafka_event_DescribeTopics_result(event) else {
             throw KafkaError(operation: operation, peer: config.bootstrapServers, text: "no DescribeTopics result")
         }
@@ -167,11 +151,27 @@ public final class KafkaAdmin {
         rd_kafka_destroy(client)
     }
 
-    private func awaitEvent(operation: String, timeoutMilliseconds: Int) throws -> OpaquePointer {
+    /// One admin request: options with the request timeout, `send` (the request on `queue`), its event awaited
+    /// and checked for a request-level error, then `read` of the result. Everything made here is released.
+    private func request<T>(_ operation: String, _ kind: rd_kafka_admin_op_t, timeoutMilliseconds: Int,
+                            send: (OpaquePointer?) -> Void, read: (OpaquePointer) throws -> T) throws -> T {
+        let options = rd_kafka_AdminOptions_new(client, kind)
+        defer { rd_kafka_AdminOptions_destroy(options) }
+        _ = ErrorText.capture { buffer, capacity in
+            rd_kafka_AdminOptions_set_request_timeout(options, Int32(timeoutMilliseconds), buffer, capacity)
+                == RD_KAFKA_RESP_ERR_NO_ERROR
+        }
+        send(options)
         // The request's own timeout answers first; the extra second only guards against a lost answer.
         guard let event = rd_kafka_queue_poll(queue, Int32(timeoutMilliseconds + 1_000)) else {
             throw KafkaError(operation: operation, peer: config.bootstrapServers, code: RD_KAFKA_RESP_ERR__TIMED_OUT)
         }
-        return event
+        defer { rd_kafka_event_destroy(event) }
+        let eventError = rd_kafka_event_error(event)
+        if eventError != RD_KAFKA_RESP_ERR_NO_ERROR {
+            throw KafkaError(operation: operation, peer: config.bootstrapServers, code: eventError,
+                             detail: rd_kafka_event_error_string(event).map { String(cString: $0) })
+        }
+        return try read(event)
     }
 }

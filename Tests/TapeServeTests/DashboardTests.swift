@@ -113,7 +113,7 @@ extension ServeTests {
                                                       "--screenshot=" + shot, page], stdout: "/dev/null", stderr: "/dev/null"))
         if waitForExit(camera, seconds: 90) == nil { kill(camera, SIGKILL); _ = waitForExit(camera) }
         let size = (try? FileManager.default.attributesOfItem(atPath: shot)[.size] as? Int) ?? 0
-        XCTAssertGreaterThan(size ?? 0, 20_000, "a screenshot of the dashboard at \(shot)")
+        XCTAssertGreaterThan(size, 20_000, "a screenshot of the dashboard at \(shot)")
         stopServe(pid)
     }
 }
