@@ -6,8 +6,9 @@
 # fix for a metadata-cache use-after-free when a topic comes back with a new id (upstream #4964, fixed in
 # 2.10; trixie has 2.8). TAPE_LIBRDKAFKA_SUITE picks another suite (at least MINIMUM_VERSION).
 #
-# Patched: scripts/patches/*.patch are applied to upstream's tree (see each file; docs/kafka.md). A patch
-# that no longer applies (upstream changed the code) stops the build with its name.
+# Patched: scripts/patches/*.patch are applied to upstream's tree (see each file; docs/kafka.md): a crash on a
+# metadata update that names no topic, and the idempotent producer's 500 ms wait for a broker at start. A
+# patch that no longer applies (upstream changed the code) stops the build with its name.
 #
 # Only the source package is fetched, with apt's state, cache and sources list private to .deps/apt/: the
 # system's apt configuration and package set are untouched. The archive's signature and hashes are
