@@ -6,7 +6,7 @@
 #     (goal <= 1.2x); also against the plain replay.
 #  2. An external strategy (Python, sdk/python/tape_strategy.py) subscribed to trades, quotes, bars and
 #     indicators of one capture: items exchanged per second (each one a round trip: Tape waits for its answer),
-#     and the wall time against the same replay without it.
+#     and the wall time against the same replay without it; baseline: a bare Python echo over pipes, same run.
 # Usage: scripts/bench_backtest.sh BENCH_FILE
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -94,11 +94,28 @@ trading:
 YAML
 read -r alone _ <<< "$(best alone "$CAPTURE" --config "$WORK/external.yaml")"
 read -r external _ <<< "$(best external "$CAPTURE" --config "$WORK/external.yaml" --trading "$WORK/external-trading.yaml")"
-python3 - "$WORK" "$alone" "$external" <<'PY'
+# Baseline in the same run: what one line-for-line round trip between two Python processes over pipes costs on
+# this machine now (best of 2; the floor under a strategy that answers every item).
+pipe_rate=$(python3 - <<'PY'
+import subprocess, sys, time
+best = 0.0
+for _ in range(2):
+    child = subprocess.Popen([sys.executable, "-c", "import sys\nfor line in sys.stdin:\n    sys.stdout.write(line); sys.stdout.flush()"],
+                             stdin=subprocess.PIPE, stdout=subprocess.PIPE, bufsize=0)
+    n, started = 20000, time.time()
+    for _ in range(n):
+        child.stdin.write(b'{"type":"quote","symbol":"usdm:BTCUSDT"}\n'); child.stdout.readline()
+    best = max(best, n / (time.time() - started))
+    child.stdin.close(); child.wait()
+print(f"{best:.0f}")
+PY
+)
+python3 - "$WORK" "$alone" "$external" "$pipe_rate" <<'PY'
 import sys
-work, alone, external = sys.argv[1], float(sys.argv[2]), float(sys.argv[3])
+work, alone, external, pipe_rate = sys.argv[1], float(sys.argv[2]), float(sys.argv[3]), float(sys.argv[4])
 items = int(open(f"{work}/items.txt").read())
 print(f"external strategy (Python, trades+quotes+bars+indicators of usdm-btcusdt_20240808, 5s and 1m): {items:,} items")
 print(f"  replay alone {alone:.3f} s, with the external strategy {external:.3f} s: "
       f"{items / external:,.0f} items/s end to end ({items / max(external - alone, 1e-9):,.0f}/s of the strategy's own time)")
+print(f"  baseline, a bare Python echo over pipes: {pipe_rate:,.0f} round trips/s; the strategy = {items / external / pipe_rate:.2f}x of it")
 PY
