@@ -153,6 +153,14 @@ final class UpdatesEndpoint: Sendable {
     }
 }
 
+/// The bytes `/ws` sends for a text message: one whole server-to-client frame (FIN, opcode 1, no mask; RFC 6455
+/// §5.2), as `LoopFanout` makes them once for every client.
+public enum WebSocketTextFrame {
+    public static func bytes(_ text: String) -> [UInt8] {
+        Array(LoopFanout.textFrame(text, allocator: ByteBufferAllocator()).readableBytesView)
+    }
+}
+
 /// The clients of one event loop that have updates waiting: rung from any thread (the Redis subscriber's, per
 /// update and client), it schedules one task on the loop for all of them, not one per client. An update for
 /// 100 clients on 2 loops is 2 hops, not 100. Within a pass each message is framed once (`frame(_:)`) and the
