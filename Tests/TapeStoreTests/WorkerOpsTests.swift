@@ -111,8 +111,13 @@ extension PostgresStoreTests {
         waitExit(worker, seconds: 120, "the worker")
         XCTAssertEqual(worker.terminationStatus, 0, text(folder + "/work.err"))
         let log = text(folder + "/work.err")
-        XCTAssertEqual(log.components(separatedBy: "is away: reading paused").count - 1, 1, "the outage said once: \(log)")
-        XCTAssertEqual(log.components(separatedBy: "is back after").count - 1, 1, "its end said once: \(log)")
+        // Said once by the worker — or, when a partition's store connection sat idle through the stop, once more
+        // when that store next writes (a documented limit: an idle store notices PostgreSQL gone only at its next
+        // write; seen in CI, 0.1 s after the first end). Every "away" has its "back".
+        let aways = log.components(separatedBy: "is away: reading paused").count - 1
+        let backs = log.components(separatedBy: "is back after").count - 1
+        XCTAssertTrue((1...2).contains(aways), "the outage said once (twice with an idle store): \(log)")
+        XCTAssertEqual(backs, aways, "each away has its end: \(log)")
         XCTAssertTrue(log.contains("tape: postgres 127.0.0.1:\(postgres.port)/work: down ("), log)
 
         let replay = folder + "/replay"
